@@ -1,0 +1,78 @@
+"""Camera seam: what every camera driver (real or simulated) must deliver.
+
+A camera here is the sensor *and* its always-running H.264 encoder, because that is how the
+device works (picamera2's encoder thread) and because the recorder must only ever hold
+encoded video in memory. Implementations call the sink from their own thread, once per
+access unit, in capture order.
+
+Contract (checked by ``tests/contract/test_camera_contract.py``):
+
+* ``pts_us`` is the capture time on ``CLOCK_MONOTONIC`` in microseconds, strictly increasing.
+* ``index`` counts frames produced since ``start()``; a gap in ``index`` means the driver
+  dropped a frame and must be visible to the recorder (it is reported, never hidden).
+* every keyframe is an IDR access unit in Annex-B form that carries SPS and PPS, so any
+  segment can start on it.
+* ``stop()`` returns only after the last ``sink`` call has finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Camera", "EncodedFrame", "FrameSink", "VideoFormat"]
+
+
+@dataclass(frozen=True, slots=True)
+class VideoFormat:
+    """What the encoder produces; recorded in every manifest."""
+
+    width: int
+    height: int
+    fps: int
+    bitrate: int
+    codec: str = "h264"
+    profile: str = "high"
+    gop: int = 30
+
+    @property
+    def frame_interval_us(self) -> int:
+        """Nominal time between frames, used by watchdogs and gap checks."""
+        return 1_000_000 // self.fps
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedFrame:
+    """One H.264 access unit as it leaves the encoder."""
+
+    data: bytes
+    pts_us: int
+    keyframe: bool
+    index: int
+
+
+FrameSink = Callable[[EncodedFrame], None]
+
+
+@runtime_checkable
+class Camera(Protocol):
+    """A sensor with an always-running encoder, delivering access units to one sink."""
+
+    @property
+    def format(self) -> VideoFormat:
+        """The stream's format; fixed for the camera's lifetime."""
+        ...
+
+    def start(self, sink: FrameSink) -> None:
+        """Start capturing; ``sink`` is called from the driver's thread for every frame."""
+        ...
+
+    def stop(self) -> None:
+        """Stop capturing; returns after the last ``sink`` call completed."""
+        ...
+
+    @property
+    def frames_delivered(self) -> int:
+        """Access units handed to the sink since the first ``start()``."""
+        ...

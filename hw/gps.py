@@ -1,0 +1,57 @@
+"""GPS seam: fixes with UTC time from a GNSS receiver.
+
+Contract (checked by ``tests/contract/test_gps_contract.py``):
+
+* a ``Fix`` is only ever built from sentences whose NMEA checksum verified;
+* ``mode`` follows gpsd: 1 = no fix, 2 = 2D, 3 = 3D; fields unknown to the receiver are None;
+* ``received_mono_ns`` is ``time.monotonic_ns()`` when the completing sentence arrived, which
+  lets the clock logic relate GPS UTC to the local monotonic clock;
+* the receiver survives garbage, silence and unplugging: it never raises into the sink's
+  thread and reconnects by itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+__all__ = ["Fix", "FixSink", "GpsReceiver"]
+
+
+@dataclass(frozen=True, slots=True)
+class Fix:
+    """One navigation solution (one NMEA epoch)."""
+
+    mode: int
+    utc: datetime | None
+    lat: float | None = None
+    lon: float | None = None
+    alt_msl: float | None = None
+    speed_mps: float | None = None
+    course_deg: float | None = None
+    hdop: float | None = None
+    satellites: int | None = None
+    received_mono_ns: int = 0
+
+    @property
+    def has_position(self) -> bool:
+        """True for a 2D or 3D fix with coordinates."""
+        return self.mode >= 2 and self.lat is not None and self.lon is not None
+
+
+FixSink = Callable[[Fix], None]
+
+
+@runtime_checkable
+class GpsReceiver(Protocol):
+    """A source of fixes (serial NMEA, gpsd, or the route simulator)."""
+
+    def start(self, sink: FixSink) -> None:
+        """Start reading; ``sink`` is called from the reader's thread once per epoch."""
+        ...
+
+    def stop(self) -> None:
+        """Stop reading and close the port."""
+        ...
