@@ -47,7 +47,9 @@ class BodycamError(Exception):
 class ConfigError(BodycamError, ValueError):
     """A configuration file or value is invalid; the message names the key, value and rule."""
 
-    def __init__(self, message: str, *, key: str | None = None, source: str | None = None):
+    def __init__(
+        self, message: str, *, key: str | None = None, source: str | None = None
+    ) -> None:
         self.key = key
         self.source = source
         prefix = f"{source}: " if source else ""
