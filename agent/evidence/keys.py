@@ -1,0 +1,250 @@
+"""The device's Ed25519 signing key: generated on the device, never leaves it.
+
+Files under ``<data_dir>/keys/``: ``device.key`` (PKCS#8 PEM, mode 0600, created with that
+mode so it is never briefly readable by others), ``device.pub`` (SubjectPublicKeyInfo PEM,
+what the fleet registers and ``openssl`` reads), and ``retired/`` holding the public half of
+every earlier key, so segments signed before a rotation still verify.
+
+Nothing in this module logs or prints private key material.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import os
+import stat
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from agent.atomic import atomic_write, fsync_dir
+from agent.errors import EvidenceError, KeyMissing
+
+__all__ = [
+    "DeviceKey",
+    "KeyRotation",
+    "fingerprint",
+    "keys_init_main",
+    "load_public_keys",
+    "public_key_from_text",
+]
+
+KEY_NAME = "device.key"
+PUB_NAME = "device.pub"
+RETIRED_DIR = "retired"
+
+
+def fingerprint(public: bytes) -> str:
+    """SHA-256 of the raw 32-byte public key, hex."""
+    return hashlib.sha256(public).hexdigest()
+
+
+def _pub_pem(public: bytes) -> bytes:
+    return Ed25519PublicKey.from_public_bytes(public).public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def public_key_from_text(text: str) -> bytes:
+    """Raw public key from a PEM block or a base64 (raw 32-byte) string."""
+    text = text.strip()
+    if text.startswith("-----BEGIN"):
+        key = serialization.load_pem_public_key(text.encode())
+        if not isinstance(key, Ed25519PublicKey):
+            raise EvidenceError("public key is not Ed25519")
+        return key.public_bytes_raw()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise EvidenceError(f"public key {text[:20]!r}… is neither PEM nor base64") from None
+    if len(raw) != 32:
+        raise EvidenceError("base64 public key must decode to 32 bytes")
+    return raw
+
+
+def load_public_keys(keys_dir: Path) -> dict[str, bytes]:
+    """Current and retired public keys found in a ``keys`` directory, by fingerprint."""
+    out: dict[str, bytes] = {}
+    files = [keys_dir / PUB_NAME, *sorted((keys_dir / RETIRED_DIR).glob("*.pub"))]
+    for f in files:
+        if f.is_file():
+            raw = public_key_from_text(f.read_text())
+            out[fingerprint(raw)] = raw
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRotation:
+    """What a key rotation changed; :meth:`event_fields` is the log event's payload."""
+
+    old_public: bytes
+    new_public: bytes
+
+    def event_fields(self) -> dict[str, Any]:
+        """Fields for the ``key_rotation`` log event (public material only)."""
+        return {
+            "old_fingerprint": fingerprint(self.old_public),
+            "new_fingerprint": fingerprint(self.new_public),
+            "new_key": base64.b64encode(self.new_public).decode(),
+        }
+
+
+class DeviceKey:
+    """An Ed25519 private key loaded from the device's key file. Immutable; thread-safe."""
+
+    def __init__(self, private: Ed25519PrivateKey) -> None:
+        self._private = private
+        self._public = private.public_key().public_bytes_raw()
+
+    def __repr__(self) -> str:
+        return f"DeviceKey(fingerprint={self.fingerprint_short})"
+
+    @classmethod
+    def generate(cls, path: Path, *, rotate: bool = False) -> DeviceKey:
+        """Create a new key at ``path`` (0600) and its ``.pub`` beside it.
+
+        Refuses to overwrite an existing key unless ``rotate`` (use :meth:`rotate`, which also
+        keeps the old public key).
+        """
+        path = Path(path)
+        if path.exists() and not rotate:
+            raise EvidenceError(f"{path}: a device key already exists; rotate it explicitly")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(path.parent, 0o700)
+        private = Ed25519PrivateKey.generate()
+        pem = private.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption())
+        key = cls(private)
+        atomic_write(path.with_name(PUB_NAME), _pub_pem(key.public_bytes), mode=0o644)
+        atomic_write(path, pem, mode=0o600)
+        return key
+
+    @classmethod
+    def load(cls, path: Path) -> DeviceKey:
+        """Load the key; :class:`KeyMissing` if absent, refuse one readable by group/other."""
+        path = Path(path)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            raise KeyMissing(
+                f"no device key at {path}: evidence cannot be signed; "
+                "run 'bodycam keys init' on the device") from None
+        if stat.S_IMODE(st.st_mode) & 0o077:
+            raise EvidenceError(
+                f"{path}: device key is accessible to group/other "
+                f"(mode {stat.S_IMODE(st.st_mode):04o}); expected 0600")
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if not isinstance(private, Ed25519PrivateKey):
+            raise EvidenceError(f"{path}: not an Ed25519 private key")
+        return cls(private)
+
+    @classmethod
+    def rotate(cls, path: Path) -> tuple[DeviceKey, KeyRotation]:
+        """Retire the current key (public half kept in ``retired/``) and generate a new one."""
+        path = Path(path)
+        old = cls.load(path)
+        retired = path.parent / RETIRED_DIR
+        retired.mkdir(exist_ok=True)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        atomic_write(retired / f"{stamp}_{old.fingerprint_short}.pub", _pub_pem(old.public_bytes))
+        fsync_dir(path.parent)
+        new = cls.generate(path, rotate=True)
+        return new, KeyRotation(old.public_bytes, new.public_bytes)
+
+    @property
+    def public_bytes(self) -> bytes:
+        """Raw 32-byte public key."""
+        return self._public
+
+    @property
+    def public_b64(self) -> str:
+        """Standard base64 of the raw public key (as it appears in manifests)."""
+        return base64.b64encode(self._public).decode()
+
+    @property
+    def public_pem(self) -> bytes:
+        """SubjectPublicKeyInfo PEM of the public key."""
+        return _pub_pem(self._public)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the raw public key, hex."""
+        return fingerprint(self._public)
+
+    @property
+    def fingerprint_short(self) -> str:
+        """First 16 hex digits of :attr:`fingerprint`, for logs and file names."""
+        return self.fingerprint[:16]
+
+    def sign(self, data: bytes) -> bytes:
+        """Ed25519 signature over ``data``."""
+        return self._private.sign(data)
+
+
+def keys_init_main(argv: Sequence[str] | None = None) -> int:
+    """``bodycam keys init [--data-dir DIR] [--rotate]``: create (or rotate) the device key.
+
+    Prints the public key and its fingerprint, never the private key. A rotation is written
+    to the evidence log (signed with the old key first) when the log exists.
+    """
+    parser = argparse.ArgumentParser(prog="bodycam keys init")
+    parser.add_argument("--data-dir", type=Path, default=Path("/var/lib/bodycam"))
+    parser.add_argument("--rotate", action="store_true", help="retire the current key")
+    args = parser.parse_args(argv)
+    path = args.data_dir / "keys" / KEY_NAME
+    try:
+        if args.rotate:
+            key = _rotate_and_log(args.data_dir, path)
+        else:
+            key = DeviceKey.generate(path)
+    except EvidenceError as exc:
+        print(f"bodycam keys init: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(key.public_pem.decode())
+    print(f"public key (base64): {key.public_b64}")
+    print(f"fingerprint (sha256): {key.fingerprint}")
+    return 0
+
+
+def _rotate_and_log(data_dir: Path, path: Path) -> DeviceKey:
+    from .log import EvidenceLog, origin_for  # noqa: PLC0415 - log imports keys
+
+    old = DeviceKey.load(path)
+    log_dir = data_dir / "log"
+    if not (log_dir / "entries.bin").exists():
+        return DeviceKey.rotate(path)[0]
+    device_id = _device_id_from_checkpoint(log_dir)
+    log = EvidenceLog(log_dir, old, origin_for(device_id))
+    try:
+        new, rotation = DeviceKey.rotate(path)
+        log.append({"kind": "event", "type": "key_rotation",
+                    "utc": _utc_now(), **rotation.event_fields()})
+        log.set_key(new)
+    finally:
+        log.close()
+    return new
+
+
+def _device_id_from_checkpoint(log_dir: Path) -> str:
+    with contextlib.suppress(OSError, IndexError):
+        origin = (log_dir / "checkpoint").read_text().split("\n", 1)[0]
+        return origin.rsplit("/", 1)[-1]
+    raise EvidenceError(f"{log_dir}: cannot read the log's checkpoint to find the device id")
+
+
+def _utc_now() -> str:
+    t = time.time_ns() // 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1_000_000)) + \
+        f".{t % 1_000_000:06d}Z"
