@@ -6,6 +6,9 @@ Contract (checked by ``tests/contract/test_gps_contract.py``):
 * ``mode`` follows gpsd: 1 = no fix, 2 = 2D, 3 = 3D; fields unknown to the receiver are None;
 * ``received_mono_ns`` is ``time.monotonic_ns()`` when the completing sentence arrived, which
   lets the clock logic relate GPS UTC to the local monotonic clock;
+* when the source falls silent for longer than its ``stale_after_s``, the receiver delivers
+  one marker ``Fix(mode=1, utc=None, stale=True)``; consumers may also ask
+  ``hw.gps_nmea.is_stale(last_fix, now_ns, stale_after_s)``;
 * the receiver survives garbage, silence and unplugging: it never raises into the sink's
   thread and reconnects by itself.
 """
@@ -34,6 +37,8 @@ class Fix:
     hdop: float | None = None
     satellites: int | None = None
     received_mono_ns: int = 0
+    stale: bool = False
+    """True only on the marker a receiver delivers when its source fell silent."""
 
     @property
     def has_position(self) -> bool:

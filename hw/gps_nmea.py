@@ -1,0 +1,543 @@
+"""NMEA 0183 stream decoding: framing, checksum validation and epoch assembly into ``Fix``.
+
+A serial line from a GNSS receiver carries bursts of sentences, one burst per navigation
+epoch, mixed with whatever the line picks up: partial lines after a reconnect, binary
+vendor frames (u-blox UBX), NULs, noise. This module turns that byte stream into one
+:class:`~hw.gps.Fix` per epoch, and nothing else:
+
+* **Framing** (:class:`NmeaFramer`): bytes are split on CR/LF; a line is bounded
+  (:data:`MAX_LINE`), non-ASCII bytes invalidate it; anything that is not a sentence is
+  counted as garbage and dropped.
+* **Trust** (:func:`verify_sentence`): a sentence is used only if it carries ``*HH`` and
+  the XOR checksum matches. A sentence without a checksum is rejected like a wrong one:
+  evidence never rests on an unverified sentence.
+* **Fields**: pynmea2 splits the sentence into talker, type and fields; the conversions
+  that matter for evidence (time of day, date, coordinates) are done here with exact
+  integer arithmetic and strict validation, because pynmea2 silently returns the raw
+  string when a conversion fails and rounds fractional seconds through a float.
+* **Epochs** (:class:`EpochAssembler`): a change of UTC time of day closes the epoch; so
+  does the sentence type that ended the previous epochs (the *cycle ender*, learned as
+  gpsd does), and so does :meth:`EpochAssembler.flush` when the line goes quiet.
+
+Staleness is the consumer's question, answered by :func:`is_stale`; the serial reader also
+delivers a single ``Fix(mode=1, stale=True)`` marker when the receiver goes silent.
+
+Not thread-safe: one reader thread owns a decoder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+
+import pynmea2
+
+from hw.gps import Fix
+
+__all__ = [
+    "MAX_LINE",
+    "EpochAssembler",
+    "NmeaDecoder",
+    "NmeaFramer",
+    "NmeaStats",
+    "Sentence",
+    "is_stale",
+    "nmea_checksum",
+    "stale_marker",
+    "verify_sentence",
+]
+
+MAX_LINE = 256
+"""Longest line accepted (NMEA says 82; real receivers exceed it, never by this much)."""
+
+KNOTS_TO_MPS = 1852.0 / 3600.0
+_FIX_SENTENCES = frozenset({"GGA", "RMC", "GNS", "GSA", "ZDA", "VTG", "GLL"})
+_TIMED = frozenset({"GGA", "RMC", "GNS", "ZDA", "GLL"})
+_GGA_NOT_A_FIX = frozenset({7, 8})  # manual input, simulator: never evidence of a position
+_HEX = frozenset(b"0123456789ABCDEFabcdef")
+
+
+@dataclass(slots=True)
+class NmeaStats:
+    """Counters for telemetry; monotonically increasing for the life of the decoder."""
+
+    sentences_ok: int = 0
+    bad_checksum: int = 0
+    garbage_bytes: int = 0
+    overlong_lines: int = 0
+    unparsed: int = 0
+    epochs: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """Plain integers for a telemetry message."""
+        return {
+            "sentences_ok": self.sentences_ok,
+            "bad_checksum": self.bad_checksum,
+            "garbage_bytes": self.garbage_bytes,
+            "overlong_lines": self.overlong_lines,
+            "unparsed": self.unparsed,
+            "epochs": self.epochs,
+        }
+
+
+def nmea_checksum(body: bytes) -> int:
+    """XOR of the bytes between ``$`` and ``*``."""
+    value = 0
+    for byte in body:
+        value ^= byte
+    return value
+
+
+def verify_sentence(line: bytes) -> str | None:
+    """The sentence text (``$`` … ``*HH``) if ``line`` holds one with a valid checksum.
+
+    Leading noise before the last ``$`` is ignored (a line that began mid-sentence after a
+    reconnect, or two sentences run together); trailing whitespace is allowed.
+    Returns None when there is no checksum, it is malformed, or it does not match.
+    """
+    start = line.rfind(b"$")
+    if start < 0:
+        return None
+    sentence = line[start:].rstrip(b" \t\r\n")
+    if len(sentence) < 10 or sentence[-3] != 0x2A:  # b"*"
+        return None
+    digits = sentence[-2:]
+    if digits[0] not in _HEX or digits[1] not in _HEX:
+        return None
+    body = sentence[1:-3]
+    if any(b < 0x20 or b > 0x7E or b == 0x2A for b in body):
+        return None
+    if nmea_checksum(body) != int(digits, 16):
+        return None
+    return sentence.decode("ascii")
+
+
+class NmeaFramer:
+    """Splits a byte stream into bounded lines; counts what it throws away."""
+
+    def __init__(self, stats: NmeaStats) -> None:
+        self._stats = stats
+        self._partial = bytearray()
+        self._discarding = False
+
+    def reset(self) -> None:
+        """Forget a partial line (after a reconnect the tail belongs to another stream)."""
+        self._stats.garbage_bytes += len(self._partial)
+        self._partial.clear()
+        self._discarding = False
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Complete lines found in ``data`` (without terminators)."""
+        lines: list[bytes] = []
+        buf = self._partial
+        buf += data
+        start = 0
+        while True:
+            end = _find_eol(buf, start)
+            if end < 0:
+                break
+            line = bytes(buf[start:end])
+            start = end + 1
+            if self._discarding:
+                self._discarding = False
+                self._stats.garbage_bytes += len(line)
+                continue
+            if line:
+                lines.append(line)
+        del buf[:start]
+        if len(buf) > MAX_LINE:
+            self._stats.overlong_lines += 0 if self._discarding else 1
+            self._stats.garbage_bytes += len(buf)
+            buf.clear()
+            self._discarding = True
+        return lines
+
+
+def _find_eol(buf: bytearray, start: int) -> int:
+    lf = buf.find(b"\n", start)
+    cr = buf.find(b"\r", start)
+    if lf < 0:
+        return cr
+    if cr < 0:
+        return lf
+    return min(lf, cr)
+
+
+@dataclass(frozen=True, slots=True)
+class Sentence:
+    """A checksum-verified sentence, split into talker, type and fields."""
+
+    talker: str
+    kind: str
+    fields: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> Sentence | None:
+        """Split a verified sentence with pynmea2; None for proprietary or unknown types."""
+        try:
+            msg = pynmea2.parse(text, check=True)
+        except (ValueError, TypeError, IndexError, AttributeError):
+            return None  # pynmea2.ParseError is a ValueError
+        if not isinstance(msg, pynmea2.TalkerSentence):
+            return None
+        return cls(str(msg.talker), str(msg.sentence_type), tuple(str(f) for f in msg.data))
+
+    def get(self, index: int) -> str:
+        """Field ``index`` or "" when the receiver sent fewer fields."""
+        return self.fields[index] if index < len(self.fields) else ""
+
+
+# --- field conversions (exact, strict) ------------------------------------------------------
+def _time_of_day(text: str) -> time | None:
+    """``hhmmss[.f…]`` to a time with exact microseconds; None if malformed or a leap second."""
+    if len(text) < 6 or not text[:6].isdigit():
+        return None
+    hh, mm, ss = int(text[0:2]), int(text[2:4]), int(text[4:6])
+    frac = text[6:]
+    micros = 0
+    if frac:
+        digits = frac[1:]
+        if frac[0] != "." or (digits and not digits.isdigit()):
+            return None
+        micros = int((digits + "000000")[:6]) if digits else 0
+    if hh > 23 or mm > 59 or ss > 59:
+        return None
+    return time(hh, mm, ss, micros, tzinfo=UTC)
+
+
+def _ddmmyy(text: str) -> date | None:
+    if len(text) != 6 or not text.isdigit():
+        return None
+    yy = int(text[4:6])
+    year = 2000 + yy if yy < 80 else 1900 + yy  # GPS time begins in 1980
+    try:
+        return date(year, int(text[2:4]), int(text[0:2]))
+    except ValueError:
+        return None
+
+
+def _zda_date(day: str, month: str, year: str) -> date | None:
+    if not (day.isdigit() and month.isdigit() and year.isdigit() and len(year) == 4):
+        return None
+    try:
+        return date(int(year), int(month), int(day))
+    except ValueError:
+        return None
+
+
+def _coordinate(value: str, hemisphere: str, degree_digits: int) -> float | None:
+    """``(d)ddmm.mmmm`` + hemisphere to signed degrees; None if absent or out of range."""
+    positive = "N" if degree_digits == 2 else "E"
+    negative = "S" if degree_digits == 2 else "W"
+    if hemisphere not in (positive, negative):
+        return None
+    whole, _, frac = value.partition(".")
+    if len(whole) != degree_digits + 2 or not whole.isdigit() or (frac and not frac.isdigit()):
+        return None
+    degrees = int(whole[:degree_digits])
+    minutes = float(f"{whole[degree_digits:]}.{frac or '0'}")
+    limit = 90 if degree_digits == 2 else 180
+    if minutes >= 60.0 or degrees + minutes / 60.0 > limit:
+        return None
+    result = degrees + minutes / 60.0
+    return -result if hemisphere == negative else result
+
+
+def _float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _int(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+# --- epoch assembly -------------------------------------------------------------------------
+@dataclass(slots=True)
+class _Epoch:
+    tod: time | None = None
+    date: date | None = None
+    valid: bool | None = None  # False as soon as any sentence says "no fix"
+    gsa_mode: int | None = None
+    lat: float | None = None
+    lon: float | None = None
+    alt_msl: float | None = None
+    speed_mps: float | None = None
+    course_deg: float | None = None
+    hdop: float | None = None
+    satellites: int | None = None
+    last_kind: str = ""
+    kinds: set[str] = field(default_factory=set)
+
+    def invalidate(self) -> None:
+        self.valid = False
+
+    def validate(self) -> None:
+        if self.valid is None:
+            self.valid = True
+
+
+class EpochAssembler:
+    """Merges the sentences of one epoch into a single :class:`Fix`."""
+
+    def __init__(self, stats: NmeaStats) -> None:
+        self._stats = stats
+        self._epoch = _Epoch()
+        self._last_date: date | None = None
+        self._last_tod: time | None = None
+        self._ender: str | None = None
+        self._ender_votes = 0
+        self._emitted_tod: time | None = None
+        self._after_ender = False
+        self._candidate: str | None = None
+
+    def reset(self) -> None:
+        """Drop the open epoch (used after a reconnect; the date memory is kept)."""
+        self._epoch = _Epoch()
+        self._emitted_tod = None
+        self._after_ender = False
+
+    def add(self, s: Sentence, mono_ns: int) -> Fix | None:
+        """Apply one verified sentence; returns a Fix when it closed an epoch."""
+        if s.kind not in _FIX_SENTENCES:
+            return None
+        tod = _time_of_day(s.get(0)) if s.kind in _TIMED else None
+        if s.kind in _TIMED and tod is None and s.kind != "GLL":
+            return None  # a position without its time cannot be placed in an epoch
+        if s.kind == "GLL":
+            tod = _time_of_day(s.get(4))
+            if tod is None:
+                return None
+        out: Fix | None = None
+        late = self._after_ender if tod is None else tod == self._emitted_tod
+        if late:
+            # More of an epoch already delivered: the guessed cycle ender was wrong. The
+            # late sentence is dropped rather than credited to the next epoch.
+            self._ender, self._candidate, self._ender_votes = None, None, 0
+            return None
+        if tod is not None and self._epoch.tod is not None and tod != self._epoch.tod:
+            self._learn_ender(self._epoch.last_kind)
+            out = self._close(mono_ns)
+        ep = self._epoch
+        if tod is not None:
+            ep.tod = tod
+            self._emitted_tod = None
+            self._after_ender = False
+        _APPLY[s.kind](ep, s)
+        ep.last_kind = s.kind
+        ep.kinds.add(s.kind)
+        if out is None and s.kind == self._ender and ep.tod is not None:
+            self._emitted_tod = ep.tod
+            self._after_ender = True
+            out = self._close(mono_ns)
+        return out
+
+    def flush(self, mono_ns: int) -> Fix | None:
+        """Close the open epoch now (the line went quiet after a burst)."""
+        if self._epoch.tod is None:
+            return None
+        self._emitted_tod = self._epoch.tod
+        return self._close(mono_ns)
+
+    def _learn_ender(self, kind: str) -> None:
+        """Learn the sentence that ends a cycle; only a timed one can (an untimed GSA
+        or VTG after it could not be told apart from the next epoch's)."""
+        if kind not in _TIMED:
+            self._ender, self._candidate, self._ender_votes = None, None, 0
+            return
+        if kind == self._ender:
+            return
+        if kind == self._candidate:
+            self._ender_votes += 1
+        else:
+            self._candidate = kind
+            self._ender_votes = 1
+        if self._ender_votes >= 2:
+            self._ender = kind
+
+    def _close(self, mono_ns: int) -> Fix:
+        ep, self._epoch = self._epoch, _Epoch()
+        assert ep.tod is not None
+        day = ep.date or self._carried_date(ep.tod)
+        if ep.date is not None:
+            self._last_date = ep.date
+        self._last_tod = ep.tod
+        utc = datetime.combine(day, ep.tod) if day is not None else None
+        self._stats.epochs += 1
+        return _to_fix(ep, utc, mono_ns)
+
+    def _carried_date(self, tod: time) -> date | None:
+        """The last known date, rolled over at midnight for GGA-only epochs."""
+        if self._last_date is None:
+            return None
+        if self._last_tod is not None and tod < self._last_tod and self._last_tod.hour == 23 \
+                and tod.hour == 0:
+            self._last_date += timedelta(days=1)
+        return self._last_date
+
+
+def _to_fix(ep: _Epoch, utc: datetime | None, mono_ns: int) -> Fix:
+    has_pos = ep.lat is not None and ep.lon is not None
+    if ep.valid is False or not has_pos:
+        mode = 1
+    elif ep.gsa_mode is not None:
+        mode = ep.gsa_mode
+    else:
+        mode = 3 if ep.alt_msl is not None else 2
+    if mode < 2:
+        return Fix(mode=1, utc=utc, satellites=ep.satellites, hdop=ep.hdop,
+                   received_mono_ns=mono_ns)
+    return Fix(
+        mode=mode, utc=utc, lat=ep.lat, lon=ep.lon,
+        alt_msl=ep.alt_msl if mode == 3 else None, speed_mps=ep.speed_mps,
+        course_deg=ep.course_deg, hdop=ep.hdop, satellites=ep.satellites,
+        received_mono_ns=mono_ns,
+    )
+
+
+def _apply_position(ep: _Epoch, s: Sentence, first: int) -> None:
+    lat = _coordinate(s.get(first), s.get(first + 1), 2)
+    lon = _coordinate(s.get(first + 2), s.get(first + 3), 3)
+    if lat is None or lon is None:
+        ep.invalidate()
+        return
+    ep.lat, ep.lon = lat, lon  # the last position sentence of the epoch wins, as in gpsd
+
+
+def _apply_gga(ep: _Epoch, s: Sentence) -> None:
+    quality = _int(s.get(5))
+    ep.satellites = _int(s.get(6))
+    if ep.satellites == 0:
+        return  # "a fix from no satellites" proves neither a fix nor its absence
+    if not quality or quality in _GGA_NOT_A_FIX:
+        ep.invalidate()
+        return
+    ep.validate()
+    _apply_position(ep, s, 1)
+    ep.hdop = _float(s.get(7)) if ep.hdop is None else ep.hdop
+    ep.alt_msl = _float(s.get(8))
+
+
+def _apply_gns(ep: _Epoch, s: Sentence) -> None:
+    modes = s.get(5)
+    ep.satellites = _int(s.get(6))
+    if ep.satellites == 0:
+        return
+    if not modes or all(m in "NMS" for m in modes):
+        ep.invalidate()
+        return
+    ep.validate()
+    _apply_position(ep, s, 1)
+    ep.hdop = _float(s.get(7)) if ep.hdop is None else ep.hdop
+    ep.alt_msl = _float(s.get(8))
+
+
+def _apply_rmc(ep: _Epoch, s: Sentence) -> None:
+    ep.date = _ddmmyy(s.get(8)) or ep.date
+    if s.get(1) != "A" or s.get(11) == "N":
+        ep.invalidate()
+        return
+    ep.validate()
+    _apply_position(ep, s, 2)
+    knots = _float(s.get(6))
+    ep.speed_mps = knots * KNOTS_TO_MPS if knots is not None else ep.speed_mps
+    ep.course_deg = _float(s.get(7)) if ep.course_deg is None else ep.course_deg
+
+
+def _apply_gll(ep: _Epoch, s: Sentence) -> None:
+    if s.get(5) != "A" or s.get(6) == "N":
+        ep.invalidate()
+        return
+    ep.validate()
+    _apply_position(ep, s, 0)
+
+
+def _apply_gsa(ep: _Epoch, s: Sentence) -> None:
+    mode = _int(s.get(1))
+    if mode in (1, 2, 3):
+        ep.gsa_mode = max(ep.gsa_mode or 0, mode)
+    if ep.hdop is None:
+        ep.hdop = _float(s.get(15))
+
+
+def _apply_zda(ep: _Epoch, s: Sentence) -> None:
+    ep.date = _zda_date(s.get(1), s.get(2), s.get(3)) or ep.date
+
+
+def _apply_vtg(ep: _Epoch, s: Sentence) -> None:
+    if s.get(8) == "N":
+        return
+    if ep.course_deg is None:
+        ep.course_deg = _float(s.get(0))
+    if ep.speed_mps is None:
+        kmh = _float(s.get(6))
+        ep.speed_mps = kmh / 3.6 if kmh is not None else None
+
+
+_APPLY = {
+    "GGA": _apply_gga, "GNS": _apply_gns, "RMC": _apply_rmc, "GLL": _apply_gll,
+    "GSA": _apply_gsa, "ZDA": _apply_zda, "VTG": _apply_vtg,
+}
+
+
+class NmeaDecoder:
+    """Bytes in, fixes out: framing + checksum + assembly, with counters."""
+
+    def __init__(self) -> None:
+        self.stats = NmeaStats()
+        self._framer = NmeaFramer(self.stats)
+        self._assembler = EpochAssembler(self.stats)
+
+    def feed(self, data: bytes, mono_ns: int) -> list[Fix]:
+        """Decode a chunk read from the line; ``mono_ns`` is when it was read."""
+        fixes: list[Fix] = []
+        for line in self._framer.feed(data):
+            fix = self.feed_line(line, mono_ns)
+            if fix is not None:
+                fixes.append(fix)
+        return fixes
+
+    def feed_line(self, line: bytes, mono_ns: int) -> Fix | None:
+        """Decode one line (no terminator)."""
+        text = verify_sentence(line)
+        if text is None:
+            if b"$" in line and b"*" in line:
+                self.stats.bad_checksum += 1
+            else:
+                self.stats.garbage_bytes += len(line)
+            return None
+        sentence = Sentence.parse(text)
+        if sentence is None:
+            self.stats.unparsed += 1
+            return None
+        self.stats.sentences_ok += 1
+        fix: Fix | None = None
+        with contextlib.suppress(ValueError, IndexError, OverflowError):
+            fix = self._assembler.add(sentence, mono_ns)
+        return fix
+
+    def flush(self, mono_ns: int) -> Fix | None:
+        """Close the open epoch (call when the line has gone quiet)."""
+        return self._assembler.flush(mono_ns)
+
+    def reset(self) -> None:
+        """Forget partial input after the port was reopened."""
+        self._framer.reset()
+        self._assembler.reset()
+
+
+def is_stale(fix: Fix | None, now_mono_ns: int, stale_after_s: float) -> bool:
+    """True when there is no fix, it is a stale marker, or it is older than ``stale_after_s``."""
+    if fix is None or fix.stale:
+        return True
+    return now_mono_ns - fix.received_mono_ns > int(stale_after_s * 1e9)
+
+
+def stale_marker(mono_ns: int) -> Fix:
+    """The no-fix marker a receiver delivers once when its source went silent."""
+    return replace(Fix(mode=1, utc=None), received_mono_ns=mono_ns, stale=True)

@@ -1,0 +1,177 @@
+"""NMEA receiver on a serial port (UART, USB CDC-ACM, or the simulator's pty).
+
+One reader thread owns the port and a :class:`~hw.gps_nmea.NmeaDecoder`. It survives what a
+real line does: garbage and binary frames are dropped by the decoder; when the port fails
+(``SerialException``/``OSError``: cable pulled, device node gone) it closes, waits with
+exponential backoff plus jitter, and reopens; when the receiver falls silent for
+``stale_after_s`` it delivers one stale marker (``Fix(mode=1, stale=True)``).
+
+Threading: the sink is called from the reader thread only, never with a lock held; an
+exception raised by the sink is logged and counted, never propagated. Counters are plain
+integers written only by the reader thread; :meth:`SerialGps.stats` returns a snapshot.
+``_port_lock`` guards the ``_serial`` handle, which :meth:`stop` closes to unblock a read.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+import serial
+
+from hw.gps import Fix, FixSink
+from hw.gps_nmea import NmeaDecoder, stale_marker
+
+__all__ = ["SerialGps"]
+
+_log = logging.getLogger(__name__)
+_READ_TIMEOUT_S = 0.05
+
+
+class SerialGps:
+    """A :class:`~hw.gps.GpsReceiver` reading NMEA 0183 from ``port`` at ``baud``."""
+
+    def __init__(
+        self, port: str, baud: int = 9600, *, stale_after_s: float = 5.0,
+        reconnect_backoff: tuple[float, float] = (0.5, 10.0), quiet_flush_s: float = 0.15,
+    ) -> None:
+        if stale_after_s <= 0:
+            raise ValueError(f"stale_after_s must be positive, got {stale_after_s}")
+        low, high = reconnect_backoff
+        if not 0 < low <= high:
+            raise ValueError(f"reconnect_backoff must be 0 < min <= max, got {reconnect_backoff}")
+        self.port = port
+        self.baud = baud
+        self.stale_after_s = stale_after_s
+        self.quiet_flush_s = quiet_flush_s
+        self._backoff = (low, high)
+        self._decoder = NmeaDecoder()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._port_lock = threading.Lock()
+        self._serial: serial.Serial | None = None
+        self._sink: FixSink | None = None
+        self.reconnects = 0
+        self.bytes_read = 0
+        self.sink_errors = 0
+        self.connected = threading.Event()
+        self.last_fix: Fix | None = None
+
+    # --- GpsReceiver ------------------------------------------------------------------------
+    def start(self, sink: FixSink) -> None:
+        """Start the reader thread; ``sink`` receives one Fix per epoch."""
+        if self._thread is not None:
+            raise RuntimeError("SerialGps already started")
+        self._sink = sink
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"gps:{self.port}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop reading and close the port (idempotent)."""
+        self._stop.set()
+        self._close_port()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def stats(self) -> dict[str, int]:
+        """Counters for telemetry (sentences ok, bad checksums, garbage, reconnects…)."""
+        counters = self._decoder.stats.as_dict()
+        counters.update(
+            reconnects=self.reconnects, bytes_read=self.bytes_read, sink_errors=self.sink_errors
+        )
+        return counters
+
+    # --- reader thread ----------------------------------------------------------------------
+    def _run(self) -> None:
+        delay = self._backoff[0]
+        first = True
+        while not self._stop.is_set():
+            if not self._open_port():
+                wait = delay * random.uniform(0.5, 1.0)  # jitter: never in lockstep
+                delay = min(delay * 2, self._backoff[1])
+                self._stop.wait(wait)
+                continue
+            if not first:
+                self.reconnects += 1
+                _log.warning("GPS port %s reopened (reconnect %d)", self.port, self.reconnects)
+            first = False
+            delay = self._backoff[0]
+            self._read_until_failure()
+            self._close_port()
+            self._decoder.reset()
+
+    def _open_port(self) -> bool:
+        try:
+            handle = serial.Serial(self.port, self.baud, timeout=_READ_TIMEOUT_S)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            _log.debug("GPS port %s unavailable: %s", self.port, exc)
+            self._check_stale(time.monotonic_ns())
+            return False
+        with self._port_lock:
+            if self._stop.is_set():
+                handle.close()
+                return False
+            self._serial = handle
+        self.connected.set()
+        return True
+
+    def _close_port(self) -> None:
+        with self._port_lock:
+            handle, self._serial = self._serial, None
+        self.connected.clear()
+        if handle is not None:
+            try:
+                handle.close()
+            except (serial.SerialException, OSError) as exc:
+                _log.debug("closing GPS port %s: %s", self.port, exc)
+
+    def _read_until_failure(self) -> None:
+        handle = self._serial
+        assert handle is not None
+        last_data_ns = time.monotonic_ns()
+        flushed = True
+        while not self._stop.is_set():
+            try:
+                data = handle.read(max(1, handle.in_waiting))
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                # TypeError/AttributeError: pyserial on a handle closed by stop()
+                if not self._stop.is_set():
+                    _log.warning("GPS port %s failed: %s", self.port, exc)
+                return
+            now = time.monotonic_ns()
+            if data:
+                self.bytes_read += len(data)
+                last_data_ns, flushed = now, False
+                for fix in self._decoder.feed(data, now):
+                    self._deliver(fix)
+                continue
+            if not flushed and now - last_data_ns >= self.quiet_flush_s * 1e9:
+                flushed = True
+                pending = self._decoder.flush(now)
+                if pending is not None:
+                    self._deliver(pending)
+            self._check_stale(now)
+
+    def _check_stale(self, now_ns: int) -> None:
+        last = self.last_fix
+        reference = last.received_mono_ns if last is not None else None
+        if last is not None and last.stale:
+            return
+        if reference is not None and now_ns - reference > self.stale_after_s * 1e9:
+            _log.warning("GPS %s silent for %.1f s: fix is stale", self.port, self.stale_after_s)
+            self._deliver(stale_marker(now_ns))
+
+    def _deliver(self, fix: Fix) -> None:
+        self.last_fix = fix
+        sink = self._sink
+        if sink is None:
+            return
+        try:
+            sink(fix)
+        except Exception:  # the sink's failure must not kill the receiver
+            self.sink_errors += 1
+            _log.exception("GPS fix sink raised")
