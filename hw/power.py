@@ -28,6 +28,7 @@ class BatteryReading:
     undervoltage: bool = False
     throttled: bool = False
     source: str = "none"
+    external_power: bool | None = None  # mains/USB present (None: the source cannot tell)
 
 
 @runtime_checkable

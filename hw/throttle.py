@@ -1,0 +1,164 @@
+"""Raspberry Pi supply health: undervoltage and firmware throttling.
+
+A sagging supply is the first sign that a battery is about to let the recorder down, often
+before a fuel gauge notices. The Pi reports it in two places:
+
+* the ``rpi_volt`` hwmon device (kernel ``raspberrypi-hwmon`` driver): a directory
+  ``/sys/class/hwmon/hwmonN`` whose ``name`` reads ``rpi_volt`` and whose
+  ``in0_lcrit_alarm`` reads ``1`` while the supply is below the firmware's limit (~4.63 V);
+* the firmware's ``vcgencmd get_throttled`` (``throttled=0x50005``), whose bits are
+
+  ====  =========================================  ====  ===============================
+  bit   now                                        bit   has occurred since boot
+  ====  =========================================  ====  ===============================
+  0     under-voltage detected                     16    under-voltage has occurred
+  1     ARM frequency capped                       17    ARM frequency capping occurred
+  2     currently throttled                        18    throttling has occurred
+  3     soft temperature limit active              19    soft temperature limit occurred
+  ====  =========================================  ====  ===============================
+
+Both sources take a root path or an injected command runner, so tests feed them fake trees
+and canned outputs.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from hw.errors import PowerError
+
+__all__ = [
+    "CommandRunner",
+    "RpiVoltHwmon",
+    "ThrottleSource",
+    "ThrottleState",
+    "VcgencmdThrottle",
+    "find_rpi_volt",
+    "parse_get_throttled",
+]
+
+CommandRunner = Callable[[Sequence[str]], str]
+"""Runs a command and returns its standard output (raises ``OSError`` if it cannot run)."""
+
+_UNDERVOLTAGE_NOW = 1 << 0
+_FREQ_CAPPED_NOW = 1 << 1
+_THROTTLED_NOW = 1 << 2
+_SOFT_TEMP_NOW = 1 << 3
+_UNDERVOLTAGE_OCCURRED = 1 << 16
+_FREQ_CAPPED_OCCURRED = 1 << 17
+_THROTTLED_OCCURRED = 1 << 18
+_SOFT_TEMP_OCCURRED = 1 << 19
+
+_THROTTLED_RE = re.compile(r"^\s*throttled=(0x[0-9a-fA-F]+|\d+)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleState:
+    """Supply and throttling flags; the ``*_occurred`` flags are sticky until reboot."""
+
+    undervoltage: bool = False
+    freq_capped: bool = False
+    throttled: bool = False
+    soft_temp_limit: bool = False
+    undervoltage_occurred: bool = False
+    freq_capped_occurred: bool = False
+    throttled_occurred: bool = False
+    soft_temp_limit_occurred: bool = False
+    raw: int | None = None  # the get_throttled word, when that was the source
+
+
+@runtime_checkable
+class ThrottleSource(Protocol):
+    """Anything that reports the supply flags (hwmon, vcgencmd, a simulator)."""
+
+    def read(self) -> ThrottleState:
+        """Current flags; raises :class:`hw.errors.PowerError` if the source is gone."""
+        ...
+
+
+def parse_get_throttled(output: str) -> ThrottleState:
+    """Decode ``vcgencmd get_throttled`` output such as ``throttled=0x50005``."""
+    match = _THROTTLED_RE.match(output.strip())
+    if match is None:
+        raise PowerError(f"unrecognised get_throttled output: {output.strip()!r}")
+    word = int(match.group(1), 0)
+    return ThrottleState(
+        undervoltage=bool(word & _UNDERVOLTAGE_NOW),
+        freq_capped=bool(word & _FREQ_CAPPED_NOW),
+        throttled=bool(word & _THROTTLED_NOW),
+        soft_temp_limit=bool(word & _SOFT_TEMP_NOW),
+        undervoltage_occurred=bool(word & _UNDERVOLTAGE_OCCURRED),
+        freq_capped_occurred=bool(word & _FREQ_CAPPED_OCCURRED),
+        throttled_occurred=bool(word & _THROTTLED_OCCURRED),
+        soft_temp_limit_occurred=bool(word & _SOFT_TEMP_OCCURRED),
+        raw=word,
+    )
+
+
+def _run(argv: Sequence[str]) -> str:
+    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=5, check=True)
+    return done.stdout
+
+
+class VcgencmdThrottle:
+    """Flags from the firmware via ``vcgencmd get_throttled`` (runner injectable for tests)."""
+
+    def __init__(self, *, runner: CommandRunner | None = None,
+                 command: Sequence[str] = ("vcgencmd", "get_throttled")) -> None:
+        self._runner = runner or _run
+        self._command = tuple(command)
+
+    def read(self) -> ThrottleState:
+        """Run the command once and decode it."""
+        try:
+            output = self._runner(self._command)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise PowerError(f"{' '.join(self._command)} failed: {exc}") from exc
+        return parse_get_throttled(output)
+
+
+def find_rpi_volt(root: Path = Path("/sys/class/hwmon")) -> Path | None:
+    """The hwmon directory whose ``name`` is ``rpi_volt``, or None on a board without one."""
+    try:
+        candidates = sorted(root.iterdir())
+    except OSError:
+        return None
+    for entry in candidates:
+        try:
+            if (entry / "name").read_text().strip() == "rpi_volt":
+                return entry
+        except OSError:
+            continue
+    return None
+
+
+class RpiVoltHwmon:
+    """Undervoltage from the ``rpi_volt`` hwmon; the kernel exposes no throttling flags here."""
+
+    def __init__(self, root: Path = Path("/sys/class/hwmon")) -> None:
+        found = find_rpi_volt(Path(root))
+        if found is None:
+            raise PowerError(f"no rpi_volt hwmon device under {root}")
+        self._dir = found
+
+    @property
+    def path(self) -> Path:
+        """The hwmon directory in use."""
+        return self._dir
+
+    def read(self) -> ThrottleState:
+        """Read ``in0_lcrit_alarm`` (1 = supply below the low-critical limit)."""
+        try:
+            text = (self._dir / "in0_lcrit_alarm").read_text().strip()
+        except OSError as exc:
+            raise PowerError(f"cannot read {self._dir / 'in0_lcrit_alarm'}: {exc}") from exc
+        try:
+            alarm = int(text) != 0
+        except ValueError as exc:
+            raise PowerError(f"unexpected in0_lcrit_alarm value {text!r}") from exc
+        return ThrottleState(undervoltage=alarm)
