@@ -205,10 +205,7 @@ def keys_init_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     path = args.data_dir / "keys" / KEY_NAME
     try:
-        if args.rotate:
-            key = _rotate_and_log(args.data_dir, path)
-        else:
-            key = DeviceKey.generate(path)
+        key = _rotate_and_log(args.data_dir, path) if args.rotate else DeviceKey.generate(path)
     except EvidenceError as exc:
         print(f"bodycam keys init: {exc}", file=sys.stderr)
         return 1

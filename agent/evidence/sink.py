@@ -21,6 +21,7 @@ Threading: not thread-safe. One thread (the segment writer that owns the muxer) 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -140,7 +141,7 @@ class EvidenceSink:
         self._check()
         self._guard(self._fsync)
 
-    def close(self) -> SealResult:  # type: ignore[override]
+    def close(self) -> SealResult:
         """Finalize encryption, fsync and close; returns the seal (idempotent)."""
         if self._result is not None:
             return self._result
@@ -157,10 +158,8 @@ class EvidenceSink:
 
     def abort(self) -> None:
         """Close the file without finalizing (after an error); the journal drives recovery."""
-        try:
+        with contextlib.suppress(OSError):
             self._out.close()
-        except OSError:
-            pass
         if self._error is None:
             self._error = StorageWriteError(errno.EIO, f"{self._name}: sink aborted")
 
@@ -176,10 +175,19 @@ class EvidenceSink:
         self._cipher_bytes += len(data)
         view = memoryview(data)
         while view:
-            n = self._guard(lambda v=view: self._out.write(v))
-            if n is None:  # non-blocking raw file: nothing written yet
-                continue
+            n = self._write_some(view)
             view = view[n:]
+
+    def _write_some(self, view: memoryview) -> int:
+        try:
+            n = self._out.write(view)
+        except OSError as exc:
+            self._error = storage_error(exc, self._name)
+            raise self._error from exc
+        if n is None:  # only a non-blocking raw file does this; evidence files never are
+            self._error = StorageWriteError(errno.EAGAIN, f"{self._name}: write would block")
+            raise self._error
+        return n
 
     def _fsync(self) -> None:
         self._out.flush()
