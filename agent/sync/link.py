@@ -1,0 +1,565 @@
+"""The device's MQTT v5 link: status, birth, telemetry, the durable outbox feed, and commands.
+
+Threading model. One thread, ``mqtt-link``, owns the paho client and is the only thread that
+ever calls into paho; it runs its own ``select()`` over the broker socket and a wake-up pipe
+(paho's "external loop" API). paho therefore never needs its internal locks, and callbacks
+(``on_command``, ``on_delivery_fault``) run on this thread. Every other public method may be
+called from any thread: it updates fields guarded by ``self._lock`` (or writes the Outbox,
+which has its own lock), then writes one byte to the wake-up pipe.
+
+A new paho client is built for every connection attempt. Whatever paho held in memory for
+the previous connection is thrown away; undelivered messages are re-read from the Outbox,
+which is the single source of truth. ``clean_start=False`` with a session expiry keeps the
+broker-side session (command subscription and commands queued while we were away).
+
+Delivery. Outbox rows are handed to paho only while connected, in seq order, at most
+``max_inflight`` at a time. A row is deleted only when its PUBACK carries a success reason
+code (< 0x80; 0x10 "no matching subscribers" is a success). A failure code (0x87 "not
+authorized" from an ACL, 0x97 quota, …) is a delivery fault: counted, reported through
+``on_delivery_fault``, the row kept, and feeding paused with exponential backoff before the
+oldest pending row is tried again, so a misconfigured ACL cannot make the device spin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from agent.errors import ConfigError, SyncError
+from agent.sync.commands import (
+    DEFAULT_CONFIG_ALLOWLIST,
+    Command,
+    CommandRequest,
+    ConfigKey,
+    iso_utc,
+    parse_command,
+)
+from agent.sync.outbox import Outbox
+from agent.sync.topics import Topics, encode_json
+from agent.sync.transport import Backoff, TlsSettings, parse_broker_url
+
+__all__ = ["LinkStats", "MqttLink", "TlsSettings"]
+
+_log = logging.getLogger(__name__)
+
+_CONNACK_TIMEOUT_S: Final = 10.0
+_SHUTDOWN_PUBACK_S: Final = 2.0
+_FAULT_RETRY: Final = (5.0, 300.0)
+_MAX_PENDING_ACKS: Final = 256
+_PAHO_EXTRA_INFLIGHT: Final = 32  # room for status/birth/state/acks beside the outbox window
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStats:
+    """A snapshot for telemetry and health checks."""
+
+    outbox_depth: int
+    connected: bool
+    last_connect: datetime | None
+    delivered: int
+    faults: int
+    session: int
+
+
+class MqttLink:
+    """Keeps one device connected to the fleet broker and drains its Outbox."""
+
+    def __init__(
+        self,
+        *,
+        device_id: str,
+        outbox: Outbox,
+        url: str,
+        tls: TlsSettings | None,
+        on_command: Callable[[Command], None],
+        birth: Mapping[str, Any],
+        allow_plaintext: bool = False,
+        client_id: str | None = None,
+        keepalive: int = 30,
+        max_inflight: int = 20,
+        session_expiry_s: int = 86400,
+        reconnect: tuple[float, float] = (1.0, 60.0),
+        on_delivery_fault: Callable[[int, str], None] | None = None,
+        command_max_age_s: float = 300.0,
+        command_max_skew_s: float = 30.0,
+        config_allowlist: Mapping[str, ConfigKey] = DEFAULT_CONFIG_ALLOWLIST,
+    ) -> None:
+        self._topics = Topics(device_id)
+        self._broker = parse_broker_url(url, tls=tls, allow_plaintext=allow_plaintext)
+        if not 5 <= keepalive <= 3600:
+            raise ConfigError(f"{keepalive}: must be 5..3600 s", key="sync.keepalive")
+        if not 1 <= max_inflight <= 1000:
+            raise ConfigError(f"{max_inflight}: must be 1..1000", key="sync.max_inflight")
+        if not 0 <= session_expiry_s <= 0xFFFFFFFF:
+            raise ConfigError(f"{session_expiry_s}: out of range", key="sync.session_expiry_s")
+        self._device_id = device_id
+        self._outbox = outbox
+        self._tls = tls
+        self._client_id = client_id or f"bodycam-{device_id}"
+        self._keepalive = keepalive
+        self._max_inflight = max_inflight
+        self._session_expiry_s = session_expiry_s
+        self._backoff = Backoff(*reconnect)
+        self._on_command = on_command
+        self._on_fault = on_delivery_fault
+        self._birth = dict(birth)
+        self._cmd_max_age = command_max_age_s
+        self._cmd_skew = command_max_skew_s
+        self._allowlist = config_allowlist
+
+        # Guarded by _lock (touched by callers' threads and the link thread).
+        self._lock = threading.Lock()
+        self._telemetry: bytes | None = None
+        self._state: bytes | None = None
+        self._state_dirty = False
+        self._acks: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
+        self._ack_serial = 0
+        self._unsent_acks: list[int] = []
+        self._more_pending = True
+        self._connected = False
+        self._last_connect: datetime | None = None
+        self._delivered = 0
+        self._faults = 0
+        self._session = 0
+
+        # Link-thread only.
+        self._client: mqtt.Client | None = None
+        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._ack_mids: dict[int, int] = {}  # paho mid -> ack serial
+        self._cursor = 0
+        self._done: list[int] = []
+        self._paused_until = 0.0
+        self._fault_backoff = Backoff(*_FAULT_RETRY)
+        self._faulted_seq: int | None = None
+        self._connack_deadline = 0.0
+
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread: threading.Thread | None = None
+
+    # --- life cycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the link thread (returns immediately; connection happens in the background)."""
+        if self._thread is not None:
+            raise SyncError("MQTT link already started")
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish ``offline`` ourselves, disconnect cleanly (no Last Will) and join the thread."""
+        self._stop.set()
+        self._wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                _log.warning("MQTT link thread did not stop within %.1f s", timeout)
+                return
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+    # --- producers (any thread) ---------------------------------------------------------------
+    def enqueue_segment(self, manifest_envelope: Mapping[str, Any]) -> int:
+        """Queue a signed segment manifest durably; returns its seq."""
+        return self._enqueue(self._topics.segment, "segment", {"manifest": dict(manifest_envelope)})
+
+    def enqueue_checkpoint(self, note: str, proof: Mapping[str, Any] | None) -> int:
+        """Queue a signed checkpoint note and its consistency proof; returns its seq."""
+        body = {"note": note, "proof": dict(proof) if proof is not None else None}
+        return self._enqueue(self._topics.checkpoint, "checkpoint", body)
+
+    def enqueue_event(self, event: Mapping[str, Any]) -> int:
+        """Queue an event (bookmark, fault, warning); returns its seq."""
+        if not isinstance(event.get("type"), str):
+            raise SyncError("event needs a string 'type'")
+        return self._enqueue(self._topics.event, "event", {"event": dict(event)})
+
+    def publish_telemetry(self, telemetry: Mapping[str, Any]) -> None:
+        """Send telemetry at QoS 0; while offline only the newest report is kept."""
+        doc = {**telemetry, "device_id": self._device_id, "at": _now_iso(),
+               "outbox_depth": self._outbox.depth()}
+        with self._lock:
+            self._telemetry = encode_json(doc)
+        self._wake()
+
+    def publish_state(self, state: Mapping[str, Any]) -> None:
+        """Publish the retained state snapshot (QoS 1); only the latest is ever sent."""
+        doc = {**state, "device_id": self._device_id, "at": _now_iso()}
+        with self._lock:
+            self._state = encode_json(doc)
+            self._state_dirty = True
+        self._wake()
+
+    def stats(self) -> LinkStats:
+        """Current counters (thread-safe snapshot)."""
+        with self._lock:
+            return LinkStats(
+                outbox_depth=self._outbox.depth(),
+                connected=self._connected,
+                last_connect=self._last_connect,
+                delivered=self._delivered,
+                faults=self._faults,
+                session=self._session,
+            )
+
+    def _enqueue(self, topic: str, kind: str, body: dict[str, Any]) -> int:
+        epoch = self._outbox.epoch
+        device_id = self._device_id
+
+        def payload(seq: int) -> bytes:
+            return encode_json({**body, "device_id": device_id, "seq": seq,
+                                "outbox_epoch": epoch, "queued_at": _now_iso()})
+
+        seq = self._outbox.enqueue(topic, payload, qos=1, kind=kind)
+        with self._lock:
+            self._more_pending = True
+        self._wake()
+        return seq
+
+    def _reply(self, command: Command, status: str, reason: str | None, result: Any) -> None:
+        """Queue a command ack for the link thread (called from any thread)."""
+        doc: dict[str, Any] = {"id": command.id, "status": status, "reason": reason,
+                               "at": _now_iso(), "device_id": self._device_id}
+        if result is not None:
+            doc["result"] = result
+        self._queue_ack(command.name, doc)
+
+    def _queue_ack(self, name: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            self._ack_serial += 1
+            self._acks[self._ack_serial] = (self._topics.ack(name), encode_json(doc))
+            self._unsent_acks.append(self._ack_serial)
+            while len(self._acks) > _MAX_PENDING_ACKS:
+                dropped, _ = self._acks.popitem(last=False)
+                _log.warning("dropping unacknowledged command ack #%d (backlog full)", dropped)
+        self._wake()
+
+    def _wake(self) -> None:
+        # A full pipe means the link thread is already awake; a closed one, that it stopped.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    # --- link thread --------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._connect_and_serve()
+            except Exception:  # the link must outlive any single bad connection
+                _log.exception("MQTT link: unexpected error; reconnecting")
+            self._drop_connection()
+            if self._stop.is_set():
+                break
+            delay = self._backoff.next_delay()
+            _log.info("MQTT link: reconnecting in %.1f s", delay)
+            self._stop.wait(delay)
+
+    def _connect_and_serve(self) -> None:
+        session = self._outbox.next_session()
+        with self._lock:
+            self._session = session
+        client = self._new_client(session)
+        self._client = client
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho lacks hints
+        props.SessionExpiryInterval = self._session_expiry_s
+        try:
+            client.connect(self._broker.host, self._broker.port, self._keepalive,
+                           clean_start=False, properties=props)
+        except (OSError, ssl.SSLError) as exc:
+            _log.warning("MQTT link: cannot reach %s:%d: %s", self._broker.host,
+                         self._broker.port, exc)
+            return
+        self._connack_deadline = time.monotonic() + _CONNACK_TIMEOUT_S
+        self._serve(client)
+
+    def _new_client(self, session: int) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id,
+                             protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+        client.max_inflight_messages_set(self._max_inflight + _PAHO_EXTRA_INFLIGHT)
+        client.max_queued_messages_set(0)
+        if self._tls is not None and self._broker.tls:
+            client.tls_set(ca_certs=str(self._tls.cafile), certfile=str(self._tls.certfile),
+                           keyfile=str(self._tls.keyfile), cert_reqs=ssl.CERT_REQUIRED,
+                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        will = {"state": "offline", "session": session, "device_id": self._device_id,
+                "cause": "connection_lost", "at": None}
+        client.will_set(self._topics.status, encode_json(will), qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
+
+    def _serve(self, client: mqtt.Client) -> None:
+        while not self._stop.is_set():
+            self._pump(client)
+            if not self._step(client):
+                return
+            self._flush_delivered()
+            if not self._is_connected() and time.monotonic() > self._connack_deadline:
+                _log.warning("MQTT link: no CONNACK within %.0f s", _CONNACK_TIMEOUT_S)
+                return
+        self._shutdown(client)
+
+    def _step(self, client: mqtt.Client) -> bool:
+        """One select() round over the broker socket and the wake-up pipe; False once lost."""
+        sock = client.socket()
+        if sock is None:
+            return False
+        fd = sock.fileno()
+        # Bytes already decrypted inside the SSL object are invisible to select().
+        ssl_pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
+        timeout = 0.0 if ssl_pending else self._select_timeout()
+        try:
+            readable, writable, _ = select.select(
+                [fd, self._wake_r], [fd] if client.want_write() else [], [], timeout
+            )
+        except (OSError, ValueError):  # socket closed under us by paho
+            return False
+        if self._wake_r in readable:
+            _drain(self._wake_r)
+        ok = MQTTErrorCode.MQTT_ERR_SUCCESS
+        if (fd in readable or ssl_pending) and client.loop_read() != ok:
+            return False
+        if fd in writable and client.loop_write() != ok:
+            return False
+        return client.loop_misc() == ok
+
+    def _select_timeout(self) -> float:
+        timeout = 1.0
+        if self._paused_until:
+            timeout = max(0.0, min(timeout, self._paused_until - time.monotonic()))
+        return timeout
+
+    def _is_connected(self) -> bool:
+        with self._lock:
+            return self._connected
+
+    # --- feeding ------------------------------------------------------------------------------
+    def _pump(self, client: mqtt.Client) -> None:
+        if not self._is_connected():
+            return
+        with self._lock:
+            telemetry, self._telemetry = self._telemetry, None
+            state = self._state if self._state_dirty else None
+            self._state_dirty = False
+            acks = [(serial, self._acks[serial]) for serial in self._unsent_acks
+                    if serial in self._acks]
+            self._unsent_acks.clear()
+            more = self._more_pending
+        for serial, (topic, body) in acks:
+            info = client.publish(topic, body, qos=1)
+            self._ack_mids[info.mid] = serial
+        if state is not None:
+            client.publish(self._topics.state, state, qos=1, retain=True)
+        if telemetry is not None:
+            client.publish(self._topics.telemetry, telemetry, qos=0)
+        self._feed_outbox(client, more)
+
+    def _feed_outbox(self, client: mqtt.Client, more: bool) -> None:
+        now = time.monotonic()
+        if self._paused_until:
+            if now < self._paused_until or self._inflight:
+                return
+            self._paused_until = 0.0
+            self._cursor = 0  # resume from the oldest pending row, the faulted one included
+            more = True
+        space = self._max_inflight - len(self._inflight)
+        if not more or space <= 0:
+            return
+        rows = self._outbox.pending(space, after=self._cursor)
+        if len(rows) < space:
+            with self._lock:
+                self._more_pending = False
+        for row in rows:
+            info = client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                _log.warning("MQTT link: publish of seq %d refused by client: %s", row.seq,
+                             mqtt.error_string(info.rc))
+                with self._lock:
+                    self._more_pending = True
+                return
+            self._inflight[info.mid] = row.seq
+            self._cursor = row.seq
+
+    def _flush_delivered(self) -> None:
+        if not self._done:
+            return
+        done, self._done = self._done, []
+        try:
+            self._outbox.mark_delivered(*done)
+        except SyncError:
+            _log.exception("MQTT link: could not delete delivered rows; they will be resent")
+
+    # --- paho callbacks (link thread) ---------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: mqtt.ConnectFlags,
+                    reason: ReasonCode, _props: Properties | None) -> None:
+        if reason.is_failure:
+            _log.error("MQTT link: broker refused connection: %s", reason)
+            return
+        self._backoff.reset()
+        with self._lock:
+            self._connected = True
+            self._last_connect = datetime.now(UTC)
+            session = self._session
+            self._state_dirty = self._state is not None
+            self._unsent_acks = list(self._acks)
+            self._more_pending = True
+        self._cursor = 0
+        online = {"state": "online", "session": session, "device_id": self._device_id,
+                  "at": _now_iso()}
+        client.publish(self._topics.status, encode_json(online), qos=1, retain=True)
+        birth = {**self._birth, "device_id": self._device_id, "session": session,
+                 "at": _now_iso()}
+        client.publish(self._topics.birth, encode_json(birth), qos=1, retain=True)
+        client.subscribe(self._topics.commands,
+                         options=SubscribeOptions(qos=1, retainHandling=2))
+        _log.info("MQTT link: connected to %s:%d (session %d)", self._broker.host,
+                  self._broker.port, session)
+
+    def _on_disconnect(self, _client: mqtt.Client, _userdata: Any,
+                       _flags: mqtt.DisconnectFlags, reason: ReasonCode,
+                       _props: Properties | None) -> None:
+        _log.info("MQTT link: disconnected (%s)", reason)
+        with self._lock:
+            self._connected = False
+
+    def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
+                    _props: Properties | None) -> None:
+        serial = self._ack_mids.pop(mid, None)
+        if serial is not None:
+            if not reason.is_failure:
+                with self._lock:
+                    self._acks.pop(serial, None)
+            return
+        seq = self._inflight.pop(mid, None)
+        if seq is None:
+            return
+        if not reason.is_failure:
+            self._done.append(seq)
+            with self._lock:
+                self._delivered += 1
+                self._more_pending = True
+            if seq == self._faulted_seq:
+                self._faulted_seq = None
+                self._fault_backoff.reset()
+            return
+        self._delivery_fault(seq, reason)
+
+    def _delivery_fault(self, seq: int, reason: ReasonCode) -> None:
+        text = f"0x{reason.value:02X} {reason.getName()}"
+        with self._lock:
+            self._faults += 1
+        self._faulted_seq = seq if self._faulted_seq is None else min(seq, self._faulted_seq)
+        if not self._paused_until:
+            delay = self._fault_backoff.next_delay()
+            self._paused_until = time.monotonic() + delay
+            _log.error("MQTT link: broker rejected seq %d (%s); retrying in %.0f s", seq, text,
+                       delay)
+        if self._on_fault is not None:
+            try:
+                self._on_fault(seq, text)
+            except Exception:
+                _log.exception("on_delivery_fault callback failed")
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any,
+                    message: mqtt.MQTTMessage) -> None:
+        try:
+            self._handle_command(message)
+        except Exception:  # never let a hostile message unwind paho's read path
+            _log.exception("MQTT link: error while handling %r", message.topic)
+
+    def _handle_command(self, message: mqtt.MQTTMessage) -> None:
+        name = self._topics.command_name(message.topic)
+        if name is None:
+            return
+        result = parse_command(name, bytes(message.payload), now=datetime.now(UTC),
+                               max_age_s=self._cmd_max_age, max_skew_s=self._cmd_skew,
+                               config_allowlist=self._allowlist)
+        if isinstance(result, CommandRequest) and not self._outbox.remember_command(
+            result.id, now=time.time(), horizon_s=self._cmd_max_age + self._cmd_skew
+        ):
+            self._queue_ack(name, self._rejection(result.id, "duplicate: id already seen"))
+            return
+        if not isinstance(result, CommandRequest):
+            self._queue_ack(name, self._rejection(result.id, result.reason))
+            return
+        command = Command(result.name, result.id, result.args, result.issued_at, self._reply)
+        command.accept()
+        try:
+            self._on_command(command)
+        except Exception as exc:
+            _log.exception("on_command raised for %s/%s", command.name, command.id)
+            if command.status == "accepted":
+                command.fail(f"internal error: {type(exc).__name__}")
+
+    def _rejection(self, cmd_id: str | None, reason: str) -> dict[str, Any]:
+        return {"id": cmd_id, "status": "rejected", "reason": reason, "at": _now_iso(),
+                "device_id": self._device_id}
+
+    # --- teardown -----------------------------------------------------------------------------
+    def _shutdown(self, client: mqtt.Client) -> None:
+        """Clean stop: publish ``offline`` (retained), wait briefly for its PUBACK, disconnect."""
+        if not self._is_connected():
+            return
+        with self._lock:
+            session = self._session
+        offline = {"state": "offline", "session": session, "device_id": self._device_id,
+                   "cause": "shutdown", "at": _now_iso()}
+        info = client.publish(self._topics.status, encode_json(offline), qos=1, retain=True)
+        deadline = time.monotonic() + _SHUTDOWN_PUBACK_S
+        while not info.is_published() and time.monotonic() < deadline:
+            sock = client.socket()
+            if sock is None:
+                break
+            readable, writable, _ = select.select(
+                [sock], [sock] if client.want_write() else [], [], 0.1)
+            if sock in writable:
+                client.loop_write()
+            if readable and client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                break
+        self._flush_delivered()
+        client.disconnect()
+        if client.socket() is not None:
+            client.loop_write()
+
+    def _drop_connection(self) -> None:
+        with self._lock:
+            self._connected = False
+        self._flush_delivered()
+        self._inflight.clear()
+        self._ack_mids.clear()
+        self._paused_until = 0.0
+        client, self._client = self._client, None
+        if client is not None:
+            sock = client.socket()
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _now_iso() -> str:
+    return iso_utc(datetime.now(UTC))

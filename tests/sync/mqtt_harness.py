@@ -1,0 +1,221 @@
+"""Test helpers: a real mosquitto on loopback, a back-office subscriber, a test CA.
+
+The broker is the Debian ``mosquitto`` binary started with a generated config on a free
+port; it can be killed and restarted on the same port with its persistence kept, the way a
+real broker restart looks to the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+REPO = Path(__file__).resolve().parents[2]
+MAKE_CA = REPO / "scripts" / "make-test-ca.sh"
+MOSQUITTO_DIR = REPO / "config" / "mosquitto"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+@dataclass
+class Broker:
+    """A mosquitto process with a config file; ``kill``/``start`` simulate a broker crash."""
+
+    conf: Path
+    host: str
+    port: int
+    workdir: Path
+    netns: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "mosquitto.log"
+
+    def start(self) -> None:
+        cmd = ["mosquitto", "-c", str(self.conf)]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(self.host, self.port)
+        except OSError as exc:
+            self.kill()
+            log = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"mosquitto did not start:\n{log}") from exc
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.proc = None
+
+
+def plain_broker_conf(workdir: Path, port: int, host: str = "127.0.0.1") -> Path:
+    conf = workdir / "mosquitto.conf"
+    conf.write_text(
+        f"""user root
+listener {port} {host}
+allow_anonymous true
+max_keepalive 3600
+persistence true
+persistence_location {workdir}/
+log_dest file {workdir}/mosquitto.log
+log_type error
+log_type warning
+log_type notice
+"""
+    )
+    return conf
+
+
+def tls_broker_conf(workdir: Path, port: int, certs: Path) -> Path:
+    """The shipped reference config, with paths and port rewritten for the test."""
+    text = (MOSQUITTO_DIR / "bodycam.conf").read_text()
+    text = (
+        text.replace("/etc/mosquitto/certs", str(certs))
+        .replace("/etc/mosquitto/bodycam.acl", str(workdir / "bodycam.acl"))
+        .replace("/var/lib/mosquitto/", f"{workdir}/")
+        .replace("/var/log/mosquitto/mosquitto.log", f"{workdir}/mosquitto.log")
+        .replace("listener 8883", f"listener {port} 127.0.0.1")
+    )
+    (workdir / "bodycam.acl").write_text((MOSQUITTO_DIR / "bodycam.acl").read_text())
+    conf = workdir / "mosquitto.conf"
+    conf.write_text("user root\n" + text)
+    return conf
+
+
+def make_ca(outdir: Path, *device_ids: str) -> Path:
+    subprocess.run(["bash", str(MAKE_CA), str(outdir), *device_ids], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return outdir
+
+
+@dataclass
+class Received:
+    topic: str
+    payload: bytes
+    retain: bool
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.payload)
+
+
+@dataclass
+class BackOffice:
+    """A subscriber on ``bodycam/v1/#`` that records everything it sees."""
+
+    host: str
+    port: int
+    tls: tuple[Path, Path, Path] | None = None
+    topic: str = "bodycam/v1/#"
+    messages: list[Received] = field(default_factory=list)
+    _cond: threading.Condition = field(default_factory=threading.Condition)
+    _client: mqtt.Client | None = None
+
+    def connect(self) -> BackOffice:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bo-{os.getpid()}-{id(self)}",
+                             protocol=mqtt.MQTTv5)
+        if self.tls:
+            ca, cert, key = self.tls
+            client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key),
+                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        client.on_message = self._on_message
+        client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
+        client.reconnect_delay_set(0.1, 0.5)
+        client.connect(self.host, self.port, keepalive=10)
+        client.loop_start()
+        self._client = client
+        return self
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False) -> None:
+        assert self._client is not None
+        self._client.publish(topic, payload, qos=qos, retain=retain).wait_for_publish(5)
+
+    def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._cond:
+            self.messages.append(Received(msg.topic, bytes(msg.payload), bool(msg.retain),
+                                          time.monotonic()))
+            self._cond.notify_all()
+
+    def on(self, suffix: str) -> list[Received]:
+        with self._cond:
+            return [m for m in self.messages if m.topic.endswith(suffix)]
+
+    def wait_for(self, predicate: Callable[[list[Received]], bool], timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(self.messages):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    tail = [(m.topic, m.payload[:120]) for m in self.messages[-8:]]
+                    raise AssertionError(f"timed out; last messages: {tail}")
+                self._cond.wait(left)
+
+
+@contextlib.contextmanager
+def back_office(host: str, port: int, **kw: Any) -> Iterator[BackOffice]:
+    bo = BackOffice(host, port, **kw).connect()
+    try:
+        yield bo
+    finally:
+        bo.close()
+
+
+def dedupe_seqs(messages: list[Received], suffix: str) -> list[int]:
+    """Seqs of outbox messages in arrival order, first occurrence only."""
+    seen: set[int] = set()
+    order: list[int] = []
+    for m in messages:
+        if m.topic.endswith(suffix):
+            seq = m.json()["seq"]
+            if seq not in seen:
+                seen.add(seq)
+                order.append(seq)
+    return order
