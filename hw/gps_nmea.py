@@ -302,6 +302,11 @@ class EpochAssembler:
         self._emitted_tod = None
         self._after_ender = False
 
+    @property
+    def epoch_open(self) -> bool:
+        """True while an epoch with a time of day is being assembled."""
+        return self._epoch.tod is not None
+
     def add(self, s: Sentence, mono_ns: int) -> Fix | None:
         """Apply one verified sentence; returns a Fix when it closed an epoch."""
         if s.kind not in _FIX_SENTENCES:
@@ -506,7 +511,7 @@ class NmeaDecoder:
         """Decode one line (no terminator)."""
         text = verify_sentence(line)
         if text is None:
-            if b"$" in line and b"*" in line:
+            if _looks_like_sentence(line):
                 self.stats.bad_checksum += 1
             else:
                 self.stats.garbage_bytes += len(line)
@@ -521,6 +526,11 @@ class NmeaDecoder:
             fix = self._assembler.add(sentence, mono_ns)
         return fix
 
+    @property
+    def epoch_open(self) -> bool:
+        """True while sentences of an undelivered epoch are held."""
+        return self._assembler.epoch_open
+
     def flush(self, mono_ns: int) -> Fix | None:
         """Close the open epoch (call when the line has gone quiet)."""
         return self._assembler.flush(mono_ns)
@@ -529,6 +539,13 @@ class NmeaDecoder:
         """Forget partial input after the port was reopened."""
         self._framer.reset()
         self._assembler.reset()
+
+
+def _looks_like_sentence(line: bytes) -> bool:
+    """``$`` + five printable characters + comma: meant as a sentence, whatever its checksum."""
+    start = line.rfind(b"$")
+    head = line[start + 1 : start + 7]
+    return start >= 0 and len(head) == 6 and head[5] == 0x2C and head[:5].isalnum()
 
 
 def is_stale(fix: Fix | None, now_mono_ns: int, stale_after_s: float) -> bool:

@@ -21,6 +21,7 @@ import time
 
 import serial
 
+from hw.errors import ConfigError
 from hw.gps import Fix, FixSink
 from hw.gps_nmea import NmeaDecoder, stale_marker
 
@@ -38,10 +39,12 @@ class SerialGps:
         reconnect_backoff: tuple[float, float] = (0.5, 10.0), quiet_flush_s: float = 0.15,
     ) -> None:
         if stale_after_s <= 0:
-            raise ValueError(f"stale_after_s must be positive, got {stale_after_s}")
+            raise ConfigError(f"must be positive, got {stale_after_s}", key="gps.stale_after_s")
         low, high = reconnect_backoff
         if not 0 < low <= high:
-            raise ValueError(f"reconnect_backoff must be 0 < min <= max, got {reconnect_backoff}")
+            raise ConfigError(
+                f"must be 0 < min <= max, got {reconnect_backoff}", key="gps.reconnect_backoff"
+            )
         self.port = port
         self.baud = baud
         self.stale_after_s = stale_after_s
@@ -76,6 +79,16 @@ class SerialGps:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    @property
+    def running(self) -> bool:
+        """True while the reader thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def epoch_open(self) -> bool:
+        """True while an epoch is being assembled (not yet delivered)."""
+        return self._decoder.epoch_open
 
     def stats(self) -> dict[str, int]:
         """Counters for telemetry (sentences ok, bad checksums, garbage, reconnects…)."""
