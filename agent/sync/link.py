@@ -51,7 +51,8 @@ from agent.sync.commands import (
     iso_utc,
     parse_command,
 )
-from agent.sync.outbox import Outbox
+from agent.sync.feeder import OutboxFeeder
+from agent.sync.outbox import Outbox, OutboxMessage
 from agent.sync.topics import Topics, encode_json
 from agent.sync.transport import Backoff, TlsSettings, parse_broker_url
 
@@ -61,8 +62,9 @@ _log = logging.getLogger(__name__)
 
 _CONNACK_TIMEOUT_S: Final = 10.0
 _SHUTDOWN_PUBACK_S: Final = 2.0
-_FAULT_RETRY: Final = (5.0, 300.0)
 _MAX_PENDING_ACKS: Final = 256
+_DELIVERY_FIELDS: Final = frozenset({"device_id", "seq", "outbox_epoch", "queued_at"})
+_BIRTH_REQUIRED: Final = ("software", "public_key")
 _PAHO_EXTRA_INFLIGHT: Final = 32  # room for status/birth/state/acks beside the outbox window
 
 
@@ -118,7 +120,9 @@ class MqttLink:
         self._session_expiry_s = session_expiry_s
         self._backoff = Backoff(*reconnect)
         self._on_command = on_command
-        self._on_fault = on_delivery_fault
+        missing = [key for key in _BIRTH_REQUIRED if not isinstance(birth.get(key), str)]
+        if missing:
+            raise ConfigError(f"birth message lacks {missing}", key="sync.birth")
         self._birth = dict(birth)
         self._cmd_max_age = command_max_age_s
         self._cmd_skew = command_max_skew_s
@@ -132,22 +136,15 @@ class MqttLink:
         self._acks: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
         self._ack_serial = 0
         self._unsent_acks: list[int] = []
-        self._more_pending = True
         self._connected = False
         self._last_connect: datetime | None = None
-        self._delivered = 0
-        self._faults = 0
         self._session = 0
 
         # Link-thread only.
         self._client: mqtt.Client | None = None
-        self._inflight: dict[int, int] = {}  # paho mid -> outbox seq
+        self._feeder = OutboxFeeder(outbox, max_inflight=max_inflight,
+                                    on_fault=on_delivery_fault)
         self._ack_mids: dict[int, int] = {}  # paho mid -> ack serial
-        self._cursor = 0
-        self._done: list[int] = []
-        self._paused_until = 0.0
-        self._fault_backoff = Backoff(*_FAULT_RETRY)
-        self._faulted_seq: int | None = None
         self._connack_deadline = 0.0
 
         self._stop = threading.Event()
@@ -176,8 +173,25 @@ class MqttLink:
 
     # --- producers (any thread) ---------------------------------------------------------------
     def enqueue_segment(self, manifest_envelope: Mapping[str, Any]) -> int:
-        """Queue a signed segment manifest durably; returns its seq."""
-        return self._enqueue(self._topics.segment, "segment", {"manifest": dict(manifest_envelope)})
+        """Queue a signed manifest envelope (``{"manifest", "signature"}``) durably; returns seq.
+
+        The envelope's keys go to the top level of the payload beside the delivery fields, so
+        the back office verifies exactly the object the device wrote beside the segment.
+        """
+        manifest = manifest_envelope.get("manifest")
+        if not isinstance(manifest, Mapping) or not isinstance(
+            manifest_envelope.get("signature"), Mapping
+        ):
+            raise SyncError("segment envelope needs 'manifest' and 'signature' objects")
+        if manifest.get("device_id") != self._device_id:
+            raise SyncError(
+                f"manifest of device {manifest.get('device_id')!r} cannot be sent as "
+                f"{self._device_id!r}"
+            )
+        reserved = set(manifest_envelope) & _DELIVERY_FIELDS
+        if reserved:
+            raise SyncError(f"segment envelope uses reserved key(s) {sorted(reserved)}")
+        return self._enqueue(self._topics.segment, "segment", dict(manifest_envelope))
 
     def enqueue_checkpoint(self, note: str, proof: Mapping[str, Any] | None) -> int:
         """Queue a signed checkpoint note and its consistency proof; returns its seq."""
@@ -208,13 +222,14 @@ class MqttLink:
 
     def stats(self) -> LinkStats:
         """Current counters (thread-safe snapshot)."""
+        delivered, faults = self._feeder.counters()
         with self._lock:
             return LinkStats(
                 outbox_depth=self._outbox.depth(),
                 connected=self._connected,
                 last_connect=self._last_connect,
-                delivered=self._delivered,
-                faults=self._faults,
+                delivered=delivered,
+                faults=faults,
                 session=self._session,
             )
 
@@ -227,8 +242,7 @@ class MqttLink:
                                 "outbox_epoch": epoch, "queued_at": _now_iso()})
 
         seq = self._outbox.enqueue(topic, payload, qos=1, kind=kind)
-        with self._lock:
-            self._more_pending = True
+        self._feeder.notify()
         self._wake()
         return seq
 
@@ -310,7 +324,7 @@ class MqttLink:
             self._pump(client)
             if not self._step(client):
                 return
-            self._flush_delivered()
+            self._feeder.flush()
             if not self._is_connected() and time.monotonic() > self._connack_deadline:
                 _log.warning("MQTT link: no CONNACK within %.0f s", _CONNACK_TIMEOUT_S)
                 return
@@ -342,8 +356,9 @@ class MqttLink:
 
     def _select_timeout(self) -> float:
         timeout = 1.0
-        if self._paused_until:
-            timeout = max(0.0, min(timeout, self._paused_until - time.monotonic()))
+        deadline = self._feeder.deadline()
+        if deadline is not None:
+            timeout = max(0.0, min(timeout, deadline - time.monotonic()))
         return timeout
 
     def _is_connected(self) -> bool:
@@ -361,7 +376,6 @@ class MqttLink:
             acks = [(serial, self._acks[serial]) for serial in self._unsent_acks
                     if serial in self._acks]
             self._unsent_acks.clear()
-            more = self._more_pending
         for serial, (topic, body) in acks:
             info = client.publish(topic, body, qos=1)
             self._ack_mids[info.mid] = serial
@@ -369,42 +383,7 @@ class MqttLink:
             client.publish(self._topics.state, state, qos=1, retain=True)
         if telemetry is not None:
             client.publish(self._topics.telemetry, telemetry, qos=0)
-        self._feed_outbox(client, more)
-
-    def _feed_outbox(self, client: mqtt.Client, more: bool) -> None:
-        now = time.monotonic()
-        if self._paused_until:
-            if now < self._paused_until or self._inflight:
-                return
-            self._paused_until = 0.0
-            self._cursor = 0  # resume from the oldest pending row, the faulted one included
-            more = True
-        space = self._max_inflight - len(self._inflight)
-        if not more or space <= 0:
-            return
-        rows = self._outbox.pending(space, after=self._cursor)
-        if len(rows) < space:
-            with self._lock:
-                self._more_pending = False
-        for row in rows:
-            info = client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                _log.warning("MQTT link: publish of seq %d refused by client: %s", row.seq,
-                             mqtt.error_string(info.rc))
-                with self._lock:
-                    self._more_pending = True
-                return
-            self._inflight[info.mid] = row.seq
-            self._cursor = row.seq
-
-    def _flush_delivered(self) -> None:
-        if not self._done:
-            return
-        done, self._done = self._done, []
-        try:
-            self._outbox.mark_delivered(*done)
-        except SyncError:
-            _log.exception("MQTT link: could not delete delivered rows; they will be resent")
+        self._feeder.feed(lambda row: _publish_row(client, row))
 
     # --- paho callbacks (link thread) ---------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: mqtt.ConnectFlags,
@@ -419,8 +398,7 @@ class MqttLink:
             session = self._session
             self._state_dirty = self._state is not None
             self._unsent_acks = list(self._acks)
-            self._more_pending = True
-        self._cursor = 0
+        self._feeder.reset()
         online = {"state": "online", "session": session, "device_id": self._device_id,
                   "at": _now_iso()}
         client.publish(self._topics.status, encode_json(online), qos=1, retain=True)
@@ -447,35 +425,7 @@ class MqttLink:
                 with self._lock:
                     self._acks.pop(serial, None)
             return
-        seq = self._inflight.pop(mid, None)
-        if seq is None:
-            return
-        if not reason.is_failure:
-            self._done.append(seq)
-            with self._lock:
-                self._delivered += 1
-                self._more_pending = True
-            if seq == self._faulted_seq:
-                self._faulted_seq = None
-                self._fault_backoff.reset()
-            return
-        self._delivery_fault(seq, reason)
-
-    def _delivery_fault(self, seq: int, reason: ReasonCode) -> None:
-        text = f"0x{reason.value:02X} {reason.getName()}"
-        with self._lock:
-            self._faults += 1
-        self._faulted_seq = seq if self._faulted_seq is None else min(seq, self._faulted_seq)
-        if not self._paused_until:
-            delay = self._fault_backoff.next_delay()
-            self._paused_until = time.monotonic() + delay
-            _log.error("MQTT link: broker rejected seq %d (%s); retrying in %.0f s", seq, text,
-                       delay)
-        if self._on_fault is not None:
-            try:
-                self._on_fault(seq, text)
-            except Exception:
-                _log.exception("on_delivery_fault callback failed")
+        self._feeder.settle(mid, reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any,
                     message: mqtt.MQTTMessage) -> None:
@@ -533,7 +483,7 @@ class MqttLink:
                 client.loop_write()
             if readable and client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 break
-        self._flush_delivered()
+        self._feeder.flush()
         client.disconnect()
         if client.socket() is not None:
             client.loop_write()
@@ -541,16 +491,22 @@ class MqttLink:
     def _drop_connection(self) -> None:
         with self._lock:
             self._connected = False
-        self._flush_delivered()
-        self._inflight.clear()
+        self._feeder.reset()
         self._ack_mids.clear()
-        self._paused_until = 0.0
         client, self._client = self._client, None
         if client is not None:
             sock = client.socket()
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+def _publish_row(client: mqtt.Client, row: OutboxMessage) -> int | None:
+    info = client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
+    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+        _log.warning("MQTT link: client refused seq %d: %s", row.seq, mqtt.error_string(info.rc))
+        return None
+    return info.mid
 
 
 def _drain(fd: int) -> None:
