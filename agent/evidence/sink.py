@@ -191,7 +191,11 @@ class EvidenceSink:
 
     def _fsync(self) -> None:
         self._out.flush()
-        os.fsync(self._out.fileno())
+        fsync = getattr(self._out, "fsync", None)  # storage files may police fsync themselves
+        if callable(fsync):
+            fsync()
+        else:
+            os.fsync(self._out.fileno())
 
     def _guard(self, op: Callable[[], _T]) -> _T:
         try:
