@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import errno
 import logging
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -121,6 +122,12 @@ def _to_signed(word: int) -> int:
     return word - 0x10000 if word & 0x8000 else word
 
 
+def _round_up_2sig(value: float) -> float:
+    """Round up to two significant digits: the datasheet advises a round current LSB."""
+    scale = 10.0 ** (math.floor(math.log10(value)) - 1)
+    return math.ceil(round(value / scale, 9)) * scale
+
+
 def _swap(word: int) -> int:
     return ((word & 0xFF) << 8) | (word >> 8)
 
@@ -148,10 +155,13 @@ class Ina219Battery:
         self._bus = bus
         self._address = address
         self._shunt = shunt_ohms
-        self._current_lsb = max_current_a / 32768
-        self._calibration = int(0.04096 / (self._current_lsb * shunt_ohms))
-        if not 0 < self._calibration <= 0xFFFE:
+        # Bit 0 of the calibration register does not exist; the LSB actually in effect is
+        # derived back from the value the chip will hold.
+        calibration = int(0.04096 / (_round_up_2sig(max_current_a / 32768) * shunt_ohms))
+        if not 2 <= calibration <= 0xFFFE:
             raise ValueError("shunt_ohms/max_current_a give a calibration outside the register")
+        self._calibration = calibration & 0xFFFE
+        self._current_lsb = 0.04096 / (self._calibration * shunt_ohms)
         self._config = _CONFIG_BASE | (_BRNG_32V if cells * 4.2 > 16 else 0)
         self._cells = cells
         self._curve = curve
