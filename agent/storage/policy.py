@@ -53,10 +53,12 @@ class BitrateMeter:
         self._lock = threading.Lock()
 
     def add(self, nbytes: int, now: float) -> None:
-        """Count ``nbytes`` written at monotonic time ``now``."""
+        """Count ``nbytes`` written at monotonic time ``now`` (the first call only starts the clock)."""
         with self._lock:
             if self._since is None:
+                # These bytes were produced before the clock started: they start it only.
                 self._since = now
+                return
             self._pending += nbytes
             dt = now - self._since
             if dt < self._min_interval:
@@ -121,7 +123,7 @@ class StoragePolicy:
 
     def segment_bytes(self, bitrate_bps: float) -> int:
         """Expected size of one segment, with headroom."""
-        return math.ceil(self.segment_s * bitrate_bps * self.headroom)
+        return math.ceil(round(self.segment_s * bitrate_bps * self.headroom, 3))  # no float dust
 
     def reserve_bytes(self, bitrate_bps: float) -> int:
         """Space that must stay free while recording."""
