@@ -1,0 +1,119 @@
+"""The track of one segment: start/end positions and 1 Hz samples, bounded.
+
+A manifest is canonical JSON without floats, so positions are stored as integers:
+``[utc_iso, lat_e7, lon_e7, alt_mm | None]`` (degrees × 10⁷ is ~1 cm; altitude in mm).
+
+The track keeps at most one sample per ``interval_s`` seconds of GPS time (1 s to start).
+When a long segment would exceed ``max_samples``, every other sample is dropped and the
+interval doubles, so the track stays evenly spread over the whole segment and its size is
+bounded whatever the segment length; the exact end position is kept separately.
+
+Locking: ``_lock`` guards all state; :meth:`TrackRecorder.add` may be called from the GPS
+reader thread while the controller starts and ends segments.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from hw.gps import Fix
+
+__all__ = ["TrackRecorder", "TrackRow", "TrackSummary", "fix_row"]
+
+TrackRow = list[str | int | None]
+"""``[utc_iso, lat_e7, lon_e7, alt_mm | None]``."""
+
+
+def fix_row(fix: Fix) -> TrackRow:
+    """The integer manifest row of a positioned, dated fix."""
+    if fix.utc is None or fix.lat is None or fix.lon is None:
+        raise ValueError("a track row needs a fix with UTC and a position")
+    alt = round(fix.alt_msl * 1000) if fix.alt_msl is not None else None
+    return [_iso_ms(fix.utc), round(fix.lat * 1e7), round(fix.lon * 1e7), alt]
+
+
+def _iso_ms(utc: datetime) -> str:
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True)
+class TrackSummary:
+    """What a segment manifest records about location."""
+
+    start: TrackRow | None
+    end: TrackRow | None
+    track: list[TrackRow] = field(default_factory=list)
+    interval_s: int = 1
+    fixes: int = 0
+
+    def as_manifest(self) -> dict[str, object]:
+        """Manifest fields (integers and strings only)."""
+        return {
+            "start": self.start, "end": self.end, "track": self.track,
+            "interval_s": self.interval_s, "fixes": self.fixes,
+        }
+
+
+class TrackRecorder:
+    """Collects fixes into per-segment tracks."""
+
+    def __init__(self, *, max_samples: int = 3600, start_max_age_s: float = 5.0) -> None:
+        if max_samples < 2:
+            raise ValueError(f"max_samples must be at least 2, got {max_samples}")
+        self._max = max_samples
+        self._start_max_age_ns = int(start_max_age_s * 1e9)
+        self._lock = threading.Lock()
+        self._last: Fix | None = None
+        self._open = False
+        self._start: TrackRow | None = None
+        self._end: TrackRow | None = None
+        self._rows: list[TrackRow] = []
+        self._slots: list[int] = []  # GPS second of each row, for the interval check
+        self._interval = 1
+        self._fixes = 0
+
+    def add(self, fix: Fix) -> None:
+        """Offer a fix; only dated fixes with a position are recorded."""
+        if fix.stale or not fix.has_position or fix.utc is None:
+            return
+        with self._lock:
+            self._last = fix
+            if not self._open:
+                return
+            row = fix_row(fix)
+            self._fixes += 1
+            self._end = row
+            if self._start is None:
+                self._start = row
+            second = int(fix.utc.timestamp())
+            if self._slots and second < self._slots[-1] + self._interval:
+                return
+            self._rows.append(row)
+            self._slots.append(second)
+            if len(self._rows) > self._max:
+                self._decimate()
+
+    def start_segment(self, now_mono_ns: int) -> None:
+        """Begin a new track; a recent fix (≤ ``start_max_age_s``) is its start position."""
+        with self._lock:
+            self._open = True
+            self._rows, self._slots, self._interval, self._fixes = [], [], 1, 0
+            self._start = self._end = None
+            last = self._last
+            if last is not None and now_mono_ns - last.received_mono_ns <= self._start_max_age_ns:
+                self._start = self._end = fix_row(last)
+
+    def end_segment(self) -> TrackSummary:
+        """Close the track and return its summary (empty if no fix arrived)."""
+        with self._lock:
+            self._open = False
+            return TrackSummary(
+                self._start, self._end, list(self._rows), self._interval, self._fixes
+            )
+
+    def _decimate(self) -> None:
+        self._rows = self._rows[::2]
+        self._slots = self._slots[::2]
+        self._interval *= 2
