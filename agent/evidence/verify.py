@@ -294,10 +294,13 @@ class _Verifier:
         except AgeFormatError as exc:
             self.r.add("fail", "decrypt_failed", where, f"{media.name}: {exc}")
             dec = None
-        if size != file.get("cipher_bytes") or cipher.hexdigest() != file.get("cipher_sha256"):
+        if size != file.get("cipher_bytes"):
             self.r.add("fail", "media_altered", where,
-                       f"{media.name}: SHA-256/size differ from the signed manifest "
-                       f"({size} bytes, expected {file.get('cipher_bytes')})")
+                       f"{media.name}: {size} bytes, the signed manifest expected "
+                       f"{file.get('cipher_bytes')} (truncated or extended)")
+        elif cipher.hexdigest() != file.get("cipher_sha256"):
+            self.r.add("fail", "media_altered", where,
+                       f"{media.name}: SHA-256 differs from the signed manifest (altered)")
         if dec is not None and file.get("plain_sha256") is not None:
             if plain.hexdigest() != file["plain_sha256"]:
                 self.r.add("fail", "plaintext_altered", where,
