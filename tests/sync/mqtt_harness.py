@@ -23,6 +23,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 REPO = Path(__file__).resolve().parents[2]
 MAKE_CA = REPO / "scripts" / "make-test-ca.sh"
@@ -100,6 +102,8 @@ allow_anonymous true
 max_keepalive 3600
 persistence true
 persistence_location {workdir}/
+autosave_on_changes true
+autosave_interval 1
 log_dest file {workdir}/mosquitto.log
 log_type error
 log_type warning
@@ -118,6 +122,7 @@ def tls_broker_conf(workdir: Path, port: int, certs: Path) -> Path:
         .replace("/var/lib/mosquitto/", f"{workdir}/")
         .replace("/var/log/mosquitto/mosquitto.log", f"{workdir}/mosquitto.log")
         .replace("listener 8883", f"listener {port} 127.0.0.1")
+        .replace("autosave_interval 60", "autosave_on_changes true\nautosave_interval 1")
     )
     (workdir / "bodycam.acl").write_text((MOSQUITTO_DIR / "bodycam.acl").read_text())
     conf = workdir / "mosquitto.conf"
@@ -150,12 +155,13 @@ class BackOffice:
     port: int
     tls: tuple[Path, Path, Path] | None = None
     topic: str = "bodycam/v1/#"
+    client_id: str = field(default_factory=lambda: f"bo-{os.getpid()}-{time.monotonic_ns()}")
     messages: list[Received] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _client: mqtt.Client | None = None
 
     def connect(self) -> BackOffice:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bo-{os.getpid()}-{id(self)}",
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=mqtt.MQTTv5)
         if self.tls:
             ca, cert, key = self.tls
@@ -164,7 +170,11 @@ class BackOffice:
         client.on_message = self._on_message
         client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
         client.reconnect_delay_set(0.1, 0.5)
-        client.connect(self.host, self.port, keepalive=10)
+        # A persistent session, so nothing published while we reconnect after a broker
+        # restart is missed (the test configs autosave after every change).
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        client.connect(self.host, self.port, keepalive=10, clean_start=False, properties=props)
         client.loop_start()
         self._client = client
         return self
@@ -219,3 +229,35 @@ def dedupe_seqs(messages: list[Received], suffix: str) -> list[int]:
                 seen.add(seq)
                 order.append(seq)
     return order
+
+
+SCHEMA_DIR = REPO / "agent" / "sync" / "schemas"
+_SUFFIX_SCHEMA = {
+    "status": "status", "birth": "birth", "telemetry": "telemetry", "state": "state",
+    "segment": "segment", "checkpoint": "checkpoint", "event": "event", "ack": "command-ack",
+}
+
+
+def schema_for(topic: str) -> dict[str, Any] | None:
+    """The JSON Schema a device-published topic must satisfy (None: not device-published)."""
+    parts = topic.split("/")
+    if len(parts) >= 5 and parts[3] == "cmd":
+        if not (parts[-1] == "ack" and len(parts) == 6):
+            return None  # a command from the back office, not the device
+        name = "command-ack"
+    else:
+        name = _SUFFIX_SCHEMA[parts[-1]]
+    return json.loads((SCHEMA_DIR / f"{name}.json").read_text())
+
+
+def assert_valid(messages: list[Received]) -> int:
+    """Validate every message against its schema; returns how many were checked."""
+    from jsonschema import Draft202012Validator
+
+    checked = 0
+    for m in messages:
+        schema = schema_for(m.topic)
+        if schema is not None:
+            Draft202012Validator(schema).validate(m.json())
+            checked += 1
+    return checked
