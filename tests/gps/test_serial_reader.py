@@ -2,48 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
+from gps_helpers import Collector, wait_for
 
 from hw.gps import Fix, GpsReceiver
 from hw.gps_serial import SerialGps
 from hw.gps_sim import SimGps, nmea_sentence
 
 pytestmark = pytest.mark.timeout(30)
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; the caller asserts the result."""
-    deadline = time.monotonic() + timeout
-    gate = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        gate.wait(0.02)
-    return True
-
-
-class Collector:
-    """A sink that records fixes (thread-safe append; reads take a snapshot)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._fixes: list[Fix] = []
-
-    def __call__(self, fix: Fix) -> None:
-        with self._lock:
-            self._fixes.append(fix)
-
-    @property
-    def fixes(self) -> list[Fix]:
-        with self._lock:
-            return list(self._fixes)
-
-    def positions(self) -> list[Fix]:
-        return [f for f in self.fixes if f.has_position]
 
 
 @pytest.fixture
