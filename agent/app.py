@@ -1,0 +1,260 @@
+"""The agent: builds the recorder from configuration and hardware, runs it, shuts it down.
+
+Start-up order matters for evidence:
+
+1. the data directory must be writable (else a clear error before anything is touched);
+2. the device key must exist (on a device: ``bodycam keys init`` at provisioning; the simulator
+   creates one) -- without it nothing can be signed, so recording is refused;
+3. the evidence store seals whatever a crash left open (``recovered``) *before* the camera
+   starts, so a recovered segment precedes the new boot in the log;
+4. a ``boot`` event is logged; then the pipeline starts and ``READY=1`` goes to systemd once
+   frames flow.
+
+Shutdown (SIGTERM, ``--for`` elapsed) seals the open segment, logs ``shutdown`` and stops the
+devices; nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.aac import AacEncoder
+from agent.commands import CommandSet
+from agent.config import Config
+from agent.controller import Controller
+from agent.ctl import CtlServer, socket_path
+from agent.errors import KeyMissing, StorageError
+from agent.evidence.age import Identity, Recipient
+from agent.evidence.keys import DeviceKey
+from agent.evidence.store import EvidenceStore
+from agent.evidence_port import ManifestContext, StorePort
+from agent.feedback import Feedback
+from agent.gestures import GestureRecognizer
+from agent.health import HealthGate
+from agent.power.policy import BatteryPolicy
+from agent.power.projection import PowerProjector
+from agent.recorder import Recorder
+from agent.sdnotify import Notifier
+from agent.storage.policy import BitrateMeter, StoragePolicy
+from agent.timekeeping import TimeKeeper
+from agent.watch import FrameWatchdog, PowerWatch, StorageWatch
+from hw.factory import Hardware, build_hardware
+
+__all__ = ["Agent", "check_data_dir"]
+
+log = logging.getLogger(__name__)
+
+
+def check_data_dir(data_dir: Path) -> Path:
+    """Create/verify the data directory; a clear :class:`StorageError` if it is unusable."""
+    data_dir = Path(data_dir)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(exc.errno or 0, f"data directory {data_dir}: cannot create it "
+                                          f"({exc.strerror})") from exc
+    if not data_dir.is_dir():
+        raise StorageError(20, f"data directory {data_dir}: not a directory")
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise StorageError(13, f"data directory {data_dir}: not writable by this user")
+    return data_dir
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+    except OSError:
+        return ""
+
+
+class Agent:
+    """One running recorder."""
+
+    def __init__(self, cfg: Config, *, data_dir: Path, hw_kind: str,
+                 hardware: Hardware | None = None, notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.data_dir = check_data_dir(data_dir)
+        self.hw = hardware or build_hardware(cfg, kind=hw_kind, data_dir=self.data_dir)
+        self.notifier = notifier or Notifier.from_env()
+        self._stop = threading.Event()
+        self._threads_stop = threading.Event()
+        self.key = self._load_key()
+        self.recipients = self._recipients()
+        self.store = EvidenceStore(
+            self.data_dir, key=self.key, recipients=self.recipients,
+            encrypt=cfg.evidence.encrypt, device_id=cfg.device.id,
+            open_append=self.hw.storage.open_append,
+        )
+        self.recovered = self.store.recover()
+        self.boot_id = _boot_id()
+        self.store.log_event("boot", boot_id=self.boot_id, version=__version__,
+                             hardware=self.hw.kind, recovered=len(self.recovered))
+        self.time = TimeKeeper(cfg.time, on_step=self._clock_step)
+        self._build_pipeline()
+
+    # --- construction -----------------------------------------------------------------------
+    def _load_key(self) -> DeviceKey:
+        path = self.data_dir / "keys" / "device.key"
+        try:
+            return DeviceKey.load(path)
+        except KeyMissing:
+            if self.hw.kind != "sim":
+                raise
+            log.warning("simulator: generating a device key at %s", path)
+            return DeviceKey.generate(path)
+
+    def _recipients(self) -> list[Recipient]:
+        rcpts = [Recipient.parse(r) for r in self.cfg.evidence.recipients]
+        if rcpts or not self.cfg.evidence.encrypt or self.hw.kind != "sim":
+            return rcpts
+        # The simulator has no agency: it makes a bench identity so its output can be opened.
+        path = self.data_dir / "sim-agency.key"
+        if path.exists():
+            identity = Identity.parse(path.read_text().strip().splitlines()[-1])
+        else:
+            from agent.atomic import atomic_write
+
+            identity = Identity.generate()
+            atomic_write(path, f"# simulator bench identity (not an agency key)\n{identity}\n"
+                         .encode(), mode=0o600)
+            log.warning("simulator: no agency recipient configured; encrypting to %s", path)
+        return [identity.recipient]
+
+    def _build_pipeline(self) -> None:
+        cfg, hw = self.cfg, self.hw
+        cam, mic = hw.camera, hw.microphone
+        self.aac = AacEncoder(mic.format, bitrate=cfg.audio.bitrate) if mic is not None else None
+        self.ctx = ManifestContext(
+            utc_for_mono_us=self.time.utc_for_mono_us,
+            clock_info=self.time.clock_info,
+            gps_summary=self.time.gps_summary,
+            segment_opened=self.time.open_track,
+            matter=self._matter_for_manifest,
+            officer_id=lambda: self.commands.officer_id,
+            unit=cfg.device.unit,
+            boot_id=self.boot_id,
+        )
+        self.port = StorePort(self.store, self.ctx, video=cam.format if cam else None,
+                              audio=mic.format if mic else None, audio_bitrate=cfg.audio.bitrate,
+                              on_sealed=self._on_sealed)
+        self.recorder = Recorder(
+            port=self.port, video=cam.format if cam else None, audio=mic.format if mic else None,
+            audio_extradata=self.aac.extradata if self.aac else b"",
+            audio_bitrate=cfg.audio.bitrate, prerecord_s=cfg.recording.prerecord_s,
+            prerecord_audio=cfg.recording.prerecord_audio, segment_s=cfg.recording.segment_s,
+            on_event=self._on_recorder_event,
+        )
+        frame_us = cam.format.frame_interval_us if cam else 0
+        self.controller = Controller(
+            recorder=self.recorder, aac=self.aac,
+            gestures=GestureRecognizer(hold_s=cfg.recording.stop_hold_s,
+                                       double_press_s=cfg.recording.double_press_s),
+            frame_interval_us=frame_us, sync_interval_s=cfg.recording.sync_interval_s,
+        )
+        self.feedback = Feedback(hw.controls, reminder_s=cfg.recording.reminder_s)
+        nominal_bps = (cfg.video.bitrate if cam else 0) + (cfg.audio.bitrate if mic else 0)
+        self.meter = BitrateMeter(max(1, nominal_bps) / 8)
+        self.storage_watch = StorageWatch(
+            hw.storage,
+            StoragePolicy(cfg.storage.warn_min * 60, cfg.storage.reserve_segments,
+                          segment_s=cfg.recording.segment_s),
+            self.meter, poll_s=cfg.storage.poll_s)
+        self.power_watch = (
+            PowerWatch(hw.power, BatteryPolicy(cfg.power.warn_min * 60, cfg.power.critical_min * 60,
+                                               cfg.power.undervoltage_grace_s),
+                       PowerProjector(), poll_s=cfg.power.poll_s)
+            if hw.power is not None else None)
+        self.frame_watchdog = FrameWatchdog(stall_after_s=cfg.recording.stall_after_s)
+        self.commands = CommandSet(self)
+        self.commands.register(self.controller)
+        self.health = HealthGate(frames=self._frames_delivered, heartbeat=self._heartbeat,
+                                 notifier=self.notifier, stall_after_s=cfg.recording.stall_after_s)
+        self.ctl = CtlServer(socket_path(self.data_dir), self.commands.respond)
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the controller, the devices, the control socket and the health gate."""
+        hw, c = self.hw, self.controller
+        self.controller.every_tick(self.commands.tick)
+        self.controller.observe_packets(self._meter_packet)
+        c.start()
+        hw.controls.on_edges(c.on_press, c.on_release)
+        if hw.camera is not None:
+            hw.camera.start(c.on_frame)
+        if hw.microphone is not None:
+            hw.microphone.start(c.on_audio)
+        if hw.gps is not None:
+            hw.gps.start(self.time.on_fix)
+        self.ctl.start()
+        self.feedback.show("standby")
+        threading.Thread(target=self.health.run, args=(self._threads_stop,),
+                         name="health", daemon=True).start()
+        self._await_frames()
+        self.notifier.ready(status="buffering")
+        self.commands.started()
+
+    def _await_frames(self, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self._frames_delivered() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def request_stop(self) -> None:
+        """Ask :meth:`wait` to return (signal handlers call this)."""
+        self._stop.set()
+
+    def wait(self, seconds: float | None = None) -> None:
+        """Run until asked to stop or ``seconds`` passed."""
+        self._stop.wait(seconds)
+
+    def shutdown(self) -> None:
+        """Seal, log and stop everything; safe to call once."""
+        self.notifier.stopping()
+        try:
+            self.controller.call("shutdown", timeout=30)
+        except Exception:
+            log.exception("sealing at shutdown failed")
+        hw = self.hw
+        for dev in (hw.camera, hw.microphone, hw.gps):
+            if dev is not None:
+                try:
+                    dev.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(dev).__name__)
+        self.controller.stop()
+        self._threads_stop.set()
+        self.commands.close()
+        self.ctl.stop()
+        self.store.close()
+        hw.close()
+
+    # --- callbacks --------------------------------------------------------------------------
+    def _frames_delivered(self) -> int:
+        cam = self.hw.camera
+        if cam is not None:
+            return cam.frames_delivered
+        return self.controller.audio_chunks_in
+
+    def _heartbeat(self) -> float:
+        return self.controller.heartbeat
+
+    def _meter_packet(self, packet: Any) -> None:
+        if self.recorder.state == "recording":
+            self.meter.add(len(packet.data), time.monotonic())
+
+    def _matter_for_manifest(self) -> dict[str, Any] | None:
+        return self.commands.matter_for_manifest()
+
+    def _on_recorder_event(self, kind: str, data: dict[str, Any]) -> None:
+        self.commands.recorder_event(kind, data)
+
+    def _on_sealed(self, signed: Any) -> None:
+        self.commands.segment_sealed(signed)
+
+    def _clock_step(self, fields: dict[str, Any]) -> None:
+        self.controller.post("call", lambda: self.store.log_event("clock_step", **fields))

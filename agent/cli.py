@@ -1,0 +1,235 @@
+"""``bodycam`` — the one command of the recorder.
+
+Exit codes: 0 success; 1 a runtime failure (missing device, unusable data directory, no key,
+verification failed); 2 a usage or configuration error (the message names the key, the value
+and what is allowed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent import __version__
+from agent.errors import BodycamError, ConfigError
+
+__all__ = ["default_data_dir", "main"]
+
+log = logging.getLogger("bodycam")
+
+
+def default_data_dir() -> Path:
+    """``$BODYCAM_DATA_DIR``, else /var/lib/bodycam on a Pi, else ~/.local/state/bodycam."""
+    env = os.environ.get("BODYCAM_DATA_DIR")
+    if env:
+        return Path(env)
+    from hw.factory import is_raspberry_pi
+
+    if is_raspberry_pi():
+        return Path("/var/lib/bodycam")
+    return Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "bodycam"
+
+
+def _setup_logging(level: str) -> None:
+    under_systemd = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
+    fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else (
+        "%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(logging, level.upper(), logging.INFO), format=fmt,
+                        stream=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bodycam", description="Body-worn evidence recorder agent.")
+    p.add_argument("--version", action="version", version=f"bodycam {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the recorder agent")
+    run.add_argument("--hw", choices=("auto", "sim", "pi"), default=None,
+                     help="hardware set (default: config hardware.kind; auto = pi on a Pi)")
+    run.add_argument("--config", type=Path, help="TOML configuration file")
+    run.add_argument("--data-dir", type=Path, help="evidence directory")
+    run.add_argument("--for", dest="duration", type=float, metavar="SECONDS",
+                     help="stop cleanly after this many seconds")
+    run.add_argument("--log-level", default="info")
+    run.add_argument("--no-status", action="store_true", help="no live status line on a TTY")
+
+    ctl = sub.add_parser("ctl", help="drive a running agent")
+    ctl.add_argument("action", help="press | hold | bookmark | status | start | stop | matter | "
+                                    "mark | officer | ack | checkpoint | sim")
+    ctl.add_argument("params", nargs="*", help="matter CODE · mark ITEM · officer ID · "
+                                               "ack SEQ… · sim DEVICE VERB [VALUE] · "
+                                               "bookmark [LABEL]")
+    ctl.add_argument("--data-dir", type=Path)
+    ctl.add_argument("--timeout", type=float, default=30.0)
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg.add_argument("action", choices=("check", "show"))
+    cfg.add_argument("file", type=Path, nargs="?")
+
+    for name, text in (("keys", "device key: init [--rotate]"), ("verify", "verify evidence"),
+                       ("fleet", "fleet view: watch"), ("bench", "lab bench")):
+        sp = sub.add_parser(name, help=text, add_help=False)
+        sp.add_argument("rest", nargs=argparse.REMAINDER)
+    return p
+
+
+def _load(path: Path | None) -> Any:
+    from agent.config import load_config
+
+    return load_config(path)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the agent until SIGINT/SIGTERM or ``--for`` elapsed."""
+    _setup_logging(args.log_level)
+    cfg = _load(args.config)
+    from agent.app import Agent
+    from hw.factory import resolve_kind
+
+    kind = resolve_kind(args.hw or cfg.hardware.kind)
+    data_dir = args.data_dir or default_data_dir()
+    agent = Agent(cfg, data_dir=data_dir, hw_kind=kind)
+    stop = agent.request_stop
+    signal.signal(signal.SIGTERM, lambda *_: stop())
+    signal.signal(signal.SIGINT, lambda *_: stop())
+    try:
+        agent.start()
+        log.info("recording agent %s running (%s hardware), data in %s", __version__, kind,
+                 agent.data_dir)
+        if sys.stderr.isatty() and not args.no_status:
+            threading.Thread(target=_status_loop, args=(agent,), daemon=True).start()
+        agent.wait(args.duration)
+    finally:
+        agent.shutdown()
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")
+    return 0
+
+
+def _status_loop(agent: Any) -> None:
+    from agent.status import status_line
+
+    started: float | None = None
+    while True:
+        try:
+            snap = agent.controller.call("status", timeout=2)
+        except BodycamError:
+            return
+        if snap.get("state") == "recording" and started is None:
+            started = time.monotonic()
+        elif snap.get("state") != "recording":
+            started = None
+        sys.stderr.write("\r\033[K" + status_line(snap, started=started))
+        sys.stderr.flush()
+        time.sleep(1)
+
+
+def _ctl_args(action: str, params: list[str]) -> tuple[str, dict[str, Any]]:
+    if action in ("matter",):
+        if len(params) != 1:
+            raise ConfigError("usage: bodycam ctl matter CODE")
+        return action, {"code": params[0]}
+    if action == "mark":
+        if len(params) != 1:
+            raise ConfigError("usage: bodycam ctl mark ITEM")
+        return action, {"item": params[0]}
+    if action == "officer":
+        return action, {"id": params[0] if params else ""}
+    if action == "bookmark":
+        return action, {"label": " ".join(params) or "bookmark"}
+    if action == "ack":
+        try:
+            return action, {"device_seq": [int(p) for p in params]}
+        except ValueError:
+            raise ConfigError("usage: bodycam ctl ack SEQ [SEQ…] (integers)") from None
+    if action == "sim":
+        if len(params) not in (2, 3):
+            raise ConfigError("usage: bodycam ctl sim DEVICE VERB [VALUE]")
+        out: dict[str, Any] = {"device": params[0], "verb": params[1]}
+        if len(params) == 3:
+            out["value"] = params[2]
+        return action, out
+    return action, {}
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    """Send one request to the running agent; print its JSON answer."""
+    from agent.ctl import ctl_request
+
+    action, payload = _ctl_args(args.action, list(args.params))
+    reply = ctl_request(args.data_dir or default_data_dir(), action, payload, timeout=args.timeout)
+    if reply.get("ok"):
+        print(json.dumps(reply.get("result", {}), indent=2, ensure_ascii=False, sort_keys=True))
+        return 0
+    print(f"bodycam ctl {action}: {reply.get('error')}", file=sys.stderr)
+    return 1
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    """Validate (or print) a configuration file."""
+    import dataclasses
+
+    cfg = _load(args.file)
+    if args.action == "show":
+        print(json.dumps(dataclasses.asdict(cfg), indent=2, ensure_ascii=False))
+    else:
+        print(f"{args.file}: OK")
+    return 0
+
+
+def _delegate(name: str, rest: list[str]) -> int:
+    if name == "keys":
+        from agent.evidence.keys import keys_init_main
+
+        if not rest or rest[0] != "init":
+            print("usage: bodycam keys init [--data-dir DIR] [--rotate]", file=sys.stderr)
+            return 2
+        return keys_init_main(rest[1:])
+    if name == "verify":
+        from agent.evidence.verify import verify_main
+
+        return int(verify_main(rest))
+    if name == "fleet":
+        from agent.sync.fleet import fleet_main
+
+        if not rest or rest[0] != "watch":
+            print("usage: bodycam fleet watch [--broker URL] ...", file=sys.stderr)
+            return 2
+        return int(fleet_main(rest[1:]))
+    from agent.bench.cli import bench_main
+
+    return int(bench_main(rest))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``bodycam`` console script."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "ctl":
+            return cmd_ctl(args)
+        if args.command == "config":
+            return cmd_config(args)
+        return _delegate(args.command, list(args.rest))
+    except ConfigError as exc:
+        print(f"bodycam: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except BodycamError as exc:
+        print(f"bodycam: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""What each command and gesture does, and how the recorder reacts to the world.
+
+Every way of driving the recorder -- the button's gestures, ``bodycam ctl``, MQTT ``cmd/*`` --
+ends in one handler here, run on the controller thread. Starting is gated by the same
+admission checks whatever asked for it (battery critical, storage cannot hold a segment), so
+a remote start can never do what the button could not.
+
+Battery and storage policies act here too: a warning is shown and logged; critical battery or
+full storage seals the open segment, logs the reason (``low_battery_shutdown``,
+``storage_full``) and stops; only acknowledged segments are ever evicted to make room.
+
+Not thread-safe: handlers run on the controller thread; :meth:`respond` (control socket
+threads) only submits requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from agent.controller import Controller, Request
+from agent.errors import CommandRejected, RecordingRefused
+from agent.evidence.store import RetentionViolation
+from agent.sim_stimuli import apply_stimulus
+from agent.status import status_snapshot
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+__all__ = ["CommandSet"]
+
+log = logging.getLogger(__name__)
+
+
+class CommandSet:
+    """Handlers for one agent."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.a = agent
+        self.officer_id = agent.cfg.device.officer_id
+        self.matter: dict[str, Any] | None = None
+        self.stop_reason: str | None = None
+        self._battery_level = "ok"
+        self._storage_level = "ok"
+        self._refusals = 0
+        self._last_stall_restart = 0.0
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.sync: Any = None  # the MQTT link, when enabled
+
+    # --- wiring -----------------------------------------------------------------------------
+    def register(self, c: Controller) -> None:
+        """Install handlers and gestures on the controller."""
+        for name in ("start", "stop", "press", "hold", "bookmark", "status", "matter", "mark",
+                     "ack", "checkpoint", "sim", "shutdown", "officer"):
+            c.handle(name, getattr(self, f"cmd_{name}"))
+        c.on_gesture("press", lambda: self._gesture("press"))
+        c.on_gesture("double", lambda: self._gesture("double"))
+        c.on_gesture("hold", lambda: self._gesture("hold"))
+        c.on_gesture("triple", lambda: self._gesture("triple"))
+
+    def started(self) -> None:
+        """The pipeline runs."""
+
+    def close(self) -> None:
+        """Release what the command set owns."""
+
+    def respond(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Control-socket entry point (runs on a socket thread)."""
+        if cmd in ("press", "hold") and self.a.hw.kind == "sim" and not args.get("virtual"):
+            return self._sim_button(cmd)
+        req = self.a.controller.submit(Request(cmd, args, origin="ctl"))
+        if not req.wait(30):
+            return {"ok": False, "error": f"{cmd}: no answer from the controller within 30 s"}
+        if req.error is not None:
+            return {"ok": False, "error": req.error}
+        return {"ok": True, "result": req.result or {}}
+
+    def _sim_button(self, cmd: str) -> dict[str, Any]:
+        """Drive the simulated button's pin, exercising the real gpiozero edge path."""
+        controls = self.a.hw.controls
+        hold = self.a.cfg.recording.stop_hold_s + 0.3 if cmd == "hold" else 0.08
+        controls.sim_press()
+        time.sleep(hold)
+        controls.sim_release()
+        time.sleep(0.1)
+        snap = self.a.controller.call("status")
+        return {"ok": True, "result": snap}
+
+    # --- gestures ---------------------------------------------------------------------------
+    def _gesture(self, name: str) -> None:
+        state = self.a.recorder.state
+        if name == "press" and state in ("standby", "stopping"):
+            self._start("button")
+        elif name == "double" and state == "recording":
+            self.a.recorder.bookmark("button")
+        elif name == "hold" and state == "recording":
+            self._stop("button")
+        elif name == "triple":
+            self._cycle_matter()
+
+    def _cycle_matter(self) -> None:
+        quick = list(self.a.cfg.matters.quick_list)
+        if not quick:
+            return
+        current = self.matter["code"] if self.matter else None
+        pos = (quick.index(current) + 1) % len(quick) if current in quick else 0
+        self._set_matter(quick[pos], origin="button")
+        self.a.feedback.matter_selected(pos + 1)
+
+    # --- recording --------------------------------------------------------------------------
+    def admission(self) -> str | None:
+        """Why a recording may not start now, or None."""
+        pw = self.a.power_watch
+        if pw is not None:
+            adm = pw.policy.can_start()
+            if not adm:
+                return adm.reason
+        sw = self.a.storage_watch
+        sw.poll(time.monotonic(), force=True)
+        adm = sw.policy.can_start()
+        if not adm:
+            return adm.reason
+        if self.a.recorder.state == "fault":
+            return f"recorder fault: {self.a.recorder.fault_reason}"
+        return None
+
+    def _start(self, origin: str) -> str:
+        why = self.admission()
+        if why is not None:
+            self._refusals += 1
+            self.a.feedback.refused()
+            self._event("recording_refused", {"reason": why, "origin": origin})
+            raise RecordingRefused(f"recording refused: {why}")
+        self.stop_reason = None
+        return self.a.recorder.start(reason=origin)
+
+    def _stop(self, reason: str) -> None:
+        self.stop_reason = reason
+        self.a.recorder.stop(reason=reason)
+
+    def cmd_start(self, req: Request) -> dict[str, Any]:
+        """Start recording (remote or ctl)."""
+        rid = self._start(req.origin)
+        return {"recording_id": rid, "state": self.a.recorder.state}
+
+    def cmd_stop(self, req: Request) -> dict[str, Any]:
+        """Stop recording."""
+        self._stop(str(req.args.get("reason", req.origin)))
+        return {"state": self.a.recorder.state}
+
+    def cmd_press(self, req: Request) -> dict[str, Any]:
+        """A virtual short press (same meaning as the button's)."""
+        self._gesture("press")
+        return self.cmd_status(req)
+
+    def cmd_hold(self, req: Request) -> dict[str, Any]:
+        """A virtual hold."""
+        self._gesture("hold")
+        return self.cmd_status(req)
+
+    def cmd_bookmark(self, req: Request) -> dict[str, Any]:
+        """Bookmark the current moment (optionally a checklist item)."""
+        label = str(req.args.get("label", "bookmark"))[:128]
+        item = req.args.get("item")
+        if not self.a.recorder.bookmark(label, item=str(item) if item else None):
+            raise CommandRejected("not recording: nothing to bookmark")
+        self.a.feedback.bookmark()
+        return {"bookmarked": label}
+
+    def cmd_mark(self, req: Request) -> dict[str, Any]:
+        """Mark a checklist item of the active matter."""
+        item = req.args.get("item")
+        if not isinstance(item, str) or not item:
+            raise CommandRejected("mark needs an item code")
+        if self.matter is not None and item not in self.matter.get("checklist_codes", [item]):
+            raise CommandRejected(f"{item!r} is not on the checklist of {self.matter['code']}")
+        if not self.a.recorder.bookmark(f"checklist:{item}", item=item):
+            raise CommandRejected("not recording: nothing to mark")
+        self.a.feedback.bookmark()
+        return {"marked": item}
+
+    def cmd_matter(self, req: Request) -> dict[str, Any]:
+        """Assign the enforcement matter of the current/next recording."""
+        code = req.args.get("code")
+        if not isinstance(code, str) or not code:
+            raise CommandRejected("matter needs a code")
+        return {"matter": self._set_matter(code, origin=req.origin)}
+
+    def _set_matter(self, code: str, *, origin: str) -> dict[str, Any]:
+        catalogue = getattr(self.a, "matters", None)
+        entry = catalogue.lookup(code) if catalogue is not None else {"code": code}
+        previous = self.matter["code"] if self.matter else None
+        self.matter = entry
+        if self.a.recorder.state == "recording":
+            self.a.recorder.bookmark(f"matter:{code}", item=None)
+            self.a.store.log_event("matter_change", recording_id=self.a.recorder.recording_id,
+                                   previous=previous, matter=code, origin=origin)
+        return entry
+
+    def matter_for_manifest(self) -> dict[str, Any] | None:
+        """The matter as the manifest records it."""
+        if self.matter is None:
+            return None
+        return {k: v for k, v in self.matter.items() if k != "checklist_codes"}
+
+    def cmd_officer(self, req: Request) -> dict[str, Any]:
+        """Assign the officer carrying the unit (shift handover)."""
+        officer = str(req.args.get("id", ""))[:64]
+        self.officer_id = officer
+        cam = self.a.hw.camera
+        if cam is not None and hasattr(cam, "set_officer"):
+            cam.set_officer(officer)
+        return {"officer_id": officer}
+
+    def cmd_ack(self, req: Request) -> dict[str, Any]:
+        """The back office holds these segments (device_seq list): retention may evict them."""
+        seqs = req.args.get("device_seq")
+        if not isinstance(seqs, list) or not all(isinstance(s, int) and s >= 0 for s in seqs):
+            raise CommandRejected("ack needs device_seq: a list of non-negative integers")
+        for s in seqs:
+            self.a.store.acknowledge(s)
+        return {"acknowledged": len(seqs)}
+
+    def cmd_checkpoint(self, req: Request) -> dict[str, Any]:
+        """The latest signed checkpoint."""
+        cp = self.a.store.log.checkpoint()
+        return {"checkpoint": cp.text if hasattr(cp, "text") else str(cp),
+                "size": self.a.store.log.size}
+
+    def cmd_status(self, req: Request) -> dict[str, Any]:
+        """A JSON snapshot of the recorder."""
+        return status_snapshot(self.a)
+
+    def cmd_sim(self, req: Request) -> dict[str, Any]:
+        """Stimulate a simulated device (``sim camera stall``, ``sim battery set 5``...)."""
+        if self.a.hw.kind != "sim":
+            raise CommandRejected("sim stimuli exist only with --hw sim")
+        return apply_stimulus(self.a.hw, req.args)
+
+    def cmd_shutdown(self, req: Request) -> dict[str, Any]:
+        """Seal what is open and log the shutdown (agent exit)."""
+        rec = self.a.recorder
+        if rec.state in ("recording", "stopping"):
+            self.stop_reason = "shutdown"
+            rec.stop(reason="shutdown")
+            rec.tick(10**18)  # do not wait for the audio tail: the devices are stopping
+        self.a.store.log_event("shutdown", reason=str(req.args.get("reason", "requested")))
+        return {}
+
+    # --- world → recorder -------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Controller tick: feedback, watchdog, battery and storage policies."""
+        a = self.a
+        a.feedback.tick(now)
+        if a.hw.camera is not None and a.frame_watchdog.check(now, a.hw.camera.frames_delivered):
+            self._camera_stalled(now)
+        pw = a.power_watch
+        if pw is not None:
+            verdict = pw.poll(now, "recording" if a.recorder.state == "recording" else "standby")
+            if verdict is not None:
+                self._battery(verdict.level, verdict.reasons)
+        sv = a.storage_watch.poll(now)
+        if sv is not None:
+            self._storage(sv.level, sv.reasons, now)
+
+    def _battery(self, level: str, reasons: tuple[str, ...]) -> None:
+        prev, self._battery_level = self._battery_level, level
+        if level == prev:
+            return
+        self._event("battery", {"level": level, "reasons": list(reasons)})
+        if level == "warn":
+            self.a.feedback.warning()
+        if level == "critical" and self.a.recorder.state == "recording":
+            self._stop("low_battery")
+        if level == "critical":
+            self.a.store.log_event("low_battery_shutdown", reasons=list(reasons),
+                                   recording_id=self.a.recorder.recording_id)
+        self.a.feedback.show(self.a.recorder.state, warning=level != "ok")
+
+    def _storage(self, level: str, reasons: tuple[str, ...], now: float) -> None:
+        if level == "full":
+            self._evict_for_space(now)
+            sv = self.a.storage_watch.poll(now, force=True)
+            level = sv.level if sv is not None else level
+        prev, self._storage_level = self._storage_level, level
+        if level == prev:
+            return
+        self._event("storage", {"level": level, "reasons": list(reasons)})
+        if level == "warn":
+            self.a.feedback.warning()
+        if level == "full" and self.a.recorder.state == "recording":
+            self._stop("storage_full")
+            self.a.store.log_event("storage_full", reasons=list(reasons),
+                                   recording_id=self.a.recorder.recording_id)
+        self.a.feedback.show(self.a.recorder.state, warning=level != "ok")
+
+    def _evict_for_space(self, now: float) -> None:
+        from agent.retention import evict_acknowledged
+
+        try:
+            evict_acknowledged(self.a, now)
+        except RetentionViolation as exc:
+            log.error("eviction refused: %s", exc)
+
+    def _camera_stalled(self, now: float) -> None:
+        a = self.a
+        self._event("camera_stall", {"frames": a.hw.camera.frames_delivered if a.hw.camera else 0})
+        if a.recorder.state in ("recording", "stopping"):
+            a.recorder.fault("camera stalled: no frame for "
+                             f"{a.cfg.recording.stall_after_s} s")
+            a.feedback.show("fault")
+        if now - self._last_stall_restart > 5.0 and a.hw.camera is not None:
+            self._last_stall_restart = now
+            self._restart_camera()
+
+    def _restart_camera(self) -> None:
+        cam = self.a.hw.camera
+        assert cam is not None
+        log.warning("restarting the camera pipeline after a stall")
+        try:
+            cam.stop()
+            if hasattr(cam, "resume"):
+                cam.resume()
+            cam.start(self.a.controller.on_frame)
+        except Exception:
+            log.exception("camera restart failed")
+            return
+        self.a.store.log_event("camera_restart", reason="stall")
+        if self.a.recorder.state == "fault":
+            self.a.recorder.clear_fault()
+            self.a.feedback.show("standby")
+
+    def recorder_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Recorder → feedback, log and sync."""
+        a = self.a
+        if kind == "recording_started":
+            a.feedback.started(time.monotonic())
+            a.feedback.show("recording")
+        elif kind == "recording_stopped":
+            a.feedback.stopped()
+            a.feedback.show("standby")
+            a.meter.pause()
+        elif kind == "fault":
+            a.feedback.show("fault")
+            a.store.log_event("fault", reason=str(data.get("reason")))
+        self._event(kind, {k: v for k, v in data.items() if k != "manifest"})
+
+    def segment_sealed(self, signed: Any) -> None:
+        """A segment was sealed: hand its manifest and the checkpoint to sync."""
+        if self.sync is not None:
+            self.sync.segment_sealed(signed)
+
+    def _event(self, kind: str, data: dict[str, Any]) -> None:
+        self.events.append((kind, data))
+        del self.events[:-200]
+        log.info("event %s %s", kind, data)
+        if self.sync is not None:
+            self.sync.event(kind, data)
+

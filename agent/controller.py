@@ -1,0 +1,256 @@
+"""The controller: one thread, one queue, the only owner of recorder state.
+
+The camera's encoder thread, the audio callback, gpiozero's edge callbacks, the GPS reader,
+the control socket and paho's network loop all *post* to :meth:`Controller.post`; only the
+controller thread reads the queue and mutates state (DESIGN.md §1). That single rule is what
+makes the recorder's behaviour reproducible in tests: the same event sequence gives the same
+evidence.
+
+Commands (button gestures, ``bodycam ctl``, MQTT ``cmd/*``) all become :class:`Request`
+objects answered through the same state machine, so a remote start behaves exactly like a
+press.
+
+Locking: ``queue.SimpleQueue`` is the only shared structure; :class:`Request` carries its own
+``threading.Event`` for the reply. Everything else belongs to the controller thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.aac import AacEncoder
+from agent.errors import CommandRejected, RecorderError
+from agent.gestures import GestureRecognizer
+from agent.media import MediaPacket
+from agent.recorder import Recorder
+from hw.audio import AudioChunk
+from hw.camera import EncodedFrame
+
+__all__ = ["Controller", "Request"]
+
+log = logging.getLogger(__name__)
+
+_TICK_S = 0.05
+
+
+@dataclass
+class Request:
+    """A command for the controller, answered once via :meth:`wait`."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    origin: str = "ctl"
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    _done: threading.Event = field(default_factory=threading.Event, repr=False)
+    on_done: Callable[[Request], None] | None = None
+
+    def succeed(self, result: dict[str, Any] | None = None) -> None:
+        """Answer with a result."""
+        self.result = result or {}
+        self._finish()
+
+    def fail(self, reason: str) -> None:
+        """Answer with an error."""
+        self.error = reason
+        self._finish()
+
+    def _finish(self) -> None:
+        self._done.set()
+        if self.on_done is not None:
+            try:
+                self.on_done(self)
+            except Exception:  # a reply channel that broke must not take the controller down
+                log.exception("delivering the reply to %s failed", self.name)
+
+    def wait(self, timeout: float = 10.0) -> bool:
+        """Block until answered (from any thread but the controller's)."""
+        return self._done.wait(timeout)
+
+
+Handler = Callable[[Request], dict[str, Any] | None]
+
+
+class Controller:
+    """Runs the recorder's event loop."""
+
+    def __init__(
+        self,
+        *,
+        recorder: Recorder,
+        aac: AacEncoder | None,
+        gestures: GestureRecognizer,
+        frame_interval_us: int,
+        sync_interval_s: float = 1.0,
+        mono: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.recorder = recorder
+        self.aac = aac
+        self.gestures = gestures
+        self._frame_us = frame_interval_us
+        self._sync_interval = sync_interval_s
+        self._mono = mono
+        self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._handlers: dict[str, Handler] = {}
+        self._gesture_handlers: dict[str, Callable[[], None]] = {}
+        self._periodic: list[Callable[[float], None]] = []
+        self._packet_observers: list[Callable[[MediaPacket], None]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_sync = 0.0
+        self.heartbeat = mono()
+        self.frames_in = 0
+        self.audio_chunks_in = 0
+        self.max_queue = 0
+
+    # --- wiring (before start) --------------------------------------------------------------
+    def handle(self, name: str, handler: Handler) -> None:
+        """Register the handler of command ``name`` (runs on the controller thread)."""
+        self._handlers[name] = handler
+
+    def on_gesture(self, name: str, action: Callable[[], None]) -> None:
+        """Register what a button gesture does."""
+        self._gesture_handlers[name] = action
+
+    def every_tick(self, fn: Callable[[float], None]) -> None:
+        """Run ``fn(now)`` on each loop iteration (about 20 times a second)."""
+        self._periodic.append(fn)
+
+    def observe_packets(self, fn: Callable[[MediaPacket], None]) -> None:
+        """See every encoded packet (bitrate metering, benches)."""
+        self._packet_observers.append(fn)
+
+    # --- producers (any thread) -------------------------------------------------------------
+    def post(self, kind: str, payload: Any = None) -> None:
+        """Queue an event; never blocks."""
+        self._queue.put((kind, payload))
+
+    def on_frame(self, frame: EncodedFrame) -> None:
+        """Camera sink."""
+        self._queue.put(("video", frame))
+
+    def on_audio(self, chunk: AudioChunk) -> None:
+        """Microphone sink."""
+        self._queue.put(("audio", chunk))
+
+    def on_press(self, t: float) -> None:
+        """Button pressed (gpiozero thread)."""
+        self._queue.put(("press", t))
+
+    def on_release(self, t: float) -> None:
+        """Button released (gpiozero thread)."""
+        self._queue.put(("release", t))
+
+    def submit(self, request: Request) -> Request:
+        """Queue a command; the caller may :meth:`Request.wait` for the answer."""
+        self._queue.put(("request", request))
+        return request
+
+    def call(self, name: str, timeout: float = 10.0, **args: Any) -> dict[str, Any]:
+        """Run a command and wait for its result (not from the controller thread)."""
+        req = self.submit(Request(name, args))
+        if not req.wait(timeout):
+            raise RecorderError(f"command {name!r} timed out after {timeout} s")
+        if req.error is not None:
+            raise CommandRejected(req.error)
+        return req.result or {}
+
+    # --- loop -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the controller thread."""
+        self._thread = threading.Thread(target=self._run, name="controller", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the loop to finish the events already queued and exit."""
+        self._queue.put(("quit", None))
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def running(self) -> bool:
+        """True while the loop thread lives."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def queue_depth(self) -> int:
+        """Events waiting (a growing queue means the controller cannot keep up)."""
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        next_tick = self._mono()
+        while True:
+            try:
+                kind, payload = self._queue.get(timeout=_TICK_S)
+            except queue.Empty:
+                kind, payload = "idle", None
+            if kind == "quit":
+                break
+            try:
+                self._dispatch(kind, payload)
+            except Exception:  # one bad event must not end recording; it is logged loudly
+                log.exception("controller: handling %s failed", kind)
+            now = self._mono()
+            self.heartbeat = now
+            if now >= next_tick:
+                next_tick = now + _TICK_S
+                self._tick(now)
+            depth = self._queue.qsize()
+            self.max_queue = max(self.max_queue, depth)
+
+    def _dispatch(self, kind: str, payload: Any) -> None:
+        if kind == "video":
+            self.frames_in += 1
+            f: EncodedFrame = payload
+            self._packet(MediaPacket("video", f.data, f.pts_us, self._frame_us, f.keyframe, f.index))
+        elif kind == "audio":
+            self.audio_chunks_in += 1
+            if self.aac is not None:
+                for p in self.aac.encode(payload):
+                    self._packet(p)
+        elif kind == "press":
+            self._gestures(self.gestures.pressed(payload))
+        elif kind == "release":
+            self._gestures(self.gestures.released(payload))
+        elif kind == "request":
+            self._request(payload)
+        elif kind == "call":
+            payload()
+
+    def _packet(self, packet: MediaPacket) -> None:
+        self.recorder.on_packet(packet)
+        for fn in self._packet_observers:
+            fn(packet)
+
+    def _gestures(self, names: list[str]) -> None:
+        for name in names:
+            action = self._gesture_handlers.get(name)
+            if action is not None:
+                action()
+
+    def _request(self, req: Request) -> None:
+        handler = self._handlers.get(req.name)
+        if handler is None:
+            req.fail(f"unknown command {req.name!r}; known: {', '.join(sorted(self._handlers))}")
+            return
+        try:
+            req.succeed(handler(req))
+        except (CommandRejected, RecorderError, ValueError, KeyError, TypeError) as exc:
+            req.fail(str(exc) or type(exc).__name__)
+
+    def _tick(self, now: float) -> None:
+        self._gestures(self.gestures.poll(now))
+        self.recorder.tick(int(now * 1_000_000))
+        if now - self._last_sync >= self._sync_interval:
+            self._last_sync = now
+            self.recorder.sync()
+        for fn in self._periodic:
+            try:
+                fn(now)
+            except Exception:
+                log.exception("controller: periodic task failed")

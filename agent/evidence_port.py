@@ -1,0 +1,145 @@
+"""Adapter between the recorder's segment lifecycle and the evidence store.
+
+The recorder knows media (packets, frame counts, monotonic times); the evidence store knows
+files, hashes, signatures and the log. This module fills the manifest's typed parts from the
+things around the recorder -- the clock (monotonic → UTC and its source), the GPS track, the
+enforcement matter, the officer -- so neither side needs to know the other's details.
+
+Thread model: called only from the controller thread (the store has its own lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.evidence.manifest import ClockInfo, GpsSummary, MediaInfo, SegmentInfo, SignedManifest, Timestamp
+from agent.evidence.store import EvidenceStore, OpenSegment
+from agent.segment import SegmentStats
+from hw.audio import AudioFormat
+from hw.camera import VideoFormat
+
+__all__ = ["ManifestContext", "StorePort"]
+
+
+@dataclass
+class ManifestContext:
+    """Callables that describe the world at segment open/seal time."""
+
+    utc_for_mono_us: Callable[[int], str]
+    clock_info: Callable[[], ClockInfo]
+    gps_summary: Callable[[int, int], GpsSummary] = lambda start, end: GpsSummary()
+    segment_opened: Callable[[int], None] = lambda start_mono_us: None
+    matter: Callable[[], Mapping[str, Any] | None] = lambda: None
+    officer_id: Callable[[], str] = lambda: ""
+    unit: str = ""
+    boot_id: str = ""
+
+
+class StorePort:
+    """The recorder's :class:`agent.recorder.SegmentPort`, backed by an :class:`EvidenceStore`."""
+
+    def __init__(
+        self,
+        store: EvidenceStore,
+        ctx: ManifestContext,
+        *,
+        video: VideoFormat | None,
+        audio: AudioFormat | None,
+        audio_bitrate: int,
+        on_sealed: Callable[[SignedManifest], None] = lambda m: None,
+    ) -> None:
+        self.store = store
+        self.ctx = ctx
+        self._video = video
+        self._audio = audio
+        self._audio_bitrate = audio_bitrate
+        self._on_sealed = on_sealed
+
+    def open_segment(
+        self, *, recording_id: str, seq: int, start_mono_us: int, flags: list[str]
+    ) -> OpenSegment:
+        """Open the file and journal of one segment."""
+        info = SegmentInfo(
+            recording_id=recording_id,
+            seq=seq,
+            start=Timestamp(self.ctx.utc_for_mono_us(start_mono_us), start_mono_us),
+            clock=self.ctx.clock_info(),
+            officer_id=self.ctx.officer_id() or None,
+            unit=self.ctx.unit or None,
+            boot_id=self.ctx.boot_id or None,
+            preroll="preroll" in flags,
+            flags=tuple(f for f in flags if f != "preroll"),
+        )
+        handle = self.store.open_segment(info)
+        self.ctx.segment_opened(start_mono_us)
+        return handle
+
+    def sync(self, handle: OpenSegment) -> None:
+        """fsync what the sink has written."""
+        handle.sink.sync()
+
+    def seal(
+        self,
+        handle: OpenSegment,
+        *,
+        stats: SegmentStats,
+        end_mono_us: int,
+        flags: list[str],
+        bookmarks: list[dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Sign and log the segment; returns the manifest."""
+        start_us = handle.info.start.mono_us
+        matter = self.ctx.matter()
+        all_flags = list(flags)
+        if matter is None:
+            all_flags.append("uncategorised")
+        signed = self.store.seal(
+            handle,
+            end=Timestamp(self.ctx.utc_for_mono_us(end_mono_us), end_mono_us),
+            media=self._media(stats),
+            gps=self.ctx.gps_summary(start_us, end_mono_us),
+            bookmarks=bookmarks,
+            matter=matter,
+            flags=all_flags,
+            clock=self.ctx.clock_info(),
+        )
+        self._on_sealed(signed)
+        return signed.manifest
+
+    def _media(self, stats: SegmentStats) -> MediaInfo:
+        video = None
+        if self._video is not None:
+            v = self._video
+            video = {
+                "codec": v.codec, "profile": v.profile, "width": v.width, "height": v.height,
+                "fps": v.fps, "bitrate": v.bitrate, "gop": v.gop,
+                "first_pts_us": stats.first_pts_us, "last_pts_us": stats.last_pts_us,
+                "first_index": stats.frame_indices[0] if stats.frame_indices else None,
+                "last_index": stats.frame_indices[-1] if stats.frame_indices else None,
+                "missing_frames": _missing(stats.frame_indices),
+            }
+        audio = None
+        if self._audio is not None:
+            audio = {
+                "codec": "aac", "sample_rate": self._audio.sample_rate,
+                "channels": self._audio.channels, "bitrate": self._audio_bitrate,
+                "packets": stats.audio_packets, "first_pts_us": stats.audio_first_pts_us,
+                "end_us": stats.audio_end_us,
+            }
+        return MediaInfo(video=video, audio=audio, frames=stats.frames if video else None,
+                         duration_us=stats.duration_us if video else _audio_duration(stats))
+
+
+def _missing(indices: list[int]) -> int:
+    """Frames the camera counted but never delivered within this segment."""
+    if len(indices) < 2:
+        return 0
+    return indices[-1] - indices[0] + 1 - len(indices)
+
+
+def _audio_duration(stats: SegmentStats) -> int | None:
+    if stats.audio_first_pts_us is None or stats.audio_end_us is None:
+        return None
+    return stats.audio_end_us - stats.audio_first_pts_us

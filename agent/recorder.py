@@ -1,0 +1,348 @@
+"""The recorder state machine: pre-roll, gapless rolling segments, stop, fault.
+
+States: ``standby`` (buffering the pre-event ring) → ``recording`` → ``stopping`` (the audio
+tail catches up with the last frame) → ``standby``; any state → ``fault`` on a storage or
+camera failure, with the open segment sealed first.
+
+Gapless rolling: a segment rolls at the first keyframe at or after ``segment_s``. That
+keyframe opens the next segment at once, while the previous one stays open just long enough
+for audio packets stamped before the boundary (audio arrives a few tens of ms after video) to
+reach it; then it is sealed. Every video frame goes to exactly one segment and consecutive
+segments meet exactly (the end of one is the first pts of the next).
+
+Not thread-safe by design: only the controller thread calls it (DESIGN.md §1). Sealing
+(fsync, signing, log append) happens on that thread; the controller queue absorbs the frames
+that arrive meanwhile, so nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Protocol
+
+from agent.errors import RecorderError, StorageError
+from agent.media import MediaPacket
+from agent.preroll import PreRoll
+from agent.segment import SegmentStats, SegmentWriter
+from hw.audio import AudioFormat
+from hw.camera import VideoFormat
+
+__all__ = ["OpenSegment", "Recorder", "SegmentPort"]
+
+log = logging.getLogger(__name__)
+
+_AUDIO_TAIL_US = 600_000  # longest wait for audio to catch up before sealing anyway
+
+
+class SegmentHandle(Protocol):
+    """What the evidence store hands back for an open segment."""
+
+    @property
+    def sink(self) -> BinaryIO:
+        """Where the muxer writes (hash → encrypt → append)."""
+        ...
+
+
+class SegmentPort(Protocol):
+    """The recorder's view of the evidence store (see :mod:`agent.evidence_port`)."""
+
+    def open_segment(self, *, recording_id: str, seq: int, start_mono_us: int, flags: list[str]) -> Any:
+        """Create the segment's file and crash journal; return a handle with ``.sink``."""
+        ...
+
+    def sync(self, handle: Any) -> None:
+        """Make what was written so far durable (fsync)."""
+        ...
+
+    def seal(self, handle: Any, *, stats: SegmentStats, end_mono_us: int, flags: list[str],
+             bookmarks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Close the sink, sign the manifest, append the log; return the manifest envelope."""
+        ...
+
+
+@dataclass
+class OpenSegment:
+    """A segment being written."""
+
+    handle: Any
+    writer: SegmentWriter
+    seq: int
+    start_mono_us: int
+    flags: list[str]
+    bookmarks: list[dict[str, Any]] = field(default_factory=list)
+    boundary_us: int | None = None  # set when the next segment took over
+    closing_since_us: int | None = None
+
+
+class Recorder:
+    """Owns the pre-event ring and the open segments of the current recording."""
+
+    def __init__(
+        self,
+        *,
+        port: SegmentPort,
+        video: VideoFormat | None,
+        audio: AudioFormat | None,
+        audio_extradata: bytes = b"",
+        audio_bitrate: int = 96_000,
+        prerecord_s: float = 30.0,
+        prerecord_audio: bool = True,
+        segment_s: float = 60.0,
+        on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
+    ) -> None:
+        self._port = port
+        self._video = video
+        self._audio = audio
+        self._audio_extradata = audio_extradata
+        self._audio_bitrate = audio_bitrate
+        self._segment_us = int(segment_s * 1_000_000)
+        self._on_event = on_event
+        self.preroll = PreRoll(prerecord_s, keep_audio=prerecord_audio)
+        self.state = "standby"
+        self.fault_reason: str | None = None
+        self.recording_id: str | None = None
+        self._seq = 0
+        self._current: OpenSegment | None = None
+        self._closing: OpenSegment | None = None
+        self._stop_at_us: int | None = None
+        self._latest_us = 0
+        self._pending_flags: list[str] = []
+        self._stop_reason = "stop"
+        self.sealed: list[dict[str, Any]] = []
+        self.last_video_index = -1
+        self.frames_gap = 0
+
+    # --- commands ---------------------------------------------------------------------------
+    def start(self, *, reason: str = "button", flags: list[str] | None = None) -> str:
+        """Begin a recording with the pre-event buffer; returns the recording id."""
+        if self.state == "recording":
+            assert self.recording_id is not None
+            return self.recording_id
+        if self.state == "fault":
+            raise RecorderError(f"recorder is in fault state: {self.fault_reason}")
+        if self.state == "stopping":
+            self._finish_stop()
+        self.recording_id = uuid.uuid4().hex
+        self._seq = 0
+        self.state = "recording"
+        packets = self.preroll.drain()
+        preroll_us = 0
+        first_video = next((p for p in packets if p.kind == "video"), None)
+        seg_flags = ["preroll"] if first_video is not None else []
+        seg_flags += list(flags or [])
+        self._pending_flags = seg_flags
+        if first_video is not None:
+            preroll_us = self._latest_us - first_video.pts_us
+            for p in packets:
+                self._record(p)
+        self._on_event(
+            "recording_started",
+            {"recording_id": self.recording_id, "reason": reason, "preroll_us": preroll_us},
+        )
+        return self.recording_id
+
+    def stop(self, *, reason: str = "button") -> None:
+        """End the recording; the last segment is sealed once the audio tail arrived."""
+        if self.state != "recording":
+            return
+        self.state = "stopping"
+        self._stop_reason = reason
+        seg = self._current
+        end = seg.writer.stats.end_pts_us if seg is not None else None
+        self._stop_at_us = end if end is not None else self._latest_us
+        if seg is not None:
+            seg.boundary_us = self._stop_at_us
+            seg.closing_since_us = self._latest_us
+            self._seal_closing()  # a previous roll still waiting for audio
+            self._closing, self._current = seg, None
+        self._maybe_finish_stop()
+
+    def bookmark(self, label: str, *, item: str | None = None, mono_us: int | None = None) -> bool:
+        """Mark a moment of the current recording (media time); False when not recording."""
+        seg = self._current
+        if self.state != "recording" or seg is None:
+            return False
+        at = mono_us if mono_us is not None else self._latest_us
+        mark: dict[str, Any] = {"label": label, "mono_us": at, "offset_us": at - seg.start_mono_us}
+        if item:
+            mark["item"] = item
+        seg.bookmarks.append(mark)
+        self._on_event("bookmark", {"recording_id": self.recording_id, "seq": seg.seq, **mark})
+        return True
+
+    def fault(self, reason: str) -> None:
+        """Enter the fault state, sealing whatever is open."""
+        if self.state == "fault":
+            return
+        log.error("recorder fault: %s", reason)
+        for seg in (self._closing, self._current):
+            if seg is not None:
+                seg.flags.append("fault")
+                try:
+                    self._seal(seg)
+                except (StorageError, OSError) as exc:  # its crash journal stays: sealed on recovery
+                    log.error("sealing segment %s after a fault failed: %s", seg.seq, exc)
+        self._closing = self._current = None
+        self.state = "fault"
+        self.fault_reason = reason
+        self._on_event("fault", {"reason": reason, "recording_id": self.recording_id})
+
+    def clear_fault(self) -> None:
+        """Return to standby after the cause was removed (pipeline restarted)."""
+        if self.state == "fault":
+            self.state = "standby"
+            self.fault_reason = None
+            self.recording_id = None
+
+    # --- media ------------------------------------------------------------------------------
+    def on_packet(self, packet: MediaPacket) -> None:
+        """Route one encoded packet; called for every video and audio packet."""
+        if packet.kind == "video":
+            if self.last_video_index >= 0 and packet.index > self.last_video_index + 1:
+                self.frames_gap += packet.index - self.last_video_index - 1
+            self.last_video_index = packet.index
+            self._latest_us = packet.pts_us
+        if self.state == "fault":
+            self.preroll.push(packet)
+            return
+        if self.state == "recording":
+            self._record(packet)
+        else:
+            if self.state == "stopping" and packet.kind == "audio":
+                self._route(packet)
+            else:
+                self.preroll.push(packet)
+            self._maybe_finish_stop()
+
+    def tick(self, now_mono_us: int) -> None:
+        """Periodic work: give up waiting for late audio."""
+        closing = self._closing
+        since = closing.closing_since_us if closing is not None else None
+        if since is not None and now_mono_us - since > _AUDIO_TAIL_US:
+            if self.state == "stopping":
+                self._finish_stop()
+            else:
+                self._seal_closing()
+
+    def sync(self) -> None:
+        """fsync the open segments (called about once a second)."""
+        for seg in (self._current, self._closing):
+            if seg is not None:
+                handle = seg.handle
+                self._guard(lambda: self._port.sync(handle))
+
+    # --- internals --------------------------------------------------------------------------
+    def _record(self, packet: MediaPacket) -> None:
+        """Route a packet of the recording, opening or rolling segments at keyframes."""
+        if packet.kind == "video" and packet.keyframe:
+            if self._current is None:
+                self._current = self._open(packet.pts_us, self._pending_flags)
+                self._pending_flags = []
+            elif self._should_roll(packet):
+                self._roll(packet.pts_us)
+        self._route(packet)
+        if self._closing is not None:
+            self._maybe_seal_closing(packet)
+
+    def _should_roll(self, packet: MediaPacket) -> bool:
+        seg = self._current
+        return seg is not None and packet.pts_us - seg.start_mono_us >= self._segment_us
+
+    def _open(self, start_us: int, flags: list[str]) -> OpenSegment:
+        assert self.recording_id is not None
+        handle = self._port.open_segment(
+            recording_id=self.recording_id, seq=self._seq, start_mono_us=start_us, flags=list(flags)
+        )
+        writer = SegmentWriter(
+            handle.sink,
+            video=self._video,
+            audio=self._audio,
+            audio_extradata=self._audio_extradata,
+            audio_bitrate=self._audio_bitrate,
+        )
+        seg = OpenSegment(handle=handle, writer=writer, seq=self._seq, start_mono_us=start_us,
+                          flags=list(flags))
+        self._seq += 1
+        return seg
+
+    def _roll(self, boundary_us: int) -> None:
+        self._seal_closing()
+        old = self._current
+        assert old is not None
+        old.boundary_us = boundary_us
+        old.closing_since_us = self._latest_us
+        self._closing = old
+        self._current = self._open(boundary_us, [])
+        if self._audio is None:
+            self._seal_closing()
+
+    def _route(self, packet: MediaPacket) -> None:
+        target = self._current
+        closing = self._closing
+        if closing is not None and closing.boundary_us is not None and packet.pts_us < closing.boundary_us:
+            target = closing
+        if target is None:
+            return
+        self._guard(lambda: target.writer.write(packet))
+
+    def _maybe_seal_closing(self, packet: MediaPacket) -> None:
+        closing = self._closing
+        if closing is None or closing.boundary_us is None:
+            return
+        if packet.kind == "audio" and packet.pts_us >= closing.boundary_us:
+            self._seal_closing()
+
+    def _seal_closing(self) -> None:
+        if self._closing is not None:
+            seg, self._closing = self._closing, None
+            self._seal(seg)
+
+    def _maybe_finish_stop(self) -> None:
+        if self.state != "stopping":
+            return
+        closing = self._closing
+        if closing is None:
+            self._finish_stop()
+            return
+        audio_end = closing.writer.stats.audio_end_us
+        if self._audio is None or (audio_end is not None and closing.boundary_us is not None
+                                   and audio_end >= closing.boundary_us):
+            self._finish_stop()
+
+    def _finish_stop(self) -> None:
+        self._seal_closing()
+        rid = self.recording_id
+        self.state = "standby"
+        self._on_event("recording_stopped", {"recording_id": rid,
+                                             "reason": self._stop_reason})
+        self.recording_id = None
+
+    def _seal(self, seg: OpenSegment) -> None:
+        try:
+            stats = seg.writer.close()
+        except (StorageError, OSError) as exc:
+            stats = seg.writer.stats
+            seg.flags.append("write_error")
+            log.error("closing segment %s failed: %s", seg.seq, exc)
+        end = seg.boundary_us if seg.boundary_us is not None else stats.end_pts_us
+        manifest = self._port.seal(
+            seg.handle,
+            stats=stats,
+            end_mono_us=end if end is not None else seg.start_mono_us,
+            flags=seg.flags,
+            bookmarks=seg.bookmarks,
+        )
+        self.sealed.append(manifest)
+        self._on_event("segment_sealed", {"manifest": manifest})
+
+    def _guard(self, action: Callable[[], None]) -> None:
+        """Run a storage action; a storage failure moves the recorder to ``fault``."""
+        try:
+            action()
+        except StorageError as exc:
+            self.fault(f"storage: {exc}")
+        except OSError as exc:
+            self.fault(f"storage: {exc}")

@@ -1,0 +1,181 @@
+"""One evidence segment: encoded packets muxed into fragmented MP4.
+
+The muxer is PyAV (the same libavformat picamera2's ``PyavOutput`` uses) writing into a
+binary sink -- the evidence sink that hashes, encrypts and appends -- never into a plain file.
+``frag_keyframe+empty_moov+default_base_moof`` with ``flush_packets`` makes every GOP a
+self-contained fragment that is handed to the sink as soon as it is complete, so a crash
+loses at most the fragment being built and the file stays playable when truncated.
+
+Each segment's media timeline starts at 0 at its first keyframe; its position in the
+recording and in real time is in the manifest (``first_pts_us`` on ``CLOCK_MONOTONIC`` plus
+the monotonic↔UTC pair), which maps media time to UTC exactly.
+
+Not thread-safe: owned by the controller thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+import av
+
+from agent.media import MediaPacket, h264_parameter_sets
+from hw.audio import AudioFormat
+from hw.camera import VideoFormat
+
+__all__ = ["SegmentStats", "SegmentWriter"]
+
+_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+_VIDEO_TB = Fraction(1, 90_000)
+
+
+@dataclass(slots=True)
+class SegmentStats:
+    """What was muxed; goes into the manifest's ``media`` part."""
+
+    frames: int = 0
+    audio_packets: int = 0
+    first_pts_us: int | None = None
+    last_pts_us: int | None = None
+    last_duration_us: int = 0
+    audio_first_pts_us: int | None = None
+    audio_end_us: int | None = None
+    skipped_before_keyframe: int = 0
+    audio_dropped: int = 0
+    frame_indices: list[int] = field(default_factory=list)
+
+    @property
+    def duration_us(self) -> int:
+        """Video duration: first frame to the end of the last frame."""
+        if self.first_pts_us is None or self.last_pts_us is None:
+            return 0
+        return self.last_pts_us - self.first_pts_us + self.last_duration_us
+
+    @property
+    def end_pts_us(self) -> int | None:
+        """Monotonic time just after the last frame (where the next segment must start)."""
+        if self.last_pts_us is None:
+            return None
+        return self.last_pts_us + self.last_duration_us
+
+
+class SegmentWriter:
+    """Mux one segment's packets into ``sink``."""
+
+    def __init__(
+        self,
+        sink: BinaryIO,
+        *,
+        video: VideoFormat | None,
+        audio: AudioFormat | None,
+        audio_extradata: bytes = b"",
+        audio_bitrate: int = 96_000,
+    ) -> None:
+        self._sink = sink
+        self._video_fmt = video
+        self._audio_fmt = audio
+        self._audio_extradata = audio_extradata
+        self._audio_bitrate = audio_bitrate
+        self._container: Any = None
+        self._vstream: Any = None
+        self._astream: Any = None
+        self._origin_us: int | None = None
+        self._held_audio: list[MediaPacket] = []
+        self.stats = SegmentStats()
+
+    def _open(self, first: MediaPacket) -> None:
+        options = {"movflags": _MOVFLAGS, "flush_packets": "1"}
+        self._container = av.open(self._sink, mode="w", format="mp4", options=options)
+        if self._video_fmt is not None:
+            fmt = self._video_fmt
+            vs = self._container.add_stream("h264", rate=fmt.fps)
+            vs.width, vs.height = fmt.width, fmt.height
+            vs.time_base = _VIDEO_TB
+            vs.codec_context.bit_rate = fmt.bitrate
+            extradata = h264_parameter_sets(first.data)
+            if extradata:
+                vs.codec_context.extradata = extradata
+            self._vstream = vs
+        if self._audio_fmt is not None:
+            a = self._audio_fmt
+            ast = self._container.add_stream("aac", rate=a.sample_rate)
+            ast.codec_context.layout = "mono" if a.channels == 1 else "stereo"
+            ast.codec_context.bit_rate = self._audio_bitrate
+            if self._audio_extradata:
+                ast.codec_context.extradata = self._audio_extradata
+            ast.time_base = Fraction(1, a.sample_rate)
+            self._astream = ast
+        self._origin_us = first.pts_us
+
+    def write(self, packet: MediaPacket) -> None:
+        """Mux one packet (video must begin with a keyframe; earlier frames are skipped)."""
+        if packet.kind == "video":
+            self._write_video(packet)
+        else:
+            self._write_audio(packet)
+
+    def _write_video(self, packet: MediaPacket) -> None:
+        if self._vstream is None and self._container is not None:
+            return
+        if self._container is None:
+            if not packet.keyframe:
+                self.stats.skipped_before_keyframe += 1
+                return
+            self._open(packet)
+            held, self._held_audio = self._held_audio, []
+            for a in held:
+                self._write_audio(a)
+        assert self._origin_us is not None
+        p = av.Packet(packet.data)
+        p.stream = self._vstream
+        p.time_base = _VIDEO_TB
+        p.pts = p.dts = (packet.pts_us - self._origin_us) * 9 // 100
+        p.duration = packet.duration_us * 9 // 100
+        p.is_keyframe = packet.keyframe
+        self._container.mux(p)
+        st = self.stats
+        st.frames += 1
+        if st.first_pts_us is None:
+            st.first_pts_us = packet.pts_us
+        st.last_pts_us = packet.pts_us
+        st.last_duration_us = packet.duration_us
+        st.frame_indices.append(packet.index)
+
+    def _write_audio(self, packet: MediaPacket) -> None:
+        if self._astream is None and self._container is not None:
+            return
+        if self._container is None:
+            if self._video_fmt is not None:
+                self._held_audio.append(packet)  # the segment opens on its first keyframe
+                return
+            self._open(packet)
+        assert self._origin_us is not None
+        if packet.pts_us < self._origin_us:
+            self.stats.audio_dropped += 1  # before this segment; the router gives it to the last one
+            return
+        rate = self._astream.time_base.denominator
+        p = av.Packet(packet.data)
+        p.stream = self._astream
+        p.time_base = self._astream.time_base
+        p.pts = p.dts = (packet.pts_us - self._origin_us) * rate // 1_000_000
+        p.duration = packet.duration_us * rate // 1_000_000
+        self._container.mux(p)
+        st = self.stats
+        st.audio_packets += 1
+        if st.audio_first_pts_us is None:
+            st.audio_first_pts_us = packet.pts_us
+        st.audio_end_us = packet.pts_us + packet.duration_us
+
+    @property
+    def opened(self) -> bool:
+        """True once the first keyframe (or, audio-only, the first packet) was muxed."""
+        return self._container is not None
+
+    def close(self) -> SegmentStats:
+        """Write the last fragment and the trailer into the sink."""
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+        return self.stats

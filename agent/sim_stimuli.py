@@ -1,0 +1,66 @@
+"""``bodycam ctl sim DEVICE VERB [ARG]``: drive the simulated hardware of a running agent.
+
+Benches and scenario tests need to make the simulated world misbehave on cue -- a camera
+stall, a draining battery, a filling disk, a GPS unplugged -- through the same control
+socket a lab uses, without reaching into the process. Each verb maps to a stimulus method of
+the simulator in :mod:`hw`; unknown devices or verbs are rejected with the list of known ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agent.errors import CommandRejected
+from hw.factory import Hardware
+
+__all__ = ["STIMULI", "apply_stimulus"]
+
+
+def _num(args: dict[str, Any]) -> float:
+    try:
+        return float(args.get("value", ""))
+    except (TypeError, ValueError):
+        raise CommandRejected("this stimulus needs a numeric value") from None
+
+
+STIMULI: dict[tuple[str, str], Callable[[Any, dict[str, Any]], Any]] = {
+    ("camera", "stall"): lambda d, a: d.stall(),
+    ("camera", "resume"): lambda d, a: d.resume(),
+    ("camera", "drop-every"): lambda d, a: d.drop_every(int(_num(a))),
+    ("microphone", "overflow"): lambda d, a: d.overflow(int(_num(a))),
+    ("microphone", "mute"): lambda d, a: d.mute(True),
+    ("microphone", "unmute"): lambda d, a: d.mute(False),
+    ("battery", "set"): lambda d, a: d.set_capacity(_num(a)),
+    ("battery", "plug"): lambda d, a: d.plug(),
+    ("battery", "unplug"): lambda d, a: d.unplug(),
+    ("battery", "undervoltage"): lambda d, a: d.undervoltage(bool(int(_num(a)))),
+    ("battery", "die-at"): lambda d, a: d.die_at(_num(a)),
+    ("storage", "fill"): lambda d, a: d.fill(int(_num(a))),
+    ("storage", "free"): lambda d, a: d.free(int(_num(a))),
+    ("storage", "fail"): lambda d, a: d.fail_writes(int(_num(a)) if a.get("value") else 5),
+    ("storage", "heal"): lambda d, a: d.fail_writes(None),
+    ("gps", "silence"): lambda d, a: d.silence(),
+    ("gps", "resume"): lambda d, a: d.resume(),
+    ("gps", "unplug"): lambda d, a: d.unplug(),
+    ("gps", "replug"): lambda d, a: d.replug(),
+    ("gps", "time-offset"): lambda d, a: d.set_time_offset(_num(a)),
+    ("gps", "drift"): lambda d, a: d.drift(_num(a)),
+}
+
+
+def apply_stimulus(hw: Hardware, args: dict[str, Any]) -> dict[str, Any]:
+    """Apply ``{"device": ..., "verb": ..., "value": ...}`` to the simulated hardware."""
+    device, verb = str(args.get("device", "")), str(args.get("verb", ""))
+    fn = STIMULI.get((device, verb))
+    if fn is None:
+        known = ", ".join(f"{d} {v}" for d, v in STIMULI)
+        raise CommandRejected(f"unknown stimulus {device!r} {verb!r}; known: {known}")
+    target = hw.sim.get(device)
+    if target is None:
+        raise CommandRejected(f"this simulated hardware set has no {device}")
+    try:
+        fn(target, args)
+    except AttributeError as exc:
+        raise CommandRejected(f"{device} does not support {verb!r} ({exc})") from None
+    return {"device": device, "verb": verb, "value": args.get("value")}

@@ -1,0 +1,105 @@
+"""Button and indicators on gpiozero, with gpiozero's own ``MockFactory`` as the simulator.
+
+Devices are given their pin factory explicitly (never the process-wide default), so a
+simulated and a real set can coexist in one process and tests never leak pin state.
+
+The button reports raw edges with monotonic timestamps; gesture recognition (press, double
+press, hold) is recorder policy and lives in :mod:`agent.gestures`. Indicators take simple
+modes (``off``/``on``/``blink``/``fast``) and pulse patterns.
+
+Locking: gpiozero calls the edge callbacks from its own thread; they only forward to the
+callables given in :meth:`Controls.on_edges`. Indicator methods are called by the controller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from gpiozero import LED, Button, DigitalOutputDevice
+
+__all__ = ["LEDS", "Controls"]
+
+LEDS = ("recording", "standby", "fault")
+
+_BLINK = {"blink": (0.5, 0.5), "fast": (0.1, 0.1)}
+
+
+class Controls:
+    """Record button, three LEDs, buzzer and vibration motor on one pin factory."""
+
+    def __init__(
+        self,
+        *,
+        pin_factory: Any,
+        button: int,
+        leds: dict[str, int],
+        buzzer: int = 0,
+        vibration: int = 0,
+        bounce_s: float | None = None,
+    ) -> None:
+        self.pin_factory = pin_factory
+        self.button_pin = button
+        self._button = (
+            Button(button, pull_up=True, bounce_time=bounce_s, pin_factory=pin_factory)
+            if button
+            else None
+        )
+        self._leds = {name: LED(pin, pin_factory=pin_factory) for name, pin in leds.items() if pin}
+        self._buzzer = DigitalOutputDevice(buzzer, pin_factory=pin_factory) if buzzer else None
+        self._vibration = (
+            DigitalOutputDevice(vibration, pin_factory=pin_factory) if vibration else None
+        )
+        self.led_modes: dict[str, str] = dict.fromkeys(self._leds, "off")
+        self.pulses: list[tuple[str, float, int]] = []  # (device, monotonic time, count)
+
+    def on_edges(
+        self, pressed: Callable[[float], None], released: Callable[[float], None]
+    ) -> None:
+        """Forward button edges (with ``time.monotonic()``) to the recorder."""
+        if self._button is None:
+            return
+        self._button.when_pressed = lambda: pressed(time.monotonic())
+        self._button.when_released = lambda: released(time.monotonic())
+
+    def set_led(self, name: str, mode: str) -> None:
+        """Set an LED to off, on, blink or fast (blinking runs in gpiozero's thread)."""
+        led = self._leds.get(name)
+        self.led_modes[name] = mode
+        if led is None:
+            return
+        if mode == "on":
+            led.on()
+        elif mode in _BLINK:
+            on_t, off_t = _BLINK[mode]
+            led.blink(on_time=on_t, off_time=off_t, background=True)
+        else:
+            led.off()
+
+    def pulse(self, device: str, *, count: int = 1, on_s: float = 0.12, off_s: float = 0.12) -> None:
+        """Beep or vibrate ``count`` times without blocking the caller."""
+        out = self._buzzer if device == "buzzer" else self._vibration
+        self.pulses.append((device, time.monotonic(), count))
+        if out is not None:
+            out.blink(on_time=on_s, off_time=off_s, n=count, background=True)
+
+    @property
+    def button_is_pressed(self) -> bool:
+        """Current button level."""
+        return bool(self._button is not None and self._button.is_pressed)
+
+    # --- simulator stimuli (MockFactory pins only) -----------------------------------------
+    def sim_press(self) -> None:
+        """Drive the simulated button pin low (pressed; the button pulls up)."""
+        self.pin_factory.pin(self.button_pin).drive_low()
+
+    def sim_release(self) -> None:
+        """Release the simulated button."""
+        self.pin_factory.pin(self.button_pin).drive_high()
+
+    def close(self) -> None:
+        """Release every pin."""
+        for dev in [self._button, self._buzzer, self._vibration, *self._leds.values()]:
+            if dev is not None:
+                dev.close()

@@ -1,0 +1,205 @@
+"""The one place that builds the hardware set from configuration.
+
+``sim`` builds the first-class simulators (the off-Pi default): camera and microphone
+generators, gpiozero ``MockFactory`` pins, a NMEA route written into a real pty and read back
+by the real serial reader, a battery model, and the real filesystem (or a quota over it).
+``pi`` builds the real drivers; a configured device that is absent is a :class:`DeviceMissing`
+error -- never a silent fallback to a simulator, because a recorder that believes it records
+while it does not is the worst failure there is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hw.audio import Microphone
+from hw.camera import Camera
+from hw.controls import Controls
+from hw.errors import DeviceMissing
+from hw.gps import GpsReceiver
+from hw.power import PowerMonitor
+from hw.storage import Storage
+
+__all__ = ["Hardware", "build_hardware", "is_raspberry_pi", "resolve_kind"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Hardware:
+    """Every device the recorder uses; ``sim`` holds the simulators' stimulus handles."""
+
+    kind: str
+    camera: Camera | None
+    microphone: Microphone | None
+    controls: Controls
+    gps: GpsReceiver | None
+    power: PowerMonitor | None
+    storage: Storage
+    sim: dict[str, Any] = field(default_factory=dict)
+    _closers: list[Any] = field(default_factory=list)
+
+    def close(self) -> None:
+        """Stop and release every device (idempotent)."""
+        for closer in reversed(self._closers):
+            with contextlib.suppress(Exception):
+                closer()
+        self._closers.clear()
+
+
+def is_raspberry_pi(model_path: Path = Path("/proc/device-tree/model")) -> bool:
+    """True on a Raspberry Pi (the device-tree model names it)."""
+    try:
+        return "Raspberry Pi" in model_path.read_text(errors="replace")
+    except OSError:
+        return False
+
+
+def resolve_kind(kind: str) -> str:
+    """``auto`` → ``pi`` on a Raspberry Pi, else ``sim``."""
+    if kind == "auto":
+        return "pi" if is_raspberry_pi() else "sim"
+    return kind
+
+
+def build_hardware(cfg: Any, *, kind: str, data_dir: Path) -> Hardware:
+    """Build the hardware set ``kind`` (``sim`` or ``pi``) for configuration ``cfg``."""
+    kind = resolve_kind(kind)
+    if kind == "sim":
+        return _build_sim(cfg, data_dir)
+    if kind == "pi":
+        return _build_pi(cfg, data_dir)
+    raise ValueError(f"unknown hardware kind {kind!r}")
+
+
+def _leds(cfg: Any) -> dict[str, int]:
+    g = cfg.gpio
+    return {"recording": g.led_recording, "standby": g.led_standby, "fault": g.led_fault}
+
+
+def _controls(cfg: Any, pin_factory: Any) -> Controls:
+    g = cfg.gpio
+    return Controls(pin_factory=pin_factory, button=g.button, leds=_leds(cfg), buzzer=g.buzzer,
+                    vibration=g.vibration)
+
+
+def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
+    from gpiozero.pins.mock import MockFactory
+
+    from hw.audio_sim import SimMicrophone
+    from hw.camera_sim import SimCamera
+    from hw.gps_serial import SerialGps
+    from hw.gps_sim import DEFAULT_ROUTE, Route, SimGps
+    from hw.power_sim import SimBattery
+    from hw.storage_fs import FsStorage
+    from hw.storage_sim import SimStorage
+
+    profile = cfg.device.profile
+    v, a, s = cfg.video, cfg.audio, cfg.sim
+    camera = None
+    if profile != "audio":
+        camera = SimCamera(width=v.width, height=v.height, fps=v.fps, bitrate=v.bitrate, gop=v.gop,
+                           device_id=cfg.device.id, officer_id=cfg.device.officer_id,
+                           overlay=v.overlay, clapper_s=s.clapper_s)
+    mic = None
+    if a.enabled and profile != "stills":
+        mic = SimMicrophone(sample_rate=a.sample_rate, channels=a.channels, clapper_s=s.clapper_s)
+    factory = MockFactory()
+    controls = _controls(cfg, factory)
+    sim: dict[str, Any] = {"pins": factory}
+    closers: list[Any] = [controls.close, factory.close]
+    gps = None
+    if cfg.gps.source != "none" and s.gps_route != "none":
+        here = DEFAULT_ROUTE.waypoints[0]
+        gps_sim = SimGps(Route(waypoints=(here, here)) if s.gps_route == "static" else DEFAULT_ROUTE)
+        gps_sim.start()
+        closers.append(gps_sim.close)
+        sim["gps"] = gps_sim
+        gps = SerialGps(gps_sim.port_path, cfg.gps.baud, stale_after_s=cfg.gps.stale_after_s)
+    battery = SimBattery(s.battery_wh, percent=s.battery_pct, time_scale=s.time_scale)
+    storage: Storage
+    if s.storage_quota_mb:
+        storage = SimStorage(data_dir, s.storage_quota_mb * 1024 * 1024)
+    else:
+        storage = FsStorage(data_dir)
+    sim.update(camera=camera, microphone=mic, battery=battery, storage=storage, controls=controls)
+    return Hardware("sim", camera, mic, controls, gps, battery, storage, sim, closers)
+
+
+def _build_pi(cfg: Any, data_dir: Path) -> Hardware:
+    from gpiozero.pins.lgpio import LGPIOFactory  # the Pi 5 capable backend
+
+    from hw.storage_fs import FsStorage
+
+    closers: list[Any] = []
+    try:
+        factory = LGPIOFactory()
+    except Exception as exc:  # lgpio raises its own error types when /dev/gpiochip is absent
+        raise DeviceMissing(f"GPIO: cannot open the GPIO chip ({exc})") from exc
+    controls = _controls(cfg, factory)
+    closers.append(controls.close)
+    camera = None
+    if cfg.device.profile != "audio":
+        from hw.camera_pi import PiCamera
+
+        camera = PiCamera(width=cfg.video.width, height=cfg.video.height, fps=cfg.video.fps,
+                          bitrate=cfg.video.bitrate, gop=cfg.video.gop, overlay=cfg.video.overlay,
+                          device_id=cfg.device.id, officer_id=cfg.device.officer_id)
+    mic = None
+    if cfg.audio.enabled and cfg.device.profile != "stills":
+        from hw.audio_pyaudio import PyAudioMicrophone
+
+        mic = PyAudioMicrophone(device=cfg.audio.device, sample_rate=cfg.audio.sample_rate,
+                                channels=cfg.audio.channels)
+        closers.append(mic.close)
+    gps = _pi_gps(cfg)
+    power = _pi_power(cfg)
+    return Hardware("pi", camera, mic, controls, gps, power, FsStorage(data_dir), {}, closers)
+
+
+def _pi_gps(cfg: Any) -> GpsReceiver | None:
+    g = cfg.gps
+    if g.source == "none":
+        return None
+    if g.source == "gpsd":
+        from hw.gps_gpsd import GpsdClient
+
+        return GpsdClient(g.gpsd_host, g.gpsd_port)
+    from hw.gps_serial import SerialGps
+
+    if not Path(g.port).exists():
+        raise DeviceMissing(f"GPS: serial port {g.port} does not exist (gps.port)")
+    return SerialGps(g.port, g.baud, stale_after_s=g.stale_after_s)
+
+
+def _pi_power(cfg: Any) -> PowerMonitor | None:
+    p = cfg.power
+    if p.source == "none":
+        return None
+    from hw.power_sysfs import SysfsBattery, find_battery
+
+    root = Path(p.sysfs_root)
+    if p.source in ("auto", "sysfs") and (p.battery_name or find_battery(root) is not None):
+        return SysfsBattery(root, p.battery_name or None)
+    if p.source in ("auto", "pisugar") and Path(p.pisugar_socket).exists():
+        from hw.power_pisugar import PiSugarBattery
+
+        return PiSugarBattery(p.pisugar_socket)
+    if p.source in ("auto", "ina219"):
+        try:
+            from smbus2 import SMBus
+
+            from hw.power_ina219 import Ina219Battery
+
+            return Ina219Battery(SMBus(p.i2c_bus), p.ina219_address)
+        except (ImportError, OSError) as exc:
+            if p.source == "ina219":
+                raise DeviceMissing(f"battery: INA219 on i2c-{p.i2c_bus} not found ({exc})") from exc
+    raise DeviceMissing(
+        f"battery: no fuel gauge found (power.source = {p.source!r}); set power.source = "
+        "'none' to run from mains without battery monitoring"
+    )
