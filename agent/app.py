@@ -149,6 +149,7 @@ class Agent:
             audio_bitrate=cfg.audio.bitrate, prerecord_s=cfg.recording.prerecord_s,
             prerecord_audio=cfg.recording.prerecord_audio, segment_s=cfg.recording.segment_s,
             on_event=self._on_recorder_event,
+            fault_boundary_gap_us=cfg.sim.boundary_gap_ms * 1000 if self.hw.kind == "sim" else 0,
         )
         frame_us = cam.format.frame_interval_us if cam else 0
         self.controller = Controller(

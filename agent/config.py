@@ -224,6 +224,10 @@ class SimConfig:
     storage_quota_mb: int = _f(0, "simulated disk size in MiB; 0 = the real filesystem", lo=0, hi=10_000_000)
     clapper_s: float = _f(0.0, "flash + beep every N s for A/V sync benches; 0 = off", lo=0, hi=3600)
     gps_route: str = _f("walk", "simulated GPS route", choices=("walk", "static", "none"))
+    audio_delay_ms: float = _f(0.0, "bench fault: the clapper beep lags the flash", lo=0, hi=5000)
+    drop_every: int = _f(0, "bench fault: the camera drops every n-th frame; 0 = none", lo=0, hi=100_000)
+    boundary_gap_ms: int = _f(0, "bench fault: frames lost at each segment roll; 0 = none", lo=0, hi=10_000)
+    gps_drift_ppm: float = _f(0.0, "bench fault: GPS time runs off the system clock", lo=-10_000, hi=10_000)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ that arrive meanwhile, so nothing is dropped.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -92,6 +93,7 @@ class Recorder:
         prerecord_audio: bool = True,
         segment_s: float = 60.0,
         on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
+        fault_boundary_gap_us: int = 0,
     ) -> None:
         self._port = port
         self._video = video
@@ -99,6 +101,10 @@ class Recorder:
         self._audio_extradata = audio_extradata
         self._audio_bitrate = audio_bitrate
         self._segment_us = int(segment_s * 1_000_000)
+        # Bench fault injection only (config sim.boundary_gap_ms): lose this much media at
+        # every roll, so a lab can prove its bench catches a gap between segments.
+        self._fault_gap_us = fault_boundary_gap_us
+        self._gap_until_us: int | None = None
         self._on_event = on_event
         self.preroll = PreRoll(prerecord_s, keep_audio=prerecord_audio)
         self.state = "standby"
@@ -231,18 +237,23 @@ class Recorder:
         """fsync the open segments (called about once a second)."""
         for seg in (self._current, self._closing):
             if seg is not None:
-                handle = seg.handle
-                self._guard(lambda: self._port.sync(handle))
+                self._guard(functools.partial(self._port.sync, seg.handle))
 
     # --- internals --------------------------------------------------------------------------
     def _record(self, packet: MediaPacket) -> None:
         """Route a packet of the recording, opening or rolling segments at keyframes."""
+        if self._gap_until_us is not None:
+            if packet.pts_us < self._gap_until_us or not (packet.kind == "video" and packet.keyframe):
+                return
+            self._gap_until_us = None
         if packet.kind == "video" and packet.keyframe:
             if self._current is None:
                 self._current = self._open(packet.pts_us, self._pending_flags)
                 self._pending_flags = []
             elif self._should_roll(packet):
                 self._roll(packet.pts_us)
+                if self._current is None:
+                    return
         self._route(packet)
         if self._closing is not None:
             self._maybe_seal_closing(packet)
@@ -272,6 +283,12 @@ class Recorder:
         self._seal_closing()
         old = self._current
         assert old is not None
+        if self._fault_gap_us:
+            old.boundary_us = boundary_us
+            self._current, self._closing = None, old
+            self._seal_closing()
+            self._gap_until_us = boundary_us + self._fault_gap_us
+            return
         old.boundary_us = boundary_us
         old.closing_since_us = self._latest_us
         self._closing = old

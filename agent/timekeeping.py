@@ -92,6 +92,10 @@ class TimeKeeper:
         st = self.discipline.status()
         out: dict[str, Any] = {"clock_source": str(st.source), "clock_error_ms": st.error_ms,
                                "clock_trusted": st.trusted}
+        drift = self.discipline.drift()
+        if drift is not None:
+            out["clock_drift_ppm"] = round(drift.ppm, 3)
+            out["clock_drift_s_per_day"] = round(drift.s_per_day, 3)
         if fix is None:
             out["gps_mode"] = 0
             return out

@@ -105,9 +105,11 @@ def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
         camera = SimCamera(width=v.width, height=v.height, fps=v.fps, bitrate=v.bitrate, gop=v.gop,
                            device_id=cfg.device.id, officer_id=cfg.device.officer_id,
                            overlay=v.overlay, clapper_s=s.clapper_s)
+        camera.drop_every(s.drop_every)
     mic = None
     if a.enabled and profile != "stills":
-        mic = SimMicrophone(sample_rate=a.sample_rate, channels=a.channels, clapper_s=s.clapper_s)
+        mic = SimMicrophone(sample_rate=a.sample_rate, channels=a.channels, clapper_s=s.clapper_s,
+                            delay_ms=s.audio_delay_ms)
     factory = MockFactory()
     controls = _controls(cfg, factory)
     sim: dict[str, Any] = {"pins": factory}
@@ -116,6 +118,8 @@ def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
     if cfg.gps.source != "none" and s.gps_route != "none":
         here = DEFAULT_ROUTE.waypoints[0]
         gps_sim = SimGps(Route(waypoints=(here, here)) if s.gps_route == "static" else DEFAULT_ROUTE)
+        if s.gps_drift_ppm:
+            gps_sim.drift(s.gps_drift_ppm)
         gps_sim.start()
         closers.append(gps_sim.close)
         sim["gps"] = gps_sim

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Set up everything (scripts/setup.sh) and run the whole test suite, then the image checks.
+# Extra arguments go to pytest (e.g. scripts/test.sh -k gps -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"
