@@ -78,6 +78,7 @@ class LinkStats:
     delivered: int
     faults: int
     session: int
+    commands_ready: bool
 
 
 class MqttLink:
@@ -137,6 +138,7 @@ class MqttLink:
         self._ack_serial = 0
         self._unsent_acks: list[int] = []
         self._connected = False
+        self._subscribed = False
         self._last_connect: datetime | None = None
         self._session = 0
 
@@ -149,6 +151,7 @@ class MqttLink:
 
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._pipe_closed = False  # guarded by _lock
         self._thread: threading.Thread | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -168,6 +171,10 @@ class MqttLink:
             if self._thread.is_alive():
                 _log.warning("MQTT link thread did not stop within %.1f s", timeout)
                 return
+        with self._lock:
+            if self._pipe_closed:
+                return
+            self._pipe_closed = True
         os.close(self._wake_r)
         os.close(self._wake_w)
 
@@ -231,6 +238,7 @@ class MqttLink:
                 delivered=delivered,
                 faults=faults,
                 session=self._session,
+                commands_ready=self._subscribed,
             )
 
     def _enqueue(self, topic: str, kind: str, body: dict[str, Any]) -> int:
@@ -265,9 +273,10 @@ class MqttLink:
         self._wake()
 
     def _wake(self) -> None:
-        # A full pipe means the link thread is already awake; a closed one, that it stopped.
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"\0")
+        # A full pipe means the link thread is already awake.
+        with self._lock, contextlib.suppress(BlockingIOError):
+            if not self._pipe_closed:
+                os.write(self._wake_w, b"\0")
 
     # --- link thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -317,6 +326,7 @@ class MqttLink:
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _serve(self, client: mqtt.Client) -> None:
@@ -410,12 +420,21 @@ class MqttLink:
         _log.info("MQTT link: connected to %s:%d (session %d)", self._broker.host,
                   self._broker.port, session)
 
+    def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int,
+                      reasons: list[ReasonCode], _props: Properties | None) -> None:
+        ok = bool(reasons) and not any(r.is_failure for r in reasons)
+        if not ok:
+            _log.error("MQTT link: command subscription refused: %s", reasons)
+        with self._lock:
+            self._subscribed = ok
+
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any,
                        _flags: mqtt.DisconnectFlags, reason: ReasonCode,
                        _props: Properties | None) -> None:
         _log.info("MQTT link: disconnected (%s)", reason)
         with self._lock:
             self._connected = False
+            self._subscribed = False
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
                     _props: Properties | None) -> None:
@@ -491,6 +510,7 @@ class MqttLink:
     def _drop_connection(self) -> None:
         with self._lock:
             self._connected = False
+            self._subscribed = False
         self._feeder.reset()
         self._ack_mids.clear()
         client, self._client = self._client, None

@@ -104,6 +104,7 @@ persistence true
 persistence_location {workdir}/
 autosave_on_changes true
 autosave_interval 1
+queue_qos0_messages true
 log_dest file {workdir}/mosquitto.log
 log_type error
 log_type warning
@@ -261,3 +262,42 @@ def assert_valid(messages: list[Received]) -> int:
             Draft202012Validator(schema).validate(m.json())
             checked += 1
     return checked
+
+
+# --- device-side sample content ----------------------------------------------------------------
+def device_key() -> Any:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from agent.evidence.keys import DeviceKey
+
+    return DeviceKey(Ed25519PrivateKey.generate())
+
+
+def sample_birth(key: Any) -> dict[str, Any]:
+    return {"software": "bodycam-agent 0.1.0", "model": "test bench",
+            "hardware": {"camera": "sim"}, "capabilities": ["video", "gps"],
+            "public_key": key.public_b64}
+
+
+def sample_envelope(key: Any, device_id: str, device_seq: int) -> dict[str, Any]:
+    from agent.evidence.manifest import FORMAT, sign_manifest
+
+    signed = sign_manifest({"format": FORMAT, "device_id": device_id, "device_seq": device_seq,
+                            "sha256_cipher": "00" * 32}, key)
+    return {"manifest": signed.manifest, "signature": signed.signature}
+
+
+def sample_checkpoint(key: Any, device_id: str, size: int) -> str:
+    import hashlib
+
+    from agent.evidence.checkpoint import Checkpoint, sign_checkpoint
+    from agent.evidence.log import origin_for
+
+    root = hashlib.sha256(str(size).encode()).digest()
+    return sign_checkpoint(Checkpoint(origin_for(device_id), size, root), key).decode()
+
+
+def is_ack(topic: str) -> bool:
+    """``bodycam/v1/<dev>/cmd/<name>/ack`` (not the ``cmd/ack`` command itself)."""
+    parts = topic.split("/")
+    return len(parts) == 6 and parts[3] == "cmd" and parts[5] == "ack"
