@@ -87,3 +87,30 @@ def test_invalid_construction(tmp_path: Path) -> None:
     """A quota must be positive."""
     with pytest.raises(ValueError):
         SimStorage(tmp_path, 0)
+
+
+def test_usage_cache_is_exact_near_the_limit(tmp_path: Path) -> None:
+    """Bytes written behind the disk's back are seen at once when a write nears the quota."""
+    now = [0.0]
+    storage = SimStorage(tmp_path, 10_000, rescan_s=3600, exact_margin_bytes=8_000,
+                         clock=lambda: now[0])
+    with storage.open_append(Path("seg.bin")) as out:
+        out.write(b"a" * 1000)  # far from the limit: the cached walk is used
+        (tmp_path / "state.json").write_bytes(b"s" * 7500)  # not through the disk
+        with pytest.raises(StorageFull):
+            out.write(b"b" * 1600)  # would fit by the stale figure, not by the real one
+        out.write(b"c" * 1500)
+    assert storage.read().free_bytes == 0
+
+
+def test_usage_cache_tops_up_with_own_writes(tmp_path: Path) -> None:
+    """Between walks the estimate grows by what the disk's own files wrote."""
+    now = [0.0]
+    storage = SimStorage(tmp_path, 100_000, rescan_s=3600, exact_margin_bytes=0,
+                         clock=lambda: now[0])
+    with storage.open_append(Path("seg.bin")) as out:
+        for _ in range(99):
+            out.write(b"x" * 1000)
+        with pytest.raises(StorageFull):
+            out.write(b"x" * 1001)
+    assert (tmp_path / "seg.bin").stat().st_size == 99_000
