@@ -1,4 +1,10 @@
-"""The PowerMonitor contract, run against every implementation (see hw/power.py)."""
+"""The PowerMonitor contract, run against every implementation (see hw/power.py).
+
+Fake sources always (sysfs trees modelled on real drivers, the INA219 register model, a
+PiSugar server on a Unix socket, the simulator); with ``--hw pi`` also the real sources the
+board has — ``/sys/class/power_supply``, ``/tmp/pisugar-server.sock``, an INA219 at 0x40 on
+``/dev/i2c-1`` — each skipped cleanly when absent.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +20,13 @@ from hw.power import BatteryReading, PowerMonitor
 from hw.power_ina219 import Ina219Battery, Ina219Chip
 from hw.power_pisugar import PiSugarBattery, PiSugarServerSim
 from hw.power_sim import SimBattery
-from hw.power_sysfs import BQ27441_DISCHARGING, MAX17040, SysfsBattery, write_fake_supply
+from hw.power_sysfs import (
+    BQ27441_DISCHARGING,
+    MAX17040,
+    SysfsBattery,
+    find_battery,
+    write_fake_supply,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -36,10 +48,39 @@ def _sysfs(tmp_path: Path, name: str, attrs: dict[str, str]) -> Bench:
                  attrs.get("status") == "Discharging")
 
 
-@pytest.fixture(params=["sysfs-max17040", "sysfs-bq27441", "ina219", "pisugar", "sim"])
+def _hw(request: pytest.FixtureRequest) -> str:
+    try:
+        return str(request.config.getoption("--hw", default="sim") or "sim")
+    except ValueError:
+        return "sim"
+
+
+def _real(kind: str) -> Bench:
+    """A real source on a Pi, or a skip naming what is missing."""
+    if kind == "pi-sysfs":
+        if find_battery(Path("/sys/class/power_supply")) is None:
+            pytest.skip("no fuel gauge under /sys/class/power_supply")
+        return Bench(SysfsBattery(), None, False)
+    if kind == "pi-pisugar":
+        if not Path("/tmp/pisugar-server.sock").exists():
+            pytest.skip("no pisugar-server socket")
+        return Bench(PiSugarBattery(), None, False)
+    smbus2 = pytest.importorskip("smbus2")
+    try:
+        return Bench(Ina219Battery(smbus2.SMBus(1)), None, False)
+    except (OSError, PowerError) as exc:
+        pytest.skip(f"no INA219 on i2c-1: {exc}")
+
+
+@pytest.fixture(params=["sysfs-max17040", "sysfs-bq27441", "ina219", "pisugar", "sim",
+                        "pi-sysfs", "pi-pisugar", "pi-ina219"])
 def bench(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Bench]:
     kind = request.param
-    if kind == "sysfs-max17040":
+    if kind.startswith("pi-"):
+        if _hw(request) != "pi":
+            pytest.skip("real power sources are checked with --hw pi")
+        yield _real(kind)
+    elif kind == "sysfs-max17040":
         yield _sysfs(tmp_path, "battery", dict(MAX17040))
     elif kind == "sysfs-bq27441":
         yield _sysfs(tmp_path, "bq27441-0", dict(BQ27441_DISCHARGING))
@@ -88,7 +129,7 @@ def test_set_load_accepts_recorder_states(bench: Bench) -> None:
 def test_lost_source_is_a_power_error(bench: Bench) -> None:
     """When the source itself is gone, read() raises PowerError (and nothing else)."""
     if bench.remove_source is None:
-        pytest.skip("a simulator cannot lose its source")
+        pytest.skip("this source cannot be taken away in a test")
     bench.remove_source()
     with pytest.raises(PowerError):
         bench.monitor.read()
