@@ -285,3 +285,22 @@ def test_full_disk_of_unacknowledged_evidence_evicts_nothing(tmp_path: Path,
     store.close()
     report = verify(data_dir, identity=[agency])
     assert report.ok, report.render()
+
+
+def test_pack_that_dies_early_stops_at_the_collapse(tmp_path: Path, agency: Identity) -> None:
+    """A worn pack whose capacity collapses at 60 %: the next reading is critical, all sealed."""
+    clock = Clock()
+    data_dir = tmp_path / "data"
+    disk = SimStorage(data_dir, 64 << 20)
+    battery = SimBattery(1.0, percent=62, clock=clock)
+    battery.die_at(60)
+    store = open_store(data_dir, agency, disk)
+    recorder = Recorder(store, disk, battery, clock)
+    assert recorder.start()
+    recorder.run(3600)
+    assert recorder.stopped_because == "low_battery_shutdown"
+    # 2 % of 1 Wh at 4 W is 18 s; the policy cannot foresee a collapse, it reacts at once.
+    assert clock.t == pytest.approx(18, abs=1)
+    assert [e.what for e in battery.history][-2:] == ["died", "load"]
+    store.close()
+    assert_all_sealed_and_verifiable(data_dir, agency, recorder.seq)
