@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from agent.sync.link import MqttLink  # noqa: E402
-from agent.sync.outbox import Outbox  # noqa: E402
+from agent.sync.link import MqttLink
+from agent.sync.outbox import Outbox
 
 
 def main() -> None:
