@@ -1,0 +1,511 @@
+"""Raspberry Pi camera on picamera2: sensor, always-running H.264 encoder, burned-in overlay.
+
+Facts this driver is built around (read in picamera2's source, ``raspberrypi/picamera2``,
+and its issue tracker):
+
+* **Threads.** ``Picamera2.start()`` runs an event loop in its own thread (the ``NullPreview``
+  thread when no preview is shown). For every completed request it calls ``pre_callback``
+  while holding ``Picamera2.lock``, then hands the request to each encoder
+  (``Picamera2.process_requests``). ``H264Encoder`` (V4L2, ``/dev/video11``) queues the
+  buffer and returns; its own poll thread calls ``Output.outputframe`` as encoded buffers
+  come back. ``LibavH264Encoder`` encodes synchronously, so there ``outputframe`` runs on the
+  event-loop thread itself. Our sink therefore runs on the encoder thread (Pi 4) or the
+  camera thread (Pi 5) and must be quick on both.
+* **An exception kills the pipeline silently.** ``NullPreview.handle_request`` logs and
+  re-raises, which ends the event-loop thread: no further frames, no error anywhere. An
+  exception in the V4L2 poll thread ends it, after which the camera thread blocks forever in
+  ``buf_available.get()``. Hence neither our ``pre_callback`` nor our ``outputframe`` lets
+  any exception escape; they record it in :attr:`PiCamera.error` for the health checks.
+* **Timestamps.** ``Encoder._timestamp`` takes ``SensorTimestamp`` (ns) from the request
+  metadata, divides by 1000 and *subtracts the first frame's value* (kept in
+  ``encoder.firsttimestamp``, µs), so ``outputframe`` receives µs since the first frame.
+  We add ``firsttimestamp`` back to get the capture time. libcamera documents
+  ``SensorTimestamp`` as ``CLOCK_BOOTTIME``; the Raspberry Pi pipeline copies it from the
+  V4L2 capture buffer, and picamera2 itself compares it against ``time.monotonic_ns()``
+  (``capture_request(flush=True)``). The two clocks differ only across a system suspend,
+  which this device never does; the driver checks the first frame against
+  ``CLOCK_MONOTONIC`` and reports an error if they disagree by more than a second.
+* **Silent drops (#427).** Requests that complete with a non-success status are released
+  without a word (``process_requests``), and when the event loop falls behind, libcamera
+  runs out of buffers and the sensor drops frames. Neither is reported. Every such frame
+  leaves a gap of whole frame periods in ``SensorTimestamp`` (the frame duration is pinned
+  with ``FrameDurationLimits``), so the driver counts drops from the gaps and advances
+  :attr:`EncodedFrame.index` by them: a drop is always visible to the recorder.
+* **Stalls (#1090, #1392).** After hours of streaming the camera or the V4L2 codec can stop
+  returning buffers with no error at all (threads blocked in ``v4l2_m2m_fop_poll``); only a
+  close and reopen recovers. The recorder's frame-progress watchdog watches
+  :attr:`PiCamera.frames_delivered`; :meth:`PiCamera.stop` is bounded by a timeout and raises
+  :class:`CameraStalled` instead of hanging the controller when the pipeline is wedged.
+* **Encoders.** ``picamera2.encoders.H264Encoder`` is the V4L2 hardware encoder only on VC4
+  (Pi 4 and earlier); on PiSP (Pi 5) the same name is silently ``LibavH264Encoder``, software
+  libx264. The driver picks explicitly by ``picamera2.platform.get_platform()`` and says which
+  in :attr:`PiCamera.encoder_name`. ``repeat=True`` puts SPS/PPS before every IDR (V4L2
+  ``REPEAT_SEQ_HEADER``; for libx264 by leaving ``GLOBAL_HEADER`` unset). ``iperiod`` sets the
+  GOP; for libx264 we also pin ``keyint``/``min-keyint`` and ``scenecut=0`` so the GOP is
+  exactly as configured. The V4L2 encoder drops buffers that hold SPS/PPS but no picture
+  (``_check_for_picture``); should a keyframe ever arrive without them, the driver prepends
+  the last parameter sets it saw.
+* **Stopping.** ``Picamera2.stop()`` stops the camera (on the event-loop thread, waiting for
+  it); ``stop_encoder()`` then joins the V4L2 poll thread (which gives up on buffers not
+  returned within 400 ms) or flushes libx264's queue, calling ``outputframe`` for the tail.
+  Only after both does the driver close its gate, so the last frames are delivered and no
+  sink call can follow :meth:`PiCamera.stop`.
+* **Outputs.** picamera2's ``CircularOutput2 → SplittableOutput → PyavOutput`` chain shows
+  what the recorder must do itself instead: ``CircularOutput2.close_output()`` drops the
+  buffered tail (only ``stop()`` flushes it), and ``SplittableOutput.split_output()`` blocks
+  until the next keyframe arrives, forever if frames stop. This driver therefore only hands
+  access units to one sink; pre-roll and segmenting live in the recorder.
+* **Overlay.** ``pre_callback`` may write into the buffer through ``MappedArray`` before the
+  encoders see it; for ``YUV420`` the array is ``(height * 3 // 2, stride)`` with the luma
+  plane first. A slow callback delays every frame behind it (#427, and the picamera2 manual's
+  advice), so the text mask is rendered once per second and each frame costs one slice copy.
+
+Locking: ``_lock`` guards the officer id and the cached overlay block (written by the
+controller, read by the camera thread). :class:`_AccessUnitOutput` has its own ``_gate``
+lock, held around every sink call, so closing it waits for a call in progress.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from hw.camera import EncodedFrame, FrameSink, VideoFormat
+from hw.errors import CameraError, CameraStalled, DeviceMissing
+from hw.font5x7 import render_text
+
+__all__ = ["PiCamera"]
+
+log = logging.getLogger(__name__)
+
+_NAL_IDR, _NAL_SPS, _NAL_PPS = 5, 7, 8
+_CLOCK_TOLERANCE_US = 1_000_000
+_INK, _PAPER = 235, 16  # video-range white text on a black box
+
+
+def _nal_units(data: bytes) -> list[tuple[int, int, int]]:
+    """(type, start, end) of each NAL unit in an Annex-B access unit, end excluding the next code."""
+    starts: list[tuple[int, int]] = []  # (start code offset, payload offset)
+    i = data.find(b"\x00\x00\x01")
+    while i >= 0:
+        code = i - 1 if i > 0 and data[i - 1] == 0 else i
+        starts.append((code, i + 3))
+        i = data.find(b"\x00\x00\x01", i + 3)
+    units = []
+    for k, (code, payload) in enumerate(starts):
+        end = starts[k + 1][0] if k + 1 < len(starts) else len(data)
+        if payload < end:
+            units.append((data[payload] & 0x1F, code, end))
+    return units
+
+
+def _with_parameter_sets(data: bytes, cached: bytes) -> tuple[bytes, bytes]:
+    """The access unit with SPS/PPS guaranteed when it is an IDR, and the SPS/PPS to cache."""
+    units = _nal_units(data)
+    params = b"".join(data[s:e] for t, s, e in units if t in (_NAL_SPS, _NAL_PPS))
+    has_sps = any(t == _NAL_SPS for t, _, _ in units)
+    if has_sps:
+        return data, params
+    if cached and any(t == _NAL_IDR for t, _, _ in units):
+        return cached + data, cached
+    return data, cached
+
+
+class _AccessUnitOutput:
+    """Turns picamera2 ``outputframe`` calls into :class:`EncodedFrame` sink calls.
+
+    Built by :meth:`PiCamera.start` as an instance of a subclass of ``picamera2.outputs.Output``
+    (see :func:`_make_output`), so this module imports without picamera2.
+    """
+
+    def __init__(self, camera: PiCamera, sink: FrameSink, encoder: Any) -> None:
+        self._camera = camera
+        self._sink = sink
+        self._encoder = encoder
+        self._interval_us = camera.format.frame_interval_us
+        self._gate = threading.Lock()
+        self._open = True
+        self._base_us: int | None = None
+        self._prev_pts: int | None = None
+        self._index = -1
+        self._started_key = False
+        self._params = b""
+
+    def close(self) -> None:
+        """Deliver nothing more; waits for a sink call in progress to finish."""
+        with self._gate:
+            self._open = False
+
+    def close_within(self, timeout_s: float) -> bool:
+        """Like :meth:`close`, but give up (False) if a sink call holds the gate too long."""
+        if not self._gate.acquire(timeout=timeout_s):
+            self._open = False  # a wedged sink call: at least nothing new starts after this
+            return False
+        try:
+            self._open = False
+        finally:
+            self._gate.release()
+        return True
+
+    def outputframe(
+        self,
+        frame: Any,
+        keyframe: bool = True,
+        timestamp: int | None = None,
+        packet: Any = None,
+        audio: bool = False,
+    ) -> None:
+        """Called by the encoder thread for every encoded buffer; never raises."""
+        if audio or frame is None or timestamp is None:
+            return
+        try:
+            with self._gate:
+                if self._open:
+                    self._deliver(bytes(frame), bool(keyframe), int(timestamp))
+        except Exception as exc:  # an escaping exception would stop the encoder thread for good
+            self._camera._record_error(CameraError(f"delivering a frame failed: {exc!r}"))
+
+    def _deliver(self, data: bytes, keyframe: bool, rel_us: int) -> None:
+        if self._base_us is None:
+            first = self._encoder.firsttimestamp
+            self._base_us = int(first) if first is not None else 0
+            self._camera._check_clock(self._base_us + rel_us)
+        pts = self._base_us + rel_us
+        if self._prev_pts is not None and pts <= self._prev_pts:
+            self._camera._record_error(
+                CameraError(f"encoder returned a non-increasing timestamp ({pts} after {self._prev_pts})")
+            )
+            return
+        if self._prev_pts is None:
+            steps = 1
+        else:  # whole frame periods since the previous frame; more than one means drops
+            steps = max(1, round((pts - self._prev_pts) / self._interval_us))
+            self._camera._count_dropped(steps - 1)
+        self._prev_pts = pts
+        self._index += steps
+        if not self._started_key and not keyframe:  # a stream must open on an IDR
+            self._camera._count_dropped(1)
+            return
+        self._started_key = True
+        if keyframe:
+            data, self._params = _with_parameter_sets(data, self._params)
+        self._sink(EncodedFrame(data=data, pts_us=pts, keyframe=keyframe, index=self._index))
+        self._camera._count_delivered()
+
+
+def _make_output(camera: PiCamera, sink: FrameSink, encoder: Any) -> Any:
+    """An ``Output`` picamera2's encoders accept, forwarding to :class:`_AccessUnitOutput`."""
+    from picamera2.outputs import Output
+
+    class _Output(Output):  # type: ignore[misc]  # picamera2 ships no type information
+        def __init__(self) -> None:
+            super().__init__()
+            self.units = _AccessUnitOutput(camera, sink, encoder)
+
+        def outputframe(
+            self,
+            frame: Any,
+            keyframe: bool = True,
+            timestamp: int | None = None,
+            packet: Any = None,
+            audio: bool = False,
+        ) -> None:
+            self.units.outputframe(frame, keyframe, timestamp, packet, audio)
+
+    return _Output()
+
+
+def _make_encoder(fmt: VideoFormat) -> tuple[Any, str]:
+    """The H.264 encoder for this Pi, chosen explicitly, and a name saying which it is."""
+    from picamera2.platform import Platform, get_platform
+
+    if get_platform() == Platform.VC4:
+        from picamera2.encoders.h264_encoder import H264Encoder
+
+        encoder = H264Encoder(
+            bitrate=fmt.bitrate, repeat=True, iperiod=fmt.gop, framerate=fmt.fps, profile=fmt.profile
+        )
+        return encoder, "h264_v4l2m2m (bcm2835-codec hardware)"
+    from picamera2.encoders.libav_h264_encoder import LibavH264Encoder
+
+    class _FixedGopLibavEncoder(LibavH264Encoder):  # type: ignore[misc]  # untyped base
+        """libx264 with the GOP pinned: no scene-cut keyframes, no B-frames."""
+
+        def _start(self) -> None:
+            super()._start()
+            self._stream.codec_context.options["x264-params"] = (
+                f"keyint={fmt.gop}:min-keyint={fmt.gop}:scenecut=0:bframes=0"
+            )
+
+    encoder = _FixedGopLibavEncoder(
+        bitrate=fmt.bitrate, repeat=True, iperiod=fmt.gop, framerate=fmt.fps, profile=fmt.profile
+    )
+    log.info("Pi 5 (PiSP) has no hardware H.264 encoder: encoding with libx264 in software")
+    return encoder, "libx264 (software)"
+
+
+class PiCamera:
+    """The Pi camera module behind the :class:`hw.camera.Camera` contract."""
+
+    def __init__(
+        self,
+        *,
+        width: int = 1920,
+        height: int = 1080,
+        fps: int = 30,
+        bitrate: int = 8_000_000,
+        gop: int = 30,
+        overlay: bool = True,
+        device_id: str = "",
+        officer_id: str = "",
+        camera_num: int = 0,
+        buffer_count: int = 6,
+        stop_timeout_s: float = 5.0,
+        mono_ns: Callable[[], int] = time.monotonic_ns,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if width % 2 or height % 2 or not 1 <= fps <= 120 or gop < 1:
+            raise CameraError(f"unsupported video mode {width}x{height}@{fps} gop {gop}")
+        self._device_id = device_id
+        self._officer_id = officer_id
+        self._overlay = overlay
+        self._stop_timeout_s = stop_timeout_s
+        self._mono_ns = mono_ns
+        self._wall = wall
+        self._lock = threading.Lock()
+        self._delivered = 0
+        self._dropped = 0
+        self._overlay_failures = 0
+        self._error: BaseException | None = None
+        self._output: Any = None
+        self._running = False
+        self._stamp_key: tuple[int, str] | None = None
+        self._stamp_block: npt.NDArray[np.uint8] | None = None
+        self._scale = max(1, height // 270)
+        self._picam2 = self._open(camera_num)
+        try:
+            self._platform_profile = self._profile_for_platform()
+            self._format = VideoFormat(width=width, height=height, fps=fps, bitrate=bitrate,
+                                       profile=self._platform_profile, gop=gop)
+            self._configure(buffer_count)
+            self._encoder, self._encoder_name = _make_encoder(self._format)
+        except Exception as exc:
+            self._picam2.close()
+            raise CameraError(f"cannot configure the camera for {width}x{height}@{fps}: {exc}") from exc
+
+    # --- contract ---------------------------------------------------------------------------
+    @property
+    def format(self) -> VideoFormat:
+        """The encoded stream's format."""
+        return self._format
+
+    @property
+    def frames_delivered(self) -> int:
+        """Access units handed to the sink since the first ``start()``."""
+        return self._delivered
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames the sensor, ISP or encoder lost, counted from timestamp gaps."""
+        return self._dropped
+
+    @property
+    def overlay_failures(self) -> int:
+        """Frames that went out without their overlay because stamping failed."""
+        return self._overlay_failures
+
+    @property
+    def error(self) -> BaseException | None:
+        """The last error the camera threads hit (they never raise; health reads this)."""
+        return self._error
+
+    @property
+    def encoder_name(self) -> str:
+        """Which H.264 encoder runs: the V4L2 hardware codec or software libx264."""
+        return self._encoder_name
+
+    def start(self, sink: FrameSink) -> None:
+        """Start the encoder and the camera; ``sink`` runs on picamera2's threads."""
+        if self._running:
+            raise CameraError("camera already started")
+        output = _make_output(self, sink, self._encoder)
+        self._output = output
+        self._picam2.pre_callback = self._stamp if self._overlay else None
+        try:
+            self._picam2.start_encoder(self._encoder, output)
+            self._picam2.start()
+        except Exception as exc:
+            self._teardown_after_failed_start()
+            raise CameraError(f"cannot start the camera: {exc}") from exc
+        self._running = True
+
+    def stop(self) -> None:
+        """Stop the camera, flush the encoder and return after the last sink call.
+
+        Raises :class:`CameraStalled` if the pipeline does not stop within ``stop_timeout_s``
+        (a wedged camera or codec); no sink call starts after this returns or raises.
+        """
+        if not self._running:
+            return
+        self._running = False
+        done = threading.Event()
+        failure: list[BaseException] = []
+
+        def halt() -> None:
+            try:
+                self._picam2.stop()
+                self._picam2.stop_encoder(self._encoder)
+            except BaseException as exc:  # reported to the caller below
+                failure.append(exc)
+            finally:
+                done.set()
+
+        threading.Thread(target=halt, name="picamera2-stop", daemon=True).start()
+        finished = done.wait(self._stop_timeout_s)
+        units = self._output.units
+        closed = units.close_within(self._stop_timeout_s if finished else 0.5)
+        self._picam2.pre_callback = None
+        if not finished or not closed:
+            raise CameraStalled(
+                f"camera did not stop within {self._stop_timeout_s:.1f} s; the capture pipeline "
+                "is wedged and the camera must be closed and reopened"
+            )
+        if failure:
+            raise CameraError(f"stopping the camera failed: {failure[0]}") from failure[0]
+
+    # --- controller verbs -------------------------------------------------------------------
+    def set_officer(self, officer_id: str) -> None:
+        """Change the officer id burned into the picture from the next frame on."""
+        with self._lock:
+            self._officer_id = officer_id
+            self._stamp_key = None
+
+    def close(self) -> None:
+        """Stop if running and release the camera for other processes (bounded in time)."""
+        try:
+            self.stop()
+        finally:
+            closer = threading.Thread(target=self._picam2.close, name="picamera2-close", daemon=True)
+            closer.start()
+            closer.join(self._stop_timeout_s)
+            if closer.is_alive():
+                log.error("the camera did not close within %.1f s; it stays wedged until reboot",
+                          self._stop_timeout_s)
+
+    # --- picamera2 plumbing -----------------------------------------------------------------
+    @staticmethod
+    def _open(camera_num: int) -> Any:
+        try:
+            from picamera2 import Picamera2
+        except ImportError as exc:
+            raise DeviceMissing(f"camera: picamera2 is not installed ({exc})") from exc
+        cameras = Picamera2.global_camera_info()
+        if camera_num >= len(cameras):
+            raise DeviceMissing(
+                f"camera: no camera {camera_num} connected (libcamera sees {len(cameras)}); "
+                "check the ribbon cable and camera_auto_detect in config.txt"
+            )
+        try:
+            return Picamera2(camera_num)
+        except Exception as exc:  # picamera2 wraps every open failure in RuntimeError
+            raise DeviceMissing(f"camera: cannot open camera {camera_num}: {exc}") from exc
+
+    @staticmethod
+    def _profile_for_platform() -> str:
+        from picamera2.platform import Platform, get_platform
+
+        # The VC4 codec does High profile in hardware; libx264's cheapest preset is Baseline.
+        return "high" if get_platform() == Platform.VC4 else "baseline"
+
+    def _configure(self, buffer_count: int) -> None:
+        fmt = self._format
+        duration_us = round(1_000_000 / fmt.fps)
+        config = self._picam2.create_video_configuration(
+            main={"size": (fmt.width, fmt.height), "format": "YUV420"},
+            controls={"FrameDurationLimits": (duration_us, duration_us)},
+            buffer_count=buffer_count,
+        )
+        self._picam2.configure(config)
+        size = tuple(self._picam2.camera_configuration()["main"]["size"])
+        if size != (fmt.width, fmt.height):
+            raise CameraError(f"the camera can only deliver {size[0]}x{size[1]}")
+
+    def _teardown_after_failed_start(self) -> None:
+        for step in (self._picam2.stop, lambda: self._picam2.stop_encoder(self._encoder)):
+            try:
+                step()
+            except Exception as exc:  # best effort: the start error is what the caller sees
+                log.debug("cleanup after a failed start: %s", exc)
+        self._picam2.pre_callback = None
+
+    # --- called from picamera2's threads ----------------------------------------------------
+    def _record_error(self, exc: BaseException) -> None:
+        if self._error is None or str(self._error) != str(exc):
+            log.error("%s", exc)
+        self._error = exc
+
+    def _count_delivered(self) -> None:
+        self._delivered += 1
+
+    def _count_dropped(self, n: int) -> None:
+        if n > 0:
+            self._dropped += n
+
+    def _check_clock(self, first_pts_us: int) -> None:
+        now_us = self._mono_ns() // 1000
+        if abs(now_us - first_pts_us) > _CLOCK_TOLERANCE_US:
+            self._record_error(
+                CameraError(
+                    f"SensorTimestamp is not on CLOCK_MONOTONIC: first frame at {first_pts_us} us, "
+                    f"monotonic clock {now_us} us"
+                )
+            )
+
+    def _stamp(self, request: Any) -> None:
+        """``pre_callback``: burn UTC time, device and officer into the luma plane; never raises."""
+        try:
+            from picamera2 import MappedArray
+
+            block = self._overlay_block(self._capture_utc(request))
+            s = self._scale
+            with MappedArray(request, "main") as mapped:
+                luma = mapped.array
+                h, w = block.shape
+                w = min(w, self._format.width - 2 * s)
+                luma[s : s + h, s : s + w] = block[:, :w]
+        except Exception as exc:  # an escaping exception would end picamera2's event loop
+            self._overlay_failures += 1
+            self._record_error(CameraError(f"overlay failed: {exc!r}"))
+
+    def _capture_utc(self, request: Any) -> float:
+        """UTC of the frame's capture: its SensorTimestamp mapped through the clocks now."""
+        now_wall, now_mono = self._wall(), self._mono_ns()
+        try:
+            from libcamera import controls
+
+            sensor_ns = int(request.request.metadata[controls.SensorTimestamp])
+        except Exception:  # metadata unavailable: stamping time is within a frame of it
+            return now_wall
+        return now_wall - (now_mono - sensor_ns) / 1e9
+
+    def _overlay_block(self, utc: float) -> npt.NDArray[np.uint8]:
+        """The rendered overlay for this second (rendered at most once per second)."""
+        second = int(utc)
+        with self._lock:
+            officer = self._officer_id
+            if self._stamp_key == (second, officer) and self._stamp_block is not None:
+                return self._stamp_block
+        stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        mask = render_text(f"{stamp}Z {self._device_id} OFC {officer or '-'}", self._scale)
+        block = np.where(mask, _INK, _PAPER).astype(np.uint8)
+        with self._lock:
+            if self._officer_id == officer:
+                self._stamp_key, self._stamp_block = (second, officer), block
+        return block
