@@ -185,6 +185,13 @@ class EvidenceStore:
             self._open.pop(segment.device_seq, None)
             return signed
 
+    def abandon(self, segment: OpenSegment) -> None:
+        """Give up on a segment whose sink failed (storage error): close the file, keep the
+        journal, so :meth:`recover` seals what reached the disk once storage is healthy."""
+        segment.sink.abort()
+        with self._lock:
+            self._open.pop(segment.device_seq, None)
+
     def recover(self) -> list[SignedManifest]:
         """Seal every segment a crash left unsealed (flagged ``recovered``, maybe ``truncated``)."""
         out: list[SignedManifest] = []

@@ -35,6 +35,7 @@ from .checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from .export import to_geojson, to_gpx, track_rows
 from .journal import JOURNAL_SUFFIX, MANIFEST_SUFFIX, sidecar
 from .keys import fingerprint, load_public_keys, public_key_from_text
+from .log import replay_entries
 from .manifest import SignedManifest, parse_envelope
 from .merkle import consistency_proof, leaf_hash, root_of, verify_consistency
 from .report import Report
@@ -107,7 +108,6 @@ class _Verifier:
             self.r.add("fail", "no_log", str(self.root), "no log (entries.bin) found")
             return False
         self.log_dir = found[0].parent
-        from .log import replay_entries  # noqa: PLC0415 - keeps log (flock, writers) optional
 
         try:
             rep = replay_entries(found[0].read_bytes())

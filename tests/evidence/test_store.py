@@ -111,7 +111,7 @@ def test_crash_after_log_append_only_drops_journal(data_dir: Path, agency: Agenc
     journal_path = next((data_dir / "recordings").glob("*/*.manifest.json"))
     stale = journal_path.with_name(journal_path.name.replace(".manifest.json", ".open.json"))
     seg_info = segment_info(signed.manifest["recording_id"], 0)
-    from agent.evidence.journal import Journal  # noqa: PLC0415
+    from agent.evidence.journal import Journal
 
     Journal(stale, journal_path.with_name(signed.manifest["file"]["name"]), 0, True, seg_info,
             None).write()
@@ -125,7 +125,7 @@ def test_crash_after_log_append_only_drops_journal(data_dir: Path, agency: Agenc
 
 def test_storage_fault_leaves_journal_for_recovery(tmp_path: Path, agency: AgencyKey) -> None:
     """EIO mid-segment: seal refuses, the journal stays, recovery seals after the disk heals."""
-    from agent.evidence.keys import DeviceKey  # noqa: PLC0415
+    from agent.evidence.keys import DeviceKey
 
     data_dir = tmp_path / "data"
     DeviceKey.generate(data_dir / "keys" / "device.key")
@@ -139,12 +139,13 @@ def test_storage_fault_leaves_journal_for_recovery(tmp_path: Path, agency: Agenc
     with pytest.raises(StorageWriteError):
         store.seal(seg, end=Timestamp("2026-11-27T10:00:10.000000Z", 1), media=MediaInfo())
     assert seg.journal.path.exists()
+    assert store.recover() == []  # still open in this process: not touched
+    store.abandon(seg)
     disk.fail_writes(None)
-    store.close()
-    store = open_store(data_dir, agency, open_append=disk.open_append)
     [signed] = store.recover()
     assert "truncated" in signed.manifest["flags"]
     store.close()
+    assert verify(data_dir).ok
 
 
 def test_evict_requires_acknowledgement_and_is_logged(data_dir: Path, agency: AgencyKey) -> None:
@@ -198,10 +199,44 @@ def test_open_refuses_to_overwrite_a_segment(data_dir: Path, agency: AgencyKey) 
     """Opening the same recording/seq twice never truncates existing evidence."""
     store = open_store(data_dir, agency)
     [signed] = write_recording(store, segments=1)
-    from agent.errors import EvidenceError  # noqa: PLC0415
+    from agent.errors import EvidenceError
 
     with pytest.raises(EvidenceError, match="already exists"):
         store.open_segment(segment_info(signed.manifest["recording_id"], 0))
     env = next((data_dir / "recordings").glob("*/*.manifest.json"))
     assert parse_envelope(env.read_bytes()).sha256 == signed.sha256
     store.close()
+
+
+def test_key_rotation_is_logged_and_old_segments_still_verify(data_dir: Path,
+                                                               agency: AgencyKey) -> None:
+    """After a rotation, segments of both keys verify; the rotation is a log event."""
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    old = store._key.public_bytes
+    new = store.rotate_key()
+    write_recording(store, segments=1)
+    event = [parse_canonical(e) for _, e in store.log.entries()][1]
+    assert event["type"] == "key_rotation" and event["new_key"] == new.public_b64
+    store.close()
+    assert verify(data_dir).ok  # current + retired keys from the folder
+    assert verify(data_dir, pubkeys=[old, new.public_bytes]).ok
+    only_new = verify(data_dir, pubkeys=[new.public_bytes])
+    assert "forged_signature" in only_new.codes()  # the old segment needs the retired key
+
+
+def test_keys_cli_rotation_logs_event(data_dir: Path, agency: AgencyKey) -> None:
+    """`bodycam keys init --rotate` retires the key and logs it; refused while the log is open."""
+    from agent.evidence.keys import keys_init_main
+
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    assert keys_init_main(["--data-dir", str(data_dir), "--rotate"]) == 1  # agent running
+    store.close()
+    assert keys_init_main(["--data-dir", str(data_dir), "--rotate"]) == 0
+    store = open_store(data_dir, agency)
+    types = [parse_canonical(e).get("type") for _, e in store.log.entries()]
+    assert types[-1] == "key_rotation"
+    write_recording(store, segments=1)
+    store.close()
+    assert verify(data_dir).ok

@@ -197,7 +197,7 @@ def test_segment_from_another_device(evidence: Path, agency: AgencyKey, tmp_path
 
 def test_forged_signature(evidence: Path, agency: AgencyKey, tmp_path: Path) -> None:
     """A manifest re-signed with another key (its own public key embedded) is refused."""
-    from agent.evidence.manifest import parse_envelope, sign_manifest  # noqa: PLC0415
+    from agent.evidence.manifest import parse_envelope, sign_manifest
 
     path = files(evidence, "*_00001.manifest.json")[0]
     signed = parse_envelope(path.read_bytes())
