@@ -1,8 +1,13 @@
-"""The Storage contract, run against every implementation (see hw/storage.py)."""
+"""The Storage contract, run against every implementation (see hw/storage.py).
+
+FsStorage on a plain directory, on a 2 MiB tmpfs and on a loop-mounted 8 MiB ext4 image (where
+mounting is permitted), and the SimStorage quota.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,23 +29,36 @@ class Disk:
     small: bool  # small enough to fill in a test
 
 
-@pytest.fixture(params=["fs-dir", "fs-tmpfs", "sim"])
+def _mount(argv: list[str], what: str) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount {what} here: {done.stderr.strip() or done.returncode}")
+
+
+@pytest.fixture(params=["fs-dir", "fs-tmpfs", "fs-ext4-loop", "sim"])
 def disk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Disk]:
     if request.param == "fs-dir":
         yield Disk(FsStorage(tmp_path), small=False)
-    elif request.param == "sim":
+        return
+    if request.param == "sim":
         yield Disk(SimStorage(tmp_path / "sim", 2 * 1024 * 1024), small=True)
+        return
+    mountpoint = tmp_path / "fs"
+    mountpoint.mkdir()
+    if request.param == "fs-tmpfs":
+        _mount(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mountpoint)], "a tmpfs")
     else:
-        mountpoint = tmp_path / "fs"
-        mountpoint.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs",
-                               str(mountpoint)], capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-        try:
-            yield Disk(FsStorage(mountpoint), small=True)
-        finally:
-            subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+        if shutil.which("mkfs.ext4") is None:
+            pytest.skip("mkfs.ext4 is not installed")
+        image = tmp_path / "ext4.img"
+        with image.open("wb") as f:
+            f.truncate(8 << 20)
+        subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True, capture_output=True)
+        _mount(["mount", "-o", "loop", str(image), str(mountpoint)], "a loop device")
+    try:
+        yield Disk(FsStorage(mountpoint), small=True)
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 def test_is_a_storage(disk: Disk) -> None:
