@@ -144,7 +144,7 @@ class PiSugarBattery:
 
 
 class PiSugarServerSim:
-    """A fake ``pisugar-server`` on a Unix socket: answers ``get <field>`` from ``values``.
+    """A fake ``pisugar-server`` (Unix socket or TCP): answers ``get <field>`` from ``values``.
 
     ``set(field, value)`` changes an answer; ``requests`` records every line received.
     Unknown fields are answered with an empty line, like a server that does not support them.
@@ -152,16 +152,22 @@ class PiSugarServerSim:
     ``requests`` are guarded by ``_lock``.
     """
 
-    def __init__(self, socket_path: Path, values: Mapping[str, str] | None = None) -> None:
-        self.socket_path = Path(socket_path)
+    def __init__(self, socket_path: Path | None, values: Mapping[str, str] | None = None) -> None:
+        """Serve on the Unix socket ``socket_path``, or on TCP 127.0.0.1 (a free port) if None."""
+        self.socket_path = Path(socket_path) if socket_path is not None else None
         self.values: dict[str, str] = dict(values or {
             "battery": "76.5", "battery_v": "3.96", "battery_i": "-0.42",
             "battery_charging": "false", "battery_power_plugged": "false",
         })
         self.requests: list[str] = []
         self._lock = threading.Lock()
-        self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._server.bind(str(self.socket_path))
+        if self.socket_path is not None:
+            self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._server.bind(str(self.socket_path))
+            self.port = 0
+        else:
+            self._server = socket.create_server(("127.0.0.1", 0))
+            self.port = self._server.getsockname()[1]
         self._server.listen(4)
         self._thread = threading.Thread(target=self._serve, name="pisugar-sim", daemon=True)
         self._thread.start()
@@ -196,8 +202,9 @@ class PiSugarServerSim:
             self._server.shutdown(socket.SHUT_RDWR)
         self._server.close()
         self._thread.join(timeout=5)
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
+        if self.socket_path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
 
     def __enter__(self) -> PiSugarServerSim:
         return self

@@ -75,3 +75,11 @@ def test_server_gone_is_a_power_error(tmp_path: Path) -> None:
         PiSugarBattery(tmp_path / "nobody.sock").read()
     with pytest.raises(PowerError, match=r"127\.0\.0\.1:1"):
         PiSugarBattery(None, port=1).read()
+
+
+def test_tcp_transport() -> None:
+    """The same protocol over TCP, as pisugar-server offers on port 8423."""
+    with PiSugarServerSim(None) as sim:
+        reading = PiSugarBattery(None, port=sim.port).read()
+    assert reading.capacity_pct == pytest.approx(76.5)
+    assert reading.status == "Discharging"
