@@ -108,7 +108,6 @@ class _Verifier:
             self.r.add("fail", "no_log", str(self.root), "no log (entries.bin) found")
             return False
         self.log_dir = found[0].parent
-
         try:
             rep = replay_entries(found[0].read_bytes())
         except LogCorrupt as exc:

@@ -176,7 +176,9 @@ def test_no_other_code_path_deletes_media() -> None:
     deleters = {"unlink", "remove", "rmtree", "rmdir", "removedirs", "truncate"}
     allowed = {("agent/evidence/store.py", "evict"),
                ("agent/evidence/store.py", "_drop_journal"),
-               ("agent/evidence/sink.py", "recover_ciphertext")}
+               ("agent/evidence/sink.py", "recover_ciphertext"),
+               # the bench's tamper suite deletes only inside its temporary hard-link copy
+               ("agent/bench/tamper.py", "_delete"), ("agent/bench/tamper.py", "_replace")}
     media_words = ("recordings", ".mp4", "segment", "media")
     offenders = []
     for path in sorted([*REPO.glob("agent/**/*.py"), *REPO.glob("hw/**/*.py")]):
