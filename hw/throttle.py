@@ -24,6 +24,7 @@ and canned outputs.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ __all__ = [
     "VcgencmdThrottle",
     "find_rpi_volt",
     "parse_get_throttled",
+    "pi_throttle_source",
 ]
 
 CommandRunner = Callable[[Sequence[str]], str]
@@ -162,3 +164,13 @@ class RpiVoltHwmon:
         except ValueError as exc:
             raise PowerError(f"unexpected in0_lcrit_alarm value {text!r}") from exc
         return ThrottleState(undervoltage=alarm)
+
+
+def pi_throttle_source(hwmon_root: Path = Path("/sys/class/hwmon")) -> ThrottleSource | None:
+    """The best supply-flag source on this board: ``rpi_volt`` (no process spawned per
+    reading), else ``vcgencmd`` if installed, else None (not a Raspberry Pi)."""
+    if find_rpi_volt(hwmon_root) is not None:
+        return RpiVoltHwmon(hwmon_root)
+    if shutil.which("vcgencmd") is not None:
+        return VcgencmdThrottle()
+    return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,7 +11,13 @@ import pytest
 
 from hw.errors import PowerError
 from hw.power_sysfs import write_fake_rpi_volt
-from hw.throttle import RpiVoltHwmon, VcgencmdThrottle, find_rpi_volt, parse_get_throttled
+from hw.throttle import (
+    RpiVoltHwmon,
+    VcgencmdThrottle,
+    find_rpi_volt,
+    parse_get_throttled,
+    pi_throttle_source,
+)
 
 
 def test_healthy_supply_has_no_flags() -> None:
@@ -102,3 +109,11 @@ def test_rpi_volt_absent_or_broken(tmp_path: Path) -> None:
     (device / "in0_lcrit_alarm").write_text("x\n")
     with pytest.raises(PowerError, match="unexpected"):
         RpiVoltHwmon(tmp_path).read()
+
+
+def test_pi_throttle_source_prefers_the_hwmon(tmp_path: Path) -> None:
+    """rpi_volt is chosen when present; off a Pi (no hwmon, no vcgencmd) there is none."""
+    write_fake_rpi_volt(tmp_path, alarm=False)
+    assert isinstance(pi_throttle_source(tmp_path), RpiVoltHwmon)
+    if shutil.which("vcgencmd") is None:
+        assert pi_throttle_source(tmp_path / "none") is None
