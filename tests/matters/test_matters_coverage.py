@@ -59,7 +59,8 @@ def test_missing_required_items_are_named() -> None:
     assert "2/7 required item(s) marked, 5 required item(s) MISSING" in text
     assert "[ ] items_counted — MISSING" in text
     named = "\n".join(recording_coverage(segs, catalogue=MatterCatalogue.load()).render_text())
-    assert "[ ] items_counted 封存的资料和物品的清点情况 (Sealed materials and items counted) — MISSING" in named
+    assert ("[ ] items_counted 封存的资料和物品的清点情况 (Sealed materials and items counted)"
+            " — MISSING") in named
     assert "[x] identity 表明执法人员身份 (Identity shown) — marked at 0.00 s (segment 0" in named
 
 
@@ -137,20 +138,33 @@ def test_matter_change_splits_the_checklist_by_time() -> None:
 
 
 def test_returning_to_a_matter_merges_its_spans() -> None:
-    """ZJSD → FCZX → ZJSD: one ZJSD entry, two spans, marks from both count."""
-    s0, s1 = seg_start(0), seg_start(1)
+    """ZJSD → FCZX → ZJSD: one ZJSD entry with two spans; marks from both count."""
+    s0, s1, s2 = seg_start(0), seg_start(1), seg_start(2)
     segs = [
-        manifest(0, matter=FCZX, bookmarks=[mark("service_time", s0 + 10, s0),
-                                            change("FCZX", s0 + 1000, s0)]),
-        manifest(1, matter=ZJSD, bookmarks=[change("ZJSD", s1 + 1000, s1),
-                                            mark("service_result", s1 + 2000, s1)]),
+        manifest(0, matter=ZJSD, bookmarks=[mark("service_time", s0 + 10, s0)]),
+        manifest(1, matter=FCZX, bookmarks=[change("FCZX", s1 + 1000, s1)]),
+        manifest(2, matter=ZJSD, bookmarks=[change("ZJSD", s2 + 1000, s2),
+                                            mark("service_result", s2 + 2000, s2)]),
     ]
     cov = recording_coverage(segs)
-    # The matter before a change inside the first segment is not on record: uncategorised.
-    assert cov.uncategorised_us == 1000 and [m.item for m in cov.unassigned_marks] == ["service_time"]
-    fczx, zjsd = cov.matters
-    assert [c.previous for c in cov.changes] == [None, "FCZX"]
-    assert zjsd.missing == ("service_time",)
+    zjsd, fczx = cov.matters
+    assert zjsd.complete and zjsd.spans == [(0, SEG_US + 1000), (2 * SEG_US + 1000, 3 * SEG_US)]
+    assert fczx.spans == [(SEG_US + 1000, 2 * SEG_US + 1000)] and fczx.marks == []
+    assert [(c.previous, c.matter) for c in cov.changes] == [("ZJSD", "FCZX"), ("FCZX", "ZJSD")]
+    assert cov.uncategorised_us == 0
+
+
+def test_change_inside_the_first_segment() -> None:
+    """Before a change in the first segment the matter is not on record: uncategorised."""
+    s0 = seg_start(0)
+    segs = [manifest(0, matter=FCZX, bookmarks=[mark("identity", s0 + 10, s0),
+                                                change("FCZX", s0 + 1000, s0)])]
+    cov = recording_coverage(segs)
+    assert cov.uncategorised_us == 1000 and not cov.uncategorised
+    assert [m.item for m in cov.unassigned_marks] == ["identity"]
+    assert [(c.previous, c.matter) for c in cov.changes] == [(None, "FCZX")]
+    assert cov.matters[0].missing[0] == "identity"
+    assert "  uncategorised for 0.00 s of the recording" in cov.render_text()
 
 
 def test_uncategorised_recording() -> None:
