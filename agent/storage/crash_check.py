@@ -25,7 +25,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Syscall", "check_atomic_replace", "parse_strace", "trace", "trace_python"]
+__all__ = [
+    "Syscall",
+    "check_all_replacements",
+    "check_atomic_replace",
+    "parse_strace",
+    "trace",
+    "trace_python",
+]
 
 _TRACED = "openat,open,creat,write,pwrite64,writev,fsync,fdatasync,close,rename,renameat,renameat2"
 _LINE = re.compile(r"^(?:\[pid\s+)?(?P<pid>\d+)\]?\s+(?P<name>\w+)\((?P<args>.*)\)\s+=\s+"
@@ -180,3 +187,14 @@ def check_atomic_replace(calls: Sequence[Syscall], target: Path, *,
     for index, call in enumerate(calls):
         audit.feed(index, call)
     return audit.verdict()
+
+
+def check_all_replacements(calls: Sequence[Syscall], *,
+                           cwd: Path | None = None) -> dict[str, list[str]]:
+    """Check every file that was renamed into place; maps each target to its problems."""
+    targets = {
+        _norm(call.paths[1], cwd) for call in calls
+        if call.name.startswith("rename") and call.result == 0 and len(call.paths) >= 2
+    }
+    return {target: check_atomic_replace(calls, Path(target), cwd=cwd)
+            for target in sorted(targets)}

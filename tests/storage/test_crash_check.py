@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.storage.crash_check import check_atomic_replace, parse_strace, trace_python
+from agent.storage.crash_check import (
+    check_all_replacements,
+    check_atomic_replace,
+    parse_strace,
+    trace_python,
+)
 
 pytestmark = [
     pytest.mark.timeout(120),
@@ -79,3 +84,31 @@ def test_parser_joins_interrupted_calls() -> None:
                                        "fsync"]
     assert calls[2].fd == 3 and calls[2].result == 3
     assert check_atomic_replace(calls, Path("/d/s")) == []
+
+
+def test_every_state_file_of_an_evidence_session_is_replaced_safely(tmp_path: Path) -> None:
+    """Key, public key, journal, manifest, checkpoint, acknowledgements: each replaced safely."""
+    data = tmp_path / "data"
+    calls = trace_python(
+        "from pathlib import Path\n"
+        "from agent.evidence.age import Identity\n"
+        "from agent.evidence.keys import DeviceKey\n"
+        "from agent.evidence.manifest import ClockInfo, MediaInfo, SegmentInfo, Timestamp\n"
+        "from agent.evidence.store import EvidenceStore\n"
+        f"data = Path({str(data)!r})\n"
+        "key = DeviceKey.generate(data / 'keys' / 'device.key')\n"
+        "store = EvidenceStore(data, key=key, recipients=[Identity.generate().recipient],\n"
+        "                      encrypt=True, device_id='BC-0001')\n"
+        "seg = store.open_segment(SegmentInfo('ab' * 16, 0,\n"
+        "    Timestamp('2026-11-27T10:00:00.000000Z', 0), ClockInfo('gps', 20)))\n"
+        "seg.sink.write(b'x' * 100_000)\n"
+        "store.seal(seg, end=Timestamp('2026-11-27T10:00:10.000000Z', 10_000_000),\n"
+        "           media=MediaInfo())\n"
+        "store.acknowledge(0)\n"
+        "store.close()\n")
+    results = check_all_replacements(calls)
+    names = {Path(target).name for target in results}
+    assert {"device.key", "device.pub", "checkpoint", "acks.json"} <= names, names
+    assert any(n.endswith(".manifest.json") for n in names)
+    assert any(n.endswith(".open.json") for n in names)  # the segment journal
+    assert {target: problems for target, problems in results.items() if problems} == {}
