@@ -60,6 +60,7 @@ class AppendFile(io.FileIO):
         except OSError as exc:
             raise classify_os_error(exc, what=str(path)) from exc
         self.path = Path(path)
+        self._length = os.fstat(self.fileno()).st_size  # one writer: tracked, not re-read
 
     def _admit(self, nbytes: int) -> None:
         """Hook for subclasses: raise before anything is written (quota, injected faults)."""
@@ -76,7 +77,7 @@ class AppendFile(io.FileIO):
         view = memoryview(b).cast("B")
         total = len(view)
         self._admit(total)
-        start = os.fstat(self.fileno()).st_size
+        start = self._length
         try:
             while view:
                 written = super().write(view)
@@ -89,6 +90,7 @@ class AppendFile(io.FileIO):
             if note:
                 error = StorageWriteError(errno.EIO, f"{error}{note}")
             raise error from exc
+        self._length = start + total
         return total
 
     def fsync(self) -> None:
