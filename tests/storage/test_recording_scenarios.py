@@ -9,14 +9,16 @@ ciphertext and plaintext hashes with the agency identity).
 
 from __future__ import annotations
 
+import errno
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from agent.evidence.age import Identity
+from agent.evidence.age import ENCRYPTED_CHUNK_SIZE, Identity, header_length
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import ClockInfo, MediaInfo, SegmentInfo, Timestamp
@@ -26,6 +28,7 @@ from agent.power.policy import BatteryPolicy
 from agent.power.projection import PowerProjector
 from agent.storage.eviction import SealedSegment
 from agent.storage.policy import BitrateMeter, StoragePolicy
+from hw.errors import StorageFull, StorageReadOnly, StorageWriteError
 from hw.power_sim import SimBattery
 from hw.storage import Storage
 from hw.storage_fs import FsStorage
@@ -306,3 +309,56 @@ def test_pack_that_dies_early_stops_at_the_collapse(tmp_path: Path, agency: Iden
     assert [e.what for e in battery.history][-2:] == ["died", "load"]
     store.close()
     assert_all_sealed_and_verifiable(data_dir, agency, recorder.seq)
+
+
+@pytest.mark.parametrize("fault", ["enospc-tmpfs", "erofs-sim", "eio-sim"])
+def test_write_fault_leaves_nothing_half_written(request: pytest.FixtureRequest,
+                                                 tmp_path: Path, agency: Identity,
+                                                 fault: str) -> None:
+    """A real tmpfs filled to the last byte, or a simulated read-only remount or EIO, under an
+    open segment: the failing write raises the classified error, the media file holds only
+    whole age chunks, and once the disk recovers the journal seals the segment, verifiable."""
+    disk: Storage
+    heal: Callable[[], None]
+    if fault == "enospc-tmpfs":
+        small_fs: Path = request.getfixturevalue("small_fs")
+        disk, data_dir, hog = FsStorage(small_fs), small_fs / "data", small_fs / "hog.bin"
+        expected: type[Exception] = StorageFull
+        heal = hog.unlink
+    else:
+        data_dir = tmp_path / "data"
+        sim = SimStorage(data_dir, 64 << 20)
+        disk = sim
+        expected = StorageReadOnly if fault == "erofs-sim" else StorageWriteError
+        heal = partial(sim.fail_writes, None)
+    store = open_store(data_dir, agency, disk)
+    clock = Clock()
+    recorder = Recorder(store, disk, SimBattery(clock=clock), clock)
+    assert recorder.start()
+    recorder.run(20)
+    segment = recorder.segment
+    assert segment is not None
+    if fault == "enospc-tmpfs":
+        with hog.open("wb") as f, pytest.raises(OSError):
+            while True:
+                f.write(b"\0" * 65536)
+    else:
+        sim.fail_writes(errno.EROFS if fault == "erofs-sim" else errno.EIO)
+    with pytest.raises(expected):
+        for _ in range(40):
+            segment.sink.write(b"m" * BYTES_PER_S)
+    data = segment.media_path.read_bytes()
+    head = header_length(data)
+    assert head is not None
+    assert (len(data) - head) % ENCRYPTED_CHUNK_SIZE == 0  # whole chunks only
+    with pytest.raises(expected):
+        store.seal(segment, end=Timestamp(utc(30), 30_000_000), media=MediaInfo())
+    assert segment.journal.path.exists()  # left for recovery; nothing was signed half-way
+    heal()
+    store.close()
+    store = open_store(data_dir, agency, disk)
+    [recovered] = store.recover()
+    assert "recovered" in recovered.manifest["flags"]
+    store.close()
+    report = verify(data_dir, identity=[agency])
+    assert report.ok, report.render()
