@@ -3,3 +3,5 @@
 The recorder uses :class:`~agent.evidence.store.EvidenceStore` only; the other modules are
 its parts and the verifier's.
 """
+
+__all__: list[str] = []
