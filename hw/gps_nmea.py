@@ -29,8 +29,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import re
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
+from functools import reduce
+from operator import xor
 
 import pynmea2
 
@@ -57,6 +60,7 @@ _FIX_SENTENCES = frozenset({"GGA", "RMC", "GNS", "GSA", "ZDA", "VTG", "GLL"})
 _TIMED = frozenset({"GGA", "RMC", "GNS", "ZDA", "GLL"})
 _GGA_NOT_A_FIX = frozenset({7, 8})  # manual input, simulator: never evidence of a position
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
+_PRINTABLE_BODY = re.compile(rb"[\x20-\x29\x2B-\x7E]*")  # printable ASCII except "*"
 
 
 @dataclass(slots=True)
@@ -84,10 +88,7 @@ class NmeaStats:
 
 def nmea_checksum(body: bytes) -> int:
     """XOR of the bytes between ``$`` and ``*``."""
-    value = 0
-    for byte in body:
-        value ^= byte
-    return value
+    return reduce(xor, body, 0)
 
 
 def verify_sentence(line: bytes) -> str | None:
@@ -107,7 +108,7 @@ def verify_sentence(line: bytes) -> str | None:
     if digits[0] not in _HEX or digits[1] not in _HEX:
         return None
     body = sentence[1:-3]
-    if any(b < 0x20 or b > 0x7E or b == 0x2A for b in body):
+    if _PRINTABLE_BODY.fullmatch(body) is None:
         return None
     if nmea_checksum(body) != int(digits, 16):
         return None
@@ -182,7 +183,7 @@ class Sentence:
             return None  # pynmea2.ParseError is a ValueError
         if not isinstance(msg, pynmea2.TalkerSentence):
             return None
-        return cls(str(msg.talker), str(msg.sentence_type), tuple(str(f) for f in msg.data))
+        return cls(str(msg.talker), str(msg.sentence_type), tuple(msg.data))
 
     def get(self, index: int) -> str:
         """Field ``index`` or "" when the receiver sent fewer fields."""

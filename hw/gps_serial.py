@@ -157,10 +157,10 @@ class SerialGps:
                 return
             now = time.monotonic_ns()
             if data:
-                self.bytes_read += len(data)
                 last_data_ns, flushed = now, False
                 for fix in self._decoder.feed(data, now):
                     self._deliver(fix)
+                self.bytes_read += len(data)  # after delivery: "all read" means "all decoded"
                 continue
             if not flushed and now - last_data_ns >= self.quiet_flush_s * 1e9:
                 flushed = True

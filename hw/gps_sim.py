@@ -283,7 +283,7 @@ class SimGps:
 
     def _epoch(self, utc: datetime, elapsed_s: float) -> list[bytes]:
         lat, lon, course = self.route.position(elapsed_s)
-        hhmmss = f"{utc:%H%M%S}.{utc.microsecond // 10_000:02d}"
+        hhmmss = f"{utc:%H%M%S}.{utc.microsecond // 1000:03d}"  # as SiRF/MediaTek do
         lat_f = _ddmm(abs(lat), 2) + ("N" if lat >= 0 else "S")
         lon_f = _ddmm(abs(lon), 3) + ("E" if lon >= 0 else "W")
         knots = self.route.speed_mps / (1852.0 / 3600.0)
