@@ -223,3 +223,15 @@ def test_cli_exit_codes_json_and_gpx(evidence: Path, agency: AgencyKey, tmp_path
     doc = json.loads(capsys.readouterr().out)
     assert doc["ok"] is False and doc["summary"]["failures"] >= 1
     assert verify_main(["--nonsense"]) == 2
+
+
+def test_copied_off_folder_verifies_with_registered_key(evidence: Path, agency: AgencyKey,
+                                                        tmp_path: Path) -> None:
+    """Recordings + log copied elsewhere (no keys) verify against the registered public key."""
+    export = tmp_path / "case-2026-117"
+    for part in ("recordings", "log"):
+        shutil.copytree(evidence / part, export / "device" / part)
+    assert "no_keys" in verify(export).codes()
+    report = verify(export, identity=[agency.identity], pubkeys=pubkey(evidence))
+    assert report.ok, report.render()
+    assert report.segments == SEGMENTS
