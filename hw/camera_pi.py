@@ -138,13 +138,8 @@ class _AccessUnitOutput:
         self._started_key = False
         self._params = b""
 
-    def close(self) -> None:
-        """Deliver nothing more; waits for a sink call in progress to finish."""
-        with self._gate:
-            self._open = False
-
     def close_within(self, timeout_s: float) -> bool:
-        """Like :meth:`close`, but give up (False) if a sink call holds the gate too long."""
+        """Deliver nothing more, waiting for a sink call in progress (False: it overran)."""
         if not self._gate.acquire(timeout=timeout_s):
             self._open = False  # a wedged sink call: at least nothing new starts after this
             return False
@@ -291,6 +286,11 @@ class PiCamera:
         self._scale = max(1, height // 270)
         self._picam2 = self._open(camera_num)
         try:
+            from libcamera import controls
+            from picamera2 import MappedArray
+
+            self._mapped_array: Any = MappedArray
+            self._sensor_timestamp: Any = controls.SensorTimestamp
             self._platform_profile = self._profile_for_platform()
             self._format = VideoFormat(width=width, height=height, fps=fps, bitrate=bitrate,
                                        profile=self._platform_profile, gop=gop)
@@ -436,6 +436,13 @@ class PiCamera:
         size = tuple(self._picam2.camera_configuration()["main"]["size"])
         if size != (fmt.width, fmt.height):
             raise CameraError(f"the camera can only deliver {size[0]}x{size[1]}")
+        # Drop counting assumes frames come exactly every 1/fps: refuse a mode that cannot.
+        limits = self._picam2.camera_controls.get("FrameDurationLimits")
+        if limits is not None and int(limits[0]) > duration_us:
+            raise CameraError(
+                f"the sensor mode for {fmt.width}x{fmt.height} cannot run faster than "
+                f"{1_000_000 / int(limits[0]):.1f} fps; {fmt.fps} fps was asked for"
+            )
 
     def _teardown_after_failed_start(self) -> None:
         for step in (self._picam2.stop, lambda: self._picam2.stop_encoder(self._encoder)):
@@ -471,11 +478,9 @@ class PiCamera:
     def _stamp(self, request: Any) -> None:
         """``pre_callback``: burn UTC time, device and officer into the luma plane; never raises."""
         try:
-            from picamera2 import MappedArray
-
             block = self._overlay_block(self._capture_utc(request))
             s = self._scale
-            with MappedArray(request, "main") as mapped:
+            with self._mapped_array(request, "main") as mapped:
                 luma = mapped.array
                 h, w = block.shape
                 w = min(w, self._format.width - 2 * s)
@@ -488,9 +493,7 @@ class PiCamera:
         """UTC of the frame's capture: its SensorTimestamp mapped through the clocks now."""
         now_wall, now_mono = self._wall(), self._mono_ns()
         try:
-            from libcamera import controls
-
-            sensor_ns = int(request.request.metadata[controls.SensorTimestamp])
+            sensor_ns = int(request.request.metadata[self._sensor_timestamp])
         except Exception:  # metadata unavailable: stamping time is within a frame of it
             return now_wall
         return now_wall - (now_mono - sensor_ns) / 1e9
