@@ -17,6 +17,7 @@
 #   --recipient AGE1...   agency age recipient; repeat for several [BODYCAM_RECIPIENTS, spaces]
 #   --config FILE         configuration template to ship instead of stage-bodycam's
 #                         (may contain @DEVICE_ID@ and @RECIPIENTS@) [BODYCAM_CONFIG]
+#   --mqtt-url URL        the fleet broker, mqtts://host:8883 [BODYCAM_MQTT_URL]
 #   --ssh-key FILE        public key of the maintenance account; enables SSH, keys only
 #                         [BODYCAM_SSH_KEY]. Without it the image has no remote login at all.
 #   --admin-user NAME     maintenance account name (default bcadmin) [BODYCAM_ADMIN_USER]
@@ -24,6 +25,7 @@
 #   --data-mib N          initial data partition size; it grows on the card (default 256)
 #   --writable-root       do not switch the root filesystem to a read-only overlay after
 #                         first-boot provisioning [BODYCAM_WRITABLE_ROOT=1]
+#   --wheel FILE          ship this agent wheel instead of building one from this checkout
 #   --pi-gen DIR          use an existing pi-gen checkout instead of cloning [PI_GEN_DIR]
 #   --pi-gen-ref REF      pi-gen tag to clone (default below) [PI_GEN_REF]
 #   --work DIR            work directory (default image-build/work) [BODYCAM_WORK]
@@ -39,12 +41,14 @@ PI_GEN_URL=${PI_GEN_URL:-https://github.com/RPi-Distro/pi-gen.git}
 PI_GEN_REF=${PI_GEN_REF:-2026-06-18-raspios-bookworm-arm64}
 recipients=${BODYCAM_RECIPIENTS:-}
 config_template=${BODYCAM_CONFIG:-}
+mqtt_url=${BODYCAM_MQTT_URL:-}
 ssh_key=${BODYCAM_SSH_KEY:-}
 admin_user=${BODYCAM_ADMIN_USER:-bcadmin}
 hostname=${BODYCAM_HOSTNAME:-bodycam}
 data_mib=256
 writable_root=${BODYCAM_WRITABLE_ROOT:-0}
 pi_gen_dir=${PI_GEN_DIR:-}
+prebuilt_wheel=""
 work=${BODYCAM_WORK:-$here/work}
 docker=0
 stage_only=0
@@ -56,12 +60,14 @@ while (( $# )); do
   case $1 in
     --recipient) recipients="$recipients ${2:?}"; shift 2 ;;
     --config) config_template=${2:?}; shift 2 ;;
+    --mqtt-url) mqtt_url=${2:?}; shift 2 ;;
     --ssh-key) ssh_key=${2:?}; shift 2 ;;
     --admin-user) admin_user=${2:?}; shift 2 ;;
     --hostname) hostname=${2:?}; shift 2 ;;
     --data-mib) data_mib=${2:?}; shift 2 ;;
     --writable-root) writable_root=1; shift ;;
     --pi-gen) pi_gen_dir=${2:?}; shift 2 ;;
+    --wheel) prebuilt_wheel=${2:?}; shift 2 ;;
     --pi-gen-ref) PI_GEN_REF=${2:?}; shift 2 ;;
     --work) work=${2:?}; shift 2 ;;
     --docker) docker=1; shift ;;
@@ -81,6 +87,11 @@ done
 if grep -q '@RECIPIENTS@' "$template" && (( ${#recipient_list[@]} == 0 )); then
   die "no agency recipient: pass --recipient age1... (the agency's public key; evidence is encrypted to it)"
 fi
+if grep -q '@MQTT_URL@' "$template" && [[ -z $mqtt_url ]]; then
+  say "warning: no --mqtt-url: devices will not sync until their configuration names a broker"
+  mqtt_url="mqtts://localhost:8883"
+fi
+[[ -z $mqtt_url || $mqtt_url =~ ^mqtts?://[^[:space:]\"|]+$ ]] || die "'$mqtt_url' is not an mqtt(s):// URL"
 grep -q '@DEVICE_ID@' "$template" \
   || say "warning: $template has no @DEVICE_ID@: every device flashed from this image gets the same id"
 if [[ -n $ssh_key ]]; then
@@ -95,15 +106,33 @@ if (( ! stage_only && ! docker )) && (( EUID != 0 )); then
 fi
 command -v git >/dev/null || die "git is required"
 python=${PYTHON:-python3}
-"$python" -m pip --version >/dev/null 2>&1 || die "$python with pip is required to build the agent wheel"
+if [[ -n $prebuilt_wheel ]]; then
+  [[ -f $prebuilt_wheel && $(basename "$prebuilt_wheel") == bodycam_agent-*.whl ]] \
+    || die "--wheel $prebuilt_wheel is not a bodycam_agent wheel file"
+else
+  "$python" -m pip --version >/dev/null 2>&1 || die "$python with pip is required to build the agent wheel"
+fi
 
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 
 # --- 1. the agent wheel -------------------------------------------------------------------------
-say "building the agent wheel from $repo"
 rm -rf "$work/wheels"
-"$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheels" "$repo"
+mkdir -p "$work/wheels"
+if [[ -n $prebuilt_wheel ]]; then
+  cp "$prebuilt_wheel" "$work/wheels/"
+else
+  say "building the agent wheel from $repo"
+  # From a copy of the repository's own files: the work directory (pi-gen's root
+  # filesystems) must not be walked by the build backend's package discovery.
+  src=$(mktemp -d)
+  trap 'rm -rf "$src"' EXIT
+  (cd "$repo" && git ls-files -z --cached --others --exclude-standard) \
+    | (cd "$repo" && while IFS= read -r -d '' f; do
+         if [[ -f $f ]]; then cp --parents -- "$f" "$src/"; fi
+       done)
+  "$python" -m pip wheel --quiet --no-deps --wheel-dir "$work/wheels" "$src"
+fi
 shopt -s nullglob
 wheels=("$work"/wheels/bodycam_agent-*.whl)
 (( ${#wheels[@]} == 1 )) || die "expected one bodycam_agent wheel, got ${#wheels[@]}"
@@ -128,7 +157,8 @@ cp "${wheels[0]}" "$files/wheels/"
 quoted=$(printf '"%s", ' "${recipient_list[@]}")
 quoted=${quoted%, }
 (( ${#recipient_list[@]} )) || quoted=""
-sed -e "/^[[:space:]]*#/!s|@RECIPIENTS@|$quoted|" "$template" >"$files/bodycam.toml.in"
+sed -e "/^[[:space:]]*#/!s|@RECIPIENTS@|$quoted|" -e "/^[[:space:]]*#/!s|@MQTT_URL@|$mqtt_url|" \
+  "$template" >"$files/bodycam.toml.in"
 cp "$here/README.md" "$files/README.md"
 (( writable_root )) || : >"$files/readonly-root"
 # Only the Lite image is wanted: stage2 must not export an image of its own.

@@ -31,7 +31,7 @@ step "shellcheck"
 scripts=(
   "$here/build.sh" "$here/check.sh" "$here/qemu-smoke.sh" "$here/add-data-partition.sh"
   "$stage/prerun.sh" "$sub/00-run.sh" "$sub/00-run-chroot.sh"
-  "$sub/files/bodycam-provision" "$sub/files/bodycam-growdata"
+  "$sub/files/bodycam-provision" "$sub/files/bodycam-growdata" "$sub/files/bodycam-enrol"
 )
 # EXPORT_IMAGE is sourced by pi-gen's bash; check it as bash.
 if shellcheck --shell=bash "${scripts[@]}" "$stage/EXPORT_IMAGE"; then
@@ -45,11 +45,12 @@ step "stage layout"
 layout_ok=1
 for f in "$stage/EXPORT_IMAGE" "$sub/00-packages" "$sub/files/bodycam.service" \
     "$sub/files/bodycam-provision.service" "$sub/files/bodycam-growdata.service" \
+    "$sub/files/bodycam-enrol.service" \
     "$sub/files/bodycam.toml.in" "$sub/files/journald-bodycam.conf"; do
   [[ -f $f ]] || { fail "missing ${f#"$repo"/}"; layout_ok=0; }
 done
 for f in "$stage/prerun.sh" "$sub/00-run.sh" "$sub/files/bodycam-provision" \
-    "$sub/files/bodycam-growdata" "$here/build.sh" "$here/check.sh" "$here/qemu-smoke.sh" \
+    "$sub/files/bodycam-growdata" "$sub/files/bodycam-enrol" "$here/build.sh" "$here/check.sh" "$here/qemu-smoke.sh" \
     "$here/add-data-partition.sh"; do
   [[ -x $f ]] || { fail "not executable: ${f#"$repo"/}"; layout_ok=0; }
 done
@@ -71,7 +72,7 @@ step "systemd-analyze verify"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/units" "$tmp/bin"
-for stub in bodycam bodycam-provision bodycam-growdata; do
+for stub in bodycam bodycam-provision bodycam-growdata bodycam-enrol; do
   printf '#!/bin/sh\nexit 0\n' >"$tmp/bin/$stub"
   chmod +x "$tmp/bin/$stub"
 done

@@ -68,5 +68,6 @@ fi
 ln -sfn /var/lib/bodycam/config/bodycam.toml /etc/bodycam/bodycam.toml
 
 # --- units ----------------------------------------------------------------------------------
-systemctl enable bodycam-growdata.service bodycam-provision.service bodycam.service
+systemctl enable bodycam-growdata.service bodycam-provision.service bodycam-enrol.service \
+	bodycam.service
 systemctl enable chrony.service

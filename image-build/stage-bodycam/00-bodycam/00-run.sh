@@ -11,8 +11,9 @@ install -d -m 755 "${ROOTFS_DIR}/usr/lib/bodycam" "${ROOTFS_DIR}/usr/share/bodyc
 	"${ROOTFS_DIR}/etc/systemd/journald.conf.d" "${ROOTFS_DIR}/opt/bodycam/wheels"
 
 install -m 644 files/bodycam.service files/bodycam-provision.service \
-	files/bodycam-growdata.service "${ROOTFS_DIR}/etc/systemd/system/"
-install -m 755 files/bodycam-provision files/bodycam-growdata "${ROOTFS_DIR}/usr/lib/bodycam/"
+	files/bodycam-growdata.service files/bodycam-enrol.service "${ROOTFS_DIR}/etc/systemd/system/"
+install -m 755 files/bodycam-provision files/bodycam-growdata files/bodycam-enrol \
+	"${ROOTFS_DIR}/usr/lib/bodycam/"
 install -m 644 files/bodycam.toml.in "${ROOTFS_DIR}/usr/share/bodycam/"
 install -m 644 files/journald-bodycam.conf "${ROOTFS_DIR}/etc/systemd/journald.conf.d/bodycam.conf"
 if [ -f files/README.md ]; then
