@@ -232,6 +232,8 @@ def rundown_scenario(unit: SimUnit, *, time_scale: float, start_pct: float,
         sampler.stop()
     run.samples = sampler.samples()
     for s in run.samples:
+        if run.end_at is not None and s["t"] >= run.end_at:
+            break  # a warning raised by the death itself warned nobody
         if run.warn_at is None and s.get("battery_level") in ("warn", "critical"):
             run.warn_at = float(s["t"])
             rec = s.get("battery_recording_s")
