@@ -310,12 +310,16 @@ class ClockDiscipline:
             samples = list(self._samples)
         if len(samples) < 3:
             return None
-        xs = [(m - samples[0][0]) / 1e9 for m, _ in samples]
-        ys = [o / 1e9 for _, o in samples]
-        if xs[-1] - xs[0] <= 0:
+        span_ns = samples[-1][0] - samples[0][0]
+        if span_ns <= 0:
+            return None
+        points = _latency_envelope(samples)
+        xs = [(m - samples[0][0]) / 1e9 for m, _ in points]
+        ys = [o / 1e9 for _, o in points]
+        if len(points) < 2 or xs[-1] == xs[0]:
             return None
         slope = statistics.linear_regression(xs, ys).slope  # GPS minus system, s per s
-        return DriftEstimate(-slope * 1e6, len(samples), xs[-1] - xs[0])
+        return DriftEstimate(-slope * 1e6, len(samples), span_ns / 1e9)
 
     # --- internals --------------------------------------------------------------------------
     def _wall_minus_mono(self) -> int:
@@ -341,6 +345,27 @@ class ClockDiscipline:
         if self._ntp.read().synchronized:
             return 0
         return offset
+
+
+def _latency_envelope(samples: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The least-delayed sample of each time bin.
+
+    A fix is always received *after* its epoch, so ``gps - system`` is the true offset
+    minus a positive, jittery latency; the largest offset in a bin is the one closest to the
+    truth (the minimum-delay filter NTP uses). Regressing on those rejects scheduling and
+    serial-line jitter that would otherwise swamp a few ppm.
+    """
+    if len(samples) < 20:
+        return samples
+    bins = max(2, math.isqrt(len(samples)))
+    first, last = samples[0][0], samples[-1][0]
+    width = (last - first) / bins or 1
+    best: dict[int, tuple[int, int]] = {}
+    for mono, offset in samples:
+        index = min(bins - 1, int((mono - first) / width))
+        if index not in best or offset > best[index][1]:
+            best[index] = (mono, offset)
+    return [best[i] for i in sorted(best)]
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

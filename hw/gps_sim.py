@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hw.errors import GpsError
+from hw.errors import ConfigError
 
 __all__ = ["DEFAULT_ROUTE", "PtyPort", "Route", "SimGps", "nmea_sentence"]
 
@@ -177,9 +177,9 @@ class SimGps:
         port_path: Path | None = None,
     ) -> None:
         if not 0.1 <= rate_hz <= 50:
-            raise GpsError(f"rate_hz must be within 0.1..50, got {rate_hz}")
+            raise ConfigError(f"must be within 0.1..50, got {rate_hz}", key="rate_hz")
         if len(talker) != 2 or not talker.isalpha():
-            raise GpsError(f"talker must be two letters, got {talker!r}")
+            raise ConfigError(f"must be two letters, got {talker!r}", key="talker")
         self.route = route
         self.rate_hz = rate_hz
         self.talker = talker.upper()

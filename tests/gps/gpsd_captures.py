@@ -118,10 +118,11 @@ def compare(ours: list[Fix], theirs: dict[str, GpsdEpoch]) -> Comparison:
             continue
         by_time[iso(fix.utc)] = fix
     for t, ref in theirs.items():
-        fix = by_time.get(t)
-        if fix is None:
+        found = by_time.get(t)
+        if found is None:
             result.missing.append(t)
             continue
+        fix = found
         if ref.lat is None or ref.lon is None:
             if fix.has_position:
                 result.phantom.append(t)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -205,3 +206,17 @@ def test_adjtimex_probe_reads_the_real_kernel() -> None:
         assert state.error_ms is not None and state.error_ms >= 1
     else:
         assert state.error_ms is None
+
+
+def test_drift_survives_latency_spikes(clocks: FakeClocks, tmp_path: Path) -> None:
+    """Late-delivered fixes (a loaded CPU) do not bias drift: least-delayed samples count."""
+    clock = make(clocks, FakeNtp(), tmp_path)
+    for second in range(900):
+        late_ms = 300 if second > 450 and second % 3 else 2 + second % 5  # a loaded second half
+        fix = _drifted(clocks, second, 20)
+        assert fix.utc is not None
+        clock.observe_fix(replace(fix, utc=fix.utc - timedelta(milliseconds=late_ms)))
+        clocks.advance(1_000_000_000)
+    drift = clock.drift()
+    assert drift is not None
+    assert drift.ppm == pytest.approx(-20, abs=3)
