@@ -265,7 +265,7 @@ rm -f "$work/data.part"
 # --- 6. boot ---------------------------------------------------------------------------------------------------
 say "booting (timeout ${timeout_s} s); console log: $work/console.log"
 set +e
-timeout --foreground "$timeout_s" qemu-system-aarch64 -M virt -cpu cortex-a57 -smp 2 -m 2048 \
+timeout --foreground "$timeout_s" nice -n 10 qemu-system-aarch64 -M virt -cpu cortex-a57 -smp 2 -m 2048 \
   -nographic -nic none -no-reboot -kernel "$vmlinuz" -initrd "$work/initrd.gz" \
   -append "console=ttyAMA0 rw panic=-1" \
   -drive if=none,id=root,file="$work/root.img",format=raw -device virtio-blk-device,drive=root \
