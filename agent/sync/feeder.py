@@ -4,7 +4,7 @@ Rules it enforces:
 
 * rows go out in seq order, at most ``max_inflight`` unacknowledged at a time;
 * a row is deleted only after a PUBACK with a success reason code (< 0x80; 0x10 "no matching
-  subscribers" counts as success); deletions are batched into one transaction per loop turn;
+  subscribers" counts as success); deletions are batched (a window's worth, or 0.2 s);
 * a failure reason code (0x87 not authorized, 0x97 quota exceeded, …) is a delivery fault:
   counted, reported, the row kept, and feeding paused with exponential backoff; after the
   pause, feeding restarts from the oldest pending row, so the faulted row is retried first;
@@ -33,6 +33,7 @@ __all__ = ["OutboxFeeder"]
 
 _log = logging.getLogger(__name__)
 _FAULT_RETRY_S: Final = (5.0, 300.0)
+_FLUSH_AFTER_S: Final = 0.2
 
 Publish = Callable[[OutboxMessage], int | None]
 """Hands one row to the MQTT client; returns its message id, or None if it was refused."""
@@ -60,6 +61,7 @@ class OutboxFeeder:
         self._inflight: dict[int, int] = {}  # message id -> seq
         self._cursor = 0
         self._done: list[int] = []
+        self._done_since = 0.0
         self._paused_until = 0.0
         self._backoff = Backoff(*fault_retry_s)
         self._faulted_seq: int | None = None
@@ -88,8 +90,10 @@ class OutboxFeeder:
         self.notify()
 
     def deadline(self) -> float | None:
-        """Monotonic time at which a fault pause ends, if paused."""
-        return self._paused_until or None
+        """Monotonic time of the next timed action (end of a fault pause, pending deletes)."""
+        times = [t for t in (self._paused_until,
+                             self._done_since + _FLUSH_AFTER_S if self._done else 0.0) if t]
+        return min(times) if times else None
 
     def feed(self, publish: Publish) -> None:
         """Hand as many rows to ``publish`` as the window allows."""
@@ -124,6 +128,8 @@ class OutboxFeeder:
         if reason.is_failure:
             self._fault(seq, reason)
             return True
+        if not self._done:
+            self._done_since = time.monotonic()
         self._done.append(seq)
         with self._lock:
             self._delivered += 1
@@ -133,9 +139,17 @@ class OutboxFeeder:
             self._backoff.reset()
         return True
 
-    def flush(self) -> None:
-        """Delete the rows acknowledged since the last flush, in one transaction."""
+    def flush(self, *, force: bool = True) -> None:
+        """Delete the rows acknowledged since the last flush, in one transaction.
+
+        Unforced, it waits until a window's worth is settled or ``_FLUSH_AFTER_S`` passed:
+        each delete is an fsync, and a delete lost to a crash only causes a duplicate send.
+        """
         if not self._done:
+            return
+        if not force and len(self._done) < self._max_inflight and (
+            time.monotonic() - self._done_since < _FLUSH_AFTER_S
+        ):
             return
         done, self._done = self._done, []
         try:

@@ -334,7 +334,7 @@ class MqttLink:
             self._pump(client)
             if not self._step(client):
                 return
-            self._feeder.flush()
+            self._feeder.flush(force=False)
             if not self._is_connected() and time.monotonic() > self._connack_deadline:
                 _log.warning("MQTT link: no CONNACK within %.0f s", _CONNACK_TIMEOUT_S)
                 return
