@@ -12,9 +12,9 @@ vendor frames (u-blox UBX), NULs, noise. This module turns that byte stream into
   the XOR checksum matches. A sentence without a checksum is rejected like a wrong one:
   evidence never rests on an unverified sentence.
 * **Fields**: pynmea2 splits the sentence into talker, type and fields; the conversions
-  that matter for evidence (time of day, date, coordinates) are done here with exact
-  integer arithmetic and strict validation, because pynmea2 silently returns the raw
-  string when a conversion fails and rounds fractional seconds through a float.
+  that matter for evidence (time of day, date, coordinates) are :mod:`hw.gps_fields`'s
+  exact, strict ones, because pynmea2 silently returns the raw string when a conversion
+  fails and rounds fractional seconds through a float.
 * **Epochs** (:class:`EpochAssembler`): a change of UTC time of day closes the epoch; so
   does the sentence type that ended the previous epochs (the *cycle ender*, learned as
   gpsd does), and so does :meth:`EpochAssembler.flush` when the line goes quiet.
@@ -28,16 +28,16 @@ Not thread-safe: one reader thread owns a decoder.
 from __future__ import annotations
 
 import contextlib
-import math
 import re
-from dataclasses import dataclass, field, replace
-from datetime import UTC, date, datetime, time, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 from functools import reduce
 from operator import xor
 
 import pynmea2
 
 from hw.gps import Fix
+from hw.gps_fields import coordinate, ddmmyy, digits_int, finite_float, time_of_day, zda_date
 
 __all__ = [
     "MAX_LINE",
@@ -57,7 +57,8 @@ MAX_LINE = 256
 
 KNOTS_TO_MPS = 1852.0 / 3600.0
 _FIX_SENTENCES = frozenset({"GGA", "RMC", "GNS", "GSA", "ZDA", "VTG", "GLL"})
-_TIMED = frozenset({"GGA", "RMC", "GNS", "ZDA", "GLL"})
+_TIME_FIELD = {"GGA": 0, "RMC": 0, "GNS": 0, "ZDA": 0, "GLL": 4}
+_TIMED = frozenset(_TIME_FIELD)
 _GGA_NOT_A_FIX = frozenset({7, 8})  # manual input, simulator: never evidence of a position
 _HEX = frozenset(b"0123456789ABCDEFabcdef")
 _PRINTABLE_BODY = re.compile(rb"[\x20-\x29\x2B-\x7E]*")  # printable ASCII except "*"
@@ -190,74 +191,6 @@ class Sentence:
         return self.fields[index] if index < len(self.fields) else ""
 
 
-# --- field conversions (exact, strict) ------------------------------------------------------
-def _time_of_day(text: str) -> time | None:
-    """``hhmmss[.f…]`` to a time with exact microseconds; None if malformed or a leap second."""
-    if len(text) < 6 or not text[:6].isdigit():
-        return None
-    hh, mm, ss = int(text[0:2]), int(text[2:4]), int(text[4:6])
-    frac = text[6:]
-    micros = 0
-    if frac:
-        digits = frac[1:]
-        if frac[0] != "." or (digits and not digits.isdigit()):
-            return None
-        micros = int((digits + "000000")[:6]) if digits else 0
-    if hh > 23 or mm > 59 or ss > 59:
-        return None
-    return time(hh, mm, ss, micros, tzinfo=UTC)
-
-
-def _ddmmyy(text: str) -> date | None:
-    if len(text) != 6 or not text.isdigit():
-        return None
-    yy = int(text[4:6])
-    year = 2000 + yy if yy < 80 else 1900 + yy  # GPS time begins in 1980
-    try:
-        return date(year, int(text[2:4]), int(text[0:2]))
-    except ValueError:
-        return None
-
-
-def _zda_date(day: str, month: str, year: str) -> date | None:
-    if not (day.isdigit() and month.isdigit() and year.isdigit() and len(year) == 4):
-        return None
-    try:
-        return date(int(year), int(month), int(day))
-    except ValueError:
-        return None
-
-
-def _coordinate(value: str, hemisphere: str, degree_digits: int) -> float | None:
-    """``(d)ddmm.mmmm`` + hemisphere to signed degrees; None if absent or out of range."""
-    positive = "N" if degree_digits == 2 else "E"
-    negative = "S" if degree_digits == 2 else "W"
-    if hemisphere not in (positive, negative):
-        return None
-    whole, _, frac = value.partition(".")
-    if len(whole) != degree_digits + 2 or not whole.isdigit() or (frac and not frac.isdigit()):
-        return None
-    degrees = int(whole[:degree_digits])
-    minutes = float(f"{whole[degree_digits:]}.{frac or '0'}")
-    limit = 90 if degree_digits == 2 else 180
-    if minutes >= 60.0 or degrees + minutes / 60.0 > limit:
-        return None
-    result = degrees + minutes / 60.0
-    return -result if hemisphere == negative else result
-
-
-def _float(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def _int(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
-
-
 # --- epoch assembly -------------------------------------------------------------------------
 @dataclass(slots=True)
 class _Epoch:
@@ -273,7 +206,6 @@ class _Epoch:
     hdop: float | None = None
     satellites: int | None = None
     last_kind: str = ""
-    kinds: set[str] = field(default_factory=set)
 
     def invalidate(self) -> None:
         self.valid = False
@@ -312,13 +244,10 @@ class EpochAssembler:
         """Apply one verified sentence; returns a Fix when it closed an epoch."""
         if s.kind not in _FIX_SENTENCES:
             return None
-        tod = _time_of_day(s.get(0)) if s.kind in _TIMED else None
-        if s.kind in _TIMED and tod is None and s.kind != "GLL":
+        field = _TIME_FIELD.get(s.kind)
+        tod = time_of_day(s.get(field)) if field is not None else None
+        if field is not None and tod is None:
             return None  # a position without its time cannot be placed in an epoch
-        if s.kind == "GLL":
-            tod = _time_of_day(s.get(4))
-            if tod is None:
-                return None
         out: Fix | None = None
         late = self._after_ender if tod is None else tod == self._emitted_tod
         if late:
@@ -336,7 +265,6 @@ class EpochAssembler:
             self._after_ender = False
         _APPLY[s.kind](ep, s)
         ep.last_kind = s.kind
-        ep.kinds.add(s.kind)
         if out is None and s.kind == self._ender and ep.tod is not None:
             self._emitted_tod = ep.tod
             self._after_ender = True
@@ -407,8 +335,8 @@ def _to_fix(ep: _Epoch, utc: datetime | None, mono_ns: int) -> Fix:
 
 
 def _apply_position(ep: _Epoch, s: Sentence, first: int) -> None:
-    lat = _coordinate(s.get(first), s.get(first + 1), 2)
-    lon = _coordinate(s.get(first + 2), s.get(first + 3), 3)
+    lat = coordinate(s.get(first), s.get(first + 1), 2)
+    lon = coordinate(s.get(first + 2), s.get(first + 3), 3)
     if lat is None or lon is None:
         ep.invalidate()
         return
@@ -416,8 +344,8 @@ def _apply_position(ep: _Epoch, s: Sentence, first: int) -> None:
 
 
 def _apply_gga(ep: _Epoch, s: Sentence) -> None:
-    quality = _int(s.get(5))
-    ep.satellites = _int(s.get(6))
+    quality = digits_int(s.get(5))
+    ep.satellites = digits_int(s.get(6))
     if ep.satellites == 0:
         return  # "a fix from no satellites" proves neither a fix nor its absence
     if not quality or quality in _GGA_NOT_A_FIX:
@@ -425,13 +353,13 @@ def _apply_gga(ep: _Epoch, s: Sentence) -> None:
         return
     ep.validate()
     _apply_position(ep, s, 1)
-    ep.hdop = _float(s.get(7)) if ep.hdop is None else ep.hdop
-    ep.alt_msl = _float(s.get(8))
+    ep.hdop = finite_float(s.get(7)) if ep.hdop is None else ep.hdop
+    ep.alt_msl = finite_float(s.get(8))
 
 
 def _apply_gns(ep: _Epoch, s: Sentence) -> None:
     modes = s.get(5)
-    ep.satellites = _int(s.get(6))
+    ep.satellites = digits_int(s.get(6))
     if ep.satellites == 0:
         return
     if not modes or all(m in "NMS" for m in modes):
@@ -439,20 +367,20 @@ def _apply_gns(ep: _Epoch, s: Sentence) -> None:
         return
     ep.validate()
     _apply_position(ep, s, 1)
-    ep.hdop = _float(s.get(7)) if ep.hdop is None else ep.hdop
-    ep.alt_msl = _float(s.get(8))
+    ep.hdop = finite_float(s.get(7)) if ep.hdop is None else ep.hdop
+    ep.alt_msl = finite_float(s.get(8))
 
 
 def _apply_rmc(ep: _Epoch, s: Sentence) -> None:
-    ep.date = _ddmmyy(s.get(8)) or ep.date
+    ep.date = ddmmyy(s.get(8)) or ep.date
     if s.get(1) != "A" or s.get(11) == "N":
         ep.invalidate()
         return
     ep.validate()
     _apply_position(ep, s, 2)
-    knots = _float(s.get(6))
+    knots = finite_float(s.get(6))
     ep.speed_mps = knots * KNOTS_TO_MPS if knots is not None else ep.speed_mps
-    ep.course_deg = _float(s.get(7)) if ep.course_deg is None else ep.course_deg
+    ep.course_deg = finite_float(s.get(7)) if ep.course_deg is None else ep.course_deg
 
 
 def _apply_gll(ep: _Epoch, s: Sentence) -> None:
@@ -464,24 +392,24 @@ def _apply_gll(ep: _Epoch, s: Sentence) -> None:
 
 
 def _apply_gsa(ep: _Epoch, s: Sentence) -> None:
-    mode = _int(s.get(1))
+    mode = digits_int(s.get(1))
     if mode in (1, 2, 3):
         ep.gsa_mode = max(ep.gsa_mode or 0, mode)
     if ep.hdop is None:
-        ep.hdop = _float(s.get(15))
+        ep.hdop = finite_float(s.get(15))
 
 
 def _apply_zda(ep: _Epoch, s: Sentence) -> None:
-    ep.date = _zda_date(s.get(1), s.get(2), s.get(3)) or ep.date
+    ep.date = zda_date(s.get(1), s.get(2), s.get(3)) or ep.date
 
 
 def _apply_vtg(ep: _Epoch, s: Sentence) -> None:
     if s.get(8) == "N":
         return
     if ep.course_deg is None:
-        ep.course_deg = _float(s.get(0))
+        ep.course_deg = finite_float(s.get(0))
     if ep.speed_mps is None:
-        kmh = _float(s.get(6))
+        kmh = finite_float(s.get(6))
         ep.speed_mps = kmh / 3.6 if kmh is not None else None
 
 
