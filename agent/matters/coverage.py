@@ -14,7 +14,8 @@ answers, in plain language and as JSON:
 A mark counts for the matter that was active when it was made: changing the matter
 mid-recording opens a new span (a ``matter:CODE`` bookmark), and a span's matter entry is
 taken from the manifest sealed under it. Before a change inside the first segment the matter
-is not on record, so that stretch counts as uncategorised.
+is on record only if the change bookmark names it (``"previous": CODE``); otherwise that
+stretch counts as uncategorised.
 
 Manifests are read as data here; their signatures, hashes and the log are checked by
 ``bodycam verify``, which calls :func:`coverage_for_dir` beside its own checks.
@@ -280,8 +281,9 @@ def _walk_matters(segs: Sequence[Mapping[str, Any]], cov: RecordingCoverage, t0:
                        key=lambda b: int(b.get("mono_us", 0)))
         changes_here = [b for b in marks if str(b.get("label", "")).startswith("matter:")]
         if not changes_here or span is None:
-            # Sealed under one matter (or the matter before the first change is not on record).
-            code = _code(seg.get("matter")) if not changes_here else None
+            # Sealed under one matter; before a first change, the matter the change bookmark
+            # names as ``previous`` (when it carries one), else not on record.
+            code = _code(seg.get("matter")) if not changes_here else _previous(changes_here[0])
             if span is None or (span.matter.code if span.matter else None) != code:
                 if span is not None:
                     close(span, seg_start)
@@ -381,6 +383,11 @@ def _code(matter: Any) -> str | None:
     if isinstance(matter, Mapping) and isinstance(matter.get("code"), str):
         return str(matter["code"])
     return None
+
+
+def _previous(bookmark: Mapping[str, Any]) -> str | None:
+    prev = bookmark.get("previous")
+    return prev if isinstance(prev, str) and prev else None
 
 
 def _ts(seg: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -167,6 +167,18 @@ def test_change_inside_the_first_segment() -> None:
     assert "  uncategorised for 0.00 s of the recording" in cov.render_text()
 
 
+def test_change_bookmark_naming_the_previous_matter() -> None:
+    """A change bookmark that names the previous matter puts the start of the first segment
+    under it instead of uncategorised."""
+    s0 = seg_start(0)
+    bookmark = dict(change("FCZX", s0 + 1000, s0), previous="ZJSD")
+    cov = recording_coverage([manifest(0, matter=FCZX, bookmarks=[bookmark]), manifest(1, matter=ZJSD)])
+    assert cov.uncategorised_us == 0
+    assert [(m.code, m.spans) for m in cov.matters] == [
+        ("ZJSD", [(0, 1000), (SEG_US, 2 * SEG_US)]), ("FCZX", [(1000, SEG_US)])]
+    assert cov.matters[0].required == ("service_time", "service_result")
+
+
 def test_uncategorised_recording() -> None:
     """No matter at any time: flagged, and marks are listed as unassigned."""
     segs = [manifest(0, bookmarks=[mark("identity", seg_start(0) + 10, seg_start(0))]), manifest(1)]
