@@ -128,6 +128,7 @@ def test_lost_frames_and_boundary_gaps_are_reported(tmp_path: Path) -> None:
     assert {"missing_frames", "gap"} <= kinds, "\n".join(cov.render_text())
     gap = next(d for d in cov.discontinuities if d.kind == "gap")
     assert gap.seq >= 1 and "not recorded between segment" in gap.detail
+    assert manifests[0]["media"]["video"]["missing_frames"] > 0  # dropped by the camera
     assert "continuous: NO" in "\n".join(cov.render_text())
 
 
