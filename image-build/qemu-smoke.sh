@@ -163,6 +163,25 @@ recipient=age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p
 sed -e '/^[[:space:]]*#/!s|@RECIPIENTS@|"'"$recipient"'"|' \
     -e '/^[[:space:]]*#/!s|@MQTT_URL@|mqtts://localhost:8883|' \
     -e 's/^kind = "pi"/kind = "sim"/' "$files/bodycam.toml.in" >"$smoke/files/bodycam.toml.in"
+# Emulation runs some 20-50 times slower than a Pi: a small picture, short segments, and
+# stall windows sized for it.
+cat >>"$smoke/files/bodycam.toml.in" <<'TOML'
+
+[video]
+width = 640
+height = 360
+fps = 10
+bitrate = 500000
+gop = 10
+
+[audio]
+enabled = false
+
+[recording]
+prerecord_s = 5
+segment_s = 10
+stall_after_s = 10.0
+TOML
 cat >"$smoke/firstboot" <<'FIRSTBOOT'
 #!/bin/sh
 # Runs once, chrooted from the initramfs: what pi-gen's stage does on a real image.
@@ -193,7 +212,9 @@ echo 'LABEL=smoke-root / ext4 defaults,noatime 0 1' >/etc/fstab
 echo 'LABEL=bodycam-data /var/lib/bodycam ext4 defaults,noatime,commit=5,nodev,nosuid,noexec,errors=remount-ro,nofail,x-systemd.device-timeout=20s 0 2' >>/etc/fstab
 # The one difference from a device: simulated hardware.
 install -d /etc/systemd/system/bodycam.service.d
-printf '[Service]\nExecStart=\nExecStart=/opt/bodycam/venv/bin/bodycam run --hw sim --config /etc/bodycam/bodycam.toml --data-dir /var/lib/bodycam\n' \
+printf '%s\n' '[Service]' 'ExecStart=' \
+  'ExecStart=/opt/bodycam/venv/bin/bodycam run --hw sim --config /etc/bodycam/bodycam.toml --data-dir /var/lib/bodycam' \
+  '# emulation is much slower than a Pi' 'WatchdogSec=30' 'TimeoutStartSec=600' \
   >/etc/systemd/system/bodycam.service.d/smoke.conf
 install -m 755 /opt/bodycam/smoke/check /usr/local/sbin/bodycam-smoke-check
 cat >/etc/systemd/system/bodycam-smoke.service <<'UNIT'
