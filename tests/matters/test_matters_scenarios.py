@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from matters_harness import REPO, SimAgent, sim_agent
 
+from agent.evidence.verify import verify
 from agent.matters import MatterCatalogue, QuickList, RecordingCoverage, coverage_for_dir
 
 pytestmark = pytest.mark.timeout(180)
@@ -84,6 +85,8 @@ def test_ctl_path_matter_and_marks_reach_the_manifests(agent: SimAgent) -> None:
     assert zjsd.marked["service_time"].media_us < zjsd.marked["service_result"].media_us
     text = "\n".join(cov.render_text())
     assert "[x] service_time 送达时间 (Time of service) — marked at" in text
+    report = verify(agent.data_dir)  # the same evidence is sealed and verifies offline
+    assert report.ok, report.render()
 
 
 def test_ctl_unknown_matter_is_rejected_naming_the_code(agent: SimAgent) -> None:
