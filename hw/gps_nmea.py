@@ -146,6 +146,10 @@ class NmeaFramer:
                 self._discarding = False
                 self._stats.garbage_bytes += len(line)
                 continue
+            if len(line) > MAX_LINE:
+                self._stats.overlong_lines += 1
+                self._stats.garbage_bytes += len(line)
+                continue
             if line:
                 lines.append(line)
         del buf[:start]
