@@ -181,26 +181,40 @@ def _slim(s: dict[str, Any]) -> dict[str, Any]:
 
 def rundown_figures(fig: Figures, run: RundownRun | None, why: str = "") -> None:
     """When the low-battery warning came and how much recording time it really left."""
-    names = ("battery_warn_lead_min", "battery_warn_left_min", "battery_died_unwarned")
+    names = ("battery_warn_lead_min", "battery_warn_left_min", "battery_died_unwarned",
+             "battery_left_at_end_min")
     if run is None:
         fig.missing(names, "", why or "not measurable on this unit (needs the battery simulator)")
         return
-    t0 = run.samples[0]["t"] if run.samples else 0.0
+    # readings taken before the pack was set low still show the old charge: not the rundown
+    low = [s for s in run.samples if float(s.get("battery_pct", 0)) <= run.start_pct + 1]
+    t0 = low[0]["t"] if low else 0.0
     fig.series["rundown"] = [{**_slim(s), "battery_t_min": round((s["t"] - t0) * run.time_scale
-                                                                 / 60, 2)} for s in run.samples]
+                                                                 / 60, 2)} for s in low]
     fig.series["rundown_end"] = run.end_reason
     if run.end_at is None:
         fig.missing(names, "", run.end_reason)
         return
-    lead = 0.0 if run.warn_at is None else (run.end_at - run.warn_at) * run.time_scale / 60
-    how = (f"battery time from the warning to {run.end_reason} (x{run.time_scale:g}, "
-           f"start {run.start_pct:g} %)")
+    draw = _median([s for s in run.samples if s.get("state") == "recording"],
+                   "battery_draw_mw")
+    if run.warn_at is None:
+        lead = 0.0
+    elif run.warn_energy_mwh is not None and run.end_energy_mwh is not None and draw:
+        # energy the unit itself read at the warning and at the end, spent at the recording
+        # draw: immune to how late the bench's own samples were taken
+        lead = (run.warn_energy_mwh - run.end_energy_mwh) / draw * 60
+    else:
+        lead = (run.end_at - run.warn_at) * run.time_scale / 60
+    how = (f"recording time from the warning to {run.end_reason}: energy read at each, at "
+           f"the recording draw (x{run.time_scale:g} battery time, start {run.start_pct:g} %)")
     fig.put("battery_warn_lead_min", round(lead, 2), "min",
             how if run.warn_at is not None else f"no warning before {run.end_reason}")
     fig.put("battery_warn_left_min", run.warn_left_min, "min",
             "the unit's own projection when it warned")
     fig.put("battery_died_unwarned", int(run.died and run.warn_at is None), "bool",
             run.end_reason)
+    fig.put("battery_left_at_end_min", run.left_before_end_min, "min",
+            f"the unit's projection in its last reading before {run.end_reason}")
 
 
 def integrity_figures(fig: Figures, *, verify_ok: bool | None, verify_detail: str,

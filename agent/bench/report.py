@@ -26,7 +26,8 @@ h1{font-size:22px;margin-bottom:4px}h2{font-size:18px;border-bottom:1px solid #c
 padding-bottom:2px;margin-top:28px}
 table{border-collapse:collapse;width:100%;font-size:13px;margin:8px 0}
 th,td{border:1px solid #ccc;padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f2f2f2}td.num{text-align:right;font-variant-numeric:tabular-nums;
+white-space:nowrap}
 .pass{background:#e3f4e3;color:#185c18;font-weight:bold}
 .fail{background:#fbe3e1;color:#8b1a10;font-weight:bold}
 .nm{background:#f4f1dc;color:#6a5d00}
@@ -68,6 +69,8 @@ def write_reports(doc: dict[str, Any], out_dir: Path) -> list[Path]:
 
 
 def _value(v: Any, unit: str) -> str:
+    if unit == "bool" and v in (0, 1):
+        return "yes" if v else "no"
     if v is None:
         return "—"
     if isinstance(v, float):
@@ -85,8 +88,7 @@ def _markdown(doc: dict[str, Any]) -> str:
              "| result | check | clause | measured | required |", "|---|---|---|---|---|"]
     for ch in doc["checks"]:
         lines.append(f"| {ch['outcome']} | {ch['id']} | {ch['clause']} | "
-                     f"{_value(ch['value'], ch['unit'])} | {ch['op']} {ch['threshold']} "
-                     f"{ch['unit']} |")
+                     f"{_value(ch['value'], ch['unit'])} | {_required(ch)} |")
     lines += ["", "Figures not confirmed against the text they cite are marked in report.html."]
     return "\n".join(lines) + "\n"
 
@@ -123,6 +125,12 @@ def _html(doc: dict[str, Any]) -> str:
     return "\n".join(parts) + "\n"
 
 
+def _required(ch: dict[str, Any]) -> str:
+    if ch["unit"] == "bool":
+        return "yes" if ch["threshold"] == 1 else "no"
+    return f"{ch['op']} {ch['threshold']} {ch['unit']}"
+
+
 def _checks_table(checks: list[dict[str, Any]]) -> str:
     rows = ["<table><tr><th>result</th><th>clause</th><th>check</th><th>measured</th>"
             "<th>required</th><th>how measured · source of the figure</th></tr>"]
@@ -132,8 +140,7 @@ def _checks_table(checks: list[dict[str, Any]]) -> str:
         rows.append(
             f"<tr><td class='{cls}'>{escape(ch['outcome'])}</td><td>{escape(ch['clause'])}</td>"
             f"<td>{escape(ch['id'])}</td><td class='num'>{escape(_value(ch['value'], ch['unit']))}"
-            f"</td><td class='num'>{escape(ch['op'])} {escape(str(ch['threshold']))} "
-            f"{escape(ch['unit'])}</td><td class='small'>{escape(ch['detail'])}<br>"
+            f"</td><td class='num'>{escape(_required(ch))}</td><td class='small'>{escape(ch['detail'])}<br>"
             f"{escape(ch['source'])}{conf}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
@@ -203,6 +210,10 @@ def _plot_cpu(s: dict[str, Any]) -> str:
     temp = _status_xy(s, "soc_temp_c")
     if not cpu and not temp:
         return "<p class='small'>CPU and temperature: not available on this unit.</p>"
+    if not temp:
+        return line_chart([("CPU (% of one core)", cpu)], title="Processor load (no SoC "
+                          "temperature sensor on this machine)", xlabel="bench time (s)",
+                          ylabel="CPU %")
     return line_chart([("CPU (% of one core)", cpu), ("SoC temperature (°C)", temp)],
                       title="Processor load and temperature", xlabel="bench time (s)",
                       ylabel="CPU %", y2label="°C")

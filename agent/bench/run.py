@@ -127,7 +127,7 @@ def _run_sim(opts: BenchOptions, progress: Progress, fig: Figures) -> dict[str, 
     finally:
         sampler.stop()
         unit.stop()
-    run.samples = sampler.samples()
+    run.samples = _until(sampler.samples(), run.ended_at)
     identity = Identity.from_file((unit.data_dir / "sim-agency.key").read_text())
     _analyse(fig, unit.data_dir, run, crash, identity=identity, progress=progress)
     if opts.rundown:
@@ -178,7 +178,7 @@ def _run_service(opts: BenchOptions, progress: Progress, fig: Figures) -> dict[s
                                    progress=progress, ask_operator=opts.operator)
     finally:
         sampler.stop()
-    run.samples = sampler.samples()
+    run.samples = _until(sampler.samples(), run.ended_at)
     identity: list[Identity] = []
     if opts.identity is not None:
         identity = Identity.from_file(opts.identity.read_text())
@@ -222,6 +222,11 @@ def _analyse(fig: Figures, data_dir: Path, run: RecordRun, crash: CrashRun | Non
     ok, why = _recovery(crash, recs, report.ok)
     integrity_figures(fig, verify_ok=report.ok, verify_detail=detail, tamper=tamper,
                       crash=crash, recovery_ok=ok, recovery_detail=why)
+
+
+def _until(samples: list[dict[str, Any]], end: float | None) -> list[dict[str, Any]]:
+    """The samples of the main scenario (the crash test restarts the unit's clock estimates)."""
+    return [s for s in samples if end is None or s["t"] <= end]
 
 
 def _stored_bps(rec: Recording) -> float | None:

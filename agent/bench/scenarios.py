@@ -40,6 +40,7 @@ class RecordRun:
     press_to_record_ms: float | None = None
     stop_to_sealed_ms: float | None = None
     old_checkpoint: bytes | None = None
+    ended_at: float | None = None  # bench monotonic s: sealed, before any later scenario
     samples: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -63,6 +64,9 @@ class RundownRun:
     samples: list[dict[str, Any]] = field(default_factory=list)
     warn_at: float | None = None  # bench monotonic s
     warn_left_min: float | None = None  # the unit's own projection at the warning
+    warn_energy_mwh: float | None = None  # the reading the warning was decided on
+    end_energy_mwh: float | None = None
+    left_before_end_min: float | None = None  # projection in the last reading before the end
     end_at: float | None = None
     end_reason: str = ""
     died: bool = False
@@ -140,6 +144,7 @@ def record_scenario(unit: Unit, *, record_s: float, prerecord_s: float,
     wait_sealed(unit)
     run.stop_to_sealed_ms = round((time.monotonic() - t_stop) * 1000, 1)
     time.sleep(1.0)
+    run.ended_at = time.monotonic()
     return run
 
 
@@ -234,10 +239,14 @@ def rundown_scenario(unit: SimUnit, *, time_scale: float, start_pct: float,
     for s in run.samples:
         if run.end_at is not None and s["t"] >= run.end_at:
             break  # a warning raised by the death itself warned nobody
+        rec_s = _num(s.get("battery_recording_s"))
+        if rec_s is not None:
+            run.left_before_end_min = round(rec_s / 60, 2)
         if run.warn_at is None and s.get("battery_level") in ("warn", "critical"):
             run.warn_at = float(s["t"])
             rec = s.get("battery_recording_s")
             run.warn_left_min = round(rec / 60, 2) if isinstance(rec, int | float) else None
+            run.warn_energy_mwh = _num(s.get("battery_energy_mwh"))
     if run.end_at is None:
         run.end_reason = f"neither a stop nor a dead battery within {timeout_s:.0f} s"
     return run
@@ -247,9 +256,15 @@ def _rundown_over(run: RundownRun, s: dict[str, Any]) -> bool:
     """The end of recording capability: a policy stop, or the battery dying under the unit."""
     if s.get("battery_undervoltage") or int(s.get("battery_power_mw", 1) or 0) == 0:
         run.end_at, run.end_reason, run.died = float(s["t"]), "battery died", True
+        run.end_energy_mwh = _num(s.get("battery_energy_mwh"))
         return True
     if s.get("state") != "recording":
         run.end_at = float(s["t"])
+        run.end_energy_mwh = _num(s.get("battery_energy_mwh"))
         run.end_reason = f"recording stopped ({s.get('stop_reason')})"
         return True
     return False
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None

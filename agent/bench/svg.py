@@ -49,7 +49,7 @@ def _frame(title: str, xlabel: str, ylabel: str, y2label: str = "") -> list[str]
 
 
 def _axes(out: list[str], xr: tuple[float, float], yr: tuple[float, float],
-          y2r: tuple[float, float] | None = None) -> None:
+          y2r: tuple[float, float] | None = None, *, log_y: bool = False) -> None:
     pw, ph = _W - _L - _R, _H - _T - _B
     out.append(f'<rect x="{_L}" y="{_T}" width="{pw}" height="{ph}" fill="none" stroke="#999"/>')
     for x in _ticks(*xr):
@@ -57,11 +57,13 @@ def _axes(out: list[str], xr: tuple[float, float], yr: tuple[float, float],
         out.append(f'<line x1="{px:.1f}" y1="{_T + ph}" x2="{px:.1f}" y2="{_T + ph + 4}" '
                    'stroke="#666"/>')
         out.append(f'<text x="{px:.1f}" y="{_T + ph + 16}" text-anchor="middle">{_fmt(x)}</text>')
-    for y in _ticks(*yr):
+    yticks = [float(k) for k in range(int(yr[1]) + 1)] if log_y else _ticks(*yr)
+    for y in yticks:
         py = _T + ph - (y - yr[0]) / (yr[1] - yr[0] or 1) * ph
+        label = _fmt(10 ** y) if log_y else _fmt(y)
         out.append(f'<line x1="{_L}" y1="{py:.1f}" x2="{_L + pw}" y2="{py:.1f}" '
                    'stroke="#eee"/>')
-        out.append(f'<text x="{_L - 6}" y="{py + 4:.1f}" text-anchor="end">{_fmt(y)}</text>')
+        out.append(f'<text x="{_L - 6}" y="{py + 4:.1f}" text-anchor="end">{label}</text>')
     if y2r is not None:
         for y in _ticks(*y2r):
             py = _T + ph - (y - y2r[0]) / (y2r[1] - y2r[0] or 1) * ph
@@ -82,7 +84,7 @@ def _range(vals: Sequence[float], *, zero: bool = False) -> tuple[float, float]:
 def histogram(values: Sequence[float], *, title: str, xlabel: str, bins: int = 40,
               marker: float | None = None) -> str:
     """Counts of ``values`` in ``bins`` equal bins, on a log-count axis (rare outliers show)."""
-    out = _frame(title, xlabel, "count (log scale)")
+    out = _frame(title, xlabel, "frames (log scale)")
     if not values:
         out.append(f'<text x="{_W / 2}" y="{_H / 2}" text-anchor="middle">no data</text></svg>')
         return "".join(out)
@@ -91,13 +93,13 @@ def histogram(values: Sequence[float], *, title: str, xlabel: str, bins: int = 4
     counts = [0] * bins
     for v in values:
         counts[min(bins - 1, int((v - lo) / width))] += 1
-    top = math.log10(max(counts) + 1)
-    _axes(out, (lo, hi), (0, top))
+    top = max(1.0, math.log10(max(counts)) * 1.05)
+    _axes(out, (lo, hi), (0, top), log_y=True)
     pw, ph = _W - _L - _R, _H - _T - _B
     for i, c in enumerate(counts):
         if not c:
             continue
-        h = math.log10(c + 1) / top * ph
+        h = max(2.0, math.log10(c) / top * ph)  # a single frame still shows
         x = _L + i / bins * pw
         out.append(f'<rect x="{x:.1f}" y="{_T + ph - h:.1f}" width="{max(1.0, pw / bins - 1):.1f}"'
                    f' height="{h:.1f}" fill="{_COLOURS[0]}"><title>{_fmt(lo + i * width)}–'
@@ -105,7 +107,7 @@ def histogram(values: Sequence[float], *, title: str, xlabel: str, bins: int = 4
     if marker is not None and lo <= marker <= hi:
         px = _L + (marker - lo) / (hi - lo) * pw
         out.append(f'<line x1="{px:.1f}" y1="{_T}" x2="{px:.1f}" y2="{_T + ph}" '
-                   'stroke="#2e8b57" stroke-dasharray="4 3"/>')
+                   'stroke="#2e8b57" stroke-width="2" stroke-dasharray="4 3"/>')
     out.append("</svg>")
     return "".join(out)
 

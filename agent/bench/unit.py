@@ -218,11 +218,12 @@ class StatusSampler:
 
     def _cpu_pct(self, now: float) -> float | None:
         """CPU used by the agent process (sim) or the whole machine (service), in % of one core."""
-        ticks = _proc_ticks(self._unit.pid())
+        pid = self._unit.pid()
+        ticks = _proc_ticks(pid)
         if ticks is None:
             return None
         prev, self._cpu_prev = self._cpu_prev, (now, ticks)
-        if prev is None or now <= prev[0]:
+        if prev is None or now <= prev[0] or ticks < prev[1]:  # first sample, or a new process
             return None
         hz = os.sysconf("SC_CLK_TCK")
         return round(100.0 * (ticks - prev[1]) / hz / (now - prev[0]), 1)

@@ -7,6 +7,7 @@ can be checked against something it did not compute.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,7 +80,7 @@ def truth_missing_frames(ms: list[dict[str, Any]]) -> int:
 def truth_gaps_ms(ms: list[dict[str, Any]]) -> list[float]:
     """Media missing at each roll, from the manifests' own timestamps."""
     out = []
-    for a, b in zip(ms, ms[1:], strict=False):
+    for a, b in itertools.pairwise(ms):
         gap = b["media"]["video"]["first_pts_us"] - (a["media"]["video"]["last_pts_us"] + FRAME_US)
         out.append(max(0, gap) / 1000)
     return out

@@ -13,14 +13,23 @@ over ~2.5 min, good to about ±5 s/day.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import (FRAME_US, PRERECORD_S, bench, figure, manifests, small_config,
-                      truth_gaps_ms, truth_missing_frames)
+from conftest import (
+    FRAME_US,
+    PRERECORD_S,
+    bench,
+    figure,
+    manifests,
+    small_config,
+    truth_gaps_ms,
+    truth_missing_frames,
+)
 
 from agent.bench.figures import Figures, rundown_figures
 from agent.bench.progress import Progress
@@ -89,7 +98,7 @@ def test_baseline_frames_match_the_camera_indices(baseline: dict[str, Any]) -> N
 def test_baseline_picture_preroll_and_latencies(baseline: dict[str, Any]) -> None:
     """Picture as configured; pre-roll within one GOP above the setting; latencies sane."""
     assert (figure(baseline, "video_width"), figure(baseline, "video_height")) == (640, 360)
-    assert figure(baseline, "video_fps") == 25
+    assert 20 <= figure(baseline, "video_fps") <= 25.01  # frames in the file over its duration
     assert figure(baseline, "video_codec") == "h264"
     assert "Baseline" in figure(baseline, "video_profile")
     assert 700_000 <= figure(baseline, "video_bitrate_bps") <= 1_100_000
@@ -181,10 +190,8 @@ def test_battery_that_dies_early_is_caught(tmp_path: Path) -> None:
     assert run.died and run.warn_at is None
     assert fig.values["battery_warn_lead_min"].value == 0
     assert fig.values["battery_died_unwarned"].value == 1
-    # it died after ~(8 - 6.5) % of 18.5 Wh at 4 W = 4.2 min of battery time (± 2 samples)
-    t = [s["t"] for s in run.samples]
-    assert run.end_at is not None
-    assert (run.end_at - t[0]) * 120 / 60 == pytest.approx(4.16, abs=0.6)
+    # 6.5 % of 18.5 Wh at 4 W: the unit believed it had 18 min left when it died (± a poll)
+    assert fig.values["battery_left_at_end_min"].value == pytest.approx(18.0, abs=1.0)
 
 
 def test_drift_of_10_s_per_day_is_measured(long_faulty: Background) -> None:
@@ -203,7 +210,7 @@ def test_camera_dropping_every_100th_frame_is_counted(long_faulty: Background) -
     assert figure(doc, "frames_dropped") == truth_missing_frames(ms)
     assert figure(doc, "frames_dropped") >= span // 100
     drops = doc["series"]["drop_times_s"]
-    spacing = sorted(round(b - a, 2) for a, b in zip(drops, drops[1:], strict=False))
+    spacing = sorted(round(b - a, 2) for a, b in itertools.pairwise(drops))
     assert spacing[len(spacing) // 2] == pytest.approx(4.0, abs=0.05)  # 100 frames at 25 fps
     outcome = {c["id"]: c["outcome"] for c in doc["checks"]}
     assert outcome["no-dropped-frames"] == "fail"
