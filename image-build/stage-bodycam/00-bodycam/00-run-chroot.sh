@@ -16,12 +16,15 @@ usermod --groups video,gpio,i2c,dialout,audio bodycam
 
 # --- hardware interfaces in config.txt ------------------------------------------------------
 config=/boot/firmware/config.txt
-set_config() {  # set_config KEY=VALUE: replace an existing (maybe commented) line, or append
-	local key=${1%%=*}
-	if grep -qE "^#?[[:space:]]*${key}=" "$config"; then
-		sed -i -E "s|^#?[[:space:]]*${key}=.*|$1|" "$config"
+# set_config NAME=VALUE: replace the first existing (maybe commented-out) line for NAME, or
+# append it under an [all] filter so that it applies to every model. NAME is everything
+# before the last '=': "dtparam=i2c_arm=on" sets dtparam=i2c_arm, not every dtparam line.
+set_config() {
+	local name=${1%=*}
+	if grep -qE "^#?[[:space:]]*${name}=" "$config"; then
+		sed -i -E "0,/^#?[[:space:]]*${name}=.*/s||$1|" "$config"
 	else
-		printf '%s\n' "$1" >>"$config"
+		printf '[all]\n%s\n' "$1" >>"$config"
 	fi
 }
 set_config camera_auto_detect=1
