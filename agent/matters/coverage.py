@@ -293,7 +293,7 @@ def _walk_matters(segs: Sequence[Mapping[str, Any]], cov: RecordingCoverage, t0:
             media_us = at - t0
             label = str(b.get("label", ""))
             if label.startswith("matter:"):
-                new_code = label.split(":", 1)[1]
+                new_code = label.split(":", 1)[1].strip().upper()  # codes are upper-case
                 previous = span.matter.code if span.matter else None
                 cov.changes.append(MatterChange(int(seg["seq"]), int(b.get("offset_us", 0)),
                                                 media_us, _utc_at(seg, at), previous, new_code))

@@ -179,6 +179,15 @@ def test_change_bookmark_naming_the_previous_matter() -> None:
     assert cov.matters[0].required == ("service_time", "service_result")
 
 
+def test_change_label_as_typed_is_normalised() -> None:
+    """``ctl matter zjsd`` accepted case-insensitively: the bookmark still maps to ZJSD."""
+    s1 = seg_start(1)
+    segs = [manifest(0, matter=FCZX), manifest(1, matter=ZJSD, bookmarks=[change("zjsd", s1 + 5, s1)])]
+    cov = recording_coverage(segs)
+    assert [m.code for m in cov.matters] == ["FCZX", "ZJSD"]
+    assert cov.matters[1].required == ("service_time", "service_result")
+
+
 def test_uncategorised_recording() -> None:
     """No matter at any time: flagged, and marks are listed as unassigned."""
     segs = [manifest(0, bookmarks=[mark("identity", seg_start(0) + 10, seg_start(0))]), manifest(1)]

@@ -163,7 +163,8 @@ def test_button_path_triple_press_cycles_the_quick_list(agent: SimAgent) -> None
     agent.ok("hold")
     manifests, cov = _finish(agent, rid)
 
-    assert {m["matter"]["code"] for m in manifests} <= {first.code, second.code}
+    # A segment sealed before the first triple was recognised keeps the earlier matter.
+    assert {(m["matter"] or {}).get("code") for m in manifests} <= {current, first.code, second.code}
     assert manifests[-1]["matter"]["code"] == second.code
     assert manifests[-1]["matter"]["name_zh"] == MatterCatalogue.load().get(second.code).name_zh
     # Both triples land inside the recording (its first press starts it); the matter before
