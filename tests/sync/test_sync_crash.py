@@ -75,16 +75,17 @@ def test_sigkill_while_offline_then_restart_delivers_everything_once(
     first = DeviceProcess(db, plain_broker, 10)
     first.wait_stats("connected=True")
     bo.wait_for(lambda ms: len(dedupe_seqs(ms, "/event")) == 10)
+    first.wait_stats("depth=0 ")  # acknowledged rows have left the outbox
     plain_broker.kill()
     first.kill()
     second = DeviceProcess(db, plain_broker, 25)  # the broker is down: all 25 stay queued
-    second.wait_stats("depth=25")
+    second.wait_stats("depth=25 ")
     second.kill()
     plain_broker.start()
     third = DeviceProcess(db, plain_broker, 0)
     try:
         bo.wait_for(lambda ms: len(dedupe_seqs(ms, "/event")) == 35, timeout=30)
-        third.wait_stats("depth=0")
+        third.wait_stats("depth=0 ")
     finally:
         third.kill()
     assert dedupe_seqs(bo.messages, "/event") == first.seqs + second.seqs
