@@ -38,7 +38,7 @@ need systemd-analyze "apt-get install systemd"
 step "shellcheck"
 scripts=(
   "$here/build.sh" "$here/check.sh" "$here/qemu-smoke.sh" "$here/add-data-partition.sh"
-  "$stage/prerun.sh" "$sub/00-run.sh" "$sub/00-run-chroot.sh"
+  "$stage/prerun.sh" "$sub/00-run.sh" "$sub/00-run-chroot.sh" "$sub/boot-config.sh"
   "$sub/files/bodycam-provision" "$sub/files/bodycam-growdata" "$sub/files/bodycam-enrol"
 )
 # EXPORT_IMAGE is sourced by pi-gen's bash; check it as bash.
@@ -57,7 +57,7 @@ for f in "$stage/EXPORT_IMAGE" "$sub/00-packages" "$sub/files/bodycam.service" \
     "$sub/files/bodycam.toml.in" "$sub/files/journald-bodycam.conf"; do
   [[ -f $f ]] || { fail "missing ${f#"$repo"/}"; layout_ok=0; }
 done
-for f in "$stage/prerun.sh" "$sub/00-run.sh" "$sub/files/bodycam-provision" \
+for f in "$stage/prerun.sh" "$sub/00-run.sh" "$sub/boot-config.sh" "$sub/files/bodycam-provision" \
     "$sub/files/bodycam-growdata" "$sub/files/bodycam-enrol" "$here/build.sh" "$here/check.sh" "$here/qemu-smoke.sh" \
     "$here/add-data-partition.sh"; do
   [[ -x $f ]] || { fail "not executable: ${f#"$repo"/}"; layout_ok=0; }

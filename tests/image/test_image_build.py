@@ -255,3 +255,82 @@ def test_build_refuses_an_image_that_could_not_work(
     assert result.returncode != 0
     assert message in result.stderr
     assert not (tmp_path / "work" / "wheels").exists()
+
+
+# --- boot configuration -------------------------------------------------------------------------
+# Shaped like Raspberry Pi OS's config.txt: commented-out dtparams, model filters, and a
+# last section that applies to one model only.
+CONFIG_TXT = """\
+# For more options and information see http://rptl.io/configtxt
+#dtparam=i2c_arm=on
+#dtparam=i2s=on
+#dtparam=spi=on
+dtparam=audio=on
+camera_auto_detect=1
+display_auto_detect=1
+dtoverlay=vc4-kms-v3d
+
+[cm4]
+otg_mode=1
+
+[cm5]
+dtoverlay=dwc2,dr_mode=host
+"""
+CMDLINE_TXT = (
+    "console=serial0,115200 console=tty1 root=ROOTDEV rootfstype=ext4 fsck.repair=yes "
+    "rootwait quiet init=/usr/lib/raspberrypi-sys-mods/firstboot\n"
+)
+
+
+def _effective(config: str) -> dict[str, list[str]]:
+    """Lines in force per model filter section ([all], [pi5], ...), comments dropped."""
+    sections: dict[str, list[str]] = {"all": []}
+    current = "all"
+    for raw in config.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            current = line.strip("[]")
+            sections.setdefault(current, [])
+        else:
+            sections[current].append(line)
+    return sections
+
+
+def _boot_config(tmp_path: Path, runs: int = 1) -> tuple[str, str]:
+    boot = tmp_path / "boot"
+    boot.mkdir(parents=True)
+    (boot / "config.txt").write_text(CONFIG_TXT)
+    (boot / "cmdline.txt").write_text(CMDLINE_TXT)
+    script = IMAGE_BUILD / "stage-bodycam" / "00-bodycam" / "boot-config.sh"
+    for _ in range(runs):
+        subprocess.run([str(script), str(boot)], check=True, capture_output=True)
+    return (boot / "config.txt").read_text(), (boot / "cmdline.txt").read_text()
+
+
+def test_boot_config_enables_camera_i2c_and_the_gps_uart_for_every_model(tmp_path: Path) -> None:
+    """The settings land in [all], not in the trailing [cm5] section; other dtparams stay."""
+    config, _ = _boot_config(tmp_path)
+    sections = _effective(config)
+    assert {
+        "camera_auto_detect=1",
+        "dtparam=i2c_arm=on",
+        "enable_uart=1",
+        "dtoverlay=disable-bt",
+        "dtparam=audio=on",
+    } <= set(sections["all"])
+    assert "dtparam=uart0=on" in sections["pi5"]
+    assert sections["cm5"] == ["dtoverlay=dwc2,dr_mode=host"]
+    assert "#dtparam=spi=on" in config  # unrelated dtparams are left alone
+
+
+def test_boot_config_frees_the_uart_and_the_card_and_is_idempotent(tmp_path: Path) -> None:
+    """No serial console on the GPS port, no root expansion; a second run changes nothing."""
+    once = _boot_config(tmp_path / "a")
+    twice = _boot_config(tmp_path / "b", runs=2)
+    assert once == twice
+    _, cmdline = once
+    assert "console=serial0" not in cmdline
+    assert "init=/usr/lib/raspberrypi-sys-mods/firstboot" not in cmdline
+    assert cmdline.strip().endswith("rootwait quiet")

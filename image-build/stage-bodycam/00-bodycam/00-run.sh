@@ -23,6 +23,8 @@ if [ -f files/readonly-root ]; then
 	install -m 644 files/readonly-root "${ROOTFS_DIR}/etc/bodycam/readonly-root"
 fi
 
+./boot-config.sh "${ROOTFS_DIR}/boot/firmware"
+
 shopt -s nullglob
 wheels=(files/wheels/bodycam_agent-*.whl)
 if [ "${#wheels[@]}" -ne 1 ]; then
