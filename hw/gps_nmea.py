@@ -117,18 +117,23 @@ def verify_sentence(line: bytes) -> str | None:
 
 
 class NmeaFramer:
-    """Splits a byte stream into bounded lines; counts what it throws away."""
+    """Splits a byte stream into bounded lines; counts what it throws away.
+
+    A line longer than :data:`MAX_LINE` (binary frames, noise without a newline) is cut to
+    its tail from the last ``$`` when that tail is short enough to be a sentence, so a
+    sentence that follows junk on the same line is not lost; the rest is garbage.
+    """
 
     def __init__(self, stats: NmeaStats) -> None:
         self._stats = stats
         self._partial = bytearray()
-        self._discarding = False
+        self._overflowed = False
 
     def reset(self) -> None:
         """Forget a partial line (after a reconnect the tail belongs to another stream)."""
         self._stats.garbage_bytes += len(self._partial)
         self._partial.clear()
-        self._discarding = False
+        self._overflowed = False
 
     def feed(self, data: bytes) -> list[bytes]:
         """Complete lines found in ``data`` (without terminators)."""
@@ -136,29 +141,27 @@ class NmeaFramer:
         buf = self._partial
         buf += data
         start = 0
-        while True:
-            end = _find_eol(buf, start)
-            if end < 0:
-                break
+        while (end := _find_eol(buf, start)) >= 0:
             line = bytes(buf[start:end])
             start = end + 1
-            if self._discarding:
-                self._discarding = False
-                self._stats.garbage_bytes += len(line)
-                continue
             if len(line) > MAX_LINE:
-                self._stats.overlong_lines += 1
-                self._stats.garbage_bytes += len(line)
-                continue
+                line = self._trim(line)
+            self._overflowed = False
             if line:
                 lines.append(line)
         del buf[:start]
         if len(buf) > MAX_LINE:
-            self._stats.overlong_lines += 0 if self._discarding else 1
-            self._stats.garbage_bytes += len(buf)
-            buf.clear()
-            self._discarding = True
+            buf[:] = self._trim(bytes(buf))
         return lines
+
+    def _trim(self, line: bytes) -> bytes:
+        cut = line.rfind(b"$")
+        keep = line[cut:] if cut >= 0 and len(line) - cut <= MAX_LINE else b""
+        self._stats.garbage_bytes += len(line) - len(keep)
+        if not self._overflowed:
+            self._stats.overlong_lines += 1
+            self._overflowed = True
+        return keep
 
 
 def _find_eol(buf: bytearray, start: int) -> int:

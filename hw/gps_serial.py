@@ -119,7 +119,8 @@ class SerialGps:
 
     def _open_port(self) -> bool:
         try:
-            handle = serial.Serial(self.port, self.baud, timeout=_READ_TIMEOUT_S)
+            # exclusive: a second reader on the same UART would steal half the sentences
+            handle = serial.Serial(self.port, self.baud, timeout=_READ_TIMEOUT_S, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             _log.debug("GPS port %s unavailable: %s", self.port, exc)
             self._check_stale(time.monotonic_ns())

@@ -15,6 +15,7 @@ reader thread while the controller starts and ends segments.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -95,8 +96,10 @@ class TrackRecorder:
             if len(self._rows) > self._max:
                 self._decimate()
 
-    def start_segment(self, now_mono_ns: int) -> None:
+    def start_segment(self, now_mono_ns: int | None = None) -> None:
         """Begin a new track; a recent fix (≤ ``start_max_age_s``) is its start position."""
+        if now_mono_ns is None:
+            now_mono_ns = time.monotonic_ns()
         with self._lock:
             self._open = True
             self._rows, self._slots, self._interval, self._fixes = [], [], 1, 0

@@ -131,3 +131,16 @@ def test_staleness() -> None:
     assert is_stale(fix, 6_000_000_001, 5.0)
     marker = stale_marker(7)
     assert marker.stale and marker.mode == 1 and is_stale(marker, 7, 5.0)
+
+
+def test_sentence_after_long_junk_on_the_same_line_is_recovered() -> None:
+    """Binary junk with no newline before a sentence costs the junk, not the sentence."""
+    junk = bytes(b for b in range(256) if b not in b"\r\n$") * 3
+    for chunk in (len(junk) + 500, 16):  # whole line at once, and trickled in small reads
+        decoder = NmeaDecoder()
+        data = junk + gga("120000.00") + rmc("120000.00")
+        fixes = [f for i in range(0, len(data), chunk) for f in decoder.feed(data[i:i + chunk], i)]
+        last = decoder.flush(0)
+        assert [f.has_position for f in fixes + ([last] if last else [])] == [True]
+        assert decoder.stats.overlong_lines == 1
+        assert decoder.stats.garbage_bytes == len(junk)
