@@ -44,6 +44,9 @@ def render_coverage(cov: RecordingCoverage, catalogue: MatterCatalogue | None = 
 def _matter_lines(m: MatterCoverage, catalogue: MatterCatalogue | None) -> list[str]:
     spans = ", ".join(f"{_s(a)}-{_s(b)}" for a, b in m.spans) or "-"
     names = " / ".join(n for n in (m.name_zh, m.name_en) if n)
+    if not names and catalogue is not None and m.code in catalogue:  # an entry without names
+        known = catalogue.get(m.code)
+        names = f"{known.name_zh} / {known.name_en} (names from the catalogue)"
     out = [f"  matter {m.code}{' ' + names if names else ''} ({spans})"]
     if m.required is None:
         out.append("    checklist: unknown (the manifests carry no required items)")
@@ -76,4 +79,4 @@ def _when(mark: Mark) -> str:
 
 
 def _s(us: int) -> str:
-    return f"{us / 1_000_000:.2f} s"
+    return f"{us / 1_000_000:.3f} s"

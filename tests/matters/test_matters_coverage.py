@@ -61,7 +61,7 @@ def test_missing_required_items_are_named() -> None:
     named = "\n".join(recording_coverage(segs, catalogue=MatterCatalogue.load()).render_text())
     assert ("[ ] items_counted 封存的资料和物品的清点情况 (Sealed materials and items counted)"
             " — MISSING") in named
-    assert "[x] identity 表明执法人员身份 (Identity shown) — marked at 0.00 s (segment 0" in named
+    assert "[x] identity 表明执法人员身份 (Identity shown) — marked at 0.000 s (segment 0" in named
 
 
 def test_gap_between_segments_breaks_continuity() -> None:
@@ -134,7 +134,7 @@ def test_matter_change_splits_the_checklist_by_time() -> None:
     (c,) = cov.changes
     assert (c.previous, c.matter, c.seq, c.offset_us, c.media_us) == ("ZJSD", "FCZX", 1, 500_000,
                                                                       SEG_US + 500_000)
-    assert "matter changed at 3.50 s (segment 1 +0.50 s" in "\n".join(cov.render_text())
+    assert "matter changed at 3.500 s (segment 1 +0.500 s" in "\n".join(cov.render_text())
 
 
 def test_returning_to_a_matter_merges_its_spans() -> None:
@@ -164,7 +164,7 @@ def test_change_inside_the_first_segment() -> None:
     assert [m.item for m in cov.unassigned_marks] == ["identity"]
     assert [(c.previous, c.matter) for c in cov.changes] == [(None, "FCZX")]
     assert cov.matters[0].missing[0] == "identity"
-    assert "  uncategorised for 0.00 s of the recording" in cov.render_text()
+    assert "  uncategorised for 0.001 s of the recording" in cov.render_text()
 
 
 def test_change_bookmark_naming_the_previous_matter() -> None:
@@ -196,7 +196,7 @@ def test_uncategorised_recording() -> None:
     assert cov.uncategorised_us == 2 * SEG_US
     lines = cov.render_text()
     assert "  matter: UNCATEGORISED (no enforcement matter was assigned)" in lines
-    assert any("marked identity at 0.00 s" in x and "no matter was assigned" in x for x in lines)
+    assert any("marked identity at 0.000 s" in x and "no matter was assigned" in x for x in lines)
 
 
 def test_entry_without_checklist_is_reported_unknown() -> None:
