@@ -60,6 +60,7 @@ __all__ = ["LinkStats", "MqttLink", "TlsSettings"]
 
 _log = logging.getLogger(__name__)
 
+_CONNECT_TIMEOUT_S: Final = 5.0
 _CONNACK_TIMEOUT_S: Final = 10.0
 _SHUTDOWN_PUBACK_S: Final = 2.0
 _MAX_PENDING_ACKS: Final = 256
@@ -99,6 +100,7 @@ class MqttLink:
         max_inflight: int = 20,
         session_expiry_s: int = 86400,
         reconnect: tuple[float, float] = (1.0, 60.0),
+        fault_retry: tuple[float, float] = (5.0, 300.0),
         on_delivery_fault: Callable[[int, str], None] | None = None,
         command_max_age_s: float = 300.0,
         command_max_skew_s: float = 30.0,
@@ -145,7 +147,7 @@ class MqttLink:
         # Link-thread only.
         self._client: mqtt.Client | None = None
         self._feeder = OutboxFeeder(outbox, max_inflight=max_inflight,
-                                    on_fault=on_delivery_fault)
+                                    on_fault=on_delivery_fault, fault_retry_s=fault_retry)
         self._ack_mids: dict[int, int] = {}  # paho mid -> ack serial
         self._connack_deadline = 0.0
 
@@ -162,10 +164,16 @@ class MqttLink:
         self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         self._thread.start()
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Publish ``offline`` ourselves, disconnect cleanly (no Last Will) and join the thread."""
+    def stop(self, timeout: float = 10.0) -> None:
+        """Publish ``offline`` ourselves, disconnect cleanly (no Last Will) and join the thread.
+
+        Pending command acks are sent first. Called from a callback on the link thread itself,
+        it only requests the stop (a thread cannot join itself).
+        """
         self._stop.set()
         self._wake()
+        if self._thread is threading.current_thread():
+            return
         if self._thread is not None:
             self._thread.join(timeout)
             if self._thread.is_alive():
@@ -206,7 +214,12 @@ class MqttLink:
         return self._enqueue(self._topics.checkpoint, "checkpoint", body)
 
     def enqueue_event(self, event: Mapping[str, Any]) -> int:
-        """Queue an event (bookmark, fault, warning); returns its seq."""
+        """Queue an event (bookmark, fault, warning); returns its seq.
+
+        Like the other ``enqueue_*`` methods: durable when it returns, callable from any
+        thread, and raises SyncError if the outbox cannot be written (the caller decides
+        whether that is a recorder fault).
+        """
         if not isinstance(event.get("type"), str):
             raise SyncError("event needs a string 'type'")
         return self._enqueue(self._topics.event, "event", {"event": dict(event)})
@@ -313,6 +326,7 @@ class MqttLink:
     def _new_client(self, session: int) -> mqtt.Client:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id,
                              protocol=mqtt.MQTTv5, reconnect_on_failure=False)
+        client.connect_timeout = _CONNECT_TIMEOUT_S  # TCP + TLS handshake, blocking
         client.max_inflight_messages_set(self._max_inflight + _PAHO_EXTRA_INFLIGHT)
         client.max_queued_messages_set(0)
         if self._tls is not None and self._broker.tls:
@@ -486,6 +500,7 @@ class MqttLink:
         """Clean stop: publish ``offline`` (retained), wait briefly for its PUBACK, disconnect."""
         if not self._is_connected():
             return
+        self._pump(client)  # acks the controller sent just before stopping
         with self._lock:
             session = self._session
         offline = {"state": "offline", "session": session, "device_id": self._device_id,

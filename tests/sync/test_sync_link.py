@@ -240,3 +240,17 @@ def test_configuration_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(SyncError, match="type"):
         link.enqueue_event({"label": "no type"})
     assert box.depth() == 0
+
+
+def test_an_ack_sent_just_before_stop_still_goes_out(device: Device, bo: BackOffice) -> None:
+    """The controller finishing a command and stopping right away does not lose the ack."""
+    device.link.start()
+    device.wait_connected()
+    bo.publish(f"bodycam/v1/{DEV}/cmd/checkpoint", f'{{"id":"k1","issued_at":"{now_iso()}"}}')
+    bo.wait_for(lambda ms: any(m.topic.endswith("/checkpoint/ack") for m in ms))
+    device.commands[0].succeed({"size": 12})
+    device.link.stop()
+    bo.wait_for(lambda ms: any(m.topic.endswith("/status") and m.json()["state"] == "offline"
+                               for m in ms))
+    acks = [m.json()["status"] for m in bo.on("/checkpoint/ack")]
+    assert acks == ["accepted", "succeeded"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import ssl
 import time
 from pathlib import Path
@@ -125,3 +126,31 @@ def test_plaintext_client_without_certificate_is_refused(tls_broker: Broker) -> 
         client.loop_read()
         if not client.is_connected():
             raise OSError("not connected")
+
+
+def test_rejected_rows_are_delivered_once_the_acl_allows_them(
+    tls_broker: Broker, test_ca: Path, tmp_path: Path
+) -> None:
+    """After a fault the link pauses, retries from the oldest row, and delivers when allowed."""
+    key = device_key()
+    box = Outbox(tmp_path / "o.db")
+    faults: list[int] = []
+    link = MqttLink(device_id="cam-b", outbox=box, url=f"mqtts://localhost:{tls_broker.port}",
+                    tls=tls_for(test_ca, "cam-a"), on_command=print, birth=sample_birth(key),
+                    on_delivery_fault=lambda seq, _why: faults.append(seq),
+                    reconnect=(0.1, 0.5), fault_retry=(0.5, 1.0))
+    with back_office("localhost", tls_broker.port, tls=bo_tls(test_ca)) as bo:
+        seqs = [link.enqueue_event({"type": "warning", "n": n}) for n in range(3)]
+        link.start()
+        try:
+            wait(lambda: len(faults) >= 3)
+            acl = tls_broker.workdir / "bodycam.acl"
+            acl.write_text(acl.read_text() + "\nuser cam-a\ntopic write bodycam/v1/cam-b/#\n")
+            assert tls_broker.proc is not None
+            tls_broker.proc.send_signal(signal.SIGHUP)  # mosquitto reloads its ACL
+            bo.wait_for(lambda ms: len(dedupe_seqs(ms, "/event")) == 3)
+            wait(lambda: box.depth() == 0)
+        finally:
+            link.stop()
+        assert dedupe_seqs(bo.messages, "/event") == seqs
+        assert len(faults) < 30  # paused between retries, not spinning
