@@ -131,8 +131,11 @@ def record_scenario(unit: Unit, *, record_s: float, prerecord_s: float,
             raise BenchError(f"the unit stopped recording by itself after {el:.0f} s "
                              f"(state {st.get('state')}, reason {st.get('stop_reason')})")
         if not bookmarked and el >= record_s / 2:
-            unit.ctl("bookmark", {"label": "bench mid-point"})
-            bookmarked = True
+            try:
+                unit.ctl("bookmark", {"label": "bench mid-point"})
+                bookmarked = True
+            except BenchError as exc:  # e.g. between segments: try again on the next turn
+                progress.note(f"bookmark refused ({exc}); retrying")
         if run.old_checkpoint is None and int(st.get("segments_sealed", 0)) >= 1:
             run.old_checkpoint = _read_checkpoint(unit.data_dir)
         progress.tick(f"{el:5.0f}/{record_s:.0f} s, {st.get('segments_sealed', 0)} segments, "
