@@ -81,16 +81,18 @@ class ConfigKey:
         return None
 
 
-# Keys an operator may change remotely. Anything touching evidence integrity (keys, recipients,
-# retention of unsynced media) is deliberately absent.
+# Keys (named as in the agent's TOML config, ``section.key``) an operator may change remotely,
+# with ranges no wider than the config schema's. Anything touching evidence integrity or
+# completeness (keys, recipients, encryption, audio, overlay, retention) is deliberately absent.
 DEFAULT_CONFIG_ALLOWLIST: Final[Mapping[str, ConfigKey]] = {
-    "telemetry.interval_s": ConfigKey(int, 10, 3600),
-    "recording.pre_roll_s": ConfigKey(int, 0, 120),
-    "recording.segment_s": ConfigKey(int, 10, 600),
-    "power.warn_percent": ConfigKey(int, 5, 50),
-    "storage.warn_minutes": ConfigKey(int, 5, 600),
-    "overlay.officer_id": ConfigKey(str, max_length=32),
-    "audio.enabled": ConfigKey(bool),
+    "mqtt.telemetry_s": ConfigKey(int, 10, 3600),
+    "recording.prerecord_s": ConfigKey(int, 0, 120),
+    "recording.segment_s": ConfigKey(int, 10, 3600),
+    "recording.reminder_s": ConfigKey(int, 0, 3600),
+    "power.warn_min": ConfigKey(float, 1, 240),
+    "storage.warn_min": ConfigKey(float, 1, 10_000),
+    "device.officer_id": ConfigKey(str, max_length=64),
+    "matters.default": ConfigKey(str, max_length=64),
 }
 
 
