@@ -231,9 +231,10 @@ class ClockDiscipline:
             return
         self.check_step()
         gps_ns = _epoch_ns(fix.utc)
-        system_ns = fix.received_mono_ns + self._wall_minus_mono()
+        arrival = fix.epoch_mono_ns or fix.received_mono_ns  # least-delayed local instant
+        system_ns = arrival + self._wall_minus_mono()
         with self._lock:
-            self._samples.append((fix.received_mono_ns, gps_ns - system_ns))
+            self._samples.append((arrival, gps_ns - system_ns))
             self._last_gps_mono = fix.received_mono_ns
 
     def check_step(self) -> ClockStep | None:

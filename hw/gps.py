@@ -4,8 +4,9 @@ Contract (checked by ``tests/contract/test_gps_contract.py``):
 
 * a ``Fix`` is only ever built from sentences whose NMEA checksum verified;
 * ``mode`` follows gpsd: 1 = no fix, 2 = 2D, 3 = 3D; fields unknown to the receiver are None;
-* ``received_mono_ns`` is ``time.monotonic_ns()`` when the completing sentence arrived, which
-  lets the clock logic relate GPS UTC to the local monotonic clock;
+* ``received_mono_ns`` is ``time.monotonic_ns()`` when the completing sentence arrived;
+  ``epoch_mono_ns`` (optional) when the epoch's first one did, which lets the clock logic
+  relate GPS UTC to the local monotonic clock with the least latency;
 * when the source falls silent for longer than its ``stale_after_s``, the receiver delivers
   one marker ``Fix(mode=1, utc=None, stale=True)``; consumers may also ask
   ``hw.gps_nmea.is_stale(last_fix, now_ns, stale_after_s)``;
@@ -39,6 +40,12 @@ class Fix:
     received_mono_ns: int = 0
     stale: bool = False
     """True only on the marker a receiver delivers when its source fell silent."""
+    epoch_mono_ns: int = 0
+    """``time.monotonic_ns()`` when the epoch's *first* sentence arrived (0: unknown).
+
+    Receivers send their burst right after the epoch; at 9600 baud a burst lasts most of
+    a second, so this, not ``received_mono_ns``, is the local instant closest to ``utc``.
+    """
 
     @property
     def has_position(self) -> bool:

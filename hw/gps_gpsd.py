@@ -23,6 +23,7 @@ import random
 import socket
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -102,6 +103,7 @@ class GpsdClient:
         self._sky: dict[str, Any] = {}
         self._pending: dict[str, Any] | None = None
         self._pending_ns = 0
+        self._first_ns = 0
         self.connected = threading.Event()
         self.last_fix: Fix | None = None
         self.reconnects = 0
@@ -202,12 +204,15 @@ class GpsdClient:
             self.reports += 1
             if self._pending is not None and self._pending.get("time") != report.get("time"):
                 self._flush(now)
+            if self._pending is None:
+                self._first_ns = now
             self._pending, self._pending_ns = report, now
 
     def _flush(self, now: int) -> None:
         pending, self._pending = self._pending, None
         if pending is not None:
-            self._deliver(tpv_to_fix(pending, self._sky, self._pending_ns or now))
+            fix = tpv_to_fix(pending, self._sky, self._pending_ns or now)
+            self._deliver(replace(fix, epoch_mono_ns=self._first_ns or fix.received_mono_ns))
 
     def _check_stale(self, now_ns: int) -> None:
         last = self.last_fix

@@ -213,6 +213,8 @@ class _Epoch:
     hdop: float | None = None
     satellites: int | None = None
     last_kind: str = ""
+    first_mono_ns: int = 0  # arrival of the epoch's first sentence
+    last_mono_ns: int = 0  # arrival of its last (completing) sentence
 
     def invalidate(self) -> None:
         self.valid = False
@@ -272,6 +274,8 @@ class EpochAssembler:
             self._after_ender = False
         _APPLY[s.kind](ep, s)
         ep.last_kind = s.kind
+        ep.first_mono_ns = ep.first_mono_ns or mono_ns
+        ep.last_mono_ns = mono_ns
         if out is None and s.kind == self._ender and ep.tod is not None:
             self._emitted_tod = ep.tod
             self._after_ender = True
@@ -310,7 +314,7 @@ class EpochAssembler:
         self._last_tod = ep.tod
         utc = datetime.combine(day, ep.tod) if day is not None else None
         self._stats.epochs += 1
-        return _to_fix(ep, utc, mono_ns)
+        return _to_fix(ep, utc, ep.last_mono_ns or mono_ns, ep.first_mono_ns or mono_ns)
 
     def _carried_date(self, tod: time) -> date | None:
         """The last known date, rolled over at midnight for GGA-only epochs."""
@@ -322,7 +326,7 @@ class EpochAssembler:
         return self._last_date
 
 
-def _to_fix(ep: _Epoch, utc: datetime | None, mono_ns: int) -> Fix:
+def _to_fix(ep: _Epoch, utc: datetime | None, mono_ns: int, first_ns: int) -> Fix:
     has_pos = ep.lat is not None and ep.lon is not None
     if ep.valid is False or not has_pos:
         mode = 1
@@ -332,12 +336,12 @@ def _to_fix(ep: _Epoch, utc: datetime | None, mono_ns: int) -> Fix:
         mode = 3 if ep.alt_msl is not None else 2
     if mode < 2:
         return Fix(mode=1, utc=utc, satellites=ep.satellites, hdop=ep.hdop,
-                   received_mono_ns=mono_ns)
+                   received_mono_ns=mono_ns, epoch_mono_ns=first_ns)
     return Fix(
         mode=mode, utc=utc, lat=ep.lat, lon=ep.lon,
         alt_msl=ep.alt_msl if mode == 3 else None, speed_mps=ep.speed_mps,
         course_deg=ep.course_deg, hdop=ep.hdop, satellites=ep.satellites,
-        received_mono_ns=mono_ns,
+        received_mono_ns=mono_ns, epoch_mono_ns=first_ns,
     )
 
 

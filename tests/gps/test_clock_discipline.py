@@ -220,3 +220,13 @@ def test_drift_survives_latency_spikes(clocks: FakeClocks, tmp_path: Path) -> No
     drift = clock.drift()
     assert drift is not None
     assert drift.ppm == pytest.approx(-20, abs=3)
+
+
+def test_offset_uses_the_first_sentence_of_the_epoch(clocks: FakeClocks, tmp_path: Path) -> None:
+    """A 700 ms NMEA burst does not read as a 700 ms clock error: the epoch start counts."""
+    clock = make(clocks, FakeNtp(), tmp_path)
+    fix = gps_fix(clocks, 0)
+    burst_start = clocks.mono
+    clocks.advance(700_000_000)  # the burst ends 0.7 s later
+    clock.observe_fix(replace(fix, epoch_mono_ns=burst_start, received_mono_ns=clocks.mono))
+    assert clock.status().gps_offset_ms == 0

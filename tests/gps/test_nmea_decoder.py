@@ -144,3 +144,16 @@ def test_sentence_after_long_junk_on_the_same_line_is_recovered() -> None:
         assert [f.has_position for f in fixes + ([last] if last else [])] == [True]
         assert decoder.stats.overlong_lines == 1
         assert decoder.stats.garbage_bytes == len(junk)
+
+
+def test_fix_carries_first_and_last_arrival_of_its_epoch() -> None:
+    """received_mono_ns is the epoch's last sentence, epoch_mono_ns its first, not the next's."""
+    decoder = NmeaDecoder()
+    decoder.feed(s("GPGSA,A,3,17,28,06,01,,,,,,,,,1.8,1.1,1.5"), 100)
+    decoder.feed(gga("120000.00"), 150)
+    decoder.feed(rmc("120000.00"), 400)
+    (fix,) = decoder.feed(gga("120001.00"), 1100)
+    assert (fix.epoch_mono_ns, fix.received_mono_ns) == (100, 400)
+    flushed = decoder.flush(5000)
+    assert flushed is not None
+    assert (flushed.epoch_mono_ns, flushed.received_mono_ns) == (1100, 1100)
