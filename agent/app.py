@@ -37,6 +37,8 @@ from agent.evidence_port import ManifestContext, StorePort
 from agent.feedback import Feedback
 from agent.gestures import GestureRecognizer
 from agent.health import HealthGate
+from agent.matters.catalogue import MatterCatalogue
+from agent.matters.quick import QuickList
 from agent.power.policy import BatteryPolicy
 from agent.power.projection import PowerProjector
 from agent.recorder import Recorder
@@ -96,6 +98,8 @@ class Agent:
         self.store.log_event("boot", boot_id=self.boot_id, version=__version__,
                              hardware=self.hw.kind, recovered=len(self.recovered))
         self.time = TimeKeeper(cfg.time, on_step=self._clock_step)
+        self.matters = MatterCatalogue.load(cfg.matters.catalogue or None)
+        self.quick = QuickList(cfg.matters.quick_list, self.matters) if cfg.matters.quick_list else None
         self._build_pipeline()
 
     # --- construction -----------------------------------------------------------------------

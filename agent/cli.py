@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.errors import BodycamError, ConfigError
+from agent.errors import BodycamError, ConfigError, MatterError
 
 __all__ = ["default_data_dir", "main"]
 
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "config":
             return cmd_config(args)
         return _delegate(args.command, list(args.rest))
-    except ConfigError as exc:
+    except (ConfigError, MatterError) as exc:
         print(f"bodycam: configuration error: {exc}", file=sys.stderr)
         return 2
     except BodycamError as exc:

@@ -20,7 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from agent.controller import Controller, Request
-from agent.errors import CommandRejected, RecordingRefused
+from agent.errors import CommandRejected, MatterError, RecordingRefused
 from agent.evidence.store import RetentionViolation
 from agent.sim_stimuli import apply_stimulus
 from agent.status import status_snapshot
@@ -39,12 +39,14 @@ class CommandSet:
     def __init__(self, agent: Agent) -> None:
         self.a = agent
         self.officer_id = agent.cfg.device.officer_id
-        self.matter: dict[str, Any] | None = None
+        self.matter: dict[str, Any] | None = (
+            agent.matters.lookup(agent.cfg.matters.default) if agent.cfg.matters.default else None)
         self.stop_reason: str | None = None
         self._battery_level = "ok"
         self._storage_level = "ok"
         self._refusals = 0
         self._last_stall_restart = 0.0
+        self._storage_retry = 0.0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.sync: Any = None  # the MQTT link, when enabled
 
@@ -54,7 +56,7 @@ class CommandSet:
         for name in ("start", "stop", "press", "hold", "bookmark", "status", "matter", "mark",
                      "ack", "checkpoint", "sim", "shutdown", "officer"):
             c.handle(name, getattr(self, f"cmd_{name}"))
-        c.on_gesture("press", lambda: self._gesture("press"))
+        c.on_gesture("click", lambda: self._gesture("click"))
         c.on_gesture("double", lambda: self._gesture("double"))
         c.on_gesture("hold", lambda: self._gesture("hold"))
         c.on_gesture("triple", lambda: self._gesture("triple"))
@@ -89,24 +91,31 @@ class CommandSet:
 
     # --- gestures ---------------------------------------------------------------------------
     def _gesture(self, name: str) -> None:
+        """Standby: click starts, hold picks the next matter. Recording: double press
+        bookmarks, triple press picks the next matter, hold stops."""
         state = self.a.recorder.state
-        if name == "press" and state in ("standby", "stopping"):
-            self._start("button")
-        elif name == "double" and state == "recording":
-            self.a.recorder.bookmark("button")
-        elif name == "hold" and state == "recording":
-            self._stop("button")
-        elif name == "triple":
-            self._cycle_matter()
+        try:
+            if name in ("click", "press") and state in ("standby", "stopping"):
+                self._start("button")
+            elif name == "double" and state == "recording":
+                self.a.recorder.bookmark("button")
+                self.a.feedback.bookmark()
+            elif name == "hold" and state == "recording":
+                self._stop("button")
+            elif (name == "hold" and state == "standby") or (name == "triple" and state == "recording"):
+                self._cycle_matter()
+        except RecordingRefused as exc:
+            log.warning("%s", exc)
 
     def _cycle_matter(self) -> None:
-        quick = list(self.a.cfg.matters.quick_list)
-        if not quick:
+        quick = self.a.quick
+        if quick is None:
             return
-        current = self.matter["code"] if self.matter else None
-        pos = (quick.index(current) + 1) % len(quick) if current in quick else 0
-        self._set_matter(quick[pos], origin="button")
-        self.a.feedback.matter_selected(pos + 1)
+        step = quick.next_after(self.matter["code"] if self.matter else None)
+        if step is None:
+            return
+        self._set_matter(step.code, origin="button")
+        self.a.feedback.matter_selected(step.position)
 
     # --- recording --------------------------------------------------------------------------
     def admission(self) -> str | None:
@@ -162,7 +171,7 @@ class CommandSet:
     def cmd_bookmark(self, req: Request) -> dict[str, Any]:
         """Bookmark the current moment (optionally a checklist item)."""
         label = str(req.args.get("label", "bookmark"))[:128]
-        item = req.args.get("item")
+        item = req.args.get("item") or req.args.get("checklist_item")
         if not self.a.recorder.bookmark(label, item=str(item) if item else None):
             raise CommandRejected("not recording: nothing to bookmark")
         self.a.feedback.bookmark()
@@ -188,15 +197,19 @@ class CommandSet:
         return {"matter": self._set_matter(code, origin=req.origin)}
 
     def _set_matter(self, code: str, *, origin: str) -> dict[str, Any]:
-        catalogue = getattr(self.a, "matters", None)
-        entry = catalogue.lookup(code) if catalogue is not None else {"code": code}
+        try:
+            entry = self.a.matters.lookup(code)
+        except MatterError as exc:
+            raise CommandRejected(str(exc)) from None
+        code = entry["code"]
         previous = self.matter["code"] if self.matter else None
         self.matter = entry
         if self.a.recorder.state == "recording":
-            self.a.recorder.bookmark(f"matter:{code}", item=None)
+            self.a.recorder.bookmark(f"matter:{code}", item=None, extra={"previous": previous})
             self.a.store.log_event("matter_change", recording_id=self.a.recorder.recording_id,
                                    previous=previous, matter=code, origin=origin)
-        return entry
+        self._event("matter", {"code": code, "previous": previous, "origin": origin})
+        return self.matter_for_manifest() or {}
 
     def matter_for_manifest(self) -> dict[str, Any] | None:
         """The matter as the manifest records it."""
@@ -263,6 +276,26 @@ class CommandSet:
         sv = a.storage_watch.poll(now)
         if sv is not None:
             self._storage(sv.level, sv.reasons, now)
+        reason = a.recorder.fault_reason or ""
+        if a.recorder.state == "fault" and reason.startswith("storage") and now >= self._storage_retry:
+            self._storage_retry = now + 5.0
+            self._retry_storage()
+
+    def _retry_storage(self) -> None:
+        """After a storage fault: once the disk takes writes again, seal what the fault left
+        open (its journal) and return to standby."""
+        from agent.atomic import atomic_write
+
+        try:
+            atomic_write(self.a.data_dir / "state" / "write-probe", b"ok\n")
+            recovered = self.a.store.recover()
+        except OSError as exc:
+            log.info("storage still failing: %s", exc)
+            return
+        self.a.recorder.clear_fault()
+        self.a.storage_watch.fault = None
+        self._event("storage_recovered", {"recovered_segments": len(recovered)})
+        self.a.feedback.show("standby")
 
     def _battery(self, level: str, reasons: tuple[str, ...]) -> None:
         prev, self._battery_level = self._battery_level, level

@@ -174,7 +174,7 @@ class StorageConfig:
     """Evidence storage policy."""
 
     warn_min: float = _f(60.0, "warn with this many minutes of recording space left", lo=1, hi=10_000)
-    reserve_segments: int = _f(2, "space kept for the open segment plus this many more", lo=1, hi=20)
+    reserve_segments: int = _f(2, "segments' worth of space kept free, the open one included", lo=1, hi=20)
     min_retention_h: float = _f(24.0, "acknowledged segments are kept at least this long", lo=0, hi=87_600)
     poll_s: float = _f(2.0, "how often free space is checked", lo=0.2, hi=120)
 

@@ -80,6 +80,10 @@ class StorePort:
         """fsync what the sink has written."""
         handle.sink.sync()
 
+    def abandon(self, handle: OpenSegment) -> None:
+        """Storage failed under this segment: keep its journal for :meth:`EvidenceStore.recover`."""
+        self.store.abandon(handle)
+
     def seal(
         self,
         handle: OpenSegment,

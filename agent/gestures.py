@@ -4,7 +4,9 @@ A body-worn recorder must make starting easy and stopping deliberate (a knock or
 never stop evidence). The recognizer turns raw edges into gestures, and the recorder decides
 what each gesture means in its current state:
 
-* ``press`` -- emitted on the first press edge, immediately (starting is never delayed);
+* ``press`` -- emitted on the first press edge, immediately;
+* ``click`` -- a press released before ``hold_s`` (the start gesture: releasing starts, so a
+  long hold in standby can mean something else; the pre-event buffer covers the delay);
 * ``double`` / ``triple`` -- a second/third press within ``double_press_s`` of the previous;
 * ``hold`` -- the button has stayed down for ``hold_s`` (found by :meth:`poll`).
 
@@ -43,11 +45,13 @@ class GestureRecognizer:
 
     def released(self, t: float) -> list[str]:
         """A release edge."""
+        was_down = self._down_at is not None
         self._down_at = None
         if self._hold_fired:
             self._count = 0
             self._last_press = None
-        return []
+            return []
+        return ["click"] if was_down and self._count == 1 else []
 
     def poll(self, t: float) -> list[str]:
         """Check for a hold in progress; call a few times a second."""

@@ -63,6 +63,10 @@ class SegmentPort(Protocol):
         """Close the sink, sign the manifest, append the log; return the manifest envelope."""
         ...
 
+    def abandon(self, handle: Any) -> None:
+        """Give up a segment whose storage failed; its crash journal seals it later."""
+        ...
+
 
 @dataclass
 class OpenSegment:
@@ -166,7 +170,8 @@ class Recorder:
             self._closing, self._current = seg, None
         self._maybe_finish_stop()
 
-    def bookmark(self, label: str, *, item: str | None = None, mono_us: int | None = None) -> bool:
+    def bookmark(self, label: str, *, item: str | None = None, mono_us: int | None = None,
+                 extra: dict[str, Any] | None = None) -> bool:
         """Mark a moment of the current recording (media time); False when not recording."""
         seg = self._current
         if self.state != "recording" or seg is None:
@@ -175,25 +180,24 @@ class Recorder:
         mark: dict[str, Any] = {"label": label, "mono_us": at, "offset_us": at - seg.start_mono_us}
         if item:
             mark["item"] = item
+        mark.update({k: v for k, v in (extra or {}).items() if v is not None})
         seg.bookmarks.append(mark)
         self._on_event("bookmark", {"recording_id": self.recording_id, "seq": seg.seq, **mark})
         return True
 
     def fault(self, reason: str) -> None:
-        """Enter the fault state, sealing whatever is open."""
+        """Enter the fault state, sealing whatever is open (or leaving it to recovery)."""
         if self.state == "fault":
             return
         log.error("recorder fault: %s", reason)
-        for seg in (self._closing, self._current):
-            if seg is not None:
-                seg.flags.append("fault")
-                try:
-                    self._seal(seg)
-                except (StorageError, OSError) as exc:  # its crash journal stays: sealed on recovery
-                    log.error("sealing segment %s after a fault failed: %s", seg.seq, exc)
-        self._closing = self._current = None
         self.state = "fault"
         self.fault_reason = reason
+        segments = (self._closing, self._current)
+        self._closing = self._current = None
+        for seg in segments:
+            if seg is not None:
+                seg.flags.append("fault")
+                self._seal(seg)
         self._on_event("fault", {"reason": reason, "recording_id": self.recording_id})
 
     def clear_fault(self) -> None:
@@ -338,20 +342,28 @@ class Recorder:
         self.recording_id = None
 
     def _seal(self, seg: OpenSegment) -> None:
+        """Seal one segment; if storage fails, leave it to crash recovery and fault."""
         try:
             stats = seg.writer.close()
-        except (StorageError, OSError) as exc:
+        except (StorageError, OSError, RecorderError) as exc:
             stats = seg.writer.stats
             seg.flags.append("write_error")
             log.error("closing segment %s failed: %s", seg.seq, exc)
         end = seg.boundary_us if seg.boundary_us is not None else stats.end_pts_us
-        manifest = self._port.seal(
-            seg.handle,
-            stats=stats,
-            end_mono_us=end if end is not None else seg.start_mono_us,
-            flags=seg.flags,
-            bookmarks=seg.bookmarks,
-        )
+        try:
+            manifest = self._port.seal(
+                seg.handle,
+                stats=stats,
+                end_mono_us=end if end is not None else seg.start_mono_us,
+                flags=seg.flags,
+                bookmarks=seg.bookmarks,
+            )
+        except (StorageError, OSError) as exc:
+            log.error("sealing segment %s failed: %s (its journal is kept for recovery)",
+                      seg.seq, exc)
+            self._port.abandon(seg.handle)
+            self.fault(f"storage: {exc}")
+            return
         self.sealed.append(manifest)
         self._on_event("segment_sealed", {"manifest": manifest})
 
@@ -359,7 +371,7 @@ class Recorder:
         """Run a storage action; a storage failure moves the recorder to ``fault``."""
         try:
             action()
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             self.fault(f"storage: {exc}")
-        except OSError as exc:
-            self.fault(f"storage: {exc}")
+        except RecorderError as exc:
+            self.fault(str(exc))

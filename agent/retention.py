@@ -25,12 +25,12 @@ def sealed_segments(agent: Agent) -> list[SealedSegment]:
     """Every sealed segment whose media is still on disk, oldest first."""
     out: list[tuple[int, SealedSegment]] = []
     for env in (agent.data_dir / "recordings").glob(f"*/*{_MANIFEST}"):
-        media = env.with_name(env.name[: -len(_MANIFEST)])
-        if not media.exists():
-            continue
         try:
             m = parse_canonical(env.read_bytes())["manifest"]
         except (OSError, ValueError, KeyError):
+            continue
+        media = env.with_name(m["file"]["name"])
+        if not media.exists():
             continue
         seq = int(m["device_seq"])
         out.append((seq, SealedSegment(media, media.stat().st_size, env.stat().st_mtime,

@@ -15,12 +15,16 @@ Not thread-safe: owned by the controller thread.
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, BinaryIO
 
 import av
 
+from agent.errors import RecorderError, StorageError, StorageWriteError
 from agent.media import MediaPacket, h264_parameter_sets
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
@@ -61,6 +65,22 @@ class SegmentStats:
         return self.last_pts_us + self.last_duration_us
 
 
+@contextmanager
+def _muxer_errors() -> Iterator[None]:
+    """libav reports a failing sink as its own error type: give it back its real meaning."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except av.error.FFmpegError as exc:
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, StorageError):
+            raise cause from exc
+        if isinstance(exc, av.error.PyAVCallbackError) or isinstance(cause, OSError):
+            raise StorageWriteError(errno.EIO, f"segment sink failed under the muxer: {exc}") from exc
+        raise RecorderError(f"muxer: {exc}") from exc
+
+
 class SegmentWriter:
     """Mux one segment's packets into ``sink``."""
 
@@ -87,7 +107,8 @@ class SegmentWriter:
 
     def _open(self, first: MediaPacket) -> None:
         options = {"movflags": _MOVFLAGS, "flush_packets": "1"}
-        self._container = av.open(self._sink, mode="w", format="mp4", options=options)
+        with _muxer_errors():
+            self._container = av.open(self._sink, mode="w", format="mp4", options=options)
         if self._video_fmt is not None:
             fmt = self._video_fmt
             vs = self._container.add_stream("h264", rate=fmt.fps)
@@ -111,10 +132,11 @@ class SegmentWriter:
 
     def write(self, packet: MediaPacket) -> None:
         """Mux one packet (video must begin with a keyframe; earlier frames are skipped)."""
-        if packet.kind == "video":
-            self._write_video(packet)
-        else:
-            self._write_audio(packet)
+        with _muxer_errors():
+            if packet.kind == "video":
+                self._write_video(packet)
+            else:
+                self._write_audio(packet)
 
     def _write_video(self, packet: MediaPacket) -> None:
         if self._vstream is None and self._container is not None:
@@ -176,6 +198,7 @@ class SegmentWriter:
     def close(self) -> SegmentStats:
         """Write the last fragment and the trailer into the sink."""
         if self._container is not None:
-            self._container.close()
-            self._container = None
+            container, self._container = self._container, None
+            with _muxer_errors():
+                container.close()
         return self.stats

@@ -2,9 +2,12 @@
 
 PortAudio calls :meth:`_callback` from its own thread. Timestamps: the ADC clock and
 ``CLOCK_MONOTONIC`` drift apart (50 ppm is 180 ms an hour), so counting samples alone would
-let audio slide against video. Each chunk's pts is the sample count since an anchor; the
-anchor is re-set when the counted time and the observed arrival time (minimum over a window,
-which removes scheduling jitter) disagree by more than ``resync_ms``, and after an overflow.
+let audio slide against video. Each chunk's pts is the sample count since an anchor. When the
+counted time and the observed arrival time (minimum over a window, which removes scheduling
+jitter) disagree by more than ``resync_ms``, the anchor is *slewed* by at most
+``max_slew_ms`` per window (about 1,500 ppm of correction) -- never stepped, and a pts never
+goes below the end of the previous chunk, because the muxer needs monotonic audio. After an
+overflow (samples really lost) the anchor is re-set on the real clock, leaving a visible hole.
 
 Locking: the counters are written only by PortAudio's thread; readers see ints (atomic in
 CPython). ``start``/``stop`` are called from one controller thread.
@@ -47,6 +50,7 @@ class PyAudioMicrophone:
         channels: int = 1,
         chunk_frames: int = 1024,
         resync_ms: float = 20.0,
+        max_slew_ms: float = 2.0,
         mono_ns: Callable[[], int] = time.monotonic_ns,
     ) -> None:
         import pyaudio  # deferred: importing PortAudio probes sound hardware
@@ -61,6 +65,8 @@ class PyAudioMicrophone:
         self._format = AudioFormat(sample_rate=sample_rate, channels=channels)
         self._chunk = chunk_frames
         self._resync_ns = int(resync_ms * 1e6)
+        self._max_slew_ns = int(max_slew_ms * 1e6)
+        self._next_ns = 0  # end of the previous chunk: pts never go below it
         self._mono_ns = mono_ns
         self._stream: Any = None
         self._sink: AudioSink | None = None
@@ -120,9 +126,12 @@ class PyAudioMicrophone:
             drift = min(self._offsets)
             self._offsets.clear()
             if abs(drift) > self._resync_ns:
-                self._anchor_ns += drift
-                counted += drift
+                step = max(-self._max_slew_ns, min(self._max_slew_ns, drift))
+                self._anchor_ns += step
+                counted += step
                 self.resyncs += 1
+        counted = max(counted, self._next_ns)
+        self._next_ns = counted + frames * 1_000_000_000 // rate
         self._counted += frames
         return counted // 1000
 

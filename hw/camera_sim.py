@@ -75,6 +75,7 @@ class SimCamera:
         self._dropped = 0
         self._error: BaseException | None = None
         self._bg = self._background()
+        self._noise = self._sensor_noise()
         self._chroma = np.full((height // 2, width), 128, dtype=np.uint8)
         self._scale = max(1, height // 270)
 
@@ -144,6 +145,13 @@ class SimCamera:
         rows = np.linspace(0, 30, h, dtype=np.float32)[:, None]
         return (ramp[None, :] + rows).astype(np.uint8)
 
+    def _sensor_noise(self) -> list[npt.NDArray[np.uint8]]:
+        """A few frames of sensor grain, cycled: real pictures are never flat, and the
+        bitrate (storage projections, sealing load) should look like a camera's."""
+        rng = np.random.default_rng(1)
+        h, w = self._format.height, self._format.width
+        return [rng.integers(0, 8, size=(h, w), dtype=np.uint8) for _ in range(4)]
+
     def _open_encoder(self) -> av.video.codeccontext.VideoCodecContext:
         fmt = self._format
         enc = av.CodecContext.create("libx264", "w")
@@ -168,7 +176,7 @@ class SimCamera:
         if flash:
             y = np.full((fmt.height, fmt.width), 235, dtype=np.uint8)
         else:
-            y = self._bg.copy()
+            y = self._bg + self._noise[index % len(self._noise)]
             bar = (index * 8) % max(1, fmt.width - 64)
             y[fmt.height // 2 : fmt.height // 2 + 32, bar : bar + 64] = 16
         if self._overlay:

@@ -153,6 +153,7 @@ def _build_pi(cfg: Any, data_dir: Path) -> Hardware:
         camera = PiCamera(width=cfg.video.width, height=cfg.video.height, fps=cfg.video.fps,
                           bitrate=cfg.video.bitrate, gop=cfg.video.gop, overlay=cfg.video.overlay,
                           device_id=cfg.device.id, officer_id=cfg.device.officer_id)
+        closers.append(camera.close)
     mic = None
     if cfg.audio.enabled and cfg.device.profile != "stills":
         from hw.audio_pyaudio import PyAudioMicrophone
@@ -185,21 +186,23 @@ def _pi_power(cfg: Any) -> PowerMonitor | None:
     if p.source == "none":
         return None
     from hw.power_sysfs import SysfsBattery, find_battery
+    from hw.throttle import pi_throttle_source
 
     root = Path(p.sysfs_root)
+    throttle = pi_throttle_source()  # undervoltage flags, whatever gauge is fitted
     if p.source in ("auto", "sysfs") and (p.battery_name or find_battery(root) is not None):
-        return SysfsBattery(root, p.battery_name or None)
+        return SysfsBattery(root, p.battery_name or None, throttle=throttle)
     if p.source in ("auto", "pisugar") and Path(p.pisugar_socket).exists():
         from hw.power_pisugar import PiSugarBattery
 
-        return PiSugarBattery(p.pisugar_socket)
+        return PiSugarBattery(p.pisugar_socket, throttle=throttle)
     if p.source in ("auto", "ina219"):
         try:
             from smbus2 import SMBus
 
             from hw.power_ina219 import Ina219Battery
 
-            return Ina219Battery(SMBus(p.i2c_bus), p.ina219_address)
+            return Ina219Battery(SMBus(p.i2c_bus), p.ina219_address, throttle=throttle)
         except (ImportError, OSError) as exc:
             if p.source == "ina219":
                 raise DeviceMissing(f"battery: INA219 on i2c-{p.i2c_bus} not found ({exc})") from exc

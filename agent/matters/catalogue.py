@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,7 +44,15 @@ __all__ = [
 CARRIERS: Final = ("body", "handheld", "stills", "video", "surveillance")
 
 #: The catalogue shipped with the agent.
-SHIPPED_CATALOGUE: Final = Path(__file__).resolve().parents[2] / "config" / "matters.toml"
+def _shipped() -> Path:
+    """The catalogue in a source tree, else the copy a wheel installs under ``share/bodycam``."""
+    source = Path(__file__).resolve().parents[2] / "config" / "matters.toml"
+    if source.exists():
+        return source
+    return Path(sys.prefix) / "share" / "bodycam" / "matters.toml"
+
+
+SHIPPED_CATALOGUE: Final = _shipped()
 
 _FORMAT: Final = 1
 _MATTER_CODE: Final = re.compile(r"[A-Z][A-Z0-9]{1,11}")

@@ -304,10 +304,6 @@ def test_pyaudio_overflow_counter_starts_at_zero(fakemic_run: dict[str, Any]) ->
     assert fakemic_run["overflows"] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hw/audio_pyaudio.py re-anchors by the full measured drift, so when the sample clock runs "
-    "ahead of CLOCK_MONOTONIC (here: a device faster than real time) pts step backwards"
-))
 def test_pyaudio_pts_never_step_backwards(fakemic_run: dict[str, Any]) -> None:
     """Even when the source runs faster than real time, pts must not go backwards."""
     pts = fakemic_run["pts"]
