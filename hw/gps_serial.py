@@ -162,6 +162,7 @@ class SerialGps:
                 for fix in self._decoder.feed(data, now):
                     self._deliver(fix)
                 self.bytes_read += len(data)  # after delivery: "all read" means "all decoded"
+                self._check_stale(now)  # bytes are not fixes: noise alone must not look fresh
                 continue
             if not flushed and now - last_data_ns >= self.quiet_flush_s * 1e9:
                 flushed = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -134,3 +135,25 @@ def test_invalid_settings_are_refused(bad: dict[str, object]) -> None:
     """Nonsense settings fail at construction with a clear message."""
     with pytest.raises(ValueError, match="must be"):
         SerialGps("/dev/null", 9600, **bad)  # type: ignore[arg-type]
+
+
+def test_noise_without_fixes_still_goes_stale(sim: SimGps, reader: SerialGps) -> None:
+    """A line full of noise (wrong baud, broken receiver) is not mistaken for a live fix."""
+    sink = Collector()
+    reader.start(sink)
+    assert wait_for(lambda: len(sink.positions()) >= 2)
+    sim.silence()
+    stop = threading.Event()
+
+    def babble() -> None:
+        while not stop.is_set():
+            sim.inject(b"\x55\xaa" * 20 + b"\r\n")
+            stop.wait(0.02)
+
+    noise = threading.Thread(target=babble, daemon=True)
+    noise.start()
+    try:
+        assert wait_for(lambda: any(f.stale for f in sink.fixes))
+    finally:
+        stop.set()
+        noise.join()
