@@ -15,6 +15,9 @@ Sources, best first:
 * ``rtc`` — only a battery-backed RTC set the clock at boot: untrusted (drifts seconds/day).
 * ``none`` — nothing vouches for the clock: untrusted.
 
+GPS times before ``min_valid_utc`` (a receiver with the week-number rollover bug reports
+dates 19.6 years in the past) are ignored, never used to "correct" the clock.
+
 A *clock step* (system UTC minus monotonic jumps by more than ``step_threshold_ms``) is
 reported once through ``on_clock_step`` so the caller can log it as an evidence event.
 
@@ -209,6 +212,7 @@ class ClockDiscipline:
         wall_ns: Callable[[], int] = time.time_ns,
         mono_ns: Callable[[], int] = time.monotonic_ns,
         drift_window: int = 3600,
+        min_valid_utc: datetime = datetime(2025, 1, 1, tzinfo=UTC),
     ) -> None:
         self._ntp = ntp if ntp is not None else AdjtimexProbe()
         self._rtc = Path(root) / "sys/class/rtc/rtc0"
@@ -223,11 +227,21 @@ class ClockDiscipline:
         self._samples: deque[tuple[int, int]] = deque(maxlen=drift_window)  # (mono, offset)
         self._last_gps_mono: int | None = None
         self._base_ns = self._wall_minus_mono()
+        self._min_valid_utc = min_valid_utc
+        self._warned_implausible = False
 
     # --- inputs -----------------------------------------------------------------------------
     def observe_fix(self, fix: Fix) -> None:
         """Compare a fix's UTC with the system clock at the moment it was received."""
         if fix.stale or fix.utc is None or not fix.has_position or fix.received_mono_ns <= 0:
+            return
+        if fix.utc < self._min_valid_utc:
+            # A receiver with the GPS week-number rollover bug reports dates 1024 weeks
+            # (19.6 years) in the past: such a time must never discipline evidence.
+            if not self._warned_implausible:
+                _log.warning("GPS reports %s, before %s: not used for time", fix.utc,
+                             self._min_valid_utc.date())
+                self._warned_implausible = True
             return
         self.check_step()
         gps_ns = _epoch_ns(fix.utc)

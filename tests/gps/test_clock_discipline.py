@@ -230,3 +230,13 @@ def test_offset_uses_the_first_sentence_of_the_epoch(clocks: FakeClocks, tmp_pat
     clocks.advance(700_000_000)  # the burst ends 0.7 s later
     clock.observe_fix(replace(fix, epoch_mono_ns=burst_start, received_mono_ns=clocks.mono))
     assert clock.status().gps_offset_ms == 0
+
+
+def test_week_rollover_receiver_never_disciplines(clocks: FakeClocks, tmp_path: Path) -> None:
+    """A receiver reporting 1024 weeks in the past is ignored, not used as a correction."""
+    clock = make(clocks, FakeNtp(), tmp_path)
+    fix = gps_fix(clocks, 0)
+    assert fix.utc is not None
+    clock.observe_fix(replace(fix, utc=fix.utc - timedelta(weeks=1024)))
+    assert clock.status().source == ClockSource.NONE
+    assert clock.utc_for_mono(clocks.mono).year == 2026
