@@ -12,12 +12,13 @@ the previous connection is thrown away; undelivered messages are re-read from th
 which is the single source of truth. ``clean_start=False`` with a session expiry keeps the
 broker-side session (command subscription and commands queued while we were away).
 
-Delivery. Outbox rows are handed to paho only while connected, in seq order, at most
-``max_inflight`` at a time. A row is deleted only when its PUBACK carries a success reason
-code (< 0x80; 0x10 "no matching subscribers" is a success). A failure code (0x87 "not
+Delivery (see :mod:`agent.sync.feeder`). Outbox rows are handed to paho only while connected,
+in seq order, at most ``max_inflight`` at a time. A row is deleted only when its PUBACK
+carries a success reason code (< 0x80; 0x10 "no matching subscribers" is a success). A failure code (0x87 "not
 authorized" from an ACL, 0x97 quota, …) is a delivery fault: counted, reported through
 ``on_delivery_fault``, the row kept, and feeding paused with exponential backoff before the
 oldest pending row is tried again, so a misconfigured ACL cannot make the device spin.
+Commands are handled by :mod:`agent.sync.inbox`; their acks wait in :mod:`agent.sync.acks`.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ import select
 import ssl
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -43,15 +43,15 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from agent.errors import ConfigError, SyncError
+from agent.sync.acks import AckQueue
 from agent.sync.commands import (
     DEFAULT_CONFIG_ALLOWLIST,
     Command,
-    CommandRequest,
     ConfigKey,
     iso_utc,
-    parse_command,
 )
 from agent.sync.feeder import OutboxFeeder
+from agent.sync.inbox import CommandInbox
 from agent.sync.outbox import Outbox, OutboxMessage
 from agent.sync.topics import Topics, encode_json
 from agent.sync.transport import Backoff, TlsSettings, parse_broker_url
@@ -63,7 +63,6 @@ _log = logging.getLogger(__name__)
 _CONNECT_TIMEOUT_S: Final = 5.0
 _CONNACK_TIMEOUT_S: Final = 10.0
 _SHUTDOWN_PUBACK_S: Final = 2.0
-_MAX_PENDING_ACKS: Final = 256
 _DELIVERY_FIELDS: Final = frozenset({"device_id", "seq", "outbox_epoch", "queued_at"})
 _BIRTH_REQUIRED: Final = ("software", "public_key")
 _PAHO_EXTRA_INFLIGHT: Final = 32  # room for status/birth/state/acks beside the outbox window
@@ -122,27 +121,26 @@ class MqttLink:
         self._max_inflight = max_inflight
         self._session_expiry_s = session_expiry_s
         self._backoff = Backoff(*reconnect)
-        self._on_command = on_command
         missing = [key for key in _BIRTH_REQUIRED if not isinstance(birth.get(key), str)]
         if missing:
             raise ConfigError(f"birth message lacks {missing}", key="sync.birth")
         self._birth = dict(birth)
-        self._cmd_max_age = command_max_age_s
-        self._cmd_skew = command_max_skew_s
-        self._allowlist = config_allowlist
 
         # Guarded by _lock (touched by callers' threads and the link thread).
         self._lock = threading.Lock()
         self._telemetry: bytes | None = None
         self._state: bytes | None = None
         self._state_dirty = False
-        self._acks: OrderedDict[int, tuple[str, bytes]] = OrderedDict()
-        self._ack_serial = 0
-        self._unsent_acks: list[int] = []
         self._connected = False
         self._subscribed = False
         self._last_connect: datetime | None = None
         self._session = 0
+
+        self._acks = AckQueue()  # has its own lock
+        self._inbox = CommandInbox(topics=self._topics, outbox=outbox, acks=self._acks,
+                                   wake=self._wake, on_command=on_command,
+                                   max_age_s=command_max_age_s, max_skew_s=command_max_skew_s,
+                                   config_allowlist=config_allowlist)
 
         # Link-thread only.
         self._client: mqtt.Client | None = None
@@ -267,24 +265,6 @@ class MqttLink:
         self._wake()
         return seq
 
-    def _reply(self, command: Command, status: str, reason: str | None, result: Any) -> None:
-        """Queue a command ack for the link thread (called from any thread)."""
-        doc: dict[str, Any] = {"id": command.id, "status": status, "reason": reason,
-                               "at": _now_iso(), "device_id": self._device_id}
-        if result is not None:
-            doc["result"] = result
-        self._queue_ack(command.name, doc)
-
-    def _queue_ack(self, name: str, doc: dict[str, Any]) -> None:
-        with self._lock:
-            self._ack_serial += 1
-            self._acks[self._ack_serial] = (self._topics.ack(name), encode_json(doc))
-            self._unsent_acks.append(self._ack_serial)
-            while len(self._acks) > _MAX_PENDING_ACKS:
-                dropped, _ = self._acks.popitem(last=False)
-                _log.warning("dropping unacknowledged command ack #%d (backlog full)", dropped)
-        self._wake()
-
     def _wake(self) -> None:
         # A full pipe means the link thread is already awake.
         with self._lock, contextlib.suppress(BlockingIOError):
@@ -397,10 +377,7 @@ class MqttLink:
             telemetry, self._telemetry = self._telemetry, None
             state = self._state if self._state_dirty else None
             self._state_dirty = False
-            acks = [(serial, self._acks[serial]) for serial in self._unsent_acks
-                    if serial in self._acks]
-            self._unsent_acks.clear()
-        for serial, (topic, body) in acks:
+        for serial, topic, body in self._acks.take_unsent():
             info = client.publish(topic, body, qos=1)
             self._ack_mids[info.mid] = serial
         if state is not None:
@@ -421,7 +398,7 @@ class MqttLink:
             self._last_connect = datetime.now(UTC)
             session = self._session
             self._state_dirty = self._state is not None
-            self._unsent_acks = list(self._acks)
+        self._acks.resend_all()
         self._feeder.reset()
         online = {"state": "online", "session": session, "device_id": self._device_id,
                   "at": _now_iso()}
@@ -455,45 +432,13 @@ class MqttLink:
         serial = self._ack_mids.pop(mid, None)
         if serial is not None:
             if not reason.is_failure:
-                with self._lock:
-                    self._acks.pop(serial, None)
+                self._acks.confirm(serial)
             return
         self._feeder.settle(mid, reason)
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any,
                     message: mqtt.MQTTMessage) -> None:
-        try:
-            self._handle_command(message)
-        except Exception:  # never let a hostile message unwind paho's read path
-            _log.exception("MQTT link: error while handling %r", message.topic)
-
-    def _handle_command(self, message: mqtt.MQTTMessage) -> None:
-        name = self._topics.command_name(message.topic)
-        if name is None:
-            return
-        result = parse_command(name, bytes(message.payload), now=datetime.now(UTC),
-                               max_age_s=self._cmd_max_age, max_skew_s=self._cmd_skew,
-                               config_allowlist=self._allowlist)
-        if isinstance(result, CommandRequest) and not self._outbox.remember_command(
-            result.id, now=time.time(), horizon_s=self._cmd_max_age + self._cmd_skew
-        ):
-            self._queue_ack(name, self._rejection(result.id, "duplicate: id already seen"))
-            return
-        if not isinstance(result, CommandRequest):
-            self._queue_ack(name, self._rejection(result.id, result.reason))
-            return
-        command = Command(result.name, result.id, result.args, result.issued_at, self._reply)
-        command.accept()
-        try:
-            self._on_command(command)
-        except Exception as exc:
-            _log.exception("on_command raised for %s/%s", command.name, command.id)
-            if command.status == "accepted":
-                command.fail(f"internal error: {type(exc).__name__}")
-
-    def _rejection(self, cmd_id: str | None, reason: str) -> dict[str, Any]:
-        return {"id": cmd_id, "status": "rejected", "reason": reason, "at": _now_iso(),
-                "device_id": self._device_id}
+        self._inbox.receive(message.topic, bytes(message.payload))
 
     # --- teardown -----------------------------------------------------------------------------
     def _shutdown(self, client: mqtt.Client) -> None:
