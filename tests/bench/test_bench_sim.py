@@ -14,8 +14,8 @@ over ~2.5 min, good to about ±5 s/day.
 from __future__ import annotations
 
 import threading
-from html import escape
 from collections.abc import Iterator
+from html import escape
 from pathlib import Path
 from typing import Any
 
