@@ -33,9 +33,8 @@ from conftest import (
 
 from agent.bench.figures import Figures, rundown_figures
 from agent.bench.progress import Progress
-from agent.bench.run import write_config
 from agent.bench.scenarios import rundown_scenario
-from agent.bench.unit import SimUnit
+from agent.bench.unit import SimUnit, write_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
