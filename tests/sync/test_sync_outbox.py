@@ -132,3 +132,46 @@ def test_every_returned_enqueue_survives_sigkill(tmp_path: Path) -> None:
     stored = {m.seq for m in Outbox(db).pending(100_000)}
     assert set(acknowledged) <= stored
     assert acknowledged == list(range(1, 201))
+
+
+_TRACED_ENQUEUE = """
+import os, sys
+from agent.sync.outbox import Outbox
+box = Outbox(sys.argv[1] if len(sys.argv) > 1 else {db!r})
+box.enqueue("t", b"warm-up", kind="event")
+os.write(1, b"ENQUEUE-BEGIN")
+seq = box.enqueue("t", b"evidence", kind="event")
+os.write(1, b"ENQUEUE-END")
+box.mark_delivered(seq)
+os.write(1, b"DELETE-END")
+"""
+
+
+def _between(calls: list, start: bytes, end: bytes) -> list:
+    names = [i for i, c in enumerate(calls) if c.name == "write" and c.fd == 1]
+    first = next(i for i in names if start.decode() in calls[i].args)
+    last = next(i for i in names if end.decode() in calls[i].args)
+    return calls[first + 1 : last]
+
+
+@pytest.mark.timeout(60)
+def test_enqueue_fsyncs_the_wal_before_returning(tmp_path: Path) -> None:
+    """Under strace: the WAL is written and fsync'd between the start and end of enqueue."""
+    crash_check = pytest.importorskip("agent.storage.crash_check")
+    db = tmp_path / "o.db"
+    try:
+        calls = crash_check.trace_python(_TRACED_ENQUEUE.format(db=str(db)))
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    wal_fds = {c.result for c in calls
+               if c.name in ("openat", "open") and any(p.endswith("o.db-wal") for p in c.paths)}
+    during = _between(calls, b"ENQUEUE-BEGIN", b"ENQUEUE-END")
+    writes = [i for i, c in enumerate(during)
+              if c.name in ("write", "pwrite64") and c.fd in wal_fds]
+    syncs = [i for i, c in enumerate(during)
+             if c.name in ("fsync", "fdatasync") and c.fd in wal_fds]
+    assert writes, "enqueue did not write the WAL"
+    assert syncs and syncs[-1] > writes[-1], "enqueue returned before fsyncing the WAL"
+    deleting = _between(calls, b"ENQUEUE-END", b"DELETE-END")
+    assert not [c for c in deleting if c.name in ("fsync", "fdatasync")], \
+        "deleting a delivered row should not cost an fsync"
