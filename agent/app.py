@@ -39,6 +39,7 @@ from agent.gestures import GestureRecognizer
 from agent.health import HealthGate
 from agent.matters.catalogue import MatterCatalogue
 from agent.matters.quick import QuickList
+from agent.overrides import with_overrides
 from agent.power.policy import BatteryPolicy
 from agent.power.projection import PowerProjector
 from agent.recorder import Recorder
@@ -80,8 +81,8 @@ class Agent:
 
     def __init__(self, cfg: Config, *, data_dir: Path, hw_kind: str,
                  hardware: Hardware | None = None, notifier: Notifier | None = None) -> None:
-        self.cfg = cfg
         self.data_dir = check_data_dir(data_dir)
+        self.cfg = cfg = with_overrides(cfg, self.data_dir)
         self.hw = hardware or build_hardware(cfg, kind=hw_kind, data_dir=self.data_dir)
         self.notifier = notifier or Notifier.from_env()
         self._stop = threading.Event()
@@ -178,6 +179,10 @@ class Agent:
         self.frame_watchdog = FrameWatchdog(stall_after_s=cfg.recording.stall_after_s)
         self.commands = CommandSet(self)
         self.commands.register(self.controller)
+        if cfg.mqtt.enabled:
+            from agent.fleet_sync import FleetSync
+
+            self.commands.sync = FleetSync(self)
         self.health = HealthGate(frames=self._frames_delivered, heartbeat=self._heartbeat,
                                  notifier=self.notifier, stall_after_s=cfg.recording.stall_after_s)
         self.ctl = CtlServer(socket_path(self.data_dir), self.commands.respond)

@@ -204,7 +204,7 @@ def _delegate(name: str, rest: list[str]) -> int:
         if not rest or rest[0] != "watch":
             print("usage: bodycam fleet watch [--broker URL] ...", file=sys.stderr)
             return 2
-        return int(fleet_main(rest[1:]))
+        return int(fleet_main(rest))
     from agent.bench.cli import bench_main
 
     return int(bench_main(rest))

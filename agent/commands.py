@@ -24,9 +24,12 @@ from agent.errors import CommandRejected, MatterError, RecordingRefused
 from agent.evidence.store import RetentionViolation
 from agent.sim_stimuli import apply_stimulus
 from agent.status import status_snapshot
+from agent.sync.commands import DEFAULT_CONFIG_ALLOWLIST
 
 if TYPE_CHECKING:
     from agent.app import Agent
+
+ALLOWED_REMOTE_KEYS = frozenset(DEFAULT_CONFIG_ALLOWLIST)
 
 __all__ = ["CommandSet"]
 
@@ -47,6 +50,7 @@ class CommandSet:
         self._refusals = 0
         self._last_stall_restart = 0.0
         self._storage_retry = 0.0
+        self._next_sync_tick = 0.0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.sync: Any = None  # the MQTT link, when enabled
 
@@ -54,7 +58,7 @@ class CommandSet:
     def register(self, c: Controller) -> None:
         """Install handlers and gestures on the controller."""
         for name in ("start", "stop", "press", "hold", "bookmark", "status", "matter", "mark",
-                     "ack", "checkpoint", "sim", "shutdown", "officer"):
+                     "ack", "checkpoint", "sim", "shutdown", "officer", "config_set"):
             c.handle(name, getattr(self, f"cmd_{name}"))
         c.on_gesture("click", lambda: self._gesture("click"))
         c.on_gesture("double", lambda: self._gesture("double"))
@@ -62,10 +66,14 @@ class CommandSet:
         c.on_gesture("triple", lambda: self._gesture("triple"))
 
     def started(self) -> None:
-        """The pipeline runs."""
+        """The pipeline runs: connect to the fleet if configured."""
+        if self.sync is not None:
+            self.sync.start()
 
     def close(self) -> None:
-        """Release what the command set owns."""
+        """Release what the command set owns (after the controller stopped)."""
+        if self.sync is not None:
+            self.sync.stop()
 
     def respond(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
         """Control-socket entry point (runs on a socket thread)."""
@@ -219,12 +227,25 @@ class CommandSet:
 
     def cmd_officer(self, req: Request) -> dict[str, Any]:
         """Assign the officer carrying the unit (shift handover)."""
-        officer = str(req.args.get("id", ""))[:64]
+        return {"officer_id": self.set_officer(str(req.args.get("id", ""))[:64])}
+
+    def set_officer(self, officer: str) -> str:
+        """Officer id for manifests and the picture overlay."""
         self.officer_id = officer
         cam = self.a.hw.camera
         if cam is not None and hasattr(cam, "set_officer"):
             cam.set_officer(officer)
-        return {"officer_id": officer}
+        return officer
+
+    def cmd_config_set(self, req: Request) -> dict[str, Any]:
+        """Change an allow-listed setting (validated, applied live, persisted)."""
+        from agent.overrides import apply_live
+
+        key = req.args.get("key")
+        if not isinstance(key, str) or key not in ALLOWED_REMOTE_KEYS:
+            raise CommandRejected(f"{key!r} cannot be set remotely; allowed: "
+                                  f"{', '.join(sorted(ALLOWED_REMOTE_KEYS))}")
+        return apply_live(self.a, key, req.args.get("value"))
 
     def cmd_ack(self, req: Request) -> dict[str, Any]:
         """The back office holds these segments (device_seq list): retention may evict them."""
@@ -236,10 +257,12 @@ class CommandSet:
         return {"acknowledged": len(seqs)}
 
     def cmd_checkpoint(self, req: Request) -> dict[str, Any]:
-        """The latest signed checkpoint."""
-        cp = self.a.store.log.checkpoint()
-        return {"checkpoint": cp.text if hasattr(cp, "text") else str(cp),
-                "size": self.a.store.log.size}
+        """The latest signed checkpoint (and, with sync, publish it with a consistency proof)."""
+        out: dict[str, Any] = {"checkpoint": self.a.store.log.checkpoint().decode(),
+                               "size": self.a.store.log.size}
+        if self.sync is not None:
+            out["published"] = self.sync.publish_checkpoint()
+        return out
 
     def cmd_status(self, req: Request) -> dict[str, Any]:
         """A JSON snapshot of the recorder."""
@@ -266,6 +289,9 @@ class CommandSet:
         """Controller tick: feedback, watchdog, battery and storage policies."""
         a = self.a
         a.feedback.tick(now)
+        if self.sync is not None and now >= self._next_sync_tick:
+            self._next_sync_tick = now + 1.0
+            self.sync.tick(now, status_snapshot(a))
         if a.hw.camera is not None and a.frame_watchdog.check(now, a.hw.camera.frames_delivered):
             self._camera_stalled(now)
         pw = a.power_watch

@@ -36,6 +36,10 @@ class Feedback:
         self._warning = False
         self.shown_state = ""
 
+    def set_reminder(self, seconds: float) -> None:
+        """Change the reminder period (remote configuration); 0 turns it off."""
+        self._reminder_s = seconds
+
     def show(self, state: str, *, warning: bool | None = None) -> None:
         """Set the LEDs for a recorder state (and whether a warning is active)."""
         if warning is not None:

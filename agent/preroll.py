@@ -54,6 +54,11 @@ class PreRoll:
         while self._packets and self._packets[0].pts_us < start:
             self._bytes -= len(self._packets.popleft().data)
 
+    def resize(self, seconds: float) -> None:
+        """Change the window (remote configuration); takes effect with the next frame."""
+        self.seconds = seconds
+        self._span_us = int(seconds * 1_000_000)
+
     def drain(self) -> list[MediaPacket]:
         """Hand over everything held (the start of a recording) and empty the ring."""
         packets = list(self._packets)

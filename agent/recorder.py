@@ -200,6 +200,10 @@ class Recorder:
                 self._seal(seg)
         self._on_event("fault", {"reason": reason, "recording_id": self.recording_id})
 
+    def set_segment_s(self, seconds: float) -> None:
+        """Change the segment length (remote configuration); applies from the next roll."""
+        self._segment_us = int(seconds * 1_000_000)
+
     def clear_fault(self) -> None:
         """Return to standby after the cause was removed (pipeline restarted)."""
         if self.state == "fault":

@@ -48,6 +48,7 @@ class SimMicrophone:
         self._muted = False
         self._lose_frames = 0
         self._overflows = 0
+        self._cpu_s = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._rng = np.random.default_rng(7)
@@ -61,6 +62,11 @@ class SimMicrophone:
     def overflows(self) -> int:
         """Simulated input overruns."""
         return self._overflows
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the capture thread (signal synthesis), for benchmarks."""
+        return self._cpu_s
 
     def start(self, sink: AudioSink) -> None:
         """Start the capture thread."""
@@ -123,3 +129,4 @@ class SimMicrophone:
             sink(AudioChunk(pcm=self._signal(start_ns, self._chunk), pts_us=start_ns // 1000,
                             frames=self._chunk))
             produced += self._chunk
+            self._cpu_s = time.thread_time()

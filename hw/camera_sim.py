@@ -74,6 +74,7 @@ class SimCamera:
         self._delivered = 0
         self._dropped = 0
         self._error: BaseException | None = None
+        self._cpu_s = 0.0
         self._bg = self._background()
         self._noise = self._sensor_noise()
         self._chroma = np.full((height // 2, width), 128, dtype=np.uint8)
@@ -94,6 +95,12 @@ class SimCamera:
     def frames_dropped(self) -> int:
         """Frames that were due but not delivered (injected drops and late encodes)."""
         return self._dropped
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time the capture thread (frame synthesis + libx264) has used, for benchmarks
+        that must separate the simulator's cost from the recorder's."""
+        return self._cpu_s
 
     @property
     def error(self) -> BaseException | None:
@@ -163,7 +170,7 @@ class SimCamera:
             "preset": "ultrafast",
             "tune": "zerolatency",
             "x264-params": (
-                f"keyint={fmt.gop}:min-keyint={fmt.gop}:scenecut=0:bframes=0:"
+                f"keyint={fmt.gop}:min-keyint={fmt.gop}:scenecut=0:bframes=0:threads=1:"
                 f"repeat-headers=1:vbv-maxrate={fmt.bitrate // 1000}:"
                 f"vbv-bufsize={fmt.bitrate // 1000}"
             ),
@@ -240,6 +247,7 @@ class SimCamera:
                     )
                 )
                 self._delivered += 1
+            self._cpu_s = time.thread_time()
 
 
 class StallingCamera(SimCamera):

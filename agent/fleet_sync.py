@@ -1,0 +1,218 @@
+"""The agent's side of fleet sync: what goes out over MQTT, and what comes in.
+
+Out: every sealed segment's signed manifest, then the log checkpoint with a consistency proof
+from the previous published one (so the back office, as a witness, can check the log only
+grew); events (bookmarks, faults, warnings, matter changes); telemetry every
+``mqtt.telemetry_s`` and whenever the recorder's state changes; the retained ``state``.
+Everything evidential goes through the durable outbox before it is published.
+
+In: ``cmd/*`` messages, already validated by :mod:`agent.sync.commands`, become controller
+requests -- the same handlers the button and ``bodycam ctl`` use -- and their results become
+the command's ack (succeeded / failed with the reason).
+
+Threading: ``_on_command`` runs on the link thread and only submits; everything else runs
+on the controller thread. The link itself is thread-safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent import __version__
+from agent.atomic import atomic_write
+from agent.controller import Request
+from agent.errors import SyncError
+from agent.evidence.log import origin_for
+from agent.sync.commands import Command
+from agent.sync.link import MqttLink
+from agent.sync.outbox import Outbox
+from agent.sync.transport import TlsSettings
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+__all__ = ["FleetSync"]
+
+log = logging.getLogger(__name__)
+
+_EVENTS = frozenset({
+    "recording_started", "recording_stopped", "recording_refused", "bookmark", "fault",
+    "battery", "storage", "camera_stall", "matter", "storage_recovered", "clock_step",
+})
+_TELEMETRY_SCALARS = (int, float, str, bool)
+
+
+def _cpu_temp_dc(path: Path = Path("/sys/class/thermal/thermal_zone0/temp")) -> int | None:
+    try:
+        return int(path.read_text().strip()) // 100
+    except (OSError, ValueError):
+        return None
+
+
+def _model(path: Path = Path("/proc/device-tree/model")) -> str:
+    try:
+        return path.read_text(errors="replace").strip("\x00 \n")[:128]
+    except OSError:
+        return "simulator"
+
+
+class FleetSync:
+    """Connects one agent to the back office through an :class:`MqttLink`."""
+
+    def __init__(self, agent: Agent) -> None:
+        self.a = agent
+        cfg = agent.cfg.mqtt
+        tls = None
+        if cfg.url.startswith("mqtts://"):
+            tls = TlsSettings(Path(cfg.cafile), Path(cfg.certfile), Path(cfg.keyfile))
+            tls.check()
+        self.outbox = Outbox(agent.data_dir / "state" / "outbox.sqlite")
+        self.link = MqttLink(
+            device_id=agent.cfg.device.id, outbox=self.outbox, url=cfg.url, tls=tls,
+            allow_plaintext=cfg.allow_plaintext, keepalive=cfg.keepalive_s,
+            max_inflight=cfg.max_inflight, on_command=self._on_command, birth=self._birth(),
+            on_delivery_fault=self._delivery_fault,
+        )
+        self._cp_state = agent.data_dir / "state" / "published-checkpoint.json"
+        self._published_size = self._load_published_size()
+        self._next_telemetry = 0.0
+        self._last_state: tuple[Any, ...] | None = None
+        self.delivery_faults = 0
+
+    def _birth(self) -> dict[str, Any]:
+        a = self.a
+        caps = ["video" if a.hw.camera else None, "audio" if a.hw.microphone else None,
+                "gps" if a.hw.gps else None, "battery" if a.hw.power else None]
+        v = a.hw.camera.format if a.hw.camera else None
+        return {
+            "software": f"bodycam-agent {__version__}",
+            "public_key": a.key.public_b64,
+            "key_name": origin_for(a.cfg.device.id),
+            "key_fingerprint": a.key.fingerprint,
+            "model": _model(),
+            "hardware": {"kind": a.hw.kind, "profile": a.cfg.device.profile,
+                         "video": f"{v.width}x{v.height}@{v.fps}" if v else None},
+            "capabilities": [c for c in caps if c],
+            "unit": a.cfg.device.unit,
+            "officer_id": a.commands.officer_id,
+        }
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def start(self) -> None:
+        """Connect in the background; publishes birth/status itself."""
+        self.link.start()
+
+    def stop(self) -> None:
+        """Publish ``offline`` and disconnect (the outbox keeps what is undelivered)."""
+        self.link.stop()
+        self.outbox.close()
+
+    # --- out --------------------------------------------------------------------------------
+    def segment_sealed(self, signed: Any) -> None:
+        """Queue the manifest, then the checkpoint that now covers it."""
+        envelope = json.loads(signed.envelope())
+        self.link.enqueue_segment(envelope)
+        self.publish_checkpoint()
+
+    def publish_checkpoint(self) -> dict[str, Any]:
+        """Queue the current signed checkpoint with a consistency proof from the last one."""
+        log_ = self.a.store.log
+        size = log_.size
+        proof = None
+        if 0 < self._published_size <= size:
+            hashes = log_.consistency_proof(self._published_size, size)
+            proof = {"old_size": self._published_size, "new_size": size,
+                     "hashes": [base64.b64encode(h).decode() for h in hashes]}
+        note = log_.checkpoint().decode()
+        self.link.enqueue_checkpoint(note, proof)
+        self._published_size = size
+        atomic_write(self._cp_state, json.dumps({"size": size}).encode())
+        return {"size": size, "proof_from": proof["old_size"] if proof else None}
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """Queue an event the back office should see (controller thread)."""
+        if kind not in _EVENTS:
+            return
+        body = {"type": kind, **{k: v for k, v in data.items() if _jsonable(v)}}
+        try:
+            self.link.enqueue_event(body)
+        except SyncError as exc:
+            log.error("event %s not queued: %s", kind, exc)
+
+    def tick(self, now: float, snapshot: dict[str, Any]) -> None:
+        """Telemetry on its period and on a state change; retained state on change."""
+        key = (snapshot.get("state"), snapshot.get("recording_id"), snapshot.get("battery_level"),
+               snapshot.get("storage_level"), snapshot.get("fault"))
+        changed = key != self._last_state
+        if changed:
+            self._last_state = key
+            self.link.publish_state(self._state(snapshot))
+        if changed or now >= self._next_telemetry:
+            self._next_telemetry = now + self.a.cfg.mqtt.telemetry_s
+            self.link.publish_telemetry(self._telemetry(snapshot))
+
+    def status(self) -> dict[str, Any]:
+        """``mqtt_*`` fields for the status snapshot."""
+        st = self.link.stats()
+        return {"mqtt_connected": st.connected, "outbox_depth": st.outbox_depth,
+                "mqtt_delivery_faults": st.faults, "mqtt_session": st.session}
+
+    def _telemetry(self, s: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in s.items()
+               if isinstance(v, _TELEMETRY_SCALARS) and not k.startswith("mqtt_")
+               and k not in ("data_dir", "outbox_depth", "state")}
+        out["recording"] = s.get("state") == "recording"
+        out["recorder_state"] = s.get("state", "unknown")
+        out["gps_fix"] = s.get("gps_mode", 0) >= 2
+        out["last_checkpoint_size"] = self._published_size
+        temp = _cpu_temp_dc()
+        if temp is not None:
+            out["cpu_temp_dc"] = temp
+        err = out.get("clock_error_ms")
+        if isinstance(err, int) and err < 0:
+            del out["clock_error_ms"]
+        return out
+
+    def _state(self, s: dict[str, Any]) -> dict[str, Any]:
+        keys = ("state", "recording_id", "fault", "officer_id", "profile", "matter",
+                "battery_level", "storage_level", "segments_sealed", "log_size")
+        return {k: s[k] for k in keys if s.get(k) is not None}
+
+    def _load_published_size(self) -> int:
+        try:
+            return int(json.loads(self._cp_state.read_bytes())["size"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return 0
+
+    def _delivery_fault(self, seq: int, reason: str) -> None:
+        self.delivery_faults += 1
+        log.error("broker refused outbox message %d: %s", seq, reason)
+
+    # --- in ---------------------------------------------------------------------------------
+    def _on_command(self, cmd: Command) -> None:
+        """Link thread: hand a validated command to the controller; ack when it answers."""
+        name, args = cmd.name, dict(cmd.args)
+        if name == "matter" and args.get("scope") == "next":
+            args.pop("scope")
+        if name == "bookmark" and "checklist_item" in args:
+            args["item"] = args.pop("checklist_item")
+
+        def done(req: Request) -> None:
+            if req.error is not None:
+                cmd.fail(req.error)
+            else:
+                cmd.succeed(req.result)
+
+        self.a.controller.submit(Request(name, args, origin="mqtt", on_done=done))
+
+
+def _jsonable(v: Any) -> bool:
+    try:
+        json.dumps(v)
+    except (TypeError, ValueError):
+        return False
+    return True
