@@ -79,10 +79,10 @@ def _picture(fig: Figures, rec: Recording) -> None:
         (s for s in probe.get("streams", []) if s.get("codec_type") == "video"), {})
     fig.put("video_width", v.get("width"), "px", "ffprobe, decrypted first segment")
     fig.put("video_height", v.get("height"), "px", "ffprobe, decrypted first segment")
-    rate = str(v.get("avg_frame_rate") or v.get("r_frame_rate") or "0/1")
+    rate = str(v.get("r_frame_rate") or "0/1")
     num, _, den = rate.partition("/")
     fps = round(float(num) / float(den or 1), 3) if float(den or 1) else None
-    fig.put("video_fps", fps, "fps", f"ffprobe average frame rate {rate}")
+    fig.put("video_fps_stream", fps, "fps", f"ffprobe stream frame rate {rate} (what it claims)")
     fig.put("video_codec", str(v.get("codec_name", "?")), "", "ffprobe")
     fig.put("video_profile", str(v.get("profile", "?")), "", "ffprobe")
     plain = sum(int(s.manifest.get("file", {}).get("plain_bytes", 0)) for s in rec.segments)
@@ -108,7 +108,8 @@ def _cadence(fig: Figures, cad: Cadence) -> None:
             "repeated or backwards timestamps")
     fig.put("frame_interval_jitter_ms", cad.jitter_p99_ms, "ms",
             f"p99 |interval - {cad.nominal_us / 1000:.2f} ms| (max {cad.jitter_max_ms} ms)")
-    fig.put("video_fps_delivered", cad.delivered_fps, "fps", "frames over the recorded span")
+    fig.put("video_fps", cad.delivered_fps, "fps",
+            "frames actually recorded over the recorded span, all segments")
     fig.series["frame_intervals_ms"] = cad.intervals_ms
     fig.series["nominal_interval_ms"] = cad.nominal_us / 1000
     fig.series["drop_times_s"] = cad.drop_times_s[:500]

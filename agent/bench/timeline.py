@@ -9,7 +9,8 @@ Conventions:
   dropped frames; one shorter than half an interval (or going backwards) is a duplicate;
 * jitter is the 99th percentile of ``|dt - nominal|`` over the intervals that are neither;
 * a segment gap is the media missing between segments: the next segment's first frame minus
-  (the previous segment's last frame + one interval); 0 for a seamless roll;
+  (the previous segment's last frame + one interval); 0 for a seamless roll. Differences
+  below 1 ms are timestamp rounding (MP4 stores 90 kHz ticks), not missing media;
 * A/V offset is ``beep onset - flash instant``, positive when sound lags picture. The flash
   instant lies within the frame interval before the first lit frame's timestamp, so the bench
   takes that interval's middle: each offset carries ±½ frame of quantisation.
@@ -22,6 +23,8 @@ import statistics
 from dataclasses import dataclass, field
 
 from .media import Recording
+
+_ROUNDING_US = 1000  # container timestamp rounding, well below one frame
 
 __all__ = ["AvPair", "Cadence", "av_pairs", "cadence", "nominal_interval_us", "segment_gaps"]
 
@@ -94,7 +97,8 @@ def segment_gaps(rec: Recording) -> list[tuple[int, float]]:
         if not prev.video_pts_us or not nxt.video_pts_us:
             continue
         missing = nxt.video_pts_us[0] - (prev.video_pts_us[-1] + nominal)
-        gaps.append((int(nxt.manifest["seq"]), round(max(0.0, missing) / 1000, 3)))
+        gap_ms = round(missing / 1000, 3) if missing >= _ROUNDING_US else 0.0
+        gaps.append((int(nxt.manifest["seq"]), gap_ms))
     return gaps
 
 

@@ -71,6 +71,8 @@ def test_cadence_counts_drops_duplicates_and_jitter_across_a_boundary() -> None:
     assert (cad.frames, cad.dropped, cad.duplicated) == (8, 2, 1)
     assert cad.jitter_max_ms == 3.0
     assert segment_gaps(rec) == [(1, 77.0)]  # 6F - (3F+3ms + F) = 2F - 3 ms
+    rounding = Recording("r", [seg(0, [0, F]), seg(1, [2 * F + 11, 3 * F])])
+    assert segment_gaps(rounding) == [(1, 0.0)]  # 11 µs of 90 kHz rounding is no gap
 
 
 def test_av_pairs_place_the_flash_mid_frame_and_pair_the_nearest_beep() -> None:
