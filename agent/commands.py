@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from agent.controller import Controller, Request
@@ -25,6 +26,7 @@ from agent.evidence.store import RetentionViolation
 from agent.sim_stimuli import apply_stimulus
 from agent.status import status_snapshot
 from agent.sync.commands import DEFAULT_CONFIG_ALLOWLIST
+from hw.still import StillCapture
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -50,6 +52,7 @@ class CommandSet:
         self._refusals = 0
         self._last_stall_restart = 0.0
         self._storage_retry = 0.0
+        self._next_autostart = 0.0
         self._next_sync_tick = 0.0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.sync: Any = None  # the MQTT link, when enabled
@@ -108,7 +111,7 @@ class CommandSet:
             elif name == "double" and state == "recording":
                 self.a.recorder.bookmark("button")
                 self.a.feedback.bookmark()
-            elif name == "hold" and state == "recording":
+            elif name == "hold" and state == "recording" and self.a.cfg.device.profile != "fixed":
                 self._stop("button")
             elif (name == "hold" and state == "standby") or (name == "triple" and state == "recording"):
                 self._cycle_matter()
@@ -143,6 +146,8 @@ class CommandSet:
         return None
 
     def _start(self, origin: str) -> str:
+        if self.a.cfg.device.profile == "stills":
+            return self._still(origin)
         why = self.admission()
         if why is not None:
             self._refusals += 1
@@ -151,6 +156,24 @@ class CommandSet:
             raise RecordingRefused(f"recording refused: {why}")
         self.stop_reason = None
         return self.a.recorder.start(reason=origin)
+
+    def _still(self, origin: str) -> str:
+        """Stills profile: a press captures one sealed, encrypted picture."""
+        cam = self.a.hw.camera
+        if not isinstance(cam, StillCapture):
+            raise RecordingRefused("this camera cannot take stills")
+        why = self.admission()
+        if why is not None:
+            self.a.feedback.refused()
+            self._event("recording_refused", {"reason": why, "origin": origin})
+            raise RecordingRefused(f"still refused: {why}")
+        rid = uuid.uuid4().hex
+        manifest = self.a.port.seal_still(cam.capture_still(), recording_id=rid,
+                                          flags=[], bookmarks=[])
+        self.a.feedback.bookmark()
+        self._event("still", {"recording_id": rid, "device_seq": manifest["device_seq"],
+                              "origin": origin})
+        return rid
 
     def _stop(self, reason: str) -> None:
         self.stop_reason = reason
@@ -292,8 +315,10 @@ class CommandSet:
         if self.sync is not None and now >= self._next_sync_tick:
             self._next_sync_tick = now + 1.0
             self.sync.tick(now, status_snapshot(a))
-        if a.hw.camera is not None and a.frame_watchdog.check(now, a.hw.camera.frames_delivered):
-            self._camera_stalled(now)
+        progress = (a.hw.camera.frames_delivered if a.hw.camera is not None
+                    else a.controller.audio_chunks_in)
+        if a.frame_watchdog.check(now, progress):
+            self._capture_stalled(now)
         pw = a.power_watch
         if pw is not None:
             verdict = pw.poll(now, "recording" if a.recorder.state == "recording" else "standby")
@@ -302,10 +327,23 @@ class CommandSet:
         sv = a.storage_watch.poll(now)
         if sv is not None:
             self._storage(sv.level, sv.reasons, now)
+        if a.cfg.device.profile == "fixed" and a.recorder.state == "standby" \
+                and now >= self._next_autostart:
+            self._autostart(now)
         reason = a.recorder.fault_reason or ""
         if a.recorder.state == "fault" and reason.startswith("storage") and now >= self._storage_retry:
             self._storage_retry = now + 5.0
             self._retry_storage()
+
+    def _autostart(self, now: float) -> None:
+        """Fixed camera: record continuously, with no button; retry every 10 s when refused."""
+        self._next_autostart = now + 10.0
+        if self.a.recorder.preroll.span_s <= 0 and self.a.hw.camera is not None:
+            return  # wait for the first keyframe
+        try:
+            self._start("continuous")
+        except RecordingRefused as exc:
+            log.warning("continuous recording not started: %s", exc)
 
     def _retry_storage(self) -> None:
         """After a storage fault: once the disk takes writes again, seal what the fault left
@@ -362,30 +400,35 @@ class CommandSet:
         except RetentionViolation as exc:
             log.error("eviction refused: %s", exc)
 
-    def _camera_stalled(self, now: float) -> None:
+    def _capture_stalled(self, now: float) -> None:
         a = self.a
-        self._event("camera_stall", {"frames": a.hw.camera.frames_delivered if a.hw.camera else 0})
+        device = "camera" if a.hw.camera is not None else "microphone"
+        self._event("camera_stall" if device == "camera" else "microphone_stall",
+                    {"frames": a.hw.camera.frames_delivered if a.hw.camera else 0})
         if a.recorder.state in ("recording", "stopping"):
-            a.recorder.fault("camera stalled: no frame for "
+            a.recorder.fault(f"{device} stalled: nothing captured for "
                              f"{a.cfg.recording.stall_after_s} s")
             a.feedback.show("fault")
-        if now - self._last_stall_restart > 5.0 and a.hw.camera is not None:
+        if now - self._last_stall_restart > 5.0:
             self._last_stall_restart = now
-            self._restart_camera()
+            self._restart_capture(device)
 
-    def _restart_camera(self) -> None:
-        cam = self.a.hw.camera
-        assert cam is not None
-        log.warning("restarting the camera pipeline after a stall")
+    def _restart_capture(self, device: str) -> None:
+        a = self.a
+        log.warning("restarting the %s pipeline after a stall", device)
         try:
-            cam.stop()
-            if hasattr(cam, "resume"):
-                cam.resume()
-            cam.start(self.a.controller.on_frame)
+            if device == "camera" and a.hw.camera is not None:
+                a.hw.camera.stop()
+                if hasattr(a.hw.camera, "resume"):
+                    a.hw.camera.resume()
+                a.hw.camera.start(a.controller.on_frame)
+            elif a.hw.microphone is not None:
+                a.hw.microphone.stop()
+                a.hw.microphone.start(a.controller.on_audio)
         except Exception:
-            log.exception("camera restart failed")
+            log.exception("%s restart failed", device)
             return
-        self.a.store.log_event("camera_restart", reason="stall")
+        self.a.store.log_event(f"{device}_restart", reason="stall")
         if self.a.recorder.state == "fault":
             self.a.recorder.clear_fault()
             self.a.feedback.show("standby")

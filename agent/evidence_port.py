@@ -19,6 +19,7 @@ from agent.evidence.store import EvidenceStore, OpenSegment
 from agent.segment import SegmentStats
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
+from hw.still import Still
 
 __all__ = ["ManifestContext", "StorePort"]
 
@@ -75,6 +76,34 @@ class StorePort:
         handle = self.store.open_segment(info)
         self.ctx.segment_opened(start_mono_us)
         return handle
+
+    def seal_still(self, still: Still, *, recording_id: str, flags: list[str],
+                   bookmarks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Seal one still picture as a one-picture recording (stills profile)."""
+        info = SegmentInfo(
+            recording_id=recording_id, seq=0,
+            start=Timestamp(self.ctx.utc_for_mono_us(still.mono_us), still.mono_us),
+            clock=self.ctx.clock_info(), officer_id=self.ctx.officer_id() or None,
+            unit=self.ctx.unit or None, boot_id=self.ctx.boot_id or None,
+            flags=("still",), extension="jpg",
+        )
+        handle = self.store.open_segment(info)
+        self.ctx.segment_opened(still.mono_us)
+        try:
+            handle.sink.write(still.jpeg)
+        except OSError:
+            self.store.abandon(handle)
+            raise
+        matter = self.ctx.matter()
+        signed = self.store.seal(
+            handle, end=info.start,
+            media=MediaInfo(container="jpeg", frames=1, duration_us=0,
+                            video={"codec": "mjpeg", "width": still.width, "height": still.height}),
+            gps=self.ctx.gps_summary(still.mono_us, still.mono_us), bookmarks=bookmarks,
+            matter=matter, flags=[*flags, *([] if matter else ["uncategorised"])],
+            clock=self.ctx.clock_info())
+        self._on_sealed(signed)
+        return signed.manifest
 
     def sync(self, handle: OpenSegment) -> None:
         """fsync what the sink has written."""

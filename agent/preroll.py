@@ -21,9 +21,11 @@ __all__ = ["PreRoll"]
 class PreRoll:
     """A time-bounded ring of encoded packets that starts on a keyframe."""
 
-    def __init__(self, seconds: float, *, keep_audio: bool = True) -> None:
+    def __init__(self, seconds: float, *, keep_audio: bool = True, audio_only: bool = False) -> None:
         self.seconds = seconds
-        self.keep_audio = keep_audio
+        self.keep_audio = keep_audio or audio_only
+        # An audio recorder has no keyframes: every AAC frame can start a segment.
+        self.audio_only = audio_only
         self._span_us = int(seconds * 1_000_000)
         self._packets: deque[MediaPacket] = deque()
         self._keyframes: deque[int] = deque()  # pts of keyframes held, oldest first
@@ -32,7 +34,9 @@ class PreRoll:
 
     def push(self, packet: MediaPacket) -> None:
         """Add a packet and drop what is older than the window allows."""
-        if packet.kind == "audio":
+        if packet.kind == "audio" and self.audio_only:
+            self._keyframes.append(packet.pts_us)
+        elif packet.kind == "audio":
             if not self.keep_audio or not self._keyframes:
                 return
         elif packet.keyframe:
@@ -41,7 +45,7 @@ class PreRoll:
             return  # never start the ring on a frame that cannot be decoded alone
         self._packets.append(packet)
         self._bytes += len(packet.data)
-        if packet.kind == "video":
+        if packet.kind == "video" or self.audio_only:
             self._trim(packet.pts_us)
 
     def _trim(self, newest_us: int) -> None:

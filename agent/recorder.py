@@ -110,7 +110,8 @@ class Recorder:
         self._fault_gap_us = fault_boundary_gap_us
         self._gap_until_us: int | None = None
         self._on_event = on_event
-        self.preroll = PreRoll(prerecord_s, keep_audio=prerecord_audio)
+        self.preroll = PreRoll(prerecord_s, keep_audio=prerecord_audio, audio_only=video is None)
+        self._anchor = "video" if video is not None else "audio"
         self.state = "standby"
         self.fault_reason: str | None = None
         self.recording_id: str | None = None
@@ -140,7 +141,7 @@ class Recorder:
         self.state = "recording"
         packets = self.preroll.drain()
         preroll_us = 0
-        first_video = next((p for p in packets if p.kind == "video"), None)
+        first_video = next((p for p in packets if p.kind == self._anchor), None)
         seg_flags = ["preroll"] if first_video is not None else []
         seg_flags += list(flags or [])
         self._pending_flags = seg_flags
@@ -219,6 +220,8 @@ class Recorder:
                 self.frames_gap += packet.index - self.last_video_index - 1
             self.last_video_index = packet.index
             self._latest_us = packet.pts_us
+        elif self._anchor == "audio":
+            self._latest_us = packet.pts_us + packet.duration_us
         if self.state == "fault":
             self.preroll.push(packet)
             return
@@ -251,10 +254,11 @@ class Recorder:
     def _record(self, packet: MediaPacket) -> None:
         """Route a packet of the recording, opening or rolling segments at keyframes."""
         if self._gap_until_us is not None:
-            if packet.pts_us < self._gap_until_us or not (packet.kind == "video" and packet.keyframe):
+            if packet.pts_us < self._gap_until_us or not (
+                    packet.kind == self._anchor and (packet.keyframe or packet.kind == "audio")):
                 return
             self._gap_until_us = None
-        if packet.kind == "video" and packet.keyframe:
+        if packet.kind == self._anchor and (packet.keyframe or packet.kind == "audio"):
             if self._current is None:
                 self._current = self._open(packet.pts_us, self._pending_flags)
                 self._pending_flags = []

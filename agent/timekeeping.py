@@ -56,8 +56,8 @@ class TimeKeeper:
 
     def clock_info(self) -> ClockInfo:
         """Source and estimated error for the manifest."""
-        st = self.discipline.status()
-        return ClockInfo(str(st.source), st.error_ms)  # type: ignore[arg-type]  # None = unknown
+        st = self.discipline.status_for_recording()
+        return ClockInfo(str(st.source), st.error_ms, st.trusted)
 
     def open_track(self, start_mono_us: int) -> None:
         """A segment opened: start its track (finishing the previous segment's, if open)."""

@@ -80,6 +80,7 @@ import numpy.typing as npt
 from hw.camera import EncodedFrame, FrameSink, VideoFormat
 from hw.errors import CameraError, CameraStalled, DeviceMissing
 from hw.font5x7 import render_text
+from hw.still import Still, encode_jpeg
 
 __all__ = ["PiCamera"]
 
@@ -386,6 +387,22 @@ class PiCamera:
         with self._lock:
             self._officer_id = officer_id
             self._stamp_key = None
+
+    def capture_still(self) -> Still:
+        """The next main-stream picture (YUV 4:2:0, overlay included) as a JPEG.
+
+        ``capture_array`` takes the next completed request while the encoder keeps running,
+        so taking a still never interrupts a recording. The array is ``height * 3/2`` rows of
+        the stream's stride; the stride padding is cut off before encoding.
+        """
+        fmt = self._format
+        mono_us = time.monotonic_ns() // 1000
+        try:
+            arr = self._picam2.capture_array("main")
+        except Exception as exc:  # picamera2 raises RuntimeError for a stopped camera
+            raise CameraError(f"capturing a still failed: {exc}") from exc
+        i420 = np.ascontiguousarray(arr[: fmt.height * 3 // 2, : fmt.width])
+        return Still(encode_jpeg(i420, fmt.width, fmt.height), fmt.width, fmt.height, mono_us)
 
     def close(self) -> None:
         """Stop if running and release the camera for other processes (bounded in time)."""

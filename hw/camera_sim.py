@@ -33,6 +33,7 @@ import numpy.typing as npt
 from hw.camera import EncodedFrame, FrameSink, VideoFormat
 from hw.errors import CameraError
 from hw.font5x7 import render_text
+from hw.still import Still, encode_jpeg
 
 __all__ = ["DroppingCamera", "SimCamera", "StallingCamera"]
 
@@ -145,6 +146,13 @@ class SimCamera:
         with self._lock:
             self._officer_id = officer_id
 
+    def capture_still(self) -> Still:
+        """A full-resolution picture of the current scene, JPEG-encoded (stills profile)."""
+        fmt = self._format
+        mono = time.monotonic_ns()
+        i420 = self._i420(self._delivered, mono, flash=False)
+        return Still(encode_jpeg(i420, fmt.width, fmt.height), fmt.width, fmt.height, mono // 1000)
+
     # --- internals --------------------------------------------------------------------------
     def _background(self) -> npt.NDArray[np.uint8]:
         h, w = self._format.height, self._format.width
@@ -179,6 +187,12 @@ class SimCamera:
         return enc
 
     def _picture(self, index: int, pts_ns: int, flash: bool) -> av.VideoFrame:
+        frame = av.VideoFrame.from_ndarray(self._i420(index, pts_ns, flash), format="yuv420p")
+        frame.pts = pts_ns // 1000
+        frame.time_base = _US
+        return frame
+
+    def _i420(self, index: int, pts_ns: int, flash: bool) -> npt.NDArray[np.uint8]:
         fmt = self._format
         if flash:
             y = np.full((fmt.height, fmt.width), 235, dtype=np.uint8)
@@ -196,10 +210,7 @@ class SimCamera:
             mw = min(mw, fmt.width - 2 * self._scale)
             region = y[self._scale : self._scale + mh, self._scale : self._scale + mw]
             region[:] = np.where(mask[:, :mw], 235, 16)
-        frame = av.VideoFrame.from_ndarray(np.concatenate([y, self._chroma]), format="yuv420p")
-        frame.pts = pts_ns // 1000
-        frame.time_base = _US
-        return frame
+        return np.concatenate([y, self._chroma])
 
     def _run(self, sink: FrameSink) -> None:
         try:

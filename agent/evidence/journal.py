@@ -50,15 +50,15 @@ def recording_dir_name(device_id: str, info: SegmentInfo) -> str:
 
 
 def media_name(device_id: str, info: SegmentInfo, *, encrypted: bool) -> str:
-    """``<device_id>_<YYYYmmddTHHMMSS.fffZ>_<recording_id[:8]>_<seq:05d>.mp4[.age]``."""
+    """``<device_id>_<YYYYmmddTHHMMSS.fffZ>_<recording_id[:8]>_<seq:05d>.<ext>[.age]``."""
     stem = (f"{device_id}_{compact_utc(info.start.utc, millis=True)}_"
             f"{info.recording_id[:8]}_{info.seq:05d}")
-    return stem + (".mp4.age" if encrypted else ".mp4")
+    return stem + f".{info.extension}" + (".age" if encrypted else "")
 
 
 def sidecar(media: Path, suffix: str) -> Path:
     """The manifest or journal path beside a media file."""
-    name = media.name.removesuffix(".age").removesuffix(".mp4")
+    name = media.name.removesuffix(".age").rsplit(".", 1)[0]  # drop .mp4 / .jpg
     return media.with_name(name + suffix)
 
 

@@ -61,7 +61,8 @@ class ClockInfo:
     """Where UTC came from and how wrong it may be."""
 
     source: str
-    est_error_ms: int
+    est_error_ms: int | None  # None: nothing bounds the error (an RTC or no source at all)
+    trusted: bool | None = None
 
     def __post_init__(self) -> None:
         if self.source not in CLOCK_SOURCES:
@@ -69,7 +70,10 @@ class ClockInfo:
 
     def to_json(self) -> dict[str, Any]:
         """Manifest form."""
-        return {"source": self.source, "est_error_ms": self.est_error_ms}
+        out: dict[str, Any] = {"source": self.source, "est_error_ms": self.est_error_ms}
+        if self.trusted is not None:
+            out["trusted"] = self.trusted
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,7 @@ class SegmentInfo:
     boot_id: str | None = None
     preroll: bool = False
     flags: tuple[str, ...] = field(default=())
+    extension: str = "mp4"  # media container: mp4 (video or audio-only), jpg (a still)
 
     def __post_init__(self) -> None:
         if len(self.recording_id) < 8 or not all(c in "0123456789abcdef"
