@@ -193,6 +193,8 @@ def rundown_figures(fig: Figures, run: RundownRun | None, why: str = "") -> None
     fig.series["rundown"] = [{**_slim(s), "battery_t_min": round((s["t"] - t0) * run.time_scale
                                                                  / 60, 2)} for s in low]
     fig.series["rundown_end"] = run.end_reason
+    fig.series["rundown_warn_min"] = (None if run.warn_at is None else
+                                      round((run.warn_at - t0) * run.time_scale / 60, 2))
     if run.end_at is None:
         fig.missing(names, "", run.end_reason)
         return

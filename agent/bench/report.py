@@ -225,8 +225,9 @@ def _plot_rundown(s: dict[str, Any]) -> str:
         return "<p class='small'>Battery rundown: not run on this unit.</p>"
     left = [(x["battery_t_min"], x["battery_recording_s"] / 60) for x in rd
             if isinstance(x.get("battery_recording_s"), int | float)]
-    warn = next((x["battery_t_min"] for x in rd if x.get("battery_level") != "ok"), None)
-    note = f"warning at {warn} min of battery time" if warn is not None else "no warning"
+    warn = s.get("rundown_warn_min")
+    note = (f"warning at {warn} min of battery time" if warn is not None
+            else "no warning before the end")
     return (line_chart([("recording time left (min)", left),
                         ("battery %", [(x["battery_t_min"], x["battery_pct"]) for x in rd
                                        if isinstance(x.get("battery_pct"), int | float)])],

@@ -64,6 +64,8 @@ def _manifest_flip(seg: Path, _: bytes | None) -> str:
     at = at + len(b'"frames":') if at >= 0 else len(data) // 2
     while at < len(data) and not data[at:at + 1].isdigit():
         at += 1
+    while data[at + 1:at + 2].isdigit():
+        at += 1  # the last digit: flipping a leading 1 to 0 would make the JSON invalid
     _flip(seg, at)  # one digit of the frame count: still valid JSON, no longer what was signed
     return seg.name
 

@@ -125,6 +125,8 @@ def test_baseline_battery_storage_and_integrity(baseline: dict[str, Any]) -> Non
     assert figure(baseline, "storage_recording_h") > 0
     assert figure(baseline, "verify_ok") == 1
     assert figure(baseline, "tamper_all_detected") == 1
+    codes = {t["case"]: set(t["codes"]) for t in baseline["series"]["tamper"]}
+    assert "forged_signature" in codes["bit flip in manifest"]  # altered, still valid JSON
     assert {t["case"] for t in baseline["series"]["tamper"]} >= {
         "bit flip in media", "bit flip in manifest", "segment deleted", "media truncated",
         "old checkpoint replayed"}
