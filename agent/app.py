@@ -174,7 +174,9 @@ class Agent:
         self.power_watch = (
             PowerWatch(hw.power, BatteryPolicy(cfg.power.warn_min * 60, cfg.power.critical_min * 60,
                                                cfg.power.undervoltage_grace_s),
-                       PowerProjector(), poll_s=cfg.power.poll_s)
+                       PowerProjector(nominal_recording_w=cfg.power.nominal_recording_w,
+                                      pack_wh=cfg.power.pack_wh or None),
+                       poll_s=cfg.power.poll_s)
             if hw.power is not None else None)
         self.frame_watchdog = FrameWatchdog(stall_after_s=cfg.recording.stall_after_s)
         self.commands = CommandSet(self)

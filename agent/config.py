@@ -167,6 +167,9 @@ class PowerConfig:
     critical_min: float = _f(3.0, "seal and stop with this many minutes left", lo=0.5, hi=60)
     undervoltage_grace_s: float = _f(10.0, "persisting undervoltage = critical after this", lo=0, hi=300)
     poll_s: float = _f(5.0, "how often the battery is read", lo=0.2, hi=120)
+    pack_wh: float = _f(0.0, "pack energy when full, for gauges that report only a percent; 0 = unknown",
+                        lo=0, hi=1000)
+    nominal_recording_w: float = _f(4.0, "draw while recording, until one is measured", lo=0.1, hi=100)
 
 
 @dataclass(frozen=True)

@@ -135,13 +135,16 @@ def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
 
 
 def _build_pi(cfg: Any, data_dir: Path) -> Hardware:
-    from gpiozero.pins.lgpio import LGPIOFactory  # the Pi 5 capable backend
-
     from hw.storage_fs import FsStorage
 
     closers: list[Any] = []
     try:
+        from gpiozero.pins.lgpio import LGPIOFactory  # the Pi 5 capable backend
+
         factory = LGPIOFactory()
+    except ImportError as exc:
+        raise DeviceMissing(f"GPIO: the lgpio library is not installed ({exc}); on Raspberry "
+                            "Pi OS: apt install python3-lgpio") from exc
     except Exception as exc:  # lgpio raises its own error types when /dev/gpiochip is absent
         raise DeviceMissing(f"GPIO: cannot open the GPIO chip ({exc})") from exc
     controls = _controls(cfg, factory)

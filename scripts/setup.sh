@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+PI_PACKAGES=(python3-picamera2 python3-lgpio)   # libcamera + GPIO bindings pip cannot build
 APT_PACKAGES=(
   python3-venv python3-dev build-essential pkg-config
   portaudio19-dev libasound2-plugins alsa-utils   # pyaudio build + ALSA file/null PCMs
@@ -19,6 +20,9 @@ APT_PACKAGES=(
   iproute2 strace                                 # network-cut and crash-consistency tests
 )
 
+if grep -qs "Raspberry Pi" /proc/device-tree/model; then
+  APT_PACKAGES+=("${PI_PACKAGES[@]}")
+fi
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import itertools
+import json
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
@@ -379,6 +380,19 @@ def _read_keys(values: Sequence[str]) -> list[bytes]:
     return out
 
 
+def _coverage(path: Path) -> list[Any]:
+    """Per recording: the enforcement matter's checklist coverage and whether it is one
+    continuous whole (the seed's "whole process" requirement). Informational: integrity
+    failures are the report's business, so a missing checklist item does not fail verify."""
+    from agent.matters.coverage import coverage_for_dir
+
+    try:
+        return coverage_for_dir(path)
+    except (OSError, ValueError, EvidenceError) as exc:
+        print(f"bodycam verify: coverage not computed: {exc}", file=sys.stderr)
+        return []
+
+
 def verify_main(argv: Sequence[str] | None = None) -> int:
     """``bodycam verify PATH [...]``; exit 0 intact, 1 on any failure, 2 on usage error."""
     ap = argparse.ArgumentParser(prog="bodycam verify", description=__doc__.split("\n")[0])
@@ -404,7 +418,16 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
         return 2
     v = _Verifier(args.path, ids, keys, trusted)
     report = v.run()
-    print(report.dumps() if args.json else report.render())
+    recordings = _coverage(args.path)
+    if args.json:
+        doc = report.to_json()
+        doc["recordings"] = [c.to_json() for c in recordings]
+        print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
+    else:
+        print(report.render())
+        for cov in recordings:
+            print()
+            print("\n".join(cov.render_text()))
     if args.gpx or args.geojson:
         rows = [r for _, rs in sorted(v.tracks().items()) for r in rs]
         name = report.device_id or args.path.name

@@ -1,0 +1,101 @@
+"""The ``bodycam`` command: exit codes and messages a person can act on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent import __version__
+
+
+def bodycam(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_version():
+    """--version prints the package version."""
+    res = bodycam("--version")
+    assert res.returncode == 0 and __version__ in res.stdout
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path):
+    """A bad value stops the agent before anything is written, naming key and value."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[video]\nfps = 500\n")
+    data = tmp_path / "data"
+    res = bodycam("run", "--hw", "sim", "--config", str(cfg), "--data-dir", str(data))
+    assert res.returncode == 2
+    assert "video.fps" in res.stderr and "500" in res.stderr and "maximum 60" in res.stderr
+    assert not data.exists(), "nothing may be written for a bad configuration"
+    assert bodycam("config", "check", str(cfg)).returncode == 2
+
+
+def test_unknown_matter_in_config_exits_2(tmp_path: Path):
+    """An unknown quick-list matter code is a configuration error naming the code."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[matters]\nquick_list = ["NOPE"]\n[video]\nwidth = 320\nheight = 240\n')
+    res = bodycam("run", "--hw", "sim", "--config", str(cfg), "--data-dir", str(tmp_path / "d"))
+    assert res.returncode == 2 and "NOPE" in res.stderr
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write anywhere; needs an ordinary user")
+def test_unwritable_data_dir_exits_1(tmp_path: Path):
+    """A data directory the agent cannot write is refused with its path."""
+    ro = tmp_path / "ro"
+    ro.mkdir(mode=0o500)
+    res = bodycam("run", "--hw", "sim", "--data-dir", str(ro / "data"))
+    assert res.returncode == 1 and str(ro) in res.stderr
+
+
+def test_data_dir_that_is_a_file_exits_1(tmp_path: Path):
+    """A data directory path that is a file is refused with its path (works as root too)."""
+    f = tmp_path / "file"
+    f.write_text("x")
+    res = bodycam("run", "--hw", "sim", "--data-dir", str(f / "data"))
+    assert res.returncode == 1 and str(f) in res.stderr
+
+
+def test_ctl_without_agent_says_so(tmp_path: Path):
+    """ctl against a data dir with no running agent exits 1 with a clear message."""
+    res = bodycam("ctl", "status", "--data-dir", str(tmp_path))
+    assert res.returncode == 1 and "no agent is running" in res.stderr
+
+
+def test_missing_pi_hardware_is_a_clear_error(tmp_path: Path):
+    """--hw pi off a Pi fails loudly naming the missing device; never falls back to sim."""
+    cfg = tmp_path / "pi.toml"
+    cfg.write_text("[evidence]\nencrypt = false\n")
+    res = bodycam("run", "--hw", "pi", "--config", str(cfg), "--data-dir", str(tmp_path / "d"),
+                  "--for", "1")
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    assert res.stderr.startswith("bodycam: ")
+    assert any(w in res.stderr for w in ("GPIO:", "camera", "GPS:", "battery:"))
+
+
+def test_run_for_seconds_then_ctl_status(tmp_path: Path):
+    """`run --hw sim --for N` serves ctl status while it runs and exits 0 by itself."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[video]\nwidth = 320\nheight = 240\n[gps]\nsource = \"none\"\n")
+    data = tmp_path / "data"
+    proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--hw", "sim", "--config",
+                             str(cfg), "--data-dir", str(data), "--for", "6"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        import time
+
+        for _ in range(100):
+            res = bodycam("ctl", "status", "--data-dir", str(data))
+            if res.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert '"state": "standby"' in res.stdout
+        assert proc.wait(timeout=30) == 0
+    finally:
+        proc.kill()
+    assert not (data / "ctl.sock").exists()
