@@ -12,6 +12,7 @@ bitrate, and the frame-interval spread of the pts.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import time
@@ -37,7 +38,7 @@ def main() -> None:
     cam.stop()
     wall = time.monotonic() - t0
     due = int(wall * args.fps)
-    gaps = [(b.pts_us - a.pts_us) / 1000 for a, b in zip(frames, frames[1:], strict=False)]
+    gaps = [(b.pts_us - a.pts_us) / 1000 for a, b in itertools.pairwise(frames)]
     result = {
         "resolution": f"{args.width}x{args.height}@{args.fps}",
         "seconds": round(wall, 2),

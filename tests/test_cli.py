@@ -13,7 +13,7 @@ from agent import __version__
 
 
 def bodycam(*args: str, env: dict[str, str] | None = None, timeout: float = 60):
-    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True, check=False,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 

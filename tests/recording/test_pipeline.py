@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def test_segments_form_one_gapless_recording(recording):
     assert len(ms) >= 3
     assert len({m["recording_id"] for m in ms}) == 1
     assert [m["seq"] for m in ms] == list(range(len(ms)))
-    for prev, nxt in zip(ms, ms[1:], strict=False):
+    for prev, nxt in itertools.pairwise(ms):
         pv, nv = prev["media"]["video"], nxt["media"]["video"]
         assert nv["first_index"] == pv["last_index"] + 1, "a frame was lost or repeated"
         assert abs(nv["first_pts_us"] - (pv["last_pts_us"] + FRAME_US)) <= 1_000
@@ -99,7 +100,7 @@ def test_every_segment_plays_with_video_and_audio(recording, tmp_path: Path):
         assert vp[0]["flags"].startswith("K"), "a segment must start with a keyframe"
         assert len(vp) == m["media"]["frames"]
         pts = [float(p["pts_time"]) for p in vp]
-        assert all(b > a for a, b in zip(pts, pts[1:], strict=False))
+        assert all(b > a for a, b in itertools.pairwise(pts))
 
 
 def test_a_knock_does_not_stop_the_recording(recording):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import tomllib
 from pathlib import Path
@@ -36,7 +37,7 @@ def test_audio_profile_records_sealed_audio_only_segments(tmp_path: Path):
         wait_for(lambda: agent.recorder.state == "standby")
     ms = manifests(data)
     assert len(ms) >= 3 and all(m["media"]["video"] is None for m in ms)
-    for prev, nxt in zip(ms, ms[1:], strict=False):
+    for prev, nxt in itertools.pairwise(ms):
         assert abs(nxt["media"]["audio"]["first_pts_us"] - prev["media"]["audio"]["end_us"]) <= 21
     probe = ffprobe(decrypt(ms[1], data / "sim-agency.key", tmp_path / "a.mp4"))
     assert [s["codec_name"] for s in probe["streams"]] == ["aac"]
