@@ -203,7 +203,9 @@ class CommandSet:
         """Bookmark the current moment (optionally a checklist item)."""
         label = str(req.args.get("label", "bookmark"))[:128]
         item = req.args.get("item") or req.args.get("checklist_item")
-        if not self.a.recorder.bookmark(label, item=str(item) if item else None):
+        if item:  # a bookmark that ticks a checklist item is a checklist mark with a note
+            return self._mark(str(item), note=label)
+        if not self.a.recorder.bookmark(label):
             raise CommandRejected("not recording: nothing to bookmark")
         self.a.feedback.bookmark()
         return {"bookmarked": label}
@@ -213,9 +215,13 @@ class CommandSet:
         item = req.args.get("item")
         if not isinstance(item, str) or not item:
             raise CommandRejected("mark needs an item code")
+        return self._mark(item)
+
+    def _mark(self, item: str, *, note: str | None = None) -> dict[str, Any]:
         if self.matter is not None and item not in self.matter.get("checklist_codes", [item]):
             raise CommandRejected(f"{item!r} is not on the checklist of {self.matter['code']}")
-        if not self.a.recorder.bookmark(f"checklist:{item}", item=item):
+        extra = {"note": note} if note and note != item else None
+        if not self.a.recorder.bookmark(f"checklist:{item}", item=item, extra=extra):
             raise CommandRejected("not recording: nothing to mark")
         self.a.feedback.bookmark()
         return {"marked": item}
