@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from matters_harness import REPO, SimAgent, sim_agent
+from matters_harness import SimAgent, sim_agent
 
 from agent.evidence.verify import verify
 from agent.matters import MatterCatalogue, QuickList, RecordingCoverage, coverage_for_dir
