@@ -26,6 +26,8 @@ __all__ = ["default_data_dir", "main"]
 
 log = logging.getLogger("bodycam")
 
+_DELEGATED = ("keys", "verify", "fleet", "bench")
+
 
 def default_data_dir() -> Path:
     """``$BODYCAM_DATA_DIR``, else /var/lib/bodycam on a Pi, else ~/.local/state/bodycam."""
@@ -212,6 +214,16 @@ def _delegate(name: str, rest: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bodycam`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATED:  # these parse their own options (argparse REMAINDER
+        try:                            # would swallow a leading --option as its own)
+            return _delegate(argv[0], argv[1:])
+        except (ConfigError, MatterError) as exc:
+            print(f"bodycam: configuration error: {exc}", file=sys.stderr)
+            return 2
+        except BodycamError as exc:
+            print(f"bodycam: {exc}", file=sys.stderr)
+            return 1
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":

@@ -99,3 +99,11 @@ def test_run_for_seconds_then_ctl_status(tmp_path: Path):
     finally:
         proc.kill()
     assert not (data / "ctl.sock").exists()
+
+
+def test_delegated_commands_take_their_own_options(tmp_path: Path):
+    """`bodycam verify --json` and `bodycam bench --help` reach their own parsers."""
+    res = bodycam("verify", "--json", str(tmp_path / "nothing"))
+    assert res.returncode in (1, 2) and "unrecognized arguments" not in res.stderr
+    res = bodycam("bench", "--help")
+    assert res.returncode == 0 and "--minutes" in res.stdout
