@@ -181,3 +181,22 @@ def test_write_error_faults_then_recovers_without_losing_the_segment(tmp_path: P
     from agent.evidence.verify import verify
 
     assert verify(data_dir).ok
+
+
+def test_indicators_follow_the_recorder(data_dir):
+    """LEDs show buffering / recording; start and stop are confirmed by buzz and vibration,
+    and the pins themselves (gpiozero MockFactory) carry the state."""
+    cfg = small_config()
+    with running_agent(cfg, data_dir) as agent:
+        controls = agent.hw.controls
+        pins = agent.hw.sim["pins"]
+        wait_for(lambda: agent.recorder.preroll.span_s >= 1.0)
+        assert controls.led_modes["standby"] == "on" and controls.led_modes["recording"] == "off"
+        assert pins.pin(cfg.gpio.led_standby).state and not pins.pin(cfg.gpio.led_recording).state
+        agent.controller.call("start")
+        wait_for(lambda: controls.led_modes["recording"] == "on")
+        assert pins.pin(cfg.gpio.led_recording).state
+        assert [(d, n) for d, _, n in controls.pulses] == [("buzzer", 1), ("vibration", 1)]
+        agent.controller.call("stop")
+        wait_for(lambda: controls.led_modes["standby"] == "on")
+        assert [(d, n) for d, _, n in controls.pulses][-2:] == [("buzzer", 2), ("vibration", 2)]
