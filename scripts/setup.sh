@@ -47,8 +47,13 @@ fi
 if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv "${VENV_ARGS[@]}" .venv
 fi
-.venv/bin/python -m pip install -q --upgrade pip
 EXTRAS="dev"
 grep -qs "Raspberry Pi" /proc/device-tree/model && EXTRAS="dev,pi"
-.venv/bin/python -m pip install -q -e ".[${EXTRAS}]"
+# pip is chatty (build back-end notices); keep its log, show it only if something fails.
+if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+       .venv/bin/python -m pip install -q -e ".[${EXTRAS}]"; } > .venv/pip.log 2>&1; then
+  cat .venv/pip.log >&2
+  echo "setup: installing the Python packages failed (log above)" >&2
+  exit 1
+fi
 echo "setup: ready (.venv)"
