@@ -16,6 +16,7 @@ threads) only submits requests.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -337,15 +338,20 @@ class CommandSet:
                 and now >= self._next_autostart:
             self._autostart(now)
         reason = a.recorder.fault_reason or ""
-        if a.recorder.state == "fault" and reason.startswith("storage") and now >= self._storage_retry:
-            self._storage_retry = now + 5.0
-            self._retry_storage()
+        if a.recorder.state == "fault" and reason.startswith("storage"):
+            if self._storage_retry == 0.0:
+                self._storage_retry = now + 5.0  # let the fault be seen before probing
+            elif now >= self._storage_retry:
+                self._storage_retry = now + 5.0
+                self._retry_storage()
+        else:
+            self._storage_retry = 0.0
 
     def _autostart(self, now: float) -> None:
         """Fixed camera: record continuously, with no button; retry every 10 s when refused."""
+        if len(self.a.recorder.preroll) == 0:
+            return  # nothing captured yet: the recording must begin on a keyframe
         self._next_autostart = now + 10.0
-        if self.a.recorder.preroll.span_s <= 0 and self.a.hw.camera is not None:
-            return  # wait for the first keyframe
         try:
             self._start("continuous")
         except RecordingRefused as exc:
@@ -354,10 +360,13 @@ class CommandSet:
     def _retry_storage(self) -> None:
         """After a storage fault: once the disk takes writes again, seal what the fault left
         open (its journal) and return to standby."""
-        from agent.atomic import atomic_write
-
+        probe = self.a.data_dir / "state" / "write-probe"
         try:
-            atomic_write(self.a.data_dir / "state" / "write-probe", b"ok\n")
+            with self.a.hw.storage.open_append(probe) as f:  # the same path evidence takes
+                f.write(b"probe\n")
+                fsync = getattr(f, "fsync", None)
+                fsync() if callable(fsync) else os.fsync(f.fileno())
+            probe.unlink()  # a probe file, never evidence
             recovered = self.a.store.recover()
         except OSError as exc:
             log.info("storage still failing: %s", exc)
