@@ -357,16 +357,21 @@ class CommandSet:
         except RecordingRefused as exc:
             log.warning("continuous recording not started: %s", exc)
 
+    def _probe_storage(self) -> None:
+        """Write, fsync and remove a small probe file through the storage seam (the path
+        evidence takes), raising OSError while the disk still fails."""
+        probe = self.a.data_dir / "state" / "write-probe"
+        with self.a.hw.storage.open_append(probe) as f:
+            f.write(b"probe\n")
+            fsync = getattr(f, "fsync", None)
+            fsync() if callable(fsync) else os.fsync(f.fileno())
+        probe.unlink()
+
     def _retry_storage(self) -> None:
         """After a storage fault: once the disk takes writes again, seal what the fault left
         open (its journal) and return to standby."""
-        probe = self.a.data_dir / "state" / "write-probe"
         try:
-            with self.a.hw.storage.open_append(probe) as f:  # the same path evidence takes
-                f.write(b"probe\n")
-                fsync = getattr(f, "fsync", None)
-                fsync() if callable(fsync) else os.fsync(f.fileno())
-            probe.unlink()  # a probe file, never evidence
+            self._probe_storage()
             recovered = self.a.store.recover()
         except OSError as exc:
             log.info("storage still failing: %s", exc)
