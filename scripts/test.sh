@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 .venv/bin/ruff check .
+image-build/check.sh --no-pytest      # shellcheck, pi-gen stage layout, systemd-analyze verify
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
