@@ -45,6 +45,7 @@ from agent.power.projection import PowerProjector
 from agent.recorder import Recorder
 from agent.sdnotify import Notifier
 from agent.storage.policy import BitrateMeter, StoragePolicy
+from agent.supervisor import Supervisor
 from agent.timekeeping import TimeKeeper
 from agent.watch import FrameWatchdog, PowerWatch, StorageWatch
 from hw.factory import Hardware, build_hardware
@@ -181,6 +182,7 @@ class Agent:
         self.frame_watchdog = FrameWatchdog(stall_after_s=cfg.recording.stall_after_s)
         self.commands = CommandSet(self)
         self.commands.register(self.controller)
+        self.supervisor = Supervisor(self, self.commands)
         if cfg.mqtt.enabled:
             from agent.fleet_sync import FleetSync
 
@@ -193,7 +195,7 @@ class Agent:
     def start(self) -> None:
         """Start the controller, the devices, the control socket and the health gate."""
         hw, c = self.hw, self.controller
-        self.controller.every_tick(self.commands.tick)
+        self.controller.every_tick(self.supervisor.tick)
         self.controller.observe_packets(self._meter_packet)
         c.start()
         hw.controls.on_edges(c.on_press, c.on_release)

@@ -5,9 +5,8 @@ ends in one handler here, run on the controller thread. Starting is gated by the
 admission checks whatever asked for it (battery critical, storage cannot hold a segment), so
 a remote start can never do what the button could not.
 
-Battery and storage policies act here too: a warning is shown and logged; critical battery or
-full storage seals the open segment, logs the reason (``low_battery_shutdown``,
-``storage_full``) and stops; only acknowledged segments are ever evicted to make room.
+What the recorder does about the world on its own (battery, storage, stalls) is in
+:mod:`agent.supervisor`.
 
 Not thread-safe: handlers run on the controller thread; :meth:`respond` (control socket
 threads) only submits requests.
@@ -16,14 +15,12 @@ threads) only submits requests.
 from __future__ import annotations
 
 import logging
-import os
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
 from agent.controller import Controller, Request
 from agent.errors import CommandRejected, MatterError, RecordingRefused
-from agent.evidence.store import RetentionViolation
 from agent.sim_stimuli import apply_stimulus
 from agent.status import status_snapshot
 from agent.sync.commands import DEFAULT_CONFIG_ALLOWLIST
@@ -48,13 +45,7 @@ class CommandSet:
         self.matter: dict[str, Any] | None = (
             agent.matters.lookup(agent.cfg.matters.default) if agent.cfg.matters.default else None)
         self.stop_reason: str | None = None
-        self._battery_level = "ok"
-        self._storage_level = "ok"
         self._refusals = 0
-        self._last_stall_restart = 0.0
-        self._storage_retry = 0.0
-        self._next_autostart = 0.0
-        self._next_sync_tick = 0.0
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.sync: Any = None  # the MQTT link, when enabled
 
@@ -108,12 +99,12 @@ class CommandSet:
         state = self.a.recorder.state
         try:
             if name in ("click", "press") and state in ("standby", "stopping"):
-                self._start("button")
+                self.start_recording("button")
             elif name == "double" and state == "recording":
                 self.a.recorder.bookmark("button")
                 self.a.feedback.bookmark()
             elif name == "hold" and state == "recording" and self.a.cfg.device.profile != "fixed":
-                self._stop("button")
+                self.stop_recording("button")
             elif (name == "hold" and state == "standby") or (name == "triple" and state == "recording"):
                 self._cycle_matter()
         except RecordingRefused as exc:
@@ -146,14 +137,14 @@ class CommandSet:
             return f"recorder fault: {self.a.recorder.fault_reason}"
         return None
 
-    def _start(self, origin: str) -> str:
+    def start_recording(self, origin: str) -> str:
         if self.a.cfg.device.profile == "stills":
             return self._still(origin)
         why = self.admission()
         if why is not None:
             self._refusals += 1
             self.a.feedback.refused()
-            self._event("recording_refused", {"reason": why, "origin": origin})
+            self.event("recording_refused", {"reason": why, "origin": origin})
             raise RecordingRefused(f"recording refused: {why}")
         self.stop_reason = None
         return self.a.recorder.start(reason=origin)
@@ -166,28 +157,28 @@ class CommandSet:
         why = self.admission()
         if why is not None:
             self.a.feedback.refused()
-            self._event("recording_refused", {"reason": why, "origin": origin})
+            self.event("recording_refused", {"reason": why, "origin": origin})
             raise RecordingRefused(f"still refused: {why}")
         rid = uuid.uuid4().hex
         manifest = self.a.port.seal_still(cam.capture_still(), recording_id=rid,
                                           flags=[], bookmarks=[])
         self.a.feedback.bookmark()
-        self._event("still", {"recording_id": rid, "device_seq": manifest["device_seq"],
+        self.event("still", {"recording_id": rid, "device_seq": manifest["device_seq"],
                               "origin": origin})
         return rid
 
-    def _stop(self, reason: str) -> None:
+    def stop_recording(self, reason: str) -> None:
         self.stop_reason = reason
         self.a.recorder.stop(reason=reason)
 
     def cmd_start(self, req: Request) -> dict[str, Any]:
         """Start recording (remote or ctl)."""
-        rid = self._start(req.origin)
+        rid = self.start_recording(req.origin)
         return {"recording_id": rid, "state": self.a.recorder.state}
 
     def cmd_stop(self, req: Request) -> dict[str, Any]:
         """Stop recording."""
-        self._stop(str(req.args.get("reason", req.origin)))
+        self.stop_recording(str(req.args.get("reason", req.origin)))
         return {"state": self.a.recorder.state}
 
     def cmd_press(self, req: Request) -> dict[str, Any]:
@@ -246,7 +237,7 @@ class CommandSet:
             self.a.recorder.bookmark(f"matter:{code}", item=None, extra={"previous": previous})
             self.a.store.log_event("matter_change", recording_id=self.a.recorder.recording_id,
                                    previous=previous, matter=code, origin=origin)
-        self._event("matter", {"code": code, "previous": previous, "origin": origin})
+        self.event("matter", {"code": code, "previous": previous, "origin": origin})
         return self.matter_for_manifest() or {}
 
     def matter_for_manifest(self) -> dict[str, Any] | None:
@@ -315,144 +306,6 @@ class CommandSet:
         return {}
 
     # --- world → recorder -------------------------------------------------------------------
-    def tick(self, now: float) -> None:
-        """Controller tick: feedback, watchdog, battery and storage policies."""
-        a = self.a
-        a.feedback.tick(now)
-        if self.sync is not None and now >= self._next_sync_tick:
-            self._next_sync_tick = now + 1.0
-            self.sync.tick(now, status_snapshot(a))
-        progress = (a.hw.camera.frames_delivered if a.hw.camera is not None
-                    else a.controller.audio_chunks_in)
-        if a.frame_watchdog.check(now, progress):
-            self._capture_stalled(now)
-        pw = a.power_watch
-        if pw is not None:
-            verdict = pw.poll(now, "recording" if a.recorder.state == "recording" else "standby")
-            if verdict is not None:
-                self._battery(verdict.level, verdict.reasons)
-        sv = a.storage_watch.poll(now)
-        if sv is not None:
-            self._storage(sv.level, sv.reasons, now)
-        if a.cfg.device.profile == "fixed" and a.recorder.state == "standby" \
-                and now >= self._next_autostart:
-            self._autostart(now)
-        reason = a.recorder.fault_reason or ""
-        if a.recorder.state == "fault" and reason.startswith("storage"):
-            if self._storage_retry == 0.0:
-                self._storage_retry = now + 5.0  # let the fault be seen before probing
-            elif now >= self._storage_retry:
-                self._storage_retry = now + 5.0
-                self._retry_storage()
-        else:
-            self._storage_retry = 0.0
-
-    def _autostart(self, now: float) -> None:
-        """Fixed camera: record continuously, with no button; retry every 10 s when refused."""
-        if len(self.a.recorder.preroll) == 0:
-            return  # nothing captured yet: the recording must begin on a keyframe
-        self._next_autostart = now + 10.0
-        try:
-            self._start("continuous")
-        except RecordingRefused as exc:
-            log.warning("continuous recording not started: %s", exc)
-
-    def _probe_storage(self) -> None:
-        """Write, fsync and remove a small probe file through the storage seam (the path
-        evidence takes), raising OSError while the disk still fails."""
-        probe = self.a.data_dir / "state" / "write-probe"
-        with self.a.hw.storage.open_append(probe) as f:
-            f.write(b"probe\n")
-            fsync = getattr(f, "fsync", None)
-            fsync() if callable(fsync) else os.fsync(f.fileno())
-        probe.unlink()
-
-    def _retry_storage(self) -> None:
-        """After a storage fault: once the disk takes writes again, seal what the fault left
-        open (its journal) and return to standby."""
-        try:
-            self._probe_storage()
-            recovered = self.a.store.recover()
-        except OSError as exc:
-            log.info("storage still failing: %s", exc)
-            return
-        self.a.recorder.clear_fault()
-        self.a.storage_watch.fault = None
-        self._event("storage_recovered", {"recovered_segments": len(recovered)})
-        self.a.feedback.show("standby")
-
-    def _battery(self, level: str, reasons: tuple[str, ...]) -> None:
-        prev, self._battery_level = self._battery_level, level
-        if level == prev:
-            return
-        self._event("battery", {"level": level, "reasons": list(reasons)})
-        if level == "warn":
-            self.a.feedback.warning()
-        if level == "critical" and self.a.recorder.state == "recording":
-            self._stop("low_battery")
-        if level == "critical":
-            self.a.store.log_event("low_battery_shutdown", reasons=list(reasons),
-                                   recording_id=self.a.recorder.recording_id)
-        self.a.feedback.show(self.a.recorder.state, warning=level != "ok")
-
-    def _storage(self, level: str, reasons: tuple[str, ...], now: float) -> None:
-        if level == "full":
-            self._evict_for_space(now)
-            sv = self.a.storage_watch.poll(now, force=True)
-            level = sv.level if sv is not None else level
-        prev, self._storage_level = self._storage_level, level
-        if level == prev:
-            return
-        self._event("storage", {"level": level, "reasons": list(reasons)})
-        if level == "warn":
-            self.a.feedback.warning()
-        if level == "full" and self.a.recorder.state == "recording":
-            self._stop("storage_full")
-            self.a.store.log_event("storage_full", reasons=list(reasons),
-                                   recording_id=self.a.recorder.recording_id)
-        self.a.feedback.show(self.a.recorder.state, warning=level != "ok")
-
-    def _evict_for_space(self, now: float) -> None:
-        from agent.retention import evict_acknowledged
-
-        try:
-            evict_acknowledged(self.a, now)
-        except RetentionViolation as exc:
-            log.error("eviction refused: %s", exc)
-
-    def _capture_stalled(self, now: float) -> None:
-        a = self.a
-        device = "camera" if a.hw.camera is not None else "microphone"
-        self._event("camera_stall" if device == "camera" else "microphone_stall",
-                    {"frames": a.hw.camera.frames_delivered if a.hw.camera else 0})
-        if a.recorder.state in ("recording", "stopping"):
-            a.recorder.fault(f"{device} stalled: nothing captured for "
-                             f"{a.cfg.recording.stall_after_s} s")
-            a.feedback.show("fault")
-        if now - self._last_stall_restart > 5.0:
-            self._last_stall_restart = now
-            self._restart_capture(device)
-
-    def _restart_capture(self, device: str) -> None:
-        a = self.a
-        log.warning("restarting the %s pipeline after a stall", device)
-        try:
-            if device == "camera" and a.hw.camera is not None:
-                a.hw.camera.stop()
-                if hasattr(a.hw.camera, "resume"):
-                    a.hw.camera.resume()
-                a.hw.camera.start(a.controller.on_frame)
-            elif a.hw.microphone is not None:
-                a.hw.microphone.stop()
-                a.hw.microphone.start(a.controller.on_audio)
-        except Exception:
-            log.exception("%s restart failed", device)
-            return
-        self.a.store.log_event(f"{device}_restart", reason="stall")
-        if self.a.recorder.state == "fault":
-            self.a.recorder.clear_fault()
-            self.a.feedback.show("standby")
-
     def recorder_event(self, kind: str, data: dict[str, Any]) -> None:
         """Recorder → feedback, log and sync."""
         a = self.a
@@ -466,14 +319,14 @@ class CommandSet:
         elif kind == "fault":
             a.feedback.show("fault")
             a.store.log_event("fault", reason=str(data.get("reason")))
-        self._event(kind, {k: v for k, v in data.items() if k != "manifest"})
+        self.event(kind, {k: v for k, v in data.items() if k != "manifest"})
 
     def segment_sealed(self, signed: Any) -> None:
         """A segment was sealed: hand its manifest and the checkpoint to sync."""
         if self.sync is not None:
             self.sync.segment_sealed(signed)
 
-    def _event(self, kind: str, data: dict[str, Any]) -> None:
+    def event(self, kind: str, data: dict[str, Any]) -> None:
         self.events.append((kind, data))
         del self.events[:-200]
         log.info("event %s %s", kind, data)
