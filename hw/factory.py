@@ -113,7 +113,7 @@ def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
     factory = MockFactory()
     controls = _controls(cfg, factory)
     sim: dict[str, Any] = {"pins": factory}
-    closers: list[Any] = [controls.close, factory.close]
+    closers: list[Any] = [factory.close, controls.close]  # closed in reverse: devices first
     gps = None
     if cfg.gps.source != "none" and s.gps_route != "none":
         here = DEFAULT_ROUTE.waypoints[0]
