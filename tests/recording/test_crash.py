@@ -72,8 +72,13 @@ def test_random_kills_lose_at_most_about_a_second(tmp_path: Path):
     assert proc.wait(timeout=30) == 0
 
     ms = manifests(data)
-    recovered = [m for m in ms if "recovered" in m["flags"]]
-    assert len(recovered) == KILLS, "each kill leaves exactly one interrupted segment"
+    recordings: dict[str, list[dict]] = {}
+    for m in ms:  # in device order, so recordings come out in the order they were killed
+        recordings.setdefault(m["recording_id"], []).append(m)
+    interrupted = [r for r in recordings.values() if any("recovered" in m["flags"] for m in r)]
+    # every kill interrupted one recording; a kill during a roll (the previous segment waits
+    # for its audio tail) leaves two open segments of that recording, both recovered
+    assert len(recordings) == KILLS and len(interrupted) == KILLS
     report = verify(data, identity=None)
     assert report.ok, report
 
@@ -89,14 +94,14 @@ def test_random_kills_lose_at_most_about_a_second(tmp_path: Path):
         ends[m["device_seq"]] = (m["start"]["mono_us"] + round(float(vp[-1]["pts_time"]) * 1e6)
                                  + 1_000_000 // 30)
     losses = []
-    for m, killed_at in zip(recovered, kill_times, strict=True):
-        same = [x for x in ms if x["recording_id"] == m["recording_id"]]
+    for same, killed_at in zip(interrupted, kill_times, strict=True):
         floor = min(x["start"]["mono_us"] for x in same)  # nothing playable: lost since here
         before = [ends[x["device_seq"]] for x in same if x["device_seq"] in ends]
         lost_s = (killed_at - max([floor, *before])) / 1e6
         losses.append(lost_s)
         # one fragment (a 1 s GOP) plus the age chunk still being filled (64 KiB at ~2 Mbit/s)
-        assert lost_s <= 1.5, f"kill of segment {m['device_seq']} lost {lost_s:.2f} s of video"
+        rid = same[0]["recording_id"][:8]
+        assert lost_s <= 1.5, f"kill of recording {rid} lost {lost_s:.2f} s of video"
     print(f"loss per kill: max {max(losses):.2f} s, mean {sum(losses) / len(losses):.2f} s")
     for m in ms:
         if "recovered" not in m["flags"]:
