@@ -165,7 +165,7 @@ class SimCamera:
         bitrate (storage projections, sealing load) should look like a camera's."""
         rng = np.random.default_rng(1)
         h, w = self._format.height, self._format.width
-        return [rng.integers(0, 8, size=(h, w), dtype=np.uint8) for _ in range(4)]
+        return [rng.integers(0, 8, size=(h, w), dtype=np.uint8) for _ in range(2)]
 
     def _open_encoder(self) -> av.video.codeccontext.VideoCodecContext:
         fmt = self._format
