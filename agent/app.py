@@ -7,8 +7,8 @@ Start-up order matters for evidence:
    creates one) -- without it nothing can be signed, so recording is refused;
 3. the evidence store seals whatever a crash left open (``recovered``) *before* the camera
    starts, so a recovered segment precedes the new boot in the log;
-4. a ``boot`` event is logged; then the pipeline starts and ``READY=1`` goes to systemd once
-   frames flow.
+4. a ``boot`` event is logged; then the pipeline starts, and the health gate tells systemd
+   ``READY=1`` once frames flow.
 
 Shutdown (SIGTERM, ``--for`` elapsed) seals the open segment, logs ``shutdown`` and stops the
 devices; nothing is left half-written.
@@ -209,8 +209,9 @@ class Agent:
         self.feedback.show("standby")
         threading.Thread(target=self.health.run, args=(self._threads_stop,),
                          name="health", daemon=True).start()
+        # READY=1 is the health gate's to send, once frames really flow: systemd must not
+        # believe a recorder is up whose camera never delivered a frame.
         self._await_frames()
-        self.notifier.ready(status="buffering")
         self.commands.started()
 
     def _await_frames(self, timeout: float = 15.0) -> None:

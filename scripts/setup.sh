@@ -17,7 +17,7 @@ APT_PACKAGES=(
   age openssl                                     # independent checks of our crypto
   mosquitto mosquitto-clients                     # real broker for the MQTT tests
   shellcheck systemd                              # image-build/check.sh
-  iproute2 strace                                 # network-cut and crash-consistency tests
+  iproute2 strace fdisk                           # network-cut, crash-consistency, partition tests
 )
 
 if grep -qs "Raspberry Pi" /proc/device-tree/model; then
