@@ -159,8 +159,9 @@ class FleetSync:
     def status(self) -> dict[str, Any]:
         """``mqtt_*`` fields for the status snapshot."""
         st = self.link.stats()
-        return {"mqtt_connected": st.connected, "outbox_depth": st.outbox_depth,
-                "mqtt_delivery_faults": st.faults, "mqtt_session": st.session}
+        return {"mqtt_connected": st.connected, "mqtt_commands_ready": st.commands_ready,
+                "outbox_depth": st.outbox_depth, "mqtt_delivery_faults": st.faults,
+                "mqtt_session": st.session}
 
     def _telemetry(self, s: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in s.items()

@@ -197,6 +197,10 @@ def test_mqtt_path_dispatch_assigns_the_matter(tmp_path: Path) -> None:
                  "allow_plaintext = true\n")
         with sim_agent(tmp_path, quick_list=QUICK, extra_config=extra) as a:
             device = a.ok("status")["device_id"]
+            deadline = time.monotonic() + 20  # commands sent before the device subscribed are lost
+            while not a.ok("status").get("mqtt_commands_ready"):
+                assert time.monotonic() < deadline, "the agent never subscribed to its commands"
+                time.sleep(0.1)
             office = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
             acks: list[dict[str, Any]] = []
             office.on_message = lambda _c, _u, msg: acks.append(json.loads(msg.payload))

@@ -48,6 +48,7 @@ def test_dispatch_drives_the_recorder_and_sees_every_manifest(plain_broker, tmp_
     with back_office("127.0.0.1", plain_broker.port) as bo, running_agent(cfg, data) as agent:
         bo.wait_for(lambda ms: any(m.topic == f"{PREFIX}/status" and m.json().get("state") == "online"
                                    for m in ms))
+        wait_for(lambda: agent.commands.sync.link.stats().commands_ready)
         _cmd(bo, "matter", "m1", {"code": "XCJC"})
         assert _ack(bo, "m1", "succeeded")["status"] == "succeeded"
         _cmd(bo, "start", "s1")
