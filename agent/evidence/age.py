@@ -110,7 +110,7 @@ class Recipient:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """An X25519 identity (``AGE-SECRET-KEY-1…``): held by the agency, never by the device."""
+    """An X25519 identity (``AGE-SECRET-KEY-…``): held by the agency, never by the device."""
 
     secret: bytes
 
@@ -121,13 +121,13 @@ class Identity:
 
     @classmethod
     def parse(cls, text: str) -> Identity:
-        """Parse an ``AGE-SECRET-KEY-1…`` string."""
+        """Parse an ``AGE-SECRET-KEY-…`` string."""
         try:
             hrp, data = bech32_decode(text.strip())
         except ValueError as exc:
             raise AgeFormatError(f"identity: {exc}") from None
         if hrp != "age-secret-key-" or len(data) != 32:
-            raise AgeFormatError("identity is not an AGE-SECRET-KEY-1… X25519 key")
+            raise AgeFormatError("identity is not an AGE-SECRET-KEY-… X25519 key")
         return cls(data)
 
     @classmethod
@@ -136,7 +136,7 @@ class Identity:
         out = [cls.parse(line) for line in text.splitlines()
                if line.strip() and not line.lstrip().startswith("#")]
         if not out:
-            raise AgeFormatError("identity file holds no AGE-SECRET-KEY-1… line")
+            raise AgeFormatError("identity file holds no AGE-SECRET-KEY-… line")
         return out
 
     def __str__(self) -> str:
