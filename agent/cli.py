@@ -212,27 +212,25 @@ def _delegate(name: str, rest: list[str]) -> int:
     return int(bench_main(rest))
 
 
+def _dispatch(argv: list[str]) -> int:
+    # keys/verify/fleet/bench parse their own options: argparse's REMAINDER would swallow a
+    # leading --option as its own, so they are handed over before parsing (the subparsers
+    # exist only for `bodycam --help`).
+    if argv and argv[0] in _DELEGATED:
+        return _delegate(argv[0], argv[1:])
+    args = _parser().parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "ctl":
+        return cmd_ctl(args)
+    return cmd_config(args)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``bodycam`` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in _DELEGATED:  # these parse their own options (argparse REMAINDER
-        try:                            # would swallow a leading --option as its own)
-            return _delegate(argv[0], argv[1:])
-        except (ConfigError, MatterError) as exc:
-            print(f"bodycam: configuration error: {exc}", file=sys.stderr)
-            return 2
-        except BodycamError as exc:
-            print(f"bodycam: {exc}", file=sys.stderr)
-            return 1
-    args = _parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "ctl":
-            return cmd_ctl(args)
-        if args.command == "config":
-            return cmd_config(args)
-        return _delegate(args.command, list(args.rest))
+        return _dispatch(argv)
     except (ConfigError, MatterError) as exc:
         print(f"bodycam: configuration error: {exc}", file=sys.stderr)
         return 2

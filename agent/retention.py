@@ -11,6 +11,7 @@ import time
 from typing import TYPE_CHECKING
 
 from agent.evidence.canonical import parse_canonical
+from agent.evidence.journal import MANIFEST_SUFFIX
 from agent.storage.eviction import SealedSegment
 
 if TYPE_CHECKING:
@@ -18,13 +19,11 @@ if TYPE_CHECKING:
 
 __all__ = ["evict_acknowledged", "sealed_segments"]
 
-_MANIFEST = ".manifest.json"
-
 
 def sealed_segments(agent: Agent) -> list[SealedSegment]:
     """Every sealed segment whose media is still on disk, oldest first."""
     out: list[tuple[int, SealedSegment]] = []
-    for env in (agent.data_dir / "recordings").glob(f"*/*{_MANIFEST}"):
+    for env in (agent.data_dir / "recordings").glob(f"*/*{MANIFEST_SUFFIX}"):
         try:
             m = parse_canonical(env.read_bytes())["manifest"]
         except (OSError, ValueError, KeyError):
