@@ -14,6 +14,7 @@ callables given in :meth:`Controls.on_edges`. Indicator methods are called by th
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -52,7 +53,9 @@ class Controls:
             DigitalOutputDevice(vibration, pin_factory=pin_factory) if vibration else None
         )
         self.led_modes: dict[str, str] = dict.fromkeys(self._leds, "off")
-        self.pulses: list[tuple[str, float, int]] = []  # (device, monotonic time, count)
+        # (device, monotonic time, count): recent history for tests and benches, bounded so a
+        # unit that runs for weeks does not grow it without end
+        self.pulses: deque[tuple[str, float, int]] = deque(maxlen=256)
 
     def on_edges(
         self, pressed: Callable[[float], None], released: Callable[[float], None]
