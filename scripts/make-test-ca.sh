@@ -6,7 +6,7 @@
 # Writes into OUTDIR:
 #   ca.crt ca.key                 the test CA (key unencrypted: test use only)
 #   server.crt server.key         broker certificate, CN/SAN localhost + 127.0.0.1
-#   <device>.crt <device>.key     one per DEVICE_ID, CN = device id (the MQTT username)
+#   <device>.crt <device>.key     one per DEVICE_ID, CN = device id (MQTT username and client id)
 #   backoffice.crt backoffice.key the back-office client (CN = backoffice)
 # Keys are EC P-256, mode 0600. Never commit the output.
 set -euo pipefail
@@ -22,8 +22,9 @@ for id in "$@"; do
         echo "$0: invalid device id: $id" >&2
         exit 2
     fi
-    if [[ $id == backoffice ]]; then
-        echo "$0: 'backoffice' is reserved for the back-office identity" >&2
+    # CNs starting with "backoffice" are back-office identities (config/mosquitto/bodycam.acl).
+    if [[ ${id,,} == backoffice* ]]; then
+        echo "$0: '$id': names starting with 'backoffice' are reserved for back-office identities" >&2
         exit 2
     fi
 done

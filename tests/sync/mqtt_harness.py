@@ -160,6 +160,7 @@ class BackOffice:
     messages: list[Received] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _client: mqtt.Client | None = None
+    _subscribed: threading.Event = field(default_factory=threading.Event)
 
     def connect(self) -> BackOffice:
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
@@ -170,6 +171,7 @@ class BackOffice:
                            tls_version=ssl.PROTOCOL_TLS_CLIENT)
         client.on_message = self._on_message
         client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
+        client.on_subscribe = lambda *_: self._subscribed.set()
         client.reconnect_delay_set(0.1, 0.5)
         # A persistent session, so nothing published while we reconnect after a broker
         # restart is missed (the test configs autosave after every change).
@@ -178,6 +180,12 @@ class BackOffice:
         client.connect(self.host, self.port, keepalive=10, clean_start=False, properties=props)
         client.loop_start()
         self._client = client
+        return self
+
+    def wait_subscribed(self, timeout: float = 10.0) -> BackOffice:
+        """Block until the broker granted the subscription (nothing published after is missed)."""
+        if not self._subscribed.wait(timeout):
+            raise AssertionError("back-office subscription not granted")
         return self
 
     def close(self) -> None:
