@@ -10,13 +10,16 @@ defaults and the error messages can never drift apart.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import stat
 import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
 
@@ -38,6 +41,7 @@ __all__ = [
     "VideoConfig",
     "load_config",
     "parse_config",
+    "read_secret_file",
 ]
 
 
@@ -201,6 +205,12 @@ class MqttConfig:
     cafile: str = _f("", "CA bundle for the broker")
     certfile: str = _f("", "device client certificate")
     keyfile: str = _f("", "device client key")
+    client_id: str = _f("", "MQTT client id; empty = the device id (brokers that take the identity "
+                        "from it need exactly that)", pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$")
+    username: str = _f("", "MQTT username; empty = none (mosquitto then takes the certificate CN)",
+                       pattern=r"^[^\s:]{0,128}$")
+    password_file: str = _f("", "file holding the MQTT password (one line, mode 0600 or stricter, "
+                            "owned by the agent's user); empty = no password")
     keepalive_s: int = _f(30, "MQTT keep-alive", lo=5, hi=3600)
     max_inflight: int = _f(20, "QoS 1 messages in flight at most", lo=1, hi=1000)
     telemetry_s: int = _f(60, "telemetry period", lo=1, hi=3600)
@@ -379,6 +389,67 @@ def _cross_checks(cfg: Config, source: str) -> None:
         )
     if cfg.video.width % 2 or cfg.video.height % 2:
         raise ConfigError("width and height must be even (4:2:0 video)", key="video", source=source)
+    _check_mqtt(cfg.mqtt, source)
+
+
+def _check_mqtt(mqtt: MqttConfig, source: str) -> None:
+    """The broker URL carries no credentials; a password file is private and has a user."""
+    netloc = urlsplit(mqtt.url).netloc
+    if "@" in netloc:
+        raise ConfigError(
+            "credentials in the broker URL are refused (they would be shown by config show and "
+            "in logs); put the user name in mqtt.username and the password in the file named by "
+            "mqtt.password_file", key="mqtt.url", source=source)
+    if mqtt.password_file:
+        if not mqtt.username:
+            raise ConfigError("a password needs mqtt.username", key="mqtt.password_file",
+                              source=source)
+        read_secret_file(mqtt.password_file, key="mqtt.password_file", source=source)
+
+
+_SECRET_MAX_BYTES = 4096
+
+
+def read_secret_file(path: str, *, key: str, source: str = "<config>") -> str:
+    """The one-line secret in ``path``, refused unless only the agent's own user can read it.
+
+    The file must be a regular file (not a symlink), owned by the effective user running the
+    agent, with no group or other permission bits (0600, 0400): a password that other local
+    accounts can read is not a secret. One trailing newline is dropped. Errors name the file and
+    the problem, never the content.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot open: {exc.strerror or exc}", key=key,
+                          source=source) from exc
+    try:
+        st = os.fstat(fd)
+        uid = os.geteuid()
+        if not stat.S_ISREG(st.st_mode):
+            problem = "not a regular file"
+        elif st.st_uid != uid:
+            problem = f"owned by uid {st.st_uid}, not by the agent's user (uid {uid})"
+        elif st.st_mode & 0o077:
+            problem = f"mode {stat.S_IMODE(st.st_mode):04o} lets other users read it; chmod 0600"
+        elif st.st_size > _SECRET_MAX_BYTES:
+            problem = f"larger than {_SECRET_MAX_BYTES} bytes"
+        else:
+            problem = ""
+        if problem:
+            raise ConfigError(f"{path}: {problem}", key=key, source=source)
+        raw = os.read(fd, _SECRET_MAX_BYTES + 1)
+    finally:
+        os.close(fd)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text", key=key, source=source) from None
+    secret = text[:-1] if text.endswith("\n") else text
+    secret = secret[:-1] if secret.endswith("\r") else secret
+    if not secret or "\n" in secret or "\r" in secret or "\0" in secret:
+        raise ConfigError(f"{path}: must hold exactly one non-empty line", key=key, source=source)
+    return secret
 
 
 def load_config(path: Path | None) -> Config:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.atomic import atomic_write
+from agent.config import read_secret_file
 from agent.controller import Request
 from agent.errors import SyncError
 from agent.evidence.log import origin_for
@@ -69,11 +70,15 @@ class FleetSync:
         cfg = agent.cfg.mqtt
         tls = None
         if cfg.url.startswith("mqtts://"):
-            tls = TlsSettings(Path(cfg.cafile), Path(cfg.certfile), Path(cfg.keyfile))
+            tls = TlsSettings(Path(cfg.cafile), Path(cfg.certfile) if cfg.certfile else None,
+                              Path(cfg.keyfile) if cfg.keyfile else None)
             tls.check()
+        password = (read_secret_file(cfg.password_file, key="mqtt.password_file")
+                    if cfg.password_file else None)
         self.outbox = Outbox(agent.data_dir / "state" / "outbox.sqlite")
         self.link = MqttLink(
             device_id=agent.cfg.device.id, outbox=self.outbox, url=cfg.url, tls=tls,
+            client_id=cfg.client_id or None, username=cfg.username or None, password=password,
             allow_plaintext=cfg.allow_plaintext, keepalive=cfg.keepalive_s,
             max_inflight=cfg.max_inflight, on_command=self._on_command, birth=self._birth(),
             on_delivery_fault=self._delivery_fault,

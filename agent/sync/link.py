@@ -95,6 +95,8 @@ class MqttLink:
         birth: Mapping[str, Any],
         allow_plaintext: bool = False,
         client_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
         keepalive: int = 30,
         max_inflight: int = 20,
         session_expiry_s: int = 86400,
@@ -116,7 +118,13 @@ class MqttLink:
         self._device_id = device_id
         self._outbox = outbox
         self._tls = tls
-        self._client_id = client_id or f"bodycam-{device_id}"
+        # The device id by default: brokers that take the identity from the client id
+        # (ejabberd's mod_mqtt without a username) compare it with the certificate CN.
+        self._client_id = client_id or device_id
+        if password is not None and username is None:
+            raise ConfigError("a password needs a username", key="mqtt.password_file")
+        self._username = username
+        self._password = password  # never logged, never in stats
         self._keepalive = keepalive
         self._max_inflight = max_inflight
         self._session_expiry_s = session_expiry_s
@@ -310,9 +318,13 @@ class MqttLink:
         client.max_inflight_messages_set(self._max_inflight + _PAHO_EXTRA_INFLIGHT)
         client.max_queued_messages_set(0)
         if self._tls is not None and self._broker.tls:
-            client.tls_set(ca_certs=str(self._tls.cafile), certfile=str(self._tls.certfile),
-                           keyfile=str(self._tls.keyfile), cert_reqs=ssl.CERT_REQUIRED,
-                           tls_version=ssl.PROTOCOL_TLS_CLIENT)
+            cert, key = self._tls.certfile, self._tls.keyfile
+            client.tls_set(ca_certs=str(self._tls.cafile),
+                           certfile=str(cert) if cert is not None else None,
+                           keyfile=str(key) if key is not None else None,
+                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if self._username is not None:
+            client.username_pw_set(self._username, self._password)
         will = {"state": "offline", "session": session, "device_id": self._device_id,
                 "cause": "connection_lost", "at": None}
         client.will_set(self._topics.status, encode_json(will), qos=1, retain=True)

@@ -16,18 +16,25 @@ _DEFAULT_PORTS = {"mqtts": 8883, "mqtt": 1883}
 
 @dataclass(frozen=True, slots=True)
 class TlsSettings:
-    """Client-certificate TLS: the CA that signed the broker, and this device's cert and key."""
+    """TLS: the CA that signed the broker, and this device's client certificate and key.
+
+    Certificate and key are both given (the device's identity is its certificate) or both
+    ``None`` (the broker is authenticated by the CA, the device by username and password).
+    """
 
     cafile: Path
-    certfile: Path
-    keyfile: Path
+    certfile: Path | None
+    keyfile: Path | None
 
     def check(self) -> None:
         """Raise ConfigError naming the first file that cannot be read."""
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ConfigError("give both the client certificate and its key, or neither",
+                              key="mqtt.certfile")
         for key, path in (("cafile", self.cafile), ("certfile", self.certfile),
                           ("keyfile", self.keyfile)):
-            if not Path(path).is_file():
-                raise ConfigError(f"{path}: no such file", key=f"sync.tls.{key}")
+            if path is not None and not Path(path).is_file():
+                raise ConfigError(f"{path}: no such file", key=f"mqtt.{key}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +55,16 @@ def parse_broker_url(
     error unless someone opted in explicitly (lab benches, loopback tests).
     """
     parts = urlsplit(url)
+    if "@" in parts.netloc:
+        # Never echo the URL: the part before '@' may be a password.
+        raise ConfigError("credentials in the broker URL are refused; use mqtt.username and "
+                          "mqtt.password_file", key="mqtt.url")
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         raise ConfigError(f"{url!r}: scheme must be mqtts:// or mqtt://", key="sync.broker")
     if not parts.hostname:
         raise ConfigError(f"{url!r}: no host", key="sync.broker")
-    if parts.path not in ("", "/") or parts.query or parts.username:
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
         raise ConfigError(f"{url!r}: only scheme, host and port are allowed", key="sync.broker")
     try:
         port = parts.port or _DEFAULT_PORTS[scheme]

@@ -156,6 +156,7 @@ class BackOffice:
     port: int
     tls: tuple[Path, Path, Path] | None = None
     topic: str = "bodycam/v1/#"
+    auth: tuple[str, str] | None = None
     client_id: str = field(default_factory=lambda: f"bo-{os.getpid()}-{time.monotonic_ns()}")
     messages: list[Received] = field(default_factory=list)
     _cond: threading.Condition = field(default_factory=threading.Condition)
@@ -169,6 +170,8 @@ class BackOffice:
             ca, cert, key = self.tls
             client.tls_set(ca_certs=str(ca), certfile=str(cert), keyfile=str(key),
                            tls_version=ssl.PROTOCOL_TLS_CLIENT)
+        if self.auth:
+            client.username_pw_set(*self.auth)
         client.on_message = self._on_message
         client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
         client.on_subscribe = lambda *_: self._subscribed.set()

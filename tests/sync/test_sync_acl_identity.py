@@ -133,11 +133,11 @@ def test_a_command_round_trip_passes_the_shipped_acl(tls_broker: Broker, test_ca
             while not link.stats().commands_ready:
                 assert time.monotonic() < deadline, "command subscription never came up"
                 time.sleep(0.05)
-            doc = {"id": "st-1", "issued_at": iso_utc(datetime.now(UTC))}
-            bo.publish("bodycam/v1/cam-a/cmd/stop", json.dumps(doc))
+            doc = {"id": "cp-1", "issued_at": iso_utc(datetime.now(UTC))}
+            bo.publish("bodycam/v1/cam-a/cmd/checkpoint", json.dumps(doc))
             bo.wait_for(lambda ms: any(is_ack(m.topic) and m.json().get("status") == "succeeded"
                                        for m in ms))
         finally:
             link.stop()
-    assert [c.name for c in got] == ["stop"]
+    assert [c.name for c in got] == ["checkpoint"]
     assert link.stats().faults == 0
