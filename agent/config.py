@@ -166,7 +166,9 @@ class PowerConfig:
     battery_name: str = _f("", "power_supply name; empty = first battery found")
     i2c_bus: int = _f(1, "I2C bus of an INA219", lo=0, hi=20)
     ina219_address: int = _f(0x40, "INA219 I2C address", lo=0x40, hi=0x4F)
-    pisugar_socket: str = _f("/tmp/pisugar-server.sock", "pisugar-server Unix socket")
+    pisugar_socket: str = _f("", "pisugar-server Unix socket; empty = its TCP port (the unit's "
+                             "private /tmp hides /tmp/pisugar-server.sock)")
+    pisugar_port: int = _f(8423, "pisugar-server TCP port on 127.0.0.1", lo=1, hi=65535)
     warn_min: float = _f(15.0, "warn with this many minutes of recording left", lo=1, hi=240)
     critical_min: float = _f(3.0, "seal and stop with this many minutes left", lo=0.5, hi=60)
     undervoltage_grace_s: float = _f(10.0, "persisting undervoltage = critical after this", lo=0, hi=300)

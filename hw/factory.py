@@ -146,6 +146,12 @@ def _build_pi(cfg: Any, data_dir: Path) -> Hardware:
         raise DeviceMissing(f"GPIO: the lgpio library is not installed ({exc}); on Raspberry "
                             "Pi OS: apt install python3-lgpio") from exc
     except Exception as exc:  # lgpio raises its own error types when /dev/gpiochip is absent
+        if ".lgd-nfy" in str(exc):  # lgpio's notification pipe, made at import (joan2937/lg#22)
+            raise DeviceMissing(
+                f"GPIO: lgpio cannot create its notification pipe in {Path.cwd()} ({exc}); run "
+                "from a writable working directory or set LG_WD to one (bodycam.service sets "
+                "both to /run/bodycam)"
+            ) from exc
         raise DeviceMissing(f"GPIO: cannot open the GPIO chip ({exc})") from exc
     controls = _controls(cfg, factory)
     closers.append(controls.close)
@@ -185,31 +191,10 @@ def _pi_gps(cfg: Any) -> GpsReceiver | None:
 
 
 def _pi_power(cfg: Any) -> PowerMonitor | None:
-    p = cfg.power
-    if p.source == "none":
+    if cfg.power.source == "none":
         return None
-    from hw.power_sysfs import SysfsBattery, find_battery
+    from hw.power_select import select_power
     from hw.throttle import pi_throttle_source
 
-    root = Path(p.sysfs_root)
-    throttle = pi_throttle_source()  # undervoltage flags, whatever gauge is fitted
-    if p.source in ("auto", "sysfs") and (p.battery_name or find_battery(root) is not None):
-        return SysfsBattery(root, p.battery_name or None, throttle=throttle)
-    if p.source in ("auto", "pisugar") and Path(p.pisugar_socket).exists():
-        from hw.power_pisugar import PiSugarBattery
-
-        return PiSugarBattery(p.pisugar_socket, throttle=throttle)
-    if p.source in ("auto", "ina219"):
-        try:
-            from smbus2 import SMBus
-
-            from hw.power_ina219 import Ina219Battery
-
-            return Ina219Battery(SMBus(p.i2c_bus), p.ina219_address, throttle=throttle)
-        except (ImportError, OSError) as exc:
-            if p.source == "ina219":
-                raise DeviceMissing(f"battery: INA219 on i2c-{p.i2c_bus} not found ({exc})") from exc
-    raise DeviceMissing(
-        f"battery: no fuel gauge found (power.source = {p.source!r}); set power.source = "
-        "'none' to run from mains without battery monitoring"
-    )
+    # Undervoltage and throttling flags, whatever gauge is fitted.
+    return select_power(cfg.power, throttle=pi_throttle_source())

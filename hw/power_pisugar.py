@@ -2,7 +2,9 @@
 
 ``pisugar-server`` (PiSugar/pisugar-power-manager-rs) owns the I²C link to the PiSugar board
 and answers line-oriented requests on a Unix socket (``/tmp/pisugar-server.sock``) and on TCP
-port 8423: the request ``get battery`` is answered ``battery: 85.3``. The fields used here:
+port 8423: the request ``get battery`` is answered ``battery: 85.3``. The reader uses TCP unless
+told otherwise: under the agent's unit (``PrivateTmp=yes``) the socket in the host's ``/tmp`` is
+invisible. The fields used here:
 
 ========================  ================  ==============================================
 request                   answer            meaning
@@ -60,14 +62,19 @@ class PiSugarBattery:
 
     def __init__(
         self,
-        socket_path: Path | str | None = "/tmp/pisugar-server.sock",
+        socket_path: Path | str | None = None,
         *,
         host: str = "127.0.0.1",
         port: int = 8423,
         timeout_s: float = 1.0,
         throttle: ThrottleSource | None = None,
     ) -> None:
-        """Use the Unix socket when ``socket_path`` is given, else TCP ``host:port``."""
+        """Use TCP ``host:port`` unless a Unix ``socket_path`` is given.
+
+        TCP is the default because the agent's systemd unit has ``PrivateTmp=yes``: the server's
+        ``/tmp/pisugar-server.sock`` lives in the host's ``/tmp``, which the agent never sees,
+        whereas the loopback port is reachable from inside the sandbox.
+        """
         self._path = Path(socket_path) if socket_path is not None else None
         self._address = (host, port)
         self._timeout = timeout_s

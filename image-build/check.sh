@@ -54,7 +54,8 @@ layout_ok=1
 for f in "$stage/EXPORT_IMAGE" "$sub/00-packages" "$sub/files/bodycam.service" \
     "$sub/files/bodycam-provision.service" "$sub/files/bodycam-growdata.service" \
     "$sub/files/bodycam-enrol.service" \
-    "$sub/files/bodycam.toml.in" "$sub/files/journald-bodycam.conf"; do
+    "$sub/files/bodycam.toml.in" "$sub/files/journald-bodycam.conf" \
+    "$sub/files/modules-load-bodycam.conf"; do
   [[ -f $f ]] || { fail "missing ${f#"$repo"/}"; layout_ok=0; }
 done
 for f in "$stage/prerun.sh" "$sub/00-run.sh" "$sub/boot-config.sh" "$sub/files/bodycam-provision" \

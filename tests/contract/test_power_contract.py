@@ -2,7 +2,7 @@
 
 Fake sources always (sysfs trees modelled on real drivers, the INA219 register model, a
 PiSugar server on a Unix socket, the simulator); with ``--hw pi`` also the real sources the
-board has — ``/sys/class/power_supply``, ``/tmp/pisugar-server.sock``, an INA219 at 0x40 on
+board has — ``/sys/class/power_supply``, ``pisugar-server`` on 127.0.0.1:8423, an INA219 at 0x40 on
 ``/dev/i2c-1`` — each skipped cleanly when absent.
 """
 
@@ -62,9 +62,12 @@ def _real(kind: str) -> Bench:
             pytest.skip("no fuel gauge under /sys/class/power_supply")
         return Bench(SysfsBattery(), None, False)
     if kind == "pi-pisugar":
-        if not Path("/tmp/pisugar-server.sock").exists():
-            pytest.skip("no pisugar-server socket")
-        return Bench(PiSugarBattery(), None, False)
+        real = PiSugarBattery()  # TCP 127.0.0.1:8423, as the agent reads it under its unit
+        try:
+            real.query()
+        except PowerError as exc:
+            pytest.skip(f"no pisugar-server: {exc}")
+        return Bench(real, None, False)
     smbus2 = pytest.importorskip("smbus2")
     try:
         return Bench(Ina219Battery(smbus2.SMBus(1)), None, False)

@@ -111,6 +111,7 @@ def test_agent_unit_writes_only_evidence_and_reaches_only_its_devices() -> None:
         "char-ttyACM",
         "char-gpiochip",
         "char-alsa",
+        "/dev/vcio",
     }
     assert "/var/lib/bodycam" in unit["RequiresMountsFor"]
     assert unit["AssertPathIsMountPoint"] == ["/var/lib/bodycam"]

@@ -16,6 +16,7 @@ install -m 755 files/bodycam-provision files/bodycam-growdata files/bodycam-enro
 	"${ROOTFS_DIR}/usr/lib/bodycam/"
 install -m 644 files/bodycam.toml.in "${ROOTFS_DIR}/usr/share/bodycam/"
 install -m 644 files/journald-bodycam.conf "${ROOTFS_DIR}/etc/systemd/journald.conf.d/bodycam.conf"
+install -D -m 644 files/modules-load-bodycam.conf "${ROOTFS_DIR}/etc/modules-load.d/bodycam.conf"
 if [ -f files/README.md ]; then
 	install -m 644 files/README.md "${ROOTFS_DIR}/usr/share/doc/bodycam/"
 fi
