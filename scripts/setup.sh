@@ -18,6 +18,7 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients                     # real broker for the MQTT tests
   shellcheck systemd                              # image-build/check.sh
   iproute2 strace fdisk                           # network-cut, crash-consistency, partition tests
+  fuse3                                           # power-cut file system (tests/tools/dropfs.py)
 )
 
 if grep -qs "Raspberry Pi" /proc/device-tree/model; then

@@ -1,0 +1,1 @@
+"""Test and bench tools that are not part of the product (nothing under agent/ imports them)."""
