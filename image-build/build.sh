@@ -25,6 +25,10 @@
 #   --data-mib N          initial data partition size; it grows on the card (default 256)
 #   --writable-root       do not switch the root filesystem to a read-only overlay after
 #                         first-boot provisioning [BODYCAM_WRITABLE_ROOT=1]
+#   --fuel-gauge NAME     device-tree overlay for a kernel fuel gauge on I2C-1, so that it
+#                         appears under /sys/class/power_supply: max17040 (MAX17040/43/48,
+#                         address 0x36, dtoverlay=i2c-sensor,max17040) or none (default: the
+#                         INA219 and PiSugar readers need no overlay) [BODYCAM_FUEL_GAUGE]
 #   --wheel FILE          ship this agent wheel instead of building one from this checkout
 #   --pi-gen DIR          use an existing pi-gen checkout instead of cloning [PI_GEN_DIR]
 #   --pi-gen-ref REF      pi-gen tag to clone (default below) [PI_GEN_REF]
@@ -47,6 +51,7 @@ admin_user=${BODYCAM_ADMIN_USER:-bcadmin}
 hostname=${BODYCAM_HOSTNAME:-bodycam}
 data_mib=256
 writable_root=${BODYCAM_WRITABLE_ROOT:-0}
+fuel_gauge=${BODYCAM_FUEL_GAUGE:-none}
 pi_gen_dir=${PI_GEN_DIR:-}
 prebuilt_wheel=""
 work=${BODYCAM_WORK:-$here/work}
@@ -66,6 +71,7 @@ while (( $# )); do
     --hostname) hostname=${2:?}; shift 2 ;;
     --data-mib) data_mib=${2:?}; shift 2 ;;
     --writable-root) writable_root=1; shift ;;
+    --fuel-gauge) fuel_gauge=${2:?}; shift 2 ;;
     --pi-gen) pi_gen_dir=${2:?}; shift 2 ;;
     --wheel) prebuilt_wheel=${2:?}; shift 2 ;;
     --pi-gen-ref) PI_GEN_REF=${2:?}; shift 2 ;;
@@ -98,6 +104,10 @@ if [[ -n $ssh_key ]]; then
   [[ -f $ssh_key ]] || die "SSH public key $ssh_key not found"
   grep -q '^ssh-' "$ssh_key" || die "$ssh_key does not look like an OpenSSH public key"
 fi
+case $fuel_gauge in
+  none|max17040) ;;
+  *) die "--fuel-gauge $fuel_gauge: known gauges are max17040 and none (BQ27xxx gauges have no driver in the Raspberry Pi kernels)" ;;
+esac
 if [[ ! $data_mib =~ ^[0-9]+$ ]] || (( data_mib < 64 )); then
   die "--data-mib must be a whole number, at least 64"
 fi
@@ -161,6 +171,7 @@ sed -e "/^[[:space:]]*#/!s|@RECIPIENTS@|$quoted|" -e "/^[[:space:]]*#/!s|@MQTT_U
   "$template" >"$files/bodycam.toml.in"
 cp "$here/README.md" "$files/README.md"
 (( writable_root )) || : >"$files/readonly-root"
+echo "$fuel_gauge" >"$files/fuel-gauge"
 # Only the Lite image is wanted: stage2 must not export an image of its own.
 touch "$pi_gen_dir/stage2/SKIP_IMAGES"
 

@@ -299,14 +299,14 @@ def _effective(config: str) -> dict[str, list[str]]:
     return sections
 
 
-def _boot_config(tmp_path: Path, runs: int = 1) -> tuple[str, str]:
+def _boot_config(tmp_path: Path, runs: int = 1, *args: str) -> tuple[str, str]:
     boot = tmp_path / "boot"
     boot.mkdir(parents=True)
     (boot / "config.txt").write_text(CONFIG_TXT)
     (boot / "cmdline.txt").write_text(CMDLINE_TXT)
     script = IMAGE_BUILD / "stage-bodycam" / "00-bodycam" / "boot-config.sh"
     for _ in range(runs):
-        subprocess.run([str(script), str(boot)], check=True, capture_output=True)
+        subprocess.run([str(script), str(boot), *args], check=True, capture_output=True)
     return (boot / "config.txt").read_text(), (boot / "cmdline.txt").read_text()
 
 
@@ -335,3 +335,36 @@ def test_boot_config_frees_the_uart_and_the_card_and_is_idempotent(tmp_path: Pat
     assert "console=serial0" not in cmdline
     assert "init=/usr/lib/raspberrypi-sys-mods/firstboot" not in cmdline
     assert cmdline.strip().endswith("rootwait quiet")
+
+
+def test_fuel_gauge_overlay_is_a_build_option(tmp_path: Path) -> None:
+    """--fuel-gauge max17040 declares the gauge in the device tree once, for every model;
+    without it no gauge overlay is added (the kernel would not create a power_supply for it)."""
+    plain, _ = _boot_config(tmp_path / "plain")
+    assert "i2c-sensor" not in plain
+    once, _ = _boot_config(tmp_path / "a", 1, "max17040")
+    twice, _ = _boot_config(tmp_path / "b", 2, "max17040")
+    assert once == twice
+    sections = _effective(once)
+    assert "dtoverlay=i2c-sensor,max17040" in sections["all"]
+    assert "dtparam=i2c_arm=on" in sections["all"]
+    script = IMAGE_BUILD / "stage-bodycam" / "00-bodycam" / "boot-config.sh"
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "config.txt").write_text(CONFIG_TXT)
+    (tmp_path / "c" / "cmdline.txt").write_text(CMDLINE_TXT)
+    wrong = subprocess.run([str(script), str(tmp_path / "c"), "bq27441"], capture_output=True,
+                           text=True, check=False)
+    assert wrong.returncode != 0 and "unknown fuel gauge" in wrong.stderr
+
+
+@pytest.mark.timeout(60)
+def test_build_passes_the_fuel_gauge_to_the_stage(tmp_path: Path) -> None:
+    """build.sh records the chosen gauge for the stage, and refuses one the Pi kernels lack."""
+    result = _build(tmp_path, "--recipient", RECIPIENT, "--fuel-gauge", "max17040")
+    assert result.returncode == 0, result.stderr
+    files = tmp_path / "pi-gen" / "stage-bodycam" / "00-bodycam" / "files"
+    assert (files / "fuel-gauge").read_text().strip() == "max17040"
+    refused = _build(tmp_path / "x", "--recipient", RECIPIENT, "--fuel-gauge", "bq27xxx")
+    assert refused.returncode != 0 and "no driver in the Raspberry Pi kernels" in refused.stderr
+    run = (IMAGE_BUILD / "stage-bodycam" / "00-bodycam" / "00-run.sh").read_text()
+    assert './boot-config.sh "${ROOTFS_DIR}/boot/firmware" "${fuel_gauge}"' in run

@@ -24,7 +24,12 @@ if [ -f files/readonly-root ]; then
 	install -m 644 files/readonly-root "${ROOTFS_DIR}/etc/bodycam/readonly-root"
 fi
 
-./boot-config.sh "${ROOTFS_DIR}/boot/firmware"
+# The fuel-gauge overlay chosen at build time (build.sh --fuel-gauge; none without it).
+fuel_gauge=none
+if [ -f files/fuel-gauge ]; then
+	fuel_gauge=$(cat files/fuel-gauge)
+fi
+./boot-config.sh "${ROOTFS_DIR}/boot/firmware" "${fuel_gauge}"
 
 shopt -s nullglob
 wheels=(files/wheels/bodycam_agent-*.whl)

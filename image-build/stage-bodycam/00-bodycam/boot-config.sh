@@ -2,11 +2,17 @@
 # Boot configuration of a recorder: enable the camera, I2C and a clean UART in config.txt,
 # and free the UART and the card's free space in cmdline.txt.
 #
-# Usage: boot-config.sh BOOT_DIR   (the image's /boot/firmware). Run by 00-run.sh on the
-# build host; idempotent, so a re-run of the stage leaves the files as one run does.
+# Usage: boot-config.sh BOOT_DIR [FUEL_GAUGE]   (BOOT_DIR: the image's /boot/firmware;
+# FUEL_GAUGE: none (default) or max17040). Run by 00-run.sh on the build host; idempotent, so
+# a re-run of the stage leaves the files as one run does.
 set -euo pipefail
 
-boot=${1:?usage: boot-config.sh BOOT_DIR}
+boot=${1:?usage: boot-config.sh BOOT_DIR [none|max17040]}
+fuel_gauge=${2:-none}
+case $fuel_gauge in
+  none|max17040) ;;
+  *) echo "boot-config.sh: unknown fuel gauge '$fuel_gauge' (none or max17040)" >&2; exit 2 ;;
+esac
 config="$boot/config.txt"
 [[ -f $config && -f $boot/cmdline.txt ]] || { echo "boot-config.sh: no config.txt/cmdline.txt in $boot" >&2; exit 1; }
 
@@ -40,6 +46,13 @@ dtoverlay=disable-bt
 dtparam=uart0=on
 [all]
 EOF_CONFIG
+fi
+# A MAX1704x fuel gauge appears under /sys/class/power_supply only when the device tree
+# declares it: the i2c-sensor overlay's max17040 parameter adds "maxim,max17040" at 0x36 on the
+# header's I2C bus, and max17040_battery (a module in the Raspberry Pi kernels) binds to it.
+if [[ $fuel_gauge == max17040 ]] && ! grep -q '^dtoverlay=i2c-sensor,max17040' "$config"; then
+  printf '\n# bodycam: MAX1704x fuel gauge on I2C-1 (image-build/build.sh --fuel-gauge)\n[all]\n%s\n' \
+    'dtoverlay=i2c-sensor,max17040' >>"$config"
 fi
 # The serial console would share the GPS port: take it off the kernel command line.
 sed -i -E 's/console=serial0,[0-9]+ ?//' "$boot/cmdline.txt"
