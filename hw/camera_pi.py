@@ -67,6 +67,7 @@ lock, held around every sink call, so closing it waits for a call in progress.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -80,7 +81,7 @@ import numpy.typing as npt
 from hw.camera import EncodedFrame, FrameSink, VideoFormat
 from hw.errors import CameraError, CameraStalled, DeviceMissing
 from hw.font5x7 import render_text
-from hw.still import Still, encode_jpeg
+from hw.still import Still, encode_jpeg, i420_from_padded
 
 __all__ = ["PiCamera"]
 
@@ -264,6 +265,7 @@ class PiCamera:
         camera_num: int = 0,
         buffer_count: int = 6,
         stop_timeout_s: float = 5.0,
+        still_timeout_s: float = 2.0,
         mono_ns: Callable[[], int] = time.monotonic_ns,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -273,6 +275,7 @@ class PiCamera:
         self._officer_id = officer_id
         self._overlay = overlay
         self._stop_timeout_s = stop_timeout_s
+        self._still_timeout_s = still_timeout_s
         self._mono_ns = mono_ns
         self._wall = wall
         self._lock = threading.Lock()
@@ -392,16 +395,30 @@ class PiCamera:
         """The next main-stream picture (YUV 4:2:0, overlay included) as a JPEG.
 
         ``capture_array`` takes the next completed request while the encoder keeps running,
-        so taking a still never interrupts a recording. The array is ``height * 3/2`` rows of
-        the stream's stride; the stride padding is cut off before encoding.
+        so taking a still never interrupts a recording. It waits at most ``still_timeout_s``
+        (picamera2's numeric ``wait``, >= 0.3.20): on a stalled pipeline no request ever
+        completes, and an unbounded wait would hang the controller thread that called this. A
+        timed-out job is cancelled (``cancel_all_and_flush``) so it cannot fire later, and the
+        stall is raised as :class:`CameraStalled`. The array is ``height * 3/2`` rows of the
+        stream's stride; :func:`hw.still.i420_from_padded` takes the planes out of it.
         """
         fmt = self._format
         mono_us = time.monotonic_ns() // 1000
         try:
-            arr = self._picam2.capture_array("main")
+            arr = self._picam2.capture_array("main", wait=self._still_timeout_s)
+        except TimeoutError as exc:  # concurrent.futures.TimeoutError is TimeoutError (3.11)
+            with contextlib.suppress(Exception):
+                self._picam2.cancel_all_and_flush()
+            raise CameraStalled(
+                f"no picture within {self._still_timeout_s:.1f} s for a still: the capture "
+                "pipeline is stalled"
+            ) from exc
         except Exception as exc:  # picamera2 raises RuntimeError for a stopped camera
             raise CameraError(f"capturing a still failed: {exc}") from exc
-        i420 = np.ascontiguousarray(arr[: fmt.height * 3 // 2, : fmt.width])
+        try:
+            i420 = i420_from_padded(arr, fmt.width, fmt.height)
+        except ValueError as exc:
+            raise CameraError(f"the camera returned an unexpected still buffer: {exc}") from exc
         return Still(encode_jpeg(i420, fmt.width, fmt.height), fmt.width, fmt.height, mono_us)
 
     def close(self) -> None:

@@ -51,6 +51,19 @@ echo "numpy==\${numpy_version}" > /opt/bodycam/constraints.txt
 	--constraint /opt/bodycam/constraints.txt \
 	"/opt/bodycam/wheels/${wheel_name}[pi]"
 /opt/bodycam/venv/bin/bodycam --help >/dev/null
+# The camera stack must be the distribution's (built against its libcamera), and new enough:
+# 0.3.20 for the bounded still wait, 0.3.26 for the V4L2 encoder fix (pyproject's [pi] extra).
+/opt/bodycam/venv/bin/python - <<'EOF_PY'
+import sys
+from importlib.metadata import distribution
+dist = distribution("picamera2")
+version = tuple(int(p) for p in dist.version.split(".")[:3] if p.isdigit())
+where = str(dist.locate_file(""))
+if version < (0, 3, 26) or not where.startswith("/usr/lib/python3/"):
+    sys.exit(f"bodycam stage: picamera2 {dist.version} from {where}: need >= 0.3.26 from "
+             "python3-picamera2 (apt), not a copy from PyPI")
+print(f"bodycam stage: picamera2 {dist.version} from {where}")
+EOF_PY
 /opt/bodycam/venv/bin/pip freeze --all > /usr/share/doc/bodycam/venv-freeze.txt
 # The maintenance account has no usable password: SSH with the key given at build time
 # (image-build/build.sh --ssh-key) is the only way in, and without a key there is none.
