@@ -1,18 +1,26 @@
 """``bodycam verify``: offline verification of a data directory or a copied-off evidence folder.
 
+The verifier is an adversarial parser: the folder may have been prepared by someone who wants
+it to pass. So every entry under it is accounted for (:mod:`agent.evidence.layout`), files are
+opened without following links and read only up to a bound (:mod:`agent.evidence.inventory`),
+every parsed document is shape-checked before use (:mod:`agent.evidence.shape`), and nothing
+malformed raises: it becomes a named finding and exit code 1.
+
 Checks, each reported as a finding (see :mod:`agent.evidence.report`):
 
-* the log replays, matches its signed checkpoint, and the checkpoint's signature verifies;
-* consistency with an earlier checkpoint the back office witnessed (rollback, fork);
-* every manifest's signature (current or retired device key), its device, its place in the
-  log and the ``prev_leaf`` chain; every segment leaf has its manifest and media;
+* the log at ``log/entries.bin`` replays, matches its signed checkpoint, and the checkpoint's
+  signature verifies; consistency with an earlier checkpoint the back office witnessed;
+* receipts and evictions: a missing segment is excused only by a signed eviction citing a
+  station receipt for exactly that segment (:mod:`agent.evidence.logcheck`);
+* every manifest file: size, shape, signature (current or retired device key), device, its
+  place (its recording folder, the path its log entry names), the ``prev_leaf`` chain; every
+  segment leaf has its manifest and media; duplicates and stray media are failures;
 * ciphertext SHA-256 and size, and plaintext SHA-256 when an agency identity is given;
-* sequence and time gaps and ordering within each recording; recovered/truncated flags;
-  media evicted after acknowledgement (logged), which is not a failure.
+* sequence and time gaps and ordering within each recording; recovered/truncated flags.
 
-Nothing is modified. Trust comes from ``--pubkey`` (the key registered with the fleet) and
-``--checkpoint`` (one the back office received); without them the verifier can only rely on
-what the folder itself holds, and says so.
+Nothing is modified. Trust comes from ``--pubkey`` (the key registered with the fleet),
+``--checkpoint`` (one the back office received) and ``--station-key``; without them the
+verifier can only rely on what the folder itself holds, and says so.
 """
 
 from __future__ import annotations
@@ -24,77 +32,126 @@ import json
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agent.errors import EvidenceError, LogCorrupt, VerificationError
+from agent.errors import EvidenceError, VerificationError
 
 from .age import AgeDecryptor, AgeFormatError, Identity
 from .canonical import parse_canonical
-from .checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from .export import to_geojson, to_gpx, track_rows
-from .journal import JOURNAL_SUFFIX, MANIFEST_SUFFIX, sidecar
-from .keys import fingerprint, load_public_keys, public_key_from_text
-from .log import replay_entries
+from .inventory import Node, UnsafeFile, open_regular, read_bounded, walk
+from .journal import MANIFEST_SUFFIX, sidecar
+from .keys import fingerprint, public_key_from_text
+from .layout import Layout, classify, evidence_like
+from .logcheck import LogState, check_log
 from .manifest import SignedManifest, parse_envelope
-from .merkle import consistency_proof, leaf_hash, root_of, verify_consistency
 from .report import Report
+from .shape import manifest_problem
 
 __all__ = ["verify", "verify_main"]
 
 _READ = 1 << 20
+MAX_MANIFEST = 1 << 20   # a manifest is ~2-20 kB; a 300 s GPS track stays far below this
+MAX_JOURNAL = 1 << 20
+MAX_KEY = 16 << 10
 
 
 def verify(path: Path, *, identity: Sequence[Identity] | None = None,
            pubkeys: Sequence[bytes] | None = None,
-           trusted_checkpoint: bytes | None = None) -> Report:
+           trusted_checkpoint: bytes | None = None,
+           station_keys: Sequence[bytes] | None = None) -> Report:
     """Verify everything under ``path``; never raises for bad evidence, reports it."""
-    return _Verifier(Path(path), identity, pubkeys, trusted_checkpoint).run()
+    return _Verifier(Path(path), identity, pubkeys, trusted_checkpoint, station_keys).run()
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """A manifest file that parsed, fits the shape and carries a trusted signature."""
+
+    node: Node
+    signed: SignedManifest
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.signed.manifest
+
+    @property
+    def media_rel(self) -> str:
+        return f"{self.node.rel.rsplit('/', 1)[0]}/{self.manifest['file']['name']}"
 
 
 class _Verifier:
     def __init__(self, root: Path, identity: Sequence[Identity] | None,
-                 pubkeys: Sequence[bytes] | None, trusted: bytes | None) -> None:
+                 pubkeys: Sequence[bytes] | None, trusted: bytes | None,
+                 station_keys: Sequence[bytes] | None) -> None:
         self.root = root
         self.identity = list(identity or [])
         self.trusted_cp = trusted
+        self.station_keys = list(station_keys or [])
         self.r = Report(str(root))
         self.keys = list(pubkeys or [])
-        self.leaves: list[bytes] = []
-        self.entries: list[dict[str, Any]] = []
-        self.manifests: dict[str, tuple[Path, SignedManifest]] = {}  # sha256 → (file, manifest)
+        self.lay = Layout()
+        self.log = LogState()
+        self.accepted: list[dict[str, Any]] = []  # manifests at their logged place, verified
 
     def run(self) -> Report:
         if not self.root.is_dir():
             self.r.add("fail", "no_such_folder", str(self.root), "not a directory")
             return self.r
+        self.root = self._data_root()
+        self.lay = classify(walk(self.root), self.r)
         self._load_keys()
-        if self._load_log():
-            self._check_checkpoint()
-        self._load_manifests()
-        self._check_log_segments()
-        self._check_manifests()
+        self.log = check_log(self.lay.log, self.lay.checkpoint, self.keys, self.r,
+                             trusted_checkpoint=self.trusted_cp, station_keys=self.station_keys)
+        found = self._load_manifests()
+        claimed = self._check_manifests(found)
+        self._check_log_segments(found)
+        claimed |= self._check_journals()
+        for rel in sorted(set(self.lay.media) - claimed):
+            self.r.add("fail", "stray_media", rel,
+                       "media file that no signed manifest names: not evidence, and possibly "
+                       "a substitute for evidence")
         self._check_recordings()
-        for journal in sorted(self.root.rglob(f"*{JOURNAL_SUFFIX}")):
-            self.r.add("warn", "unsealed", self._rel(journal),
-                       "segment was never sealed (crash); the agent recovers it on start")
+        self.r.segments = len(self.accepted)
         return self.r
 
-    def _rel(self, p: Path) -> str:
-        try:
-            return p.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(p)
+    def _data_root(self) -> Path:
+        """The folder itself, or the one data directory inside a case folder.
 
-    # --- keys and log ----------------------------------------------------------------------
+        A clerk copies a device's ``log/`` and ``recordings/`` into ``case-117/device/``;
+        verify accepts the case folder when exactly one data directory is inside it, and
+        accounts for everything else there too.
+        """
+        top = walk(self.root, max_depth=1)
+        names = {n.name for n in top.nodes}
+        if names & {"log", "recordings"}:
+            return self.root
+        inner = [n for n in top.nodes if n.kind == "dir"
+                 and any((n.path / part).is_dir() and not (n.path / part).is_symlink()
+                         for part in ("log", "recordings"))]
+        if len(inner) != 1:
+            return self.root
+        for n in top.nodes:
+            if n is not inner[0]:
+                self.r.add("fail" if evidence_like(n.name) or n.kind != "file" else "warn",
+                           "outside_data_dir", n.rel,
+                           "beside the data directory, not part of it: not examined as evidence")
+        self.r.add("ok", "data_root", inner[0].rel, "the data directory inside this folder")
+        self.r.path = str(inner[0].path)
+        return inner[0].path
+
+    # --- keys -------------------------------------------------------------------------------
     def _load_keys(self) -> None:
         if self.keys:
             return
-        for keys_dir in [self.root / "keys", *self.root.glob("*/keys")]:
-            if keys_dir.is_dir():
-                self.keys = list(load_public_keys(keys_dir).values())
-                break
+        for node in self.lay.public_keys:
+            try:
+                self.keys.append(public_key_from_text(read_bounded(node.path, MAX_KEY).decode()))
+            except (UnsafeFile, EvidenceError, ValueError) as exc:
+                self.r.add("fail", "key_unreadable", node.rel, str(exc))
         if self.keys:
             self.r.add("warn", "self_trusted_keys", "keys/",
                        "public keys taken from the folder itself; pass --pubkey with the key "
@@ -103,194 +160,124 @@ class _Verifier:
             self.r.add("fail", "no_keys", str(self.root),
                        "no public key to verify against (pass --pubkey)")
 
-    def _load_log(self) -> bool:
-        found = sorted(self.root.rglob("entries.bin"))
-        if not found:
-            self.r.add("fail", "no_log", str(self.root), "no log (entries.bin) found")
-            return False
-        self.log_dir = found[0].parent
-        try:
-            rep = replay_entries(found[0].read_bytes())
-        except LogCorrupt as exc:
-            self.r.add("fail", "log_corrupt", self._rel(found[0]), str(exc))
-            return False
-        if rep.torn:
-            self.r.add("warn", "log_torn_tail", self._rel(found[0]),
-                       f"torn final record after byte {rep.valid_length} ignored (crash)")
-        for i, data in enumerate(rep.records):
-            self.leaves.append(leaf_hash(data))
-            try:
-                entry = parse_canonical(data)
-            except ValueError:
-                self.r.add("fail", "log_entry_unreadable", f"log entry {i}", "not canonical JSON")
-                entry = {}
-            self.entries.append(entry if isinstance(entry, dict) else {})
-        self.r.log_size = len(self.leaves)
-        self.r.log_root = root_of(self.leaves).hex()
-        return True
+    # --- manifests and media ------------------------------------------------------------------
+    def _load_manifests(self) -> dict[str, list[_Found]]:
+        """Every manifest file that is readable, well formed, signed and this device's."""
+        found: dict[str, list[_Found]] = defaultdict(list)
+        for node in self.lay.manifests:
+            item = self._manifest(node)
+            if item is not None:
+                found[item.signed.sha256].append(item)
+        return found
 
-    def _signed_cp(self, text: bytes, where: str) -> SignedCheckpoint | None:
+    def _manifest(self, node: Node) -> _Found | None:
         try:
-            scp = parse_signed_checkpoint(text)
-            pub = scp.verify(self.keys)
-        except VerificationError as exc:
-            self.r.add("fail", "checkpoint_signature", where, str(exc))
+            signed = parse_envelope(read_bounded(node.path, MAX_MANIFEST))
+        except (UnsafeFile, VerificationError) as exc:
+            self.r.add("fail", "manifest_unreadable", node.rel, str(exc))
             return None
-        self.r.add("ok", "checkpoint_signature", where,
-                   f"signature verifies (key {fingerprint(pub)[:16]})")
-        return scp
-
-    def _check_checkpoint(self) -> None:
-        cp_path = self.log_dir / "checkpoint"
-        n = len(self.leaves)
-        if not cp_path.is_file():
-            self.r.add("fail", "no_checkpoint", self._rel(cp_path), "signed checkpoint missing")
-            return
-        scp = self._signed_cp(cp_path.read_bytes(), self._rel(cp_path))
-        if scp is None:
-            return
-        cp = scp.checkpoint
-        self.r.checkpoint_size = cp.size
-        self.r.device_id = cp.origin.rsplit("/", 1)[-1]
-        if cp.size > n:
-            self.r.add("fail", "log_truncated", self._rel(cp_path),
-                       f"checkpoint covers {cp.size} entries but the log holds {n}: "
-                       f"entries {n}..{cp.size - 1} were deleted")
-        elif root_of(self.leaves[: cp.size]) != cp.root:
-            self.r.add("fail", "log_altered", self._rel(cp_path),
-                       f"the first {cp.size} log entries do not hash to the signed root")
-        elif n - cp.size > 1:
-            self.r.add("fail", "checkpoint_stale", self._rel(cp_path),
-                       f"checkpoint covers {cp.size} of {n} entries: an old checkpoint was put "
-                       "back, or entries were added without the device key")
-        elif n - cp.size == 1:
-            self.r.add("warn", "entry_unsigned", f"log entry {n - 1}",
-                       "last entry not covered by a signed checkpoint (crash during append?)")
-        else:
-            self.r.add("ok", "log_root", self._rel(cp_path),
-                       f"log of {n} entries replays to the signed root")
-        if self.trusted_cp is not None:
-            self._check_trusted(cp.size, cp.root)
-
-    def _check_trusted(self, size: int, root: bytes) -> None:
-        old = self._signed_cp(self.trusted_cp or b"", "--checkpoint")
-        if old is None:
-            return
-        t = old.checkpoint
-        n = len(self.leaves)
-        if self.r.device_id and t.origin.rsplit("/", 1)[-1] != self.r.device_id:
-            self.r.add("fail", "checkpoint_other_log", "--checkpoint",
-                       f"trusted checkpoint is for {t.origin}, not this device's log")
-        elif t.size > min(n, size):
-            self.r.add("fail", "rollback", "--checkpoint",
-                       f"back office already witnessed {t.size} entries; this log holds {n} "
-                       f"(signed checkpoint {size}): rolled back or replayed old state")
-        elif not verify_consistency(t.size, size, t.root, root,
-                                    consistency_proof(self.leaves[:size], t.size)):
-            self.r.add("fail", "fork", "--checkpoint",
-                       f"log is not an extension of the witnessed checkpoint of size {t.size}")
-        else:
-            self.r.add("ok", "consistency", "--checkpoint",
-                       f"log extends the witnessed checkpoint ({t.size} → {size} entries)")
-
-    # --- manifests and media ---------------------------------------------------------------
-    def _load_manifests(self) -> None:
-        for f in sorted(self.root.rglob(f"*{MANIFEST_SUFFIX}")):
-            try:
-                signed = parse_envelope(f.read_bytes())
-            except (OSError, VerificationError) as exc:
-                self.r.add("fail", "manifest_unreadable", self._rel(f), str(exc))
-                continue
-            self.manifests[signed.sha256] = (f, signed)
-        self.r.segments = len(self.manifests)
-
-    def _check_log_segments(self) -> None:
-        self.evicted = {e.get("device_seq") for e in self.entries
-                        if e.get("kind") == "event" and e.get("type") == "eviction"}
-        last_dseq = -1
-        for i, e in enumerate(self.entries):
-            if e.get("kind") != "segment":
-                continue
-            dseq = e.get("device_seq")
-            where = f"log entry {i} ({e.get('path')})"
-            if not isinstance(dseq, int) or dseq <= last_dseq:
-                self.r.add("fail", "reordered", where,
-                           f"device_seq {dseq} after {last_dseq}: segments out of order")
-            elif dseq != last_dseq + 1:
-                self.r.add("warn", "device_seq_gap", where,
-                           f"device_seq jumps {last_dseq} → {dseq}")
-            last_dseq = dseq if isinstance(dseq, int) else last_dseq
-            item = self.manifests.get(str(e.get("manifest_sha256")))
-            if item is None:
-                self.r.add("fail", "segment_missing", where,
-                           f"segment seq {e.get('seq')} of recording "
-                           f"{str(e.get('recording_id'))[:8]} is in the log but its manifest "
-                           "is missing or altered (deleted segment)")
-                continue
-            m = item[1].manifest
-            prev = self.leaves[i - 1].hex() if i else None
-            if m.get("prev_leaf") != prev:
-                self.r.add("fail", "chain_broken", self._rel(item[0]),
-                           f"prev_leaf does not match log entry {i - 1}")
-
-    def _check_manifests(self) -> None:
-        in_log = {e.get("manifest_sha256") for e in self.entries if e.get("kind") == "segment"}
-        for sha, (f, signed) in self.manifests.items():
-            where = self._rel(f)
-            m = signed.manifest
-            failures_before = len(self.r.failures)
-            try:
-                pub = signed.verify(self.keys)
-            except VerificationError as exc:
-                code = "forged_signature"
-                if m.get("device_id") != self.r.device_id and self.r.device_id:
-                    code = "foreign_segment"
-                    exc = VerificationError(
-                        f"segment from another device ({m.get('device_id')}): {exc}")
-                self.r.add("fail", code, where, str(exc))
-                continue
-            if self.r.device_id and m.get("device_id") != self.r.device_id:
-                self.r.add("fail", "foreign_segment", where,
-                           f"manifest is from device {m.get('device_id')}, log is "
-                           f"{self.r.device_id}")
-                continue
-            if sha not in in_log:
-                self.r.add("fail", "not_in_log", where,
-                           "signed manifest has no leaf in the log (inserted, or log cut)")
-            file = m.get("file") or {}
-            if f.name != sidecar(f.with_name(str(file.get("name"))), MANIFEST_SUFFIX).name:
-                self.r.add("fail", "renamed", where,
-                           f"manifest file name does not match its media {file.get('name')}")
-            self._check_media(f.with_name(str(file.get("name"))), m, where)
-            for flag in ("recovered", "truncated", "unencrypted"):
-                if flag in m.get("flags", []):
-                    self.r.add("warn", flag, where, _FLAG_TEXT[flag])
-            if len(self.r.failures) == failures_before:
-                self.r.add("ok", "segment", where,
-                           f"signature (key {fingerprint(pub)[:16]}), log leaf and hashes intact")
-
-    def _check_media(self, media: Path, m: dict[str, Any], where: str) -> None:
-        file = m["file"]
-        if not media.is_file():
-            if m.get("device_seq") in self.evicted:
-                self.r.add("warn", "evicted", where,
-                           "media evicted after acknowledgement by the back office (logged)")
+        except RecursionError:
+            self.r.add("fail", "manifest_unreadable", node.rel, "JSON nested too deeply")
+            return None
+        m = signed.manifest
+        try:
+            pub = signed.verify(self.keys)
+        except VerificationError as exc:
+            device = m.get("device_id")
+            if isinstance(device, str) and self.log.device_id and device != self.log.device_id:
+                self.r.add("fail", "foreign_segment", node.rel,
+                           f"segment from another device ({device[:64]}): {exc}")
             else:
-                self.r.add("fail", "media_deleted", where, f"media file {media.name} is missing")
+                self.r.add("fail", "forged_signature", node.rel, str(exc))
+            return None
+        problem = manifest_problem(m)
+        if problem is not None:
+            self.r.add("fail", "manifest_malformed", node.rel,
+                       f"signed (key {fingerprint(pub)[:16]}) but malformed: {problem}")
+            return None
+        if self.log.device_id and m["device_id"] != self.log.device_id:
+            self.r.add("fail", "foreign_segment", node.rel,
+                       f"manifest is from device {m['device_id'][:64]}, log is "
+                       f"{self.log.device_id}")
+            return None
+        return _Found(node, signed)
+
+    def _logged_places(self) -> dict[str, str]:
+        """manifest SHA-256 → the manifest path its (well-formed) log entry names."""
+        out: dict[str, str] = {}
+        for e in self.log.entries:
+            if e.get("kind") == "segment":
+                media = Path(e["path"])
+                out[e["manifest_sha256"]] = sidecar(media, MANIFEST_SUFFIX).as_posix()
+        return out
+
+    def _check_manifests(self, found: dict[str, list[_Found]]) -> set[str]:
+        """Check each manifest at its place with its media; returns the media rel paths named."""
+        places = self._logged_places()
+        claimed: set[str] = set()
+        for sha, items in sorted(found.items()):
+            place = places.get(sha)
+            for item in items:
+                claimed.add(item.media_rel)
+                name = item.manifest["file"]["name"]
+                if item.node.name != sidecar(Path(name), MANIFEST_SUFFIX).name:
+                    self.r.add("fail", "renamed", item.node.rel,
+                               f"manifest file name does not match its media {name}")
+                if place is None:
+                    self.r.add("fail", "not_in_log", item.node.rel,
+                               "signed manifest has no leaf in the log (inserted, or log cut)")
+                elif item.node.rel != place:
+                    self.r.add("fail", "duplicate_manifest" if len(items) > 1 else "misplaced",
+                               item.node.rel,
+                               f"a copy of the manifest the log places at {place}: only that "
+                               "one is evidence")
+                    continue
+                self._check_one(item)
+        return claimed
+
+    def _check_one(self, item: _Found) -> None:
+        where, m = item.node.rel, item.manifest
+        failures_before = len(self.r.failures)
+        folder = item.node.parts[1]
+        if not folder.endswith(f"_{m['device_id']}_{m['recording_id'][:8]}"):
+            self.r.add("fail", "misplaced", where,
+                       f"manifest of recording {m['recording_id'][:8]} outside its recording "
+                       "folder")
+        self._check_media(self.lay.media.get(item.media_rel), item.media_rel, m, where)
+        for flag in ("recovered", "truncated", "unencrypted"):
+            if flag in m["flags"]:
+                self.r.add("warn", flag, where, _FLAG_TEXT[flag])
+        if len(self.r.failures) == failures_before:
+            self.accepted.append(m)
+            self.r.add("ok", "segment", where, "signature, log leaf, place and hashes intact")
+
+    def _check_media(self, media: Node | None, rel: str, m: dict[str, Any], where: str) -> None:
+        file = m["file"]
+        if media is None:
+            if m["device_seq"] in self.log.evicted:
+                self.r.add("warn", "evicted", where,
+                           "media evicted after a station receipt (logged, signed, justified)")
+            else:
+                self.r.add("fail", "media_deleted", where,
+                           f"media file {rel} is missing (or is not a regular file)")
             return
-        dec = (AgeDecryptor(self.identity, tolerant="truncated" in m.get("flags", []))
-               if self.identity and file.get("encrypted") else None)
-        size, cipher, plain = self._read_media(media, dec, where)
-        if size != file.get("cipher_bytes"):
+        dec = (AgeDecryptor(self.identity, tolerant="truncated" in m["flags"])
+               if self.identity and file["encrypted"] else None)
+        try:
+            size, cipher, plain = self._read_media(media, dec, where)
+        except UnsafeFile as exc:
+            self.r.add("fail", "media_unreadable", where, f"{media.rel}: {exc}")
+            return
+        if size != file["cipher_bytes"]:
             self.r.add("fail", "media_altered", where,
                        f"{media.name}: {size} bytes, the signed manifest expected "
-                       f"{file.get('cipher_bytes')} (truncated or extended)")
-        elif cipher != file.get("cipher_sha256"):
+                       f"{file['cipher_bytes']} (truncated or extended)")
+        elif cipher != file["cipher_sha256"]:
             self.r.add("fail", "media_altered", where,
                        f"{media.name}: SHA-256 differs from the signed manifest (altered)")
         if plain is None or dec is None:
             return
-        if file.get("plain_sha256") is None:
+        if file["plain_sha256"] is None:
             self.r.add("ok", "plaintext", where,
                        f"decrypts {'up to its last complete chunk' if dec.truncated else 'fully'}"
                        " (plaintext hash not recorded: sealed after a crash)")
@@ -300,12 +287,12 @@ class _Verifier:
         else:
             self.r.add("ok", "plaintext", where, "decrypted media matches plaintext SHA-256")
 
-    def _read_media(self, media: Path, dec: AgeDecryptor | None,
+    def _read_media(self, media: Node, dec: AgeDecryptor | None,
                     where: str) -> tuple[int, str, str | None]:
         """One streaming pass: size, ciphertext SHA-256 and (if decrypting) plaintext SHA-256."""
         cipher, plain = hashlib.sha256(), hashlib.sha256()
         size = 0
-        with open(media, "rb") as fh:
+        with open_regular(media.path) as fh:
             while block := fh.read(_READ):
                 cipher.update(block)
                 size += len(block)
@@ -323,35 +310,95 @@ class _Verifier:
                 dec = None
         return size, cipher.hexdigest(), plain.hexdigest() if dec is not None else None
 
+    # --- the log's segment entries ------------------------------------------------------------
+    def _check_log_segments(self, found: dict[str, list[_Found]]) -> None:
+        last_dseq = -1
+        leaves = self.log.leaves
+        for i, e in enumerate(self.log.entries):
+            if e.get("kind") != "segment":
+                continue
+            dseq = e["device_seq"]
+            where = f"log entry {i} ({e['path']})"
+            if dseq <= last_dseq:
+                self.r.add("fail", "reordered", where,
+                           f"device_seq {dseq} after {last_dseq}: segments out of order")
+            elif dseq != last_dseq + 1:
+                self.r.add("warn", "device_seq_gap", where,
+                           f"device_seq jumps {last_dseq} → {dseq}")
+            last_dseq = max(last_dseq, dseq)
+            place = sidecar(Path(e["path"]), MANIFEST_SUFFIX).as_posix()
+            item = next((f for f in found.get(e["manifest_sha256"], []) if f.node.rel == place),
+                        None)
+            if item is None:
+                self.r.add("fail", "segment_missing", where,
+                           f"segment seq {e['seq']} of recording {e['recording_id'][:8]} is in "
+                           "the log but its manifest is missing, altered or moved (deleted "
+                           "segment)")
+                continue
+            prev = leaves[i - 1].hex() if i else None
+            if item.manifest["prev_leaf"] != prev:
+                self.r.add("fail", "chain_broken", item.node.rel,
+                           f"prev_leaf does not match log entry {i - 1}")
+            if (item.manifest["device_seq"] != dseq
+                    or item.manifest["file"]["cipher_sha256"] != e["cipher_sha256"]):
+                self.r.add("fail", "log_mismatch", item.node.rel,
+                           "the log entry's device_seq or ciphertext hash differs from the "
+                           "manifest's")
+
+    def _check_journals(self) -> set[str]:
+        """Unsealed segments (a crash): a warning each; their media are accounted for."""
+        claimed: set[str] = set()
+        for node in self.lay.journals:
+            folder = node.rel.rsplit("/", 1)[0]
+            try:
+                doc = parse_canonical(read_bounded(node.path, MAX_JOURNAL))
+                media = doc["media"] if isinstance(doc, dict) else None
+            except (UnsafeFile, ValueError, UnicodeDecodeError, RecursionError, KeyError):
+                media = None
+            if not isinstance(media, str) or f"{folder}/{media}" not in self.lay.media:
+                self.r.add("warn", "unsealed", node.rel,
+                           "journal of a segment that was never sealed; its media is absent or "
+                           "the journal is unreadable")
+                continue
+            claimed.add(f"{folder}/{media}")
+            self.r.add("warn", "unsealed", node.rel,
+                       "segment was never sealed (crash); the agent recovers it on start")
+        return claimed
+
+    # --- recordings ---------------------------------------------------------------------------
     def _check_recordings(self) -> None:
-        by_rec: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for _, signed in self.manifests.values():
-            m = signed.manifest
-            if m.get("device_id") == self.r.device_id or not self.r.device_id:
-                by_rec[str(m.get("recording_id"))].append(m)
-        for rid, ms in sorted(by_rec.items()):
-            ms.sort(key=lambda m: int(m.get("seq", -1)))
+        for rid, ms in sorted(self.recordings().items()):
             where = f"recording {rid[:8]}"
             for a, b in itertools.pairwise(ms):
-                if b["seq"] != a["seq"] + 1:
+                if b["seq"] == a["seq"]:
+                    self.r.add("fail", "duplicate_segment", where,
+                               f"two different signed segments claim seq {a['seq']}")
+                elif b["seq"] != a["seq"] + 1:
                     self.r.add("fail", "sequence_gap", where,
                                f"segments {a['seq'] + 1}..{b['seq'] - 1} missing")
                 if a["device_seq"] >= b["device_seq"]:
                     self.r.add("fail", "reordered", where,
                                f"seq {b['seq']} has device_seq {b['device_seq']} <= "
                                f"{a['device_seq']} of seq {a['seq']}")
-                gap = _gap_ms(a.get("end", {}).get("utc"), b.get("start", {}).get("utc"))
+                gap = _gap_ms(a["end"]["utc"], b["start"]["utc"])
                 if gap is not None and abs(gap) > 1:
                     self.r.add("warn", "time_gap", where,
                                f"{gap} ms between end of seq {a['seq']} and start of {b['seq']}")
             if ms and ms[0]["seq"] != 0:
                 self.r.add("fail", "sequence_gap", where, f"segments 0..{ms[0]['seq'] - 1} missing")
 
-    def tracks(self) -> dict[str, list[list[Any]]]:
+    def recordings(self) -> dict[str, list[dict[str, Any]]]:
+        """The accepted manifests by recording, in segment order."""
         by_rec: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for _, s in self.manifests.values():
-            by_rec[str(s.manifest.get("recording_id"))].append(s.manifest)
-        return {rid: track_rows(ms) for rid, ms in by_rec.items()}
+        for m in self.accepted:
+            by_rec[m["recording_id"]].append(m)
+        for ms in by_rec.values():
+            ms.sort(key=lambda m: (m["seq"], m["device_seq"]))
+        return dict(by_rec)
+
+    def tracks(self) -> dict[str, list[list[Any]]]:
+        """GPS track rows per recording, from accepted manifests only."""
+        return {rid: track_rows(ms) for rid, ms in self.recordings().items()}
 
 
 _FLAG_TEXT = {
@@ -373,24 +420,31 @@ def _gap_ms(end: Any, start: Any) -> int | None:
 
 
 def _read_keys(values: Sequence[str]) -> list[bytes]:
+    """Keys given on the command line: a PEM/base64 file, or the base64 text itself."""
     out = []
     for v in values:
         p = Path(v)
-        out.append(public_key_from_text(p.read_text() if p.is_file() else v))
+        text = read_bounded(p, MAX_KEY).decode() if p.exists() else v
+        out.append(public_key_from_text(text))
     return out
 
 
-def _coverage(path: Path) -> list[Any]:
+def _coverage(v: _Verifier) -> list[Any]:
     """Per recording: the enforcement matter's checklist coverage and whether it is one
-    continuous whole (the seed's "whole process" requirement). Informational: integrity
-    failures are the report's business, so a missing checklist item does not fail verify."""
-    from agent.matters.coverage import coverage_for_dir
+    continuous whole (the seed's "whole process" requirement), from the manifests that
+    verified. Informational: integrity failures are the report's business, so a missing
+    checklist item does not fail verify."""
+    from agent.matters.coverage import recording_coverage
 
-    try:
-        return coverage_for_dir(path)
-    except (OSError, ValueError, EvidenceError) as exc:
-        print(f"bodycam verify: coverage not computed: {exc}", file=sys.stderr)
-        return []
+    out = []
+    for ms in v.recordings().values():
+        try:
+            out.append(recording_coverage(ms))
+        except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+            print(f"bodycam verify: coverage of recording {ms[0]['recording_id'][:8]} not "
+                  f"computed: {exc}", file=sys.stderr)
+    out.sort(key=lambda c: (c.start_utc or "", c.recording_id))
+    return out
 
 
 def verify_main(argv: Sequence[str] | None = None) -> int:
@@ -401,6 +455,9 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--pubkey", action="append", default=[],
                     help="trusted device public key (PEM file or base64); repeatable")
     ap.add_argument("--checkpoint", type=Path, help="a checkpoint the back office witnessed")
+    ap.add_argument("--station-key", action="append", default=[], dest="station_keys",
+                    help="trusted collection-station key for receipts (PEM file or base64); "
+                         "repeatable")
     ap.add_argument("--json", action="store_true", help="machine-readable report")
     out = ap.add_mutually_exclusive_group()
     out.add_argument("--gpx", type=Path, help="write the recordings' GPS track as GPX")
@@ -410,15 +467,17 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return 0 if exc.code == 0 else 2
     try:
-        ids = Identity.from_file(args.identity.read_text()) if args.identity else None
+        ids = (Identity.from_file(read_bounded(args.identity, MAX_KEY).decode())
+               if args.identity else None)
         keys = _read_keys(args.pubkey)
-        trusted = args.checkpoint.read_bytes() if args.checkpoint else None
-    except (OSError, EvidenceError, ValueError) as exc:
+        station_keys = _read_keys(args.station_keys)
+        trusted = read_bounded(args.checkpoint, MAX_KEY) if args.checkpoint else None
+    except (OSError, UnsafeFile, EvidenceError, ValueError) as exc:
         print(f"bodycam verify: {exc}", file=sys.stderr)
         return 2
-    v = _Verifier(args.path, ids, keys, trusted)
+    v = _Verifier(args.path, ids, keys, trusted, station_keys)
     report = v.run()
-    recordings = _coverage(args.path)
+    recordings = _coverage(v)
     if args.json:
         doc = report.to_json()
         doc["recordings"] = [c.to_json() for c in recordings]
@@ -432,5 +491,9 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
         rows = [r for _, rs in sorted(v.tracks().items()) for r in rs]
         name = report.device_id or args.path.name
         text = to_gpx(rows, name=name) if args.gpx else to_geojson(rows, name=name)
-        (args.gpx or args.geojson).write_text(text)
+        try:
+            (args.gpx or args.geojson).write_text(text)
+        except OSError as exc:
+            print(f"bodycam verify: cannot write the track: {exc}", file=sys.stderr)
+            return 2
     return 0 if report.ok else 1
