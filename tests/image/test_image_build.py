@@ -53,6 +53,7 @@ def test_shipped_template_is_a_valid_pi_configuration(tmp_path: Path) -> None:
         RECIPIENTS=f'"{RECIPIENT}"',
         MQTT_URL="mqtts://fleet.example.org:8883",
         DEVICE_ID="BC-10000000ABCDEF12",
+        GPS_PORT="/dev/ttyAMA0",
     )
     assert "@" not in "".join(line for line in text.splitlines() if not line.startswith("#"))
     path = tmp_path / "bodycam.toml"
@@ -63,12 +64,14 @@ def test_shipped_template_is_a_valid_pi_configuration(tmp_path: Path) -> None:
     assert cfg.evidence.encrypt and cfg.evidence.recipients == [RECIPIENT]
     assert cfg.mqtt.enabled is False  # until bodycam-enrol installs a certificate
     assert cfg.mqtt.keyfile.startswith("/var/lib/bodycam/keys/")
+    assert cfg.gps.port == "/dev/ttyAMA0"
 
 
 def test_template_without_a_recipient_is_refused_on_a_pi(tmp_path: Path) -> None:
     """An image built without an agency recipient could not record: build.sh must insist."""
     text = _fill(
-        (FILES / "bodycam.toml.in").read_text(), RECIPIENTS="", MQTT_URL="mqtts://h:8883", DEVICE_ID="BC-1"
+        (FILES / "bodycam.toml.in").read_text(), RECIPIENTS="", MQTT_URL="mqtts://h:8883", DEVICE_ID="BC-1",
+        GPS_PORT="/dev/serial0",
     )
     path = tmp_path / "bodycam.toml"
     path.write_text(text)

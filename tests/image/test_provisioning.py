@@ -68,7 +68,13 @@ class Card:
             )
         )
 
-    def provision(self) -> subprocess.CompletedProcess[str]:
+    def provision(self, model: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run bodycam-provision; ``model`` is the board's device-tree model string (None: a
+        machine without one, like the smoke-test VM)."""
+        model_file = self.root / "model"
+        model_file.unlink(missing_ok=True)
+        if model is not None:
+            model_file.write_bytes(model.encode() + b"\0")  # NUL-terminated, as the kernel has it
         env = dict(
             os.environ,
             BODYCAM_DATA=str(self.data),
@@ -77,6 +83,7 @@ class Card:
             BODYCAM_USER="root",
             BODYCAM_GROUP="root",
             BODYCAM_TEMPLATE=str(self.template),
+            BODYCAM_MODEL=str(model_file),
         )
         return subprocess.run(
             [str(PROVISION)], env=env, capture_output=True, text=True, check=False, timeout=100
@@ -150,6 +157,23 @@ def test_configuration_on_the_boot_partition_replaces_the_template(card: Card) -
     cfg = load_config(card.data / "config" / "bodycam.toml")
     assert cfg.device.officer_id == "PC-4711"
     assert cfg.device.id.startswith("BC-")
+
+
+@pytest.mark.parametrize(("model", "port"), [
+    ("Raspberry Pi 5 Model B Rev 1.0", "/dev/ttyAMA0"),
+    ("Raspberry Pi 500 Rev 1.0", "/dev/ttyAMA0"),
+    ("Raspberry Pi Compute Module 5 Rev 1.0", "/dev/ttyAMA0"),
+    ("Raspberry Pi 4 Model B Rev 1.5", "/dev/serial0"),
+    ("Raspberry Pi Zero 2 W Rev 1.0", "/dev/serial0"),
+    ("Raspberry Pi 3 Model B Plus Rev 1.3", "/dev/serial0"),
+    (None, "/dev/serial0"),
+])
+def test_gps_port_follows_the_board_model(card: Card, model: str | None, port: str) -> None:
+    """On BCM2712 boards serial0 is the debug connector: the header UART is ttyAMA0 there."""
+    result = card.provision(model)
+    assert result.returncode == 0, result.stderr
+    assert load_config(card.data / "config" / "bodycam.toml").gps.port == port
+    assert f"GPS receiver port for this board: {port}" in result.stdout
 
 
 def test_rerun_after_completion_keeps_the_identity(card: Card) -> None:

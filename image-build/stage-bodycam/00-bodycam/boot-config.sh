@@ -35,7 +35,7 @@ set_config enable_uart=1
 # and drifts under load: NMEA arrives garbled. disable-bt gives the PL011 back to GPIO14/15
 # (/dev/serial0 -> ttyAMA0); a body camera has no use for Bluetooth. On the Pi 5 the header
 # UART is not shared with Bluetooth but is off by default: uart0=on makes it /dev/ttyAMA0
-# (serial0 there names the debug connector), so set gps.port = "/dev/ttyAMA0" on a Pi 5.
+# (serial0 there names the debug connector); bodycam-provision writes that port on a Pi 5.
 if ! grep -q '^dtoverlay=disable-bt' "$config"; then
   cat >>"$config" <<'EOF_CONFIG'
 
