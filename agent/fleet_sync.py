@@ -26,8 +26,11 @@ from agent import __version__
 from agent.atomic import atomic_write
 from agent.config import read_secret_file
 from agent.controller import Request
-from agent.errors import SyncError
+from agent.errors import EvidenceError, SyncError
+from agent.evidence.canonical import parse_canonical
+from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.log import origin_for
+from agent.evidence.manifest import parse_envelope
 from agent.sync.commands import Command
 from agent.sync.link import MqttLink
 from agent.sync.outbox import Outbox
@@ -88,6 +91,7 @@ class FleetSync:
         self._next_telemetry = 0.0
         self._last_state: tuple[Any, ...] | None = None
         self.delivery_faults = 0
+        self._send_unpublished()
 
     def _birth(self) -> dict[str, Any]:
         a = self.a
@@ -123,6 +127,50 @@ class FleetSync:
         envelope = json.loads(signed.envelope())
         self.link.enqueue_segment(envelope)
         self.publish_checkpoint()
+
+    def _send_unpublished(self) -> None:
+        """Queue every segment logged since the last published checkpoint, then a checkpoint.
+
+        Sealing logs a segment and only then queues its manifest: a power cut in between, or a
+        segment sealed by crash recovery at start (before this link exists), would otherwise
+        never reach the back office. Segments after the published size are queued through the
+        same path as a fresh seal; one that was queued already just before a cut goes out
+        twice (the back office keys manifests by their hash), which is harmless where a
+        missing one is not.
+        """
+        log_ = self.a.store.log
+        if self._published_size >= log_.size:
+            return
+        queued = 0
+        for index, data in log_.entries():
+            if index < self._published_size:
+                continue
+            entry = parse_canonical(data)
+            if entry.get("kind") != "segment":
+                continue
+            envelope = self._logged_envelope(entry)
+            if envelope is None:
+                continue
+            self.link.enqueue_segment(envelope)
+            queued += 1
+        if queued:
+            log.info("queued %d segment(s) logged since the last published checkpoint", queued)
+            self.publish_checkpoint()
+
+    def _logged_envelope(self, entry: dict[str, Any]) -> dict[str, Any] | None:
+        """The signed manifest a segment leaf names, if it is on disk and matches its hash."""
+        media = self.a.data_dir / str(entry.get("path", ""))
+        try:
+            signed = parse_envelope(sidecar(media, MANIFEST_SUFFIX).read_bytes())
+        except (OSError, EvidenceError) as exc:
+            log.error("segment %s: manifest not queued, unreadable (%s)", entry.get("path"), exc)
+            return None
+        if signed.sha256 != entry.get("manifest_sha256"):
+            log.error("segment %s: manifest not queued, its hash differs from the log's",
+                      entry.get("path"))
+            return None
+        envelope: dict[str, Any] = json.loads(signed.envelope())
+        return envelope
 
     def publish_checkpoint(self) -> dict[str, Any]:
         """Queue the current signed checkpoint with a consistency proof from the last one."""

@@ -103,6 +103,8 @@ class Supervisor:
         except OSError as exc:
             log.info("storage still failing: %s", exc)
             return
+        for signed in recovered:  # to the back office, exactly like a segment sealed normally
+            self.c.segment_sealed(signed)
         self.a.recorder.clear_fault()
         self.a.storage_watch.fault = None
         self.c.event("storage_recovered", {"recovered_segments": len(recovered)})
