@@ -31,7 +31,7 @@ from agent.evidence.canonical import parse_canonical
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.log import origin_for
 from agent.evidence.manifest import parse_envelope
-from agent.sync.commands import Command
+from agent.sync.commands import Command, iso_utc
 from agent.sync.link import MqttLink
 from agent.sync.outbox import Outbox
 from agent.sync.transport import TlsSettings
@@ -212,18 +212,25 @@ class FleetSync:
     def status(self) -> dict[str, Any]:
         """``mqtt_*`` fields for the status snapshot."""
         st = self.link.stats()
-        return {"mqtt_connected": st.connected, "mqtt_commands_ready": st.commands_ready,
-                "outbox_depth": st.outbox_depth, "mqtt_delivery_faults": st.faults,
-                "mqtt_session": st.session}
+        out: dict[str, Any] = {
+            "mqtt_connected": st.connected, "mqtt_commands_ready": st.commands_ready,
+            "outbox_depth": st.outbox_depth, "mqtt_delivery_faults": st.faults,
+            "mqtt_session": st.session}
+        if st.broker is not None:  # what the broker granted at the last CONNACK
+            out["mqtt_broker"] = st.broker.as_dict()
+        return out
 
     def _telemetry(self, s: dict[str, Any]) -> dict[str, Any]:
-        out = {k: v for k, v in s.items()
-               if isinstance(v, _TELEMETRY_SCALARS) and not k.startswith("mqtt_")
-               and k not in ("data_dir", "outbox_depth", "state")}
+        out: dict[str, Any] = {k: v for k, v in s.items()
+                               if isinstance(v, _TELEMETRY_SCALARS) and not k.startswith("mqtt_")
+                               and k not in ("data_dir", "outbox_depth", "state")}
         out["recording"] = s.get("state") == "recording"
         out["recorder_state"] = s.get("state", "unknown")
         out["gps_fix"] = s.get("gps_mode", 0) >= 2
         out["last_checkpoint_size"] = self._published_size
+        broker = self.link.stats().broker
+        if broker is not None:
+            out["broker"] = broker.as_dict()
         temp = _cpu_temp_dc()
         if temp is not None:
             out["cpu_temp_dc"] = temp

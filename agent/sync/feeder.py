@@ -8,7 +8,10 @@ Rules it enforces:
 * a failure reason code (0x87 not authorized, 0x97 quota exceeded, …) is a delivery fault:
   counted, reported, the row kept, and feeding paused with exponential backoff; after the
   pause, feeding restarts from the oldest pending row, so the faulted row is retried first;
-* on a new connection everything pending is sent again from the oldest row.
+* on a new connection everything pending is sent again from the oldest row;
+* a row the broker cannot take at all (bigger than its Maximum Packet Size) is *held*: reported
+  once as a fault, kept in the outbox, and skipped, so it neither blocks the rows behind it nor
+  makes the link loop; the next connection tries it again (the limit may have changed).
 
 Locking: ``feed``, ``settle``, ``flush``, ``reset`` and ``deadline`` are called only on the
 link thread. ``notify`` and ``counters`` may be called from any thread and touch only the
@@ -29,14 +32,17 @@ from agent.errors import SyncError
 from agent.sync.outbox import Outbox, OutboxMessage
 from agent.sync.transport import Backoff
 
-__all__ = ["OutboxFeeder"]
+__all__ = ["HELD", "OutboxFeeder"]
 
 _log = logging.getLogger(__name__)
 _FAULT_RETRY_S: Final = (5.0, 300.0)
 _FLUSH_AFTER_S: Final = 0.2
 
+HELD: Final = -1
+"""What a publish function returns for a row it must not send on this connection."""
+
 Publish = Callable[[OutboxMessage], int | None]
-"""Hands one row to the MQTT client; returns its message id, or None if it was refused."""
+"""Hands one row to the MQTT client; returns its message id, ``HELD``, or None if it was refused."""
 
 
 class OutboxFeeder:
@@ -75,6 +81,17 @@ class OutboxFeeder:
         """(delivered, faults) since start (any thread)."""
         with self._lock:
             return self._delivered, self._faults
+
+    def set_window(self, max_inflight: int) -> None:
+        """Resize the in-flight window (the broker's Receive Maximum, at each CONNACK)."""
+        self._max_inflight = max(1, max_inflight)
+
+    def hold(self, seq: int, why: str) -> None:
+        """Count and report a row that cannot be sent on this connection; it stays queued."""
+        with self._lock:
+            self._faults += 1
+        _log.error("outbox seq %d held: %s", seq, why)
+        self._report(seq, why)
 
     @property
     def inflight(self) -> int:
@@ -117,8 +134,9 @@ class OutboxFeeder:
             if mid is None:
                 self.notify()
                 return
-            self._inflight[mid] = row.seq
             self._cursor = row.seq
+            if mid != HELD:
+                self._inflight[mid] = row.seq
 
     def settle(self, mid: int, reason: ReasonCode) -> bool:
         """Apply a PUBACK (or QoS 0 send) result; False if ``mid`` is not an outbox row."""
@@ -167,6 +185,9 @@ class OutboxFeeder:
             delay = self._backoff.next_delay()
             self._paused_until = time.monotonic() + delay
             _log.error("broker rejected outbox seq %d (%s); retrying in %.0f s", seq, text, delay)
+        self._report(seq, text)
+
+    def _report(self, seq: int, text: str) -> None:
         if self._on_fault is not None:
             try:
                 self._on_fault(seq, text)

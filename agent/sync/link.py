@@ -19,6 +19,13 @@ authorized" from an ACL, 0x97 quota, …) is a delivery fault: counted, reported
 ``on_delivery_fault``, the row kept, and feeding paused with exponential backoff before the
 oldest pending row is tried again, so a misconfigured ACL cannot make the device spin.
 Commands are handled by :mod:`agent.sync.inbox`; their acks wait in :mod:`agent.sync.acks`.
+
+What the broker granted (CONNACK properties, :mod:`agent.sync.session`) is logged once per
+connection, at warning level for anything cut below what we asked, and obeyed: the in-flight
+window stays within its Receive Maximum, paho adopts its Server Keep Alive, QoS and retain
+follow its Maximum QoS and Retain Available, and a row bigger than its Maximum Packet Size is
+held in the outbox and reported instead of being sent (the broker would drop the connection,
+and the link would loop). ``stats().broker`` carries the grant to status and telemetry.
 """
 
 from __future__ import annotations
@@ -50,9 +57,19 @@ from agent.sync.commands import (
     ConfigKey,
     iso_utc,
 )
-from agent.sync.feeder import OutboxFeeder
+from agent.sync.feeder import HELD, OutboxFeeder
 from agent.sync.inbox import CommandInbox
 from agent.sync.outbox import Outbox, OutboxMessage
+from agent.sync.session import (
+    BrokerGrant,
+    SessionRequest,
+    client_inflight_limit,
+    fits,
+    inflight_window,
+    publish_packet_size,
+    read_grant,
+    shortfalls,
+)
 from agent.sync.topics import Topics, encode_json
 from agent.sync.transport import Backoff, TlsSettings, parse_broker_url
 
@@ -79,6 +96,7 @@ class LinkStats:
     faults: int
     session: int
     commands_ready: bool
+    broker: BrokerGrant | None = None  # what the current (or last) connection was granted
 
 
 class MqttLink:
@@ -128,6 +146,7 @@ class MqttLink:
         self._keepalive = keepalive
         self._max_inflight = max_inflight
         self._session_expiry_s = session_expiry_s
+        self._request = SessionRequest(session_expiry_s, keepalive, max_inflight)
         self._backoff = Backoff(*reconnect)
         missing = [key for key in _BIRTH_REQUIRED if not isinstance(birth.get(key), str)]
         if missing:
@@ -143,6 +162,7 @@ class MqttLink:
         self._subscribed = False
         self._last_connect: datetime | None = None
         self._session = 0
+        self._grant: BrokerGrant | None = None
 
         self._acks = AckQueue()  # has its own lock
         self._inbox = CommandInbox(topics=self._topics, outbox=outbox, acks=self._acks,
@@ -155,6 +175,7 @@ class MqttLink:
         self._feeder = OutboxFeeder(outbox, max_inflight=max_inflight,
                                     on_fault=on_delivery_fault, fault_retry_s=fault_retry)
         self._ack_mids: dict[int, int] = {}  # paho mid -> ack serial
+        self._held: set[int] = set()  # outbox seqs already reported as unsendable here
         self._connack_deadline = 0.0
 
         self._stop = threading.Event()
@@ -258,6 +279,7 @@ class MqttLink:
                 faults=faults,
                 session=self._session,
                 commands_ready=self._subscribed,
+                broker=self._grant,
             )
 
     def _enqueue(self, topic: str, kind: str, body: dict[str, Any]) -> int:
@@ -389,39 +411,79 @@ class MqttLink:
             telemetry, self._telemetry = self._telemetry, None
             state = self._state if self._state_dirty else None
             self._state_dirty = False
+            grant = self._grant
+        qos, retain = (grant.qos(1), grant.retain_available) if grant else (1, True)
         for serial, topic, body in self._acks.take_unsent():
-            info = client.publish(topic, body, qos=1)
+            info = client.publish(topic, body, qos=qos)
             self._ack_mids[info.mid] = serial
         if state is not None:
-            client.publish(self._topics.state, state, qos=1, retain=True)
+            client.publish(self._topics.state, state, qos=qos, retain=retain)
         if telemetry is not None:
             client.publish(self._topics.telemetry, telemetry, qos=0)
-        self._feeder.feed(lambda row: _publish_row(client, row))
+        self._feeder.feed(lambda row: self._publish_row(client, row, grant))
+
+    def _publish_row(self, client: mqtt.Client, row: OutboxMessage,
+                     grant: BrokerGrant | None) -> int | None:
+        problem = None
+        if grant is not None and grant.maximum_qos < row.qos:
+            problem = f"broker's Maximum QoS is {grant.maximum_qos}, the row needs {row.qos}"
+        elif grant is not None and not fits(grant, row.topic, len(row.payload), row.qos):
+            size = publish_packet_size(row.topic, len(row.payload), row.qos)
+            problem = (f"{size}-byte packet exceeds the broker's Maximum Packet Size "
+                       f"{grant.maximum_packet_size}; kept in the outbox")
+        if problem is not None:
+            if row.seq not in self._held:
+                self._held.add(row.seq)
+                self._feeder.hold(row.seq, problem)
+            return HELD
+        return _publish_row(client, row)
 
     # --- paho callbacks (link thread) ---------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: mqtt.ConnectFlags,
-                    reason: ReasonCode, _props: Properties | None) -> None:
+                    reason: ReasonCode, props: Properties | None) -> None:
         if reason.is_failure:
             _log.error("MQTT link: broker refused connection: %s", reason)
             return
         self._backoff.reset()
+        grant = self._adopt(client, _flags.session_present, props)
         with self._lock:
             self._connected = True
             self._last_connect = datetime.now(UTC)
             session = self._session
             self._state_dirty = self._state is not None
+            self._grant = grant
         self._acks.resend_all()
         self._feeder.reset()
+        self._held.clear()
+        qos, retain = grant.qos(1), grant.retain_available
         online = {"state": "online", "session": session, "device_id": self._device_id,
                   "at": _now_iso()}
-        client.publish(self._topics.status, encode_json(online), qos=1, retain=True)
+        client.publish(self._topics.status, encode_json(online), qos=qos, retain=retain)
         birth = {**self._birth, "device_id": self._device_id, "session": session,
                  "at": _now_iso()}
-        client.publish(self._topics.birth, encode_json(birth), qos=1, retain=True)
+        client.publish(self._topics.birth, encode_json(birth), qos=qos, retain=retain)
         client.subscribe(self._topics.commands,
                          options=SubscribeOptions(qos=1, retainHandling=2))
         _log.info("MQTT link: connected to %s:%d (session %d)", self._broker.host,
                   self._broker.port, session)
+
+    def _adopt(self, client: mqtt.Client, session_present: bool,
+               props: Properties | None) -> BrokerGrant:
+        """Read the CONNACK grant, log it (once per connect), and fit the windows to it."""
+        values = props.json() if props is not None else {}  # type: ignore[no-untyped-call]
+        grant = read_grant(values, request=self._request, session_present=session_present)
+        _log.info("MQTT link: broker granted %s", ", ".join(
+            f"{k}={v}" for k, v in grant.as_dict().items()))
+        for problem in shortfalls(self._request, grant):
+            _log.warning("MQTT link: broker %s", problem)
+        window = inflight_window(self._max_inflight, grant)
+        self._feeder.set_window(window)
+        # paho's setter refuses once connected, for fear of a switch between 0 (unlimited) and
+        # a limit while messages are in flight; ours is > 0 before and after, and nothing has
+        # been published on this client yet, so setting its field is exactly what it guards.
+        client._max_inflight_messages = client_inflight_limit(
+            window, _PAHO_EXTRA_INFLIGHT, grant)
+        return grant
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int,
                       reasons: list[ReasonCode], _props: Properties | None) -> None:

@@ -56,10 +56,12 @@ def test_broker_urls(tmp_path: Path) -> None:
     plain = parse_broker_url("mqtt://[::1]", tls=None, allow_plaintext=True)
     assert plain == BrokerAddress("::1", 1883, False)
     for bad, match in [("mqtt://b", "plaintext"), ("ws://b", "scheme"), ("mqtts://", "host"),
-                       ("mqtts://b/path", "only"), ("mqtts://u:p@b", "only"),
+                       ("mqtts://b/path", "only"), ("mqtts://u:pw@b", "credentials"),
+                       ("mqtts://:pw@b", "credentials"),
                        ("mqtts://b:99999", "port")]:
-        with pytest.raises(ConfigError, match=match):
+        with pytest.raises(ConfigError, match=match) as err:
             parse_broker_url(bad, tls=tls)
+        assert "pw" not in str(err.value)  # a password in the URL is never echoed
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:
