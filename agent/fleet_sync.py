@@ -31,7 +31,7 @@ from agent.evidence.canonical import parse_canonical
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.log import origin_for
 from agent.evidence.manifest import parse_envelope
-from agent.sync.commands import Command, iso_utc
+from agent.sync.commands import Command
 from agent.sync.link import MqttLink
 from agent.sync.outbox import Outbox
 from agent.sync.transport import TlsSettings
