@@ -220,7 +220,7 @@ class Ina219Battery:
         if self._throttle is not None:
             try:
                 flags = self._throttle.read()
-                undervoltage, throttled = flags.undervoltage, flags.throttled
+                undervoltage, throttled = flags.undervoltage, flags.throttled or flags.freq_capped
             except PowerError as exc:
                 _log.warning("supply flags unavailable: %s", exc)
         return BatteryReading(

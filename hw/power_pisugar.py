@@ -136,7 +136,7 @@ class PiSugarBattery:
         if self._throttle is not None:
             with contextlib.suppress(PowerError):
                 flags = self._throttle.read()
-                undervoltage, throttled = flags.undervoltage, flags.throttled
+                undervoltage, throttled = flags.undervoltage, flags.throttled or flags.freq_capped
         return BatteryReading(
             status=status,
             capacity_pct=_float(answers.get("battery")),

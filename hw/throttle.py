@@ -19,15 +19,30 @@ before a fuel gauge notices. The Pi reports it in two places:
 
 Both sources take a root path or an injected command runner, so tests feed them fake trees
 and canned outputs.
+
+Two facts decide how they are combined (:class:`PiSupplyMonitor`):
+
+* ``rpi_volt`` knows only under-voltage; throttling and frequency capping come from
+  ``get_throttled`` alone. ``vcgencmd`` talks to the firmware through ``/dev/vcio``, which the
+  agent's unit must allow (``DeviceAllow=/dev/vcio rw``; the device belongs to group video).
+* The ``raspberrypi-hwmon`` driver behind ``rpi_volt`` polls the firmware every 2 s and asks it
+  to clear the sticky bits each time (``value = 0xffff``, "Request firmware to clear sticky
+  bits"). With that driver loaded, the "has occurred since boot" bits of ``get_throttled``
+  cover only the last poll period. The monitor therefore keeps them itself: every flag it has
+  ever seen, now or sticky, stays set in the ``*_occurred`` fields for the life of the
+  monitor. An event shorter than the kernel's poll that falls between two of our readings can
+  still be missed; nothing in user space can recover it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -35,6 +50,7 @@ from hw.errors import PowerError
 
 __all__ = [
     "CommandRunner",
+    "PiSupplyMonitor",
     "RpiVoltHwmon",
     "ThrottleSource",
     "ThrottleState",
@@ -43,6 +59,8 @@ __all__ = [
     "parse_get_throttled",
     "pi_throttle_source",
 ]
+
+log = logging.getLogger(__name__)
 
 CommandRunner = Callable[[Sequence[str]], str]
 """Runs a command and returns its standard output (raises ``OSError`` if it cannot run)."""
@@ -166,11 +184,72 @@ class RpiVoltHwmon:
         return ThrottleState(undervoltage=alarm)
 
 
-def pi_throttle_source(hwmon_root: Path = Path("/sys/class/hwmon")) -> ThrottleSource | None:
-    """The best supply-flag source on this board: ``rpi_volt`` (no process spawned per
-    reading), else ``vcgencmd`` if installed, else None (not a Raspberry Pi)."""
-    if find_rpi_volt(hwmon_root) is not None:
-        return RpiVoltHwmon(hwmon_root)
-    if shutil.which("vcgencmd") is not None:
-        return VcgencmdThrottle()
-    return None
+_NOW_TO_OCCURRED = {
+    "undervoltage": "undervoltage_occurred",
+    "freq_capped": "freq_capped_occurred",
+    "throttled": "throttled_occurred",
+    "soft_temp_limit": "soft_temp_limit_occurred",
+}
+
+
+class PiSupplyMonitor:
+    """Supply flags from every source the board has, with the since-boot flags kept here.
+
+    ``read`` ORs the current flags of the sources that answer (``rpi_volt``'s alarm and the
+    firmware word) and latches every flag seen -- current or sticky -- into the ``*_occurred``
+    fields, which then never clear. A source that fails is skipped (logged once); only when all
+    fail is the reading a :class:`PowerError`. Thread-safe: the latch is under ``_lock``.
+    """
+
+    def __init__(self, *, hwmon: ThrottleSource | None = None,
+                 firmware: ThrottleSource | None = None) -> None:
+        self._sources = [(name, src) for name, src in (("rpi_volt", hwmon), ("get_throttled", firmware))
+                         if src is not None]
+        if not self._sources:
+            raise PowerError("no supply-flag source (neither rpi_volt nor vcgencmd)")
+        self._latched = {occurred: False for occurred in _NOW_TO_OCCURRED.values()}
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The sources in use, by name."""
+        return tuple(name for name, _ in self._sources)
+
+    def read(self) -> ThrottleState:
+        """Current flags of all sources, with every flag seen so far latched as occurred."""
+        states: list[ThrottleState] = []
+        failures: list[str] = []
+        for name, source in self._sources:
+            try:
+                states.append(source.read())
+            except PowerError as exc:
+                failures.append(f"{name}: {exc}")
+                if name not in self._warned:
+                    self._warned.add(name)
+                    log.warning("supply flags: %s unavailable: %s", name, exc)
+        if not states:
+            raise PowerError("no supply-flag source answered (" + "; ".join(failures) + ")")
+        merged = {f.name: any(getattr(st, f.name) for st in states)
+                  for f in fields(ThrottleState) if f.name != "raw"}
+        with self._lock:
+            for now, occurred in _NOW_TO_OCCURRED.items():
+                self._latched[occurred] |= merged[now] or merged[occurred]
+                merged[occurred] = self._latched[occurred]
+        raw = next((st.raw for st in states if st.raw is not None), None)
+        return ThrottleState(**merged, raw=raw)
+
+
+def pi_throttle_source(hwmon_root: Path = Path("/sys/class/hwmon"), *,
+                       vcgencmd: str | None = None,
+                       runner: CommandRunner | None = None) -> PiSupplyMonitor | None:
+    """The supply flags of this board: ``rpi_volt`` (under-voltage without a process per
+    reading) together with ``vcgencmd get_throttled`` (throttling), whichever exist; None when
+    neither does (not a Raspberry Pi). ``vcgencmd`` defaults to the one on ``PATH``."""
+    hwmon = RpiVoltHwmon(hwmon_root) if find_rpi_volt(hwmon_root) is not None else None
+    command = vcgencmd if vcgencmd is not None else shutil.which("vcgencmd")
+    firmware = (VcgencmdThrottle(runner=runner, command=(command, "get_throttled"))
+                if command else None)
+    if hwmon is None and firmware is None:
+        return None
+    return PiSupplyMonitor(hwmon=hwmon, firmware=firmware)

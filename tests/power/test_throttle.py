@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from hw.errors import PowerError
 from hw.power_sysfs import write_fake_rpi_volt
 from hw.throttle import (
+    PiSupplyMonitor,
     RpiVoltHwmon,
     VcgencmdThrottle,
     find_rpi_volt,
@@ -111,9 +111,91 @@ def test_rpi_volt_absent_or_broken(tmp_path: Path) -> None:
         RpiVoltHwmon(tmp_path).read()
 
 
-def test_pi_throttle_source_prefers_the_hwmon(tmp_path: Path) -> None:
-    """rpi_volt is chosen when present; off a Pi (no hwmon, no vcgencmd) there is none."""
+def test_pi_throttle_source_uses_every_source_the_board_has(tmp_path: Path) -> None:
+    """rpi_volt and vcgencmd together when both exist; either alone; off a Pi none at all."""
     write_fake_rpi_volt(tmp_path, alarm=False)
-    assert isinstance(pi_throttle_source(tmp_path), RpiVoltHwmon)
-    if shutil.which("vcgencmd") is None:
-        assert pi_throttle_source(tmp_path / "none") is None
+    both = pi_throttle_source(tmp_path, vcgencmd="vcgencmd", runner=lambda argv: "throttled=0x0")
+    assert isinstance(both, PiSupplyMonitor) and both.sources == ("rpi_volt", "get_throttled")
+    hwmon_only = pi_throttle_source(tmp_path, vcgencmd="")
+    assert hwmon_only is not None and hwmon_only.sources == ("rpi_volt",)
+    firmware_only = pi_throttle_source(tmp_path / "none", vcgencmd="vcgencmd",
+                                       runner=lambda argv: "throttled=0x0")
+    assert firmware_only is not None and firmware_only.sources == ("get_throttled",)
+    assert pi_throttle_source(tmp_path / "none", vcgencmd="") is None
+
+
+class _Firmware:
+    """get_throttled words in sequence, as the kernel's 2 s poll leaves them (sticky bits
+    cleared by raspberrypi-hwmon between our readings)."""
+
+    def __init__(self, *words: int) -> None:
+        self.words = list(words)
+        self.calls: list[Sequence[str]] = []
+
+    def __call__(self, argv: Sequence[str]) -> str:
+        self.calls.append(argv)
+        return f"throttled={hex(self.words.pop(0))}\n"
+
+
+def test_throttling_is_reported_alongside_the_hwmon(tmp_path: Path) -> None:
+    """With rpi_volt present, throttling still comes from the firmware word (the hwmon has none)."""
+    write_fake_rpi_volt(tmp_path, alarm=False)
+    firmware = _Firmware(0x40004)  # throttled now, and since boot
+    monitor = pi_throttle_source(tmp_path, vcgencmd="vcgencmd", runner=firmware)
+    assert monitor is not None
+    state = monitor.read()
+    assert state.throttled and state.throttled_occurred and not state.undervoltage
+    assert state.raw == 0x40004
+    assert firmware.calls == [("vcgencmd", "get_throttled")]
+
+
+def test_since_boot_flags_survive_the_kernel_clearing_them(tmp_path: Path) -> None:
+    """Once seen, an under-voltage or a throttle stays in the *_occurred flags, although the
+    firmware word the kernel keeps clearing no longer shows it."""
+    device = write_fake_rpi_volt(tmp_path, alarm=True)
+    firmware = _Firmware(0x20002, 0x0, 0x0)  # frequency capped; then cleared by the kernel
+    monitor = PiSupplyMonitor(hwmon=RpiVoltHwmon(tmp_path),
+                              firmware=VcgencmdThrottle(runner=firmware))
+    first = monitor.read()
+    assert first.undervoltage and first.undervoltage_occurred
+    assert first.freq_capped and first.freq_capped_occurred
+    write_fake_rpi_volt(tmp_path, alarm=False)
+    assert device.exists()
+    for _ in range(2):
+        later = monitor.read()
+        assert not later.undervoltage and not later.freq_capped
+        assert later.undervoltage_occurred and later.freq_capped_occurred
+        assert not later.throttled_occurred and not later.soft_temp_limit_occurred
+        assert later.raw == 0
+
+
+def test_a_failing_source_is_skipped_and_all_failing_is_an_error(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """vcgencmd refused (say /dev/vcio not allowed): rpi_volt still answers, with a warning
+    once; with no source left the reading is a PowerError naming each failure."""
+    def refused(argv: Sequence[str]) -> str:
+        raise subprocess.CalledProcessError(255, list(argv), "", "VCHI initialization failed")
+
+    write_fake_rpi_volt(tmp_path, alarm=True)
+    monitor = PiSupplyMonitor(hwmon=RpiVoltHwmon(tmp_path), firmware=VcgencmdThrottle(runner=refused))
+    with caplog.at_level("WARNING", logger="hw.throttle"):
+        assert monitor.read().undervoltage
+        assert monitor.read().undervoltage
+    assert sum("get_throttled unavailable" in r.getMessage() for r in caplog.records) == 1
+    lone = PiSupplyMonitor(firmware=VcgencmdThrottle(runner=refused))
+    with pytest.raises(PowerError, match=r"no supply-flag source answered.*get_throttled"):
+        lone.read()
+    with pytest.raises(PowerError, match="no supply-flag source"):
+        PiSupplyMonitor()
+
+
+def test_batteries_report_firmware_throttling(tmp_path: Path) -> None:
+    """A battery reading carries the firmware's throttle flag through the monitor."""
+    from hw.power_sysfs import MAX17040, SysfsBattery, write_fake_supply
+
+    write_fake_supply(tmp_path / "ps", "max17040-0", MAX17040)
+    write_fake_rpi_volt(tmp_path / "hwmon", alarm=False)
+    monitor = pi_throttle_source(tmp_path / "hwmon", vcgencmd="vcgencmd",
+                                 runner=_Firmware(0x50005))
+    reading = SysfsBattery(tmp_path / "ps", throttle=monitor).read()
+    assert reading.undervoltage and reading.throttled
