@@ -26,7 +26,7 @@ __all__ = ["default_data_dir", "main"]
 
 log = logging.getLogger("bodycam")
 
-_DELEGATED = ("keys", "verify", "fleet", "bench")
+_DELEGATED = ("keys", "verify", "fleet", "bench", "decrypt")
 
 
 def default_data_dir() -> Path:
@@ -78,7 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     cfg.add_argument("file", type=Path, nargs="?")
 
     for name, text in (("keys", "device key: init [--rotate]"), ("verify", "verify evidence"),
-                       ("fleet", "fleet view: watch"), ("bench", "lab bench")):
+                       ("fleet", "fleet view: watch"), ("bench", "lab bench"),
+                       ("decrypt", "decrypt one segment, also a recovered (truncated) one")):
         sp = sub.add_parser(name, help=text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
     return p
@@ -200,6 +201,10 @@ def _delegate(name: str, rest: list[str]) -> int:
         from agent.evidence.verify import verify_main
 
         return int(verify_main(rest))
+    if name == "decrypt":
+        from agent.evidence.decrypt import decrypt_main
+
+        return decrypt_main(rest)
     if name == "fleet":
         from agent.sync.fleet import fleet_main
 
