@@ -53,4 +53,7 @@ def _reject_float(text: str) -> Any:
 
 def parse_canonical(data: bytes) -> Any:
     """Parse canonical JSON, refusing floats (a document that holds one was not ours)."""
-    return json.loads(data.decode("utf-8"), parse_float=_reject_float)
+    try:
+        return json.loads(data.decode("utf-8"), parse_float=_reject_float)
+    except RecursionError:  # a crafted "[[[[…" must be a parse error, not a crash
+        raise ValueError("JSON nested too deeply") from None
