@@ -3,7 +3,9 @@
 Battery and storage policies act here: a warning is shown and sent; critical battery or
 full storage seals the open segment, logs why (``low_battery_shutdown``, ``storage_full``)
 and stops; only acknowledged segments are ever evicted to make room. The frame-progress
-watchdog restarts a stalled camera (or microphone); a storage fault is retried through the
+watchdog restarts a stalled camera (or microphone); beside a camera, the microphone has its own
+watchdog, because a dead audio stream stops nothing else (PortAudio ends a stream silently) and
+would otherwise leave recordings without sound unnoticed; a storage fault is retried through the
 storage seam until the disk takes writes again; a fixed camera restarts its recording; and
 fleet telemetry goes out on its period.
 
@@ -20,6 +22,7 @@ from agent.commands import CommandSet
 from agent.errors import RecordingRefused
 from agent.evidence.store import RetentionViolation
 from agent.status import status_snapshot
+from agent.watch import FrameWatchdog
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -38,6 +41,9 @@ class Supervisor:
         self._battery_level = "ok"
         self._storage_level = "ok"
         self._last_stall_restart = 0.0
+        self._last_mic_restart = 0.0
+        # Audio progress while a camera runs (the frame watchdog then watches the camera only).
+        self.mic_watchdog = FrameWatchdog(stall_after_s=agent.cfg.recording.stall_after_s)
         self._storage_retry = 0.0
         self._next_autostart = 0.0
         self._next_sync_tick = 0.0
@@ -53,6 +59,9 @@ class Supervisor:
                     else a.controller.audio_chunks_in)
         if a.frame_watchdog.check(now, progress):
             self._capture_stalled(now)
+        if a.hw.camera is not None and a.hw.microphone is not None \
+                and self.mic_watchdog.check(now, a.controller.audio_chunks_in):
+            self._microphone_stalled(now)
         pw = a.power_watch
         if pw is not None:
             verdict = pw.poll(now, "recording" if a.recorder.state == "recording" else "standby")
@@ -161,6 +170,25 @@ class Supervisor:
         if now - self._last_stall_restart > 5.0:
             self._last_stall_restart = now
             self._restart_capture(device)
+
+    def _microphone_stalled(self, now: float) -> None:
+        """No audio for stall_after_s beside a running camera: report it, restart the stream.
+        The recording goes on (its video is intact); the gap is in the evidence log."""
+        a = self.a
+        self.c.event("microphone_stall", {"chunks": a.controller.audio_chunks_in})
+        log.warning("no audio for %.1f s; restarting the microphone", a.cfg.recording.stall_after_s)
+        a.feedback.warning()
+        if now - self._last_mic_restart <= 5.0 or a.hw.microphone is None:
+            return
+        self._last_mic_restart = now
+        try:
+            a.hw.microphone.stop()
+            a.hw.microphone.start(a.controller.on_audio)
+        except Exception:
+            log.exception("microphone restart failed")
+            return
+        a.store.log_event("microphone_restart", reason="stall",
+                          recording_id=a.recorder.recording_id)
 
     def _restart_capture(self, device: str) -> None:
         a = self.a

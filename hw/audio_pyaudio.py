@@ -9,12 +9,20 @@ jitter) disagree by more than ``resync_ms``, the anchor is *slewed* by at most
 goes below the end of the previous chunk, because the muxer needs monotonic audio. After an
 overflow (samples really lost) the anchor is re-set on the real clock, leaving a visible hole.
 
+An exception must never leave the callback: PyAudio turns one into ``paAbort``, PortAudio
+ends the stream, and the microphone falls silent with nothing but a traceback on stderr. The
+callback therefore catches everything, counts it in :attr:`PyAudioMicrophone.callback_errors`,
+keeps the last one in :attr:`PyAudioMicrophone.error` (logged once), and continues -- as the
+camera driver's callbacks do. A microphone that stops delivering for any other reason is the
+recorder's frame-progress watchdog's to notice (it watches the audio chunk count too).
+
 Locking: the counters are written only by PortAudio's thread; readers see ints (atomic in
 CPython). ``start``/``stop`` are called from one controller thread.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,6 +31,8 @@ from hw.audio import AudioChunk, AudioFormat, AudioSink
 from hw.errors import AudioError, DeviceMissing
 
 __all__ = ["PyAudioMicrophone", "find_input_device"]
+
+log = logging.getLogger(__name__)
 
 _WINDOW_CHUNKS = 64
 
@@ -71,6 +81,8 @@ class PyAudioMicrophone:
         self._stream: Any = None
         self._sink: AudioSink | None = None
         self._overflows = 0
+        self._callback_errors = 0
+        self._error: BaseException | None = None
         self._anchor_ns: int | None = None
         self._counted = 0
         self._offsets: list[int] = []
@@ -85,6 +97,16 @@ class PyAudioMicrophone:
     def overflows(self) -> int:
         """Input overflows reported by PortAudio (samples lost, recording continues)."""
         return self._overflows
+
+    @property
+    def callback_errors(self) -> int:
+        """Exceptions caught in the PortAudio callback (each one lost that chunk, not the stream)."""
+        return self._callback_errors
+
+    @property
+    def error(self) -> BaseException | None:
+        """The last exception caught in the PortAudio callback."""
+        return self._error
 
     def start(self, sink: AudioSink) -> None:
         """Open and start the callback stream."""
@@ -136,9 +158,16 @@ class PyAudioMicrophone:
         return counted // 1000
 
     def _callback(self, in_data: bytes | None, frame_count: int, time_info: Any, status: int) -> Any:
-        if status & self._pyaudio.paInputOverflow:
-            self._overflows += 1
-            self._anchor_ns = None  # samples were lost: re-anchor on the real clock
-        if in_data and self._sink is not None:
-            self._sink(AudioChunk(pcm=in_data, pts_us=self._pts_for(frame_count), frames=frame_count))
+        try:
+            if status & self._pyaudio.paInputOverflow:
+                self._overflows += 1
+                self._anchor_ns = None  # samples were lost: re-anchor on the real clock
+            if in_data and self._sink is not None:
+                self._sink(AudioChunk(pcm=in_data, pts_us=self._pts_for(frame_count),
+                                      frames=frame_count))
+        except Exception as exc:  # escaping would abort the stream (PyAudio returns paAbort)
+            self._callback_errors += 1
+            self._error = exc
+            if self._callback_errors == 1:
+                log.exception("audio callback failed; the stream continues")
         return (None, self._pyaudio.paContinue)

@@ -208,8 +208,11 @@ if mode == "missing":
     else:
         print(json.dumps({"error": None}))
     sys.exit(0)
-chunks, threads, done = [], set(), threading.Event()
+chunks, threads, done, calls = [], set(), threading.Event(), [0]
 def sink(chunk):
+    calls[0] += 1
+    if mode == "raising" and calls[0] == 3:
+        raise RuntimeError("sink failed on the third chunk")
     chunks.append(chunk)
     threads.add(threading.current_thread().name)
     if len(chunks) >= want:
@@ -231,6 +234,7 @@ print(json.dumps({
     "bytes": [len(c.pcm) for c in chunks], "pts": [c.pts_us for c in chunks],
     "overflows_before": overflows_before, "overflows": mic.overflows,
     "threads": sorted(threads), "main": threading.current_thread().name,
+    "callback_errors": mic.callback_errors, "error": repr(mic.error),
 }))
 """
 
@@ -315,3 +319,18 @@ def test_pyaudio_missing_device_names_the_devices_it_has(fakemic: FakeMic) -> No
     result = fakemic.run("missing", "no-such-microphone")
     assert result["error"] == "DeviceMissing"
     assert "no-such-microphone" in result["message"] and "fakemic" in result["message"]
+
+
+def test_pyaudio_stream_survives_an_exception_in_the_callback(fakemic: FakeMic) -> None:
+    """A sink that raises once costs that chunk, not the stream: PortAudio keeps calling back
+    (an exception escaping the callback would make PyAudio abort the stream after 2 chunks)."""
+    result = fakemic.run("raising", "fakemic", want=50)
+    summary = {k: result[k] for k in ("chunks", "callback_errors", "error", "overflows")}
+    assert result["chunks"] >= 50, f"the stream stopped after the exception: {summary}"
+    assert result["callback_errors"] == 1, summary
+    assert "sink failed on the third chunk" in result["error"]
+    if result["overflows"] == 0:  # then every other chunk is the device's, in order
+        pcm: bytes = result["pcm"]
+        size = CHUNK * 2
+        assert pcm[: 2 * size] == fakemic.samples[: 2 * size]
+        assert pcm[2 * size :] == fakemic.samples[3 * size : len(pcm) + size]
