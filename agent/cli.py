@@ -26,7 +26,7 @@ __all__ = ["default_data_dir", "main"]
 
 log = logging.getLogger("bodycam")
 
-_DELEGATED = ("keys", "verify", "fleet", "bench", "decrypt")
+_DELEGATED = ("keys", "verify", "fleet", "bench", "decrypt", "proof")
 
 
 def default_data_dir() -> Path:
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     ctl.add_argument("action", help="press | hold | bookmark | status | start | stop | matter | "
                                     "mark | officer | ack | checkpoint | sim")
     ctl.add_argument("params", nargs="*", help="matter CODE · mark ITEM · officer ID · "
-                                               "ack SEQ… · sim DEVICE VERB [VALUE] · "
+                                               "ack RECEIPT.json… · sim DEVICE VERB [VALUE] · "
                                                "bookmark [LABEL]")
     ctl.add_argument("--data-dir", type=Path)
     ctl.add_argument("--timeout", type=float, default=30.0)
@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
     for name, text in (("keys", "device key: init [--rotate]"), ("verify", "verify evidence"),
                        ("fleet", "fleet view: watch"), ("bench", "lab bench"),
-                       ("decrypt", "decrypt one segment, also a recovered (truncated) one")):
+                       ("decrypt", "decrypt one segment, also a recovered (truncated) one"),
+                       ("proof", "inclusion / consistency proofs of the evidence log")):
         sp = sub.add_parser(name, help=text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
     return p
@@ -150,10 +151,7 @@ def _ctl_args(action: str, params: list[str]) -> tuple[str, dict[str, Any]]:
     if action == "bookmark":
         return action, {"label": " ".join(params) or "bookmark"}
     if action == "ack":
-        try:
-            return action, {"device_seq": [int(p) for p in params]}
-        except ValueError:
-            raise ConfigError("usage: bodycam ctl ack SEQ [SEQ…] (integers)") from None
+        return action, {"receipts": [_receipt_file(Path(p)) for p in params]}
     if action == "sim":
         if len(params) not in (2, 3):
             raise ConfigError("usage: bodycam ctl sim DEVICE VERB [VALUE]")
@@ -162,6 +160,21 @@ def _ctl_args(action: str, params: list[str]) -> tuple[str, dict[str, Any]]:
             out["value"] = params[2]
         return action, out
     return action, {}
+
+
+def _receipt_file(path: Path) -> Any:
+    """A station receipt envelope (JSON) from a file; the agent verifies it."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(16 * 1024 + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the receipt ({exc.strerror or exc})") from None
+    if len(raw) > 16 * 1024:
+        raise ConfigError(f"{path}: larger than 16 KiB; not a receipt")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not a JSON receipt envelope ({exc})") from None
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
@@ -201,6 +214,10 @@ def _delegate(name: str, rest: list[str]) -> int:
         from agent.evidence.verify import verify_main
 
         return int(verify_main(rest))
+    if name == "proof":
+        from agent.evidence.proof import proof_main
+
+        return proof_main(rest)
     if name == "decrypt":
         from agent.evidence.decrypt import decrypt_main
 
