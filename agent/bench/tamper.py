@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import tempfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agent.evidence.age import Identity
+from agent.evidence.canonical import canonical_json
 from agent.evidence.manifest import parse_envelope
 from agent.evidence.verify import verify
 
@@ -90,6 +93,48 @@ def _replay(seg: Path, old_checkpoint: bytes | None) -> str:
     return "log/checkpoint"
 
 
+def _fake_eviction(seg: Path, _: bytes | None) -> str:
+    """Delete the media and append an unsigned, well-framed eviction entry for it."""
+    signed = parse_envelope(seg.read_bytes())
+    root = seg.parent.parent.parent
+    media = _media_of(seg)
+    media.unlink()
+    entry = canonical_json({"kind": "event", "type": "eviction", "utc": signed.manifest[
+        "start"]["utc"], "device_seq": signed.manifest["device_seq"],
+        "path": media.relative_to(root).as_posix(), "manifest_sha256": signed.sha256,
+        "cipher_sha256": signed.manifest["file"]["cipher_sha256"], "ack_index": 0,
+        "receipt_sha256": "0" * 64})
+    log = root / "log" / "entries.bin"
+    _replace(log, log.read_bytes() + struct.pack(">II", len(entry), zlib.crc32(entry)) + entry)
+    return media.name
+
+
+def _shadow(seg: Path, _: bytes | None) -> str:
+    """Alter the media, then put an untouched copy of the recording folder beside it."""
+    folder = seg.parent
+    shutil.copytree(folder, folder.with_name("zzzz_" + folder.name), copy_function=shutil.copy)
+    _media_flip(seg, None)
+    return _media_of(seg).name
+
+
+def _old_log_beside(seg: Path, old_checkpoint: bytes | None) -> str:
+    """Remove the log and leave a copy of it, under another name, for the verifier to find."""
+    root = seg.parent.parent.parent
+    shutil.copytree(root / "log", root / "a_log", copy_function=shutil.copy)
+    shutil.rmtree(root / "log")
+    return "a_log"
+
+
+def _symlinked_media(seg: Path, _: bytes | None) -> str:
+    """Swap the media for a symbolic link to a file elsewhere."""
+    media = _media_of(seg)
+    outside = media.parent.parent.parent.parent / "outside.bin"
+    shutil.copy(media, outside)
+    media.unlink()
+    media.symlink_to(outside)
+    return media.name
+
+
 def _media_of(manifest: Path) -> Path:
     return manifest.with_name(manifest.name.replace(".manifest.json", ".mp4.age"))
 
@@ -100,6 +145,10 @@ _CASES: tuple[tuple[str, tuple[str, ...], Callable[[Path, bytes | None], str]], 
     ("segment deleted", ("segment_missing", "sequence_gap"), _delete),
     ("media truncated", ("media_altered",), _truncate),
     ("old checkpoint replayed", ("checkpoint_stale", "log_truncated"), _replay),
+    ("deletion dressed as an eviction", ("eviction_unsigned", "media_deleted"), _fake_eviction),
+    ("tampered original, untouched shadow copy", ("media_altered",), _shadow),
+    ("log removed, an old copy beside it", ("no_log", "misplaced"), _old_log_beside),
+    ("media replaced by a symlink", ("symlink", "media_deleted"), _symlinked_media),
 )
 
 
@@ -122,7 +171,7 @@ def run_tamper_suite(data_dir: Path, victim: Path, *, identity: Sequence[Identit
             codes = tuple(sorted({f.code for f in report.failures}))
             hit = [f for f in report.failures if f.code in expected]
             named = any(target in f.where or target in f.message for f in hit) or target.startswith(
-                "log/")
+                ("log/", "a_log"))
             detected = (not report.ok) and bool(hit) and named
             detail = "; ".join(f"{f.code}: {f.message}" for f in hit[:2]) or "verify passed"
             out.append(TamperResult(name, target, expected, codes, detected, detail))
