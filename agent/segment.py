@@ -10,6 +10,25 @@ Each segment's media timeline starts at 0 at its first keyframe; its position in
 recording and in real time is in the manifest (``first_pts_us`` on ``CLOCK_MONOTONIC`` plus
 the monotonic↔UTC pair), which maps media time to UTC exactly.
 
+What the file says about itself (docs/MEDIA.md):
+
+* **Sample description.** The video track is a mux-only stream: no encoder is opened, so the
+  ``avcC`` record is built from the SPS/PPS of the segment's first keyframe (libavformat's
+  ``extract_extradata``), the very parameter sets the slices use. An encoder context would
+  write its *own* global header over them (libx264 says High/CABAC while the camera sends
+  Constrained Baseline/CAVLC), and a decoder that configures itself from the header fails.
+* **Audio start.** Audio is muxed at its true offset from the first frame (up to one AAC frame,
+  ~21 ms, later). The moov is written before any sample (``empty_moov``), so it cannot carry
+  an edit list; ``frag_discont`` with ``use_editlist=1`` makes the first fragment's ``tfdt``
+  carry the offset instead (to the audio sample). ``delay_moov`` would give a real edit list
+  but holds the moov -- and every fragment -- back until *each* track has a sample: a silent
+  microphone would keep the whole segment in memory and lose it in a crash.
+* **No total duration.** ``mehd``/``mvhd`` durations and a global ``sidx`` sit before the
+  media and are only known at the end; FFmpeg writes them by seeking back (``global_sidx``,
+  ``faststart``), which an append-only encrypted sink cannot allow. The manifest holds the
+  exact duration; players that take it from the ``mfra`` index show the start of the last
+  fragment instead.
+
 Not thread-safe: owned by the controller thread.
 """
 
@@ -31,8 +50,18 @@ from hw.camera import VideoFormat
 
 __all__ = ["SegmentStats", "SegmentWriter"]
 
-_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof"
+_MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+frag_discont"
+# use_editlist=1 selects the frag_discont branch that keeps each track's first timestamp
+# (tfdt = its offset from the first frame) instead of shifting every track to start at 0.
+_MUX_OPTIONS = {"movflags": _MOVFLAGS, "flush_packets": "1", "use_editlist": "1"}
 _VIDEO_TB = Fraction(1, 90_000)
+# Mux-only streams (add_mux_stream) whose avcC libavformat builds from the first packet's
+# SPS/PPS arrived in PyAV 18; an older PyAV would fall back to an encoder's header.
+_PYAV_MIN = (18, 1)
+
+
+def _pyav_version() -> tuple[int, ...]:
+    return tuple(int(p) for p in av.__version__.split(".")[:2] if p.isdigit())
 
 
 @dataclass(slots=True)
@@ -106,18 +135,24 @@ class SegmentWriter:
         self.stats = SegmentStats()
 
     def _open(self, first: MediaPacket) -> None:
-        options = {"movflags": _MOVFLAGS, "flush_packets": "1"}
+        if self._video_fmt is not None and _pyav_version() < _PYAV_MIN:
+            raise RecorderError(f"PyAV {av.__version__} cannot mux H.264 without an encoder's "
+                                f"header; segments need PyAV >= {'.'.join(map(str, _PYAV_MIN))}")
+        if self._video_fmt is not None and h264_parameter_sets(first.data) is None:
+            # Without SPS/PPS the header cannot describe the video and no decoder can start.
+            raise RecorderError("the segment's first keyframe carries no SPS/PPS "
+                                "(the camera must repeat parameter sets on every IDR)")
         with _muxer_errors():
-            self._container = av.open(self._sink, mode="w", format="mp4", options=options)
+            self._container = av.open(self._sink, mode="w", format="mp4",
+                                      options=dict(_MUX_OPTIONS))
         if self._video_fmt is not None:
             fmt = self._video_fmt
-            vs = self._container.add_stream("h264", rate=fmt.fps)
-            vs.width, vs.height = fmt.width, fmt.height
+            # Mux-only: the sample description comes from the first keyframe's own SPS/PPS
+            # (PyAV runs extract_extradata on it before writing the header), never from an
+            # encoder's global header.
+            vs = self._container.add_mux_stream("h264", rate=fmt.fps, width=fmt.width,
+                                                height=fmt.height)
             vs.time_base = _VIDEO_TB
-            vs.codec_context.bit_rate = fmt.bitrate
-            extradata = h264_parameter_sets(first.data)
-            if extradata:
-                vs.codec_context.extradata = extradata
             self._vstream = vs
         if self._audio_fmt is not None:
             a = self._audio_fmt
