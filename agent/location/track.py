@@ -8,6 +8,13 @@ When a long segment would exceed ``max_samples``, every other sample is dropped 
 interval doubles, so the track stays evenly spread over the whole segment and its size is
 bounded whatever the segment length; the exact end position is kept separately.
 
+A segment may start in the past: a recording opens with its pre-event buffer, up to
+``prerecord_s`` (plus one GOP) before the press. The recorder therefore remembers the fixes
+that arrived while no segment was open (``history_s``, bounded in time and count) and
+:meth:`TrackRecorder.start_segment` takes its start position from the newest fix at or before
+the segment's start and replays those received since then into the new track. A fix already
+recorded in an open segment's track is never replayed into the next one.
+
 Locking: ``_lock`` guards all state; :meth:`TrackRecorder.add` may be called from the GPS
 reader thread while the controller starts and ends segments.
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -60,13 +68,17 @@ class TrackSummary:
 class TrackRecorder:
     """Collects fixes into per-segment tracks."""
 
-    def __init__(self, *, max_samples: int = 3600, start_max_age_s: float = 5.0) -> None:
+    def __init__(self, *, max_samples: int = 3600, start_max_age_s: float = 5.0,
+                 history_s: float = 150.0, history_max: int = 3000) -> None:
         if max_samples < 2:
             raise ValueError(f"max_samples must be at least 2, got {max_samples}")
         self._max = max_samples
         self._start_max_age_ns = int(start_max_age_s * 1e9)
         self._lock = threading.Lock()
-        self._last: Fix | None = None
+        # Fixes of the last ``history_s`` (longest pre-roll 120 s + a GOP), with a flag
+        # saying whether an open track already holds them; ``history_max`` bounds a flood.
+        self._history_ns = int(history_s * 1e9)
+        self._history: deque[tuple[Fix, bool]] = deque(maxlen=history_max)
         self._open = False
         self._start: TrackRow | None = None
         self._end: TrackRow | None = None
@@ -80,33 +92,50 @@ class TrackRecorder:
         if fix.stale or not fix.has_position or fix.utc is None:
             return
         with self._lock:
-            self._last = fix
-            if not self._open:
-                return
-            row = fix_row(fix)
-            self._fixes += 1
-            self._end = row
-            if self._start is None:
-                self._start = row
-            second = int(fix.utc.timestamp())
-            if self._slots and second < self._slots[-1] + self._interval:
-                return
-            self._rows.append(row)
-            self._slots.append(second)
-            if len(self._rows) > self._max:
-                self._decimate()
+            self._history.append((fix, self._open))
+            while self._history and (fix.received_mono_ns - self._history[0][0].received_mono_ns
+                                     > self._history_ns):
+                self._history.popleft()
+            if self._open:
+                self._record(fix)
+
+    def _record(self, fix: Fix) -> None:
+        """Put one dated, positioned fix into the open track (``_lock`` held)."""
+        assert fix.utc is not None
+        row = fix_row(fix)
+        self._fixes += 1
+        self._end = row
+        if self._start is None:
+            self._start = row
+        second = int(fix.utc.timestamp())
+        if self._slots and second < self._slots[-1] + self._interval:
+            return
+        self._rows.append(row)
+        self._slots.append(second)
+        if len(self._rows) > self._max:
+            self._decimate()
 
     def start_segment(self, now_mono_ns: int | None = None) -> None:
-        """Begin a new track; a recent fix (≤ ``start_max_age_s``) is its start position."""
-        if now_mono_ns is None:
-            now_mono_ns = time.monotonic_ns()
+        """Begin a new track for a segment starting at ``now_mono_ns`` (default: now).
+
+        The newest fix at or before the start, if at most ``start_max_age_s`` old, is the
+        start position; fixes received since the start that no track holds yet (the
+        pre-event buffer's span) are recorded first.
+        """
+        start_ns = time.monotonic_ns() if now_mono_ns is None else now_mono_ns
         with self._lock:
             self._open = True
             self._rows, self._slots, self._interval, self._fixes = [], [], 1, 0
             self._start = self._end = None
-            last = self._last
-            if last is not None and now_mono_ns - last.received_mono_ns <= self._start_max_age_ns:
-                self._start = self._end = fix_row(last)
+            before = [f for f, _ in self._history if f.received_mono_ns <= start_ns]
+            if before and start_ns - before[-1].received_mono_ns <= self._start_max_age_ns:
+                self._start = self._end = fix_row(before[-1])
+            replay = [f for f, held in self._history
+                      if f.received_mono_ns > start_ns and not held]
+            self._history = deque(((f, held or f.received_mono_ns > start_ns)
+                                   for f, held in self._history), maxlen=self._history.maxlen)
+            for fix in replay:
+                self._record(fix)
 
     def end_segment(self) -> TrackSummary:
         """Close the track and return its summary (empty if no fix arrived)."""
