@@ -26,7 +26,7 @@ from typing import Any
 from agent import __version__
 from agent.aac import AacEncoder
 from agent.commands import CommandSet
-from agent.config import Config
+from agent.config import Config, station_public_keys
 from agent.controller import Controller
 from agent.ctl import CtlServer, socket_path
 from agent.errors import KeyMissing, StorageError
@@ -94,6 +94,7 @@ class Agent:
             self.data_dir, key=self.key, recipients=self.recipients,
             encrypt=cfg.evidence.encrypt, device_id=cfg.device.id,
             open_append=self.hw.storage.open_append,
+            station_keys=station_public_keys(cfg.offload),
         )
         self.recovered = self.store.recover()
         self.boot_id = _boot_id()

@@ -6,7 +6,16 @@ admission checks whatever asked for it (battery critical, storage cannot hold a 
 a remote start can never do what the button could not.
 
 What the recorder does about the world on its own (battery, storage, stalls) is in
-:mod:`agent.supervisor`.
+:mod:`agent.supervisor` (its stops are logged there as ``low_battery_shutdown`` /
+``storage_full`` events).
+
+Every command that changes evidence or the recording (``AUDITED``: start, stop, matter, mark,
+officer, config_set, ack) is appended to the evidence log as a ``command`` event naming its
+origin -- the button gesture, the control socket's peer uid, or the MQTT command id and the
+issuer it claims -- and whether it ``succeeded`` or was ``refused`` (with the reason), so a court
+can see who stopped a recording, and who tried to. Only commands that reach a handler are
+logged: MQTT messages that are malformed, stale or replayed are refused earlier by
+:mod:`agent.sync.inbox` and never touch the log, which keeps it bounded against a flood.
 
 Not thread-safe: handlers run on the controller thread; :meth:`respond` (control socket
 threads) only submits requests.
@@ -17,21 +26,36 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from agent.controller import Controller, Request
-from agent.errors import CommandRejected, MatterError, RecordingRefused
+from agent.controller import Controller, Handler, Request
+from agent.errors import (
+    BodycamError,
+    CommandRejected,
+    MatterError,
+    ReceiptRejected,
+    RecorderError,
+    RecordingRefused,
+    VerificationError,
+)
+from agent.evidence.receipt import parse_receipt
 from agent.sim_stimuli import apply_stimulus
 from agent.status import status_snapshot
-from agent.sync.commands import DEFAULT_CONFIG_ALLOWLIST
+from agent.sync.commands import DEFAULT_CONFIG_ALLOWLIST, MAX_ACK_RECEIPTS
 from hw.still import StillCapture
 
 if TYPE_CHECKING:
     from agent.app import Agent
 
 ALLOWED_REMOTE_KEYS = frozenset(DEFAULT_CONFIG_ALLOWLIST)
+AUDITED = frozenset({"start", "stop", "matter", "mark", "officer", "config_set", "ack"})
 
-__all__ = ["CommandSet"]
+__all__ = ["AUDITED", "CommandSet"]
+
+_REFUSALS = (CommandRejected, RecorderError, ValueError, KeyError, TypeError)
+_MAX_TEXT = 200
+_MAX_ITEMS = 64
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +78,8 @@ class CommandSet:
         """Install handlers and gestures on the controller."""
         for name in ("start", "stop", "press", "hold", "bookmark", "status", "matter", "mark",
                      "ack", "checkpoint", "sim", "shutdown", "officer", "config_set"):
-            c.handle(name, getattr(self, f"cmd_{name}"))
+            handler = getattr(self, f"cmd_{name}")
+            c.handle(name, self._audited(name, handler) if name in AUDITED else handler)
         c.on_gesture("click", lambda: self._gesture("click"))
         c.on_gesture("double", lambda: self._gesture("double"))
         c.on_gesture("hold", lambda: self._gesture("hold"))
@@ -70,11 +95,14 @@ class CommandSet:
         if self.sync is not None:
             self.sync.stop()
 
-    def respond(self, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Control-socket entry point (runs on a socket thread)."""
+    def respond(self, cmd: str, args: dict[str, Any],
+                peer: Mapping[str, int] | None = None) -> dict[str, Any]:
+        """Control-socket entry point (runs on a socket thread); ``peer`` is the caller's
+        ``uid``/``pid`` from the socket's credentials, recorded as the command's origin."""
         if cmd in ("press", "hold") and self.a.hw.kind == "sim" and not args.get("virtual"):
-            return self._sim_button(cmd)
-        req = self.a.controller.submit(Request(cmd, args, origin="ctl"))
+            return self._sim_button(cmd)  # through the simulated pin: logged as the button
+        req = self.a.controller.submit(Request(cmd, args, origin="ctl",
+                                               origin_detail=dict(peer or {})))
         if not req.wait(30):
             return {"ok": False, "error": f"{cmd}: no answer from the controller within 30 s"}
         if req.error is not None:
@@ -92,32 +120,69 @@ class CommandSet:
         snap = self.a.controller.call("status")
         return {"ok": True, "result": snap}
 
+    # --- evidence log of commands -------------------------------------------------------------
+    def _audited(self, name: str, handler: Handler) -> Handler:
+        """``handler`` with its outcome appended to the evidence log (see module docstring)."""
+        def run(req: Request) -> dict[str, Any] | None:
+            return self._act(name, _args_for_log(name, req.args), req.origin_record,
+                             lambda: handler(req))
+        return run
+
+    def _act(self, name: str, args: Mapping[str, Any], origin: Mapping[str, Any],
+             action: Callable[[], dict[str, Any] | None]) -> dict[str, Any] | None:
+        """Run ``action``; log the command as succeeded (with its effect) or refused."""
+        try:
+            result = action()
+        except _REFUSALS as exc:
+            self.log_command(name, args, origin, "refused", reason=str(exc) or type(exc).__name__)
+            raise
+        self.log_command(name, args, origin, "succeeded", effect=result)
+        return result
+
+    def log_command(self, name: str, args: Mapping[str, Any], origin: Mapping[str, Any],
+                    outcome: str, *, reason: str | None = None,
+                    effect: Mapping[str, Any] | None = None) -> None:
+        """Append a ``command`` event; a log that cannot be written is reported, not raised
+        (the command already took effect; the storage fault is the supervisor's to handle)."""
+        fields: dict[str, Any] = {"command": name, "args": _loggable(dict(args)),
+                                  "origin": _loggable(dict(origin)), "outcome": outcome,
+                                  "reason": _loggable(reason)}
+        if effect:
+            fields["effect"] = _loggable(dict(effect))
+        try:
+            self.a.store.log_event("command", **fields)
+        except (BodycamError, OSError):
+            log.exception("command %s (%s) could not be logged", name, outcome)
+
     # --- gestures ---------------------------------------------------------------------------
-    def _gesture(self, name: str) -> None:
+    def _gesture(self, name: str, origin: Mapping[str, Any] | None = None) -> None:
         """Standby: click starts, hold picks the next matter. Recording: double press
         bookmarks, triple press picks the next matter, hold stops."""
         state = self.a.recorder.state
+        where = dict(origin or {"via": "button"}, gesture=name)
+        via = str(where["via"])
         try:
             if name in ("click", "press") and state in ("standby", "stopping"):
-                self.start_recording("button")
+                self._act("start", {}, where, lambda: self._start_result(via))
             elif name == "double" and state == "recording":
                 self.a.recorder.bookmark("button")
                 self.a.feedback.bookmark()
             elif name == "hold" and state == "recording" and self.a.cfg.device.profile != "fixed":
-                self.stop_recording("button")
+                self._act("stop", {}, where, lambda: self._stop_result(via))
             elif (name == "hold" and state == "standby") or (name == "triple" and state == "recording"):
-                self._cycle_matter()
+                self._cycle_matter(where)
         except RecordingRefused as exc:
             log.warning("%s", exc)
 
-    def _cycle_matter(self) -> None:
+    def _cycle_matter(self, origin: Mapping[str, Any]) -> None:
         quick = self.a.quick
         if quick is None:
             return
         step = quick.next_after(self.matter["code"] if self.matter else None)
         if step is None:
             return
-        self._set_matter(step.code, origin="button")
+        self._act("matter", {"code": step.code}, origin,
+                  lambda: self._matter_result(step.code, str(origin["via"])))
         self.a.feedback.matter_selected(step.position)
 
     # --- recording --------------------------------------------------------------------------
@@ -171,24 +236,31 @@ class CommandSet:
         self.stop_reason = reason
         self.a.recorder.stop(reason=reason)
 
+    def _start_result(self, origin: str) -> dict[str, Any]:
+        rid = self.start_recording(origin)
+        return {"recording_id": rid, "state": self.a.recorder.state}
+
+    def _stop_result(self, reason: str) -> dict[str, Any]:
+        rid = self.a.recorder.recording_id if self.a.recorder.state == "recording" else None
+        self.stop_recording(reason)
+        return {"recording_id": rid, "state": self.a.recorder.state}
+
     def cmd_start(self, req: Request) -> dict[str, Any]:
         """Start recording (remote or ctl)."""
-        rid = self.start_recording(req.origin)
-        return {"recording_id": rid, "state": self.a.recorder.state}
+        return self._start_result(req.origin)
 
     def cmd_stop(self, req: Request) -> dict[str, Any]:
         """Stop recording."""
-        self.stop_recording(str(req.args.get("reason", req.origin)))
-        return {"state": self.a.recorder.state}
+        return self._stop_result(str(req.args.get("reason", req.origin))[:_MAX_TEXT])
 
     def cmd_press(self, req: Request) -> dict[str, Any]:
         """A virtual short press (same meaning as the button's)."""
-        self._gesture("press")
+        self._gesture("press", req.origin_record)
         return self.cmd_status(req)
 
     def cmd_hold(self, req: Request) -> dict[str, Any]:
         """A virtual hold."""
-        self._gesture("hold")
+        self._gesture("hold", req.origin_record)
         return self.cmd_status(req)
 
     def cmd_bookmark(self, req: Request) -> dict[str, Any]:
@@ -223,7 +295,11 @@ class CommandSet:
         code = req.args.get("code")
         if not isinstance(code, str) or not code:
             raise CommandRejected("matter needs a code")
-        return {"matter": self._set_matter(code, origin=req.origin)}
+        return self._matter_result(code, req.origin)
+
+    def _matter_result(self, code: str, origin: str) -> dict[str, Any]:
+        previous = self.matter["code"] if self.matter else None
+        return {"matter": self._set_matter(code, origin=origin), "previous": previous}
 
     def _set_matter(self, code: str, *, origin: str) -> dict[str, Any]:
         try:
@@ -248,7 +324,9 @@ class CommandSet:
 
     def cmd_officer(self, req: Request) -> dict[str, Any]:
         """Assign the officer carrying the unit (shift handover)."""
-        return {"officer_id": self.set_officer(str(req.args.get("id", ""))[:64])}
+        previous = self.officer_id
+        return {"officer_id": self.set_officer(str(req.args.get("id", ""))[:64]),
+                "previous": previous}
 
     def set_officer(self, officer: str) -> str:
         """Officer id for manifests and the picture overlay."""
@@ -266,16 +344,39 @@ class CommandSet:
         if not isinstance(key, str) or key not in ALLOWED_REMOTE_KEYS:
             raise CommandRejected(f"{key!r} cannot be set remotely; allowed: "
                                   f"{', '.join(sorted(ALLOWED_REMOTE_KEYS))}")
-        return apply_live(self.a, key, req.args.get("value"))
+        section, _, name = key.partition(".")
+        previous = getattr(getattr(self.a.cfg, section), name)
+        return {**apply_live(self.a, key, req.args.get("value")), "previous": previous}
 
     def cmd_ack(self, req: Request) -> dict[str, Any]:
-        """The back office holds these segments (device_seq list): retention may evict them."""
-        seqs = req.args.get("device_seq")
-        if not isinstance(seqs, list) or not all(isinstance(s, int) and s >= 0 for s in seqs):
-            raise CommandRejected("ack needs device_seq: a list of non-negative integers")
-        for s in seqs:
-            self.a.store.acknowledge(s)
-        return {"acknowledged": len(seqs)}
+        """Station receipts (``{"receipts": [envelope, …]}``): each one that verifies is logged
+        as ``acknowledged`` and makes its segment evictable; the answer says, per receipt,
+        whether it was accepted (with its log index) or refused and why."""
+        if "device_seq" in req.args:
+            raise CommandRejected("acknowledging by device_seq is not accepted: a station's "
+                                  "signed receipt is required")
+        docs = req.args.get("receipts")
+        if not isinstance(docs, list) or not 1 <= len(docs) <= MAX_ACK_RECEIPTS:
+            raise CommandRejected(f"ack needs receipts: a list of 1-{MAX_ACK_RECEIPTS} signed "
+                                  "receipt envelopes")
+        accepted: list[dict[str, Any]] = []
+        refused: list[dict[str, Any]] = []
+        for i, doc in enumerate(docs):
+            try:
+                receipt = parse_receipt(doc)
+            except VerificationError as exc:
+                refused.append({"index": i, "reason": str(exc)})
+                continue
+            try:
+                index = self.a.store.accept_receipt(receipt, origin=req.origin_record)
+            except ReceiptRejected as exc:
+                refused.append({"index": i, "device_seq": receipt.device_seq, "reason": str(exc)})
+                continue
+            accepted.append({"index": i, "device_seq": receipt.device_seq, "ack_index": index})
+        if not accepted:
+            raise CommandRejected("no receipt accepted: " + "; ".join(
+                f"[{r['index']}] {r['reason']}" for r in refused)[:1000])
+        return {"accepted": accepted, "refused": refused}
 
     def cmd_checkpoint(self, req: Request) -> dict[str, Any]:
         """The latest signed checkpoint (and, with sync, publish it with a consistency proof)."""
@@ -333,3 +434,30 @@ class CommandSet:
         if self.sync is not None:
             self.sync.event(kind, data)
 
+
+def _args_for_log(name: str, args: Mapping[str, Any]) -> dict[str, Any]:
+    """What a command asked, as the log keeps it: receipts are summarised (each accepted one is
+    quoted whole in its own ``acknowledged`` entry)."""
+    if name == "ack":
+        docs = args.get("receipts")
+        return {"receipts": len(docs) if isinstance(docs, list) else None}
+    return dict(args)
+
+
+def _loggable(value: Any, depth: int = 0) -> Any:
+    """``value`` made canonical-JSON-safe and bounded: floats become their decimal text,
+    strings are cut at 200 characters, lists and objects at 64 items, nesting at 4 levels."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, str):
+        return value[:_MAX_TEXT]
+    if depth >= 4:
+        return "…"
+    if isinstance(value, Mapping):
+        items = list(value.items())[:_MAX_ITEMS]
+        return {str(k)[:_MAX_TEXT]: _loggable(v, depth + 1) for k, v in items}
+    if isinstance(value, list | tuple):
+        return [_loggable(v, depth + 1) for v in value[:_MAX_ITEMS]]
+    return repr(value)[:_MAX_TEXT]

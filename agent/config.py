@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, EvidenceError
+from agent.evidence.ids import DEVICE_ID_PATTERN
 
 __all__ = [
     "AudioConfig",
@@ -33,6 +34,7 @@ __all__ = [
     "HardwareConfig",
     "MattersConfig",
     "MqttConfig",
+    "OffloadConfig",
     "PowerConfig",
     "RecordingConfig",
     "SimConfig",
@@ -42,6 +44,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "read_secret_file",
+    "station_public_keys",
 ]
 
 
@@ -62,14 +65,12 @@ def _f(default: Any, doc: str, **kw: Any) -> Any:
     return field(default=default, metadata=rule(doc, **kw))
 
 
-_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
-
-
 @dataclass(frozen=True)
 class DeviceConfig:
     """Who and what this recorder is; goes into every manifest and the overlay."""
 
-    id: str = _f("BC-SIM-0001", "device id (also the MQTT identity)", pattern=_ID)
+    # The evidence store's rule (agent.evidence.ids), so config check refuses what run would.
+    id: str = _f("BC-SIM-0001", "device id (also the MQTT identity)", pattern=DEVICE_ID_PATTERN)
     officer_id: str = _f("", "officer carrying the unit; empty = unassigned", pattern=r"^.{0,64}$")
     unit: str = _f("", "enforcement unit (department) name", pattern=r"^.{0,128}$")
     profile: str = _f(
@@ -219,6 +220,15 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class OffloadConfig:
+    """Collection stations whose signed receipts may make a segment evictable."""
+
+    station_keys: list[str] = field(default_factory=list, metadata=rule(
+        "trusted station Ed25519 public keys: base64 (raw 32 bytes) or an absolute path to a "
+        "PEM file; empty = no receipt is accepted, nothing is ever evicted"))
+
+
+@dataclass(frozen=True)
 class MattersConfig:
     """Enforcement matters (the seed's recording list)."""
 
@@ -261,6 +271,7 @@ class Config:
     storage: StorageConfig = field(default_factory=StorageConfig)
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    offload: OffloadConfig = field(default_factory=OffloadConfig)
     matters: MattersConfig = field(default_factory=MattersConfig)
     sim: SimConfig = field(default_factory=SimConfig)
 
@@ -391,6 +402,7 @@ def _cross_checks(cfg: Config, source: str) -> None:
         )
     if cfg.video.width % 2 or cfg.video.height % 2:
         raise ConfigError("width and height must be even (4:2:0 video)", key="video", source=source)
+    station_public_keys(cfg.offload, source=source)
     _check_mqtt(cfg.mqtt, source)
 
 
@@ -452,6 +464,37 @@ def read_secret_file(path: str, *, key: str, source: str = "<config>") -> str:
     if not secret or "\n" in secret or "\r" in secret or "\0" in secret:
         raise ConfigError(f"{path}: must hold exactly one non-empty line", key=key, source=source)
     return secret
+
+
+_B64_KEY = re.compile(r"[A-Za-z0-9+/]{43}=")
+
+
+def station_public_keys(offload: OffloadConfig, *, source: str = "<config>") -> list[bytes]:
+    """The raw Ed25519 keys of ``offload.station_keys`` (a PEM file is read each time)."""
+    from agent.evidence.keys import public_key_from_text
+
+    out: list[bytes] = []
+    for i, entry in enumerate(offload.station_keys):
+        key = f"offload.station_keys[{i}]"
+        if _B64_KEY.fullmatch(entry):
+            text = entry
+        elif Path(entry).is_absolute():
+            try:
+                with open(entry, encoding="utf-8") as f:
+                    text = f.read(16 * 1024)
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError(f"{entry}: cannot read the station key ({exc})", key=key,
+                                  source=source) from None
+        else:
+            raise ConfigError(f"{entry[:60]!r} is neither a base64 Ed25519 public key (44 "
+                              "characters) nor an absolute path to a PEM file", key=key,
+                              source=source)
+        try:
+            out.append(public_key_from_text(text))
+        except (EvidenceError, ValueError) as exc:
+            raise ConfigError(f"{entry[:60]!r}: not an Ed25519 public key ({exc})", key=key,
+                              source=source) from None
+    return out
 
 
 def load_config(path: Path | None) -> Config:

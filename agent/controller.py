@@ -41,7 +41,12 @@ _TICK_S = 0.05
 
 @dataclass
 class Request:
-    """A command for the controller, answered once via :meth:`wait`."""
+    """A command for the controller, answered once via :meth:`wait`.
+
+    ``origin`` says how it arrived (``button``, ``ctl``, ``mqtt``, ``policy``); ``origin_detail``
+    says who, as far as that channel knows: the control socket's peer uid, an MQTT command's
+    id and claimed issuer. Both go into the evidence log with every evidence-changing command.
+    """
 
     name: str
     args: dict[str, Any] = field(default_factory=dict)
@@ -50,6 +55,12 @@ class Request:
     error: str | None = None
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     on_done: Callable[[Request], None] | None = None
+    origin_detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def origin_record(self) -> dict[str, Any]:
+        """``{"via": origin, **origin_detail}``: the ``origin`` of a log entry."""
+        return {**self.origin_detail, "via": self.origin}
 
     def succeed(self, result: dict[str, Any] | None = None) -> None:
         """Answer with a result."""

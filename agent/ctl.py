@@ -8,7 +8,9 @@ One JSON object per connection, newline-terminated, each way::
 The socket lives in the data directory with mode 0600: on a device only root and the agent's
 own user may drive the recorder; a lab bench runs as that user. Requests are handed to the
 controller as :class:`agent.controller.Request` objects, so a ``ctl press`` goes through the
-same state machine as the physical button.
+same state machine as the physical button. The caller's uid and pid, read from the socket
+itself (``SO_PEERCRED``, which the client cannot forge), are passed with each request: they are
+the origin the evidence log records for a command given over ``bodycam ctl``.
 
 Threading: one accept thread; each connection is served on a short-lived thread so a slow
 client cannot block the others. Nothing here touches recorder state.
@@ -20,7 +22,9 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import socket
+import struct
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -28,15 +32,21 @@ from typing import Any
 
 from agent.errors import BodycamError
 
-__all__ = ["CtlServer", "CtlUnavailable", "ctl_request", "socket_path"]
+__all__ = ["CtlDenied", "CtlServer", "CtlUnavailable", "ctl_request", "peer_credentials",
+           "socket_path"]
 
 log = logging.getLogger(__name__)
 
 _MAX_REQUEST = 64 * 1024
+_UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
 class CtlUnavailable(BodycamError, ConnectionError):
     """No agent is listening on the control socket."""
+
+
+class CtlDenied(BodycamError, PermissionError):
+    """This user may not use the control socket (it is the agent's user's and root's only)."""
 
 
 def socket_path(data_dir: Path) -> Path:
@@ -44,7 +54,14 @@ def socket_path(data_dir: Path) -> Path:
     return Path(data_dir) / "ctl.sock"
 
 
-Responder = Callable[[str, dict[str, Any]], dict[str, Any]]
+Responder = Callable[[str, dict[str, Any], dict[str, int]], dict[str, Any]]
+
+
+def peer_credentials(conn: socket.socket) -> dict[str, int]:
+    """``{"uid": …, "pid": …}`` of the process at the other end of a Unix socket."""
+    raw = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _UCRED.size)
+    pid, uid, _gid = _UCRED.unpack(raw)
+    return {"uid": uid, "pid": pid}
 
 
 class CtlServer:
@@ -103,14 +120,15 @@ class CtlServer:
         with conn:
             conn.settimeout(30)
             try:
+                peer = peer_credentials(conn)
                 raw = _read_line(conn)
-                reply = self._answer(raw)
+                reply = self._answer(raw, peer)
             except (OSError, ValueError) as exc:
                 reply = {"ok": False, "error": f"bad request: {exc}"}
             with contextlib.suppress(OSError):
                 conn.sendall(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
 
-    def _answer(self, raw: bytes) -> dict[str, Any]:
+    def _answer(self, raw: bytes, peer: dict[str, int]) -> dict[str, Any]:
         try:
             msg = json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -123,7 +141,7 @@ class CtlServer:
         if msg["cmd"] == "ping":
             return {"ok": True, "result": {"pong": True}}
         try:
-            return self._respond(msg["cmd"], args)
+            return self._respond(msg["cmd"], args, peer)
         except Exception as exc:  # the socket must answer whatever went wrong inside
             log.exception("ctl %s failed", msg["cmd"])
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
@@ -141,6 +159,21 @@ def _read_line(conn: socket.socket) -> bytes:
     return bytes(buf).split(b"\n", 1)[0]
 
 
+def _admitted(path: Path) -> str:
+    """Who the socket admits, as precisely as this user can tell."""
+    try:
+        uid = path.stat().st_uid
+    except OSError:
+        return "the agent's user and root"
+    if uid == 0:
+        return "root"
+    try:
+        name = repr(pwd.getpwuid(uid).pw_name)
+    except KeyError:
+        name = f"uid {uid}"
+    return f"the agent's user ({name}) and root"
+
+
 def ctl_request(
     data_dir: Path, cmd: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0,
     path: Path | None = None,
@@ -154,6 +187,11 @@ def ctl_request(
     except (FileNotFoundError, ConnectionRefusedError) as exc:
         sock.close()
         raise CtlUnavailable(f"no agent is running for {data_dir} ({target}: {exc.strerror})") from exc
+    except PermissionError:
+        sock.close()
+        raise CtlDenied(f"{target}: permission denied. The control socket is mode 0600: only "
+                        f"{_admitted(target)} may drive the recorder; run bodycam ctl as the "
+                        "agent's user or with sudo") from None
     with sock:
         sock.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")
         raw = _read_line(sock)

@@ -7,8 +7,9 @@ grew); events (bookmarks, faults, warnings, matter changes); telemetry every
 Everything evidential goes through the durable outbox before it is published.
 
 In: ``cmd/*`` messages, already validated by :mod:`agent.sync.commands`, become controller
-requests -- the same handlers the button and ``bodycam ctl`` use -- and their results become
-the command's ack (succeeded / failed with the reason).
+requests -- the same handlers the button and ``bodycam ctl`` use, carrying the command id and
+its claimed issuer as their origin for the evidence log -- and their results become the
+command's ack (succeeded / failed with the reason).
 
 Threading: ``_on_command`` runs on the link thread and only submits; everything else runs
 on the controller thread. The link itself is thread-safe.
@@ -31,7 +32,7 @@ from agent.evidence.canonical import parse_canonical
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.log import origin_for
 from agent.evidence.manifest import parse_envelope
-from agent.sync.commands import Command
+from agent.sync.commands import Command, iso_utc
 from agent.sync.link import MqttLink
 from agent.sync.outbox import Outbox
 from agent.sync.transport import TlsSettings
@@ -269,7 +270,10 @@ class FleetSync:
             else:
                 cmd.succeed(req.result)
 
-        self.a.controller.submit(Request(name, args, origin="mqtt", on_done=done))
+        # Who asked, as far as the device can know: recorded with the command in the log.
+        detail = {"command_id": cmd.id, "issuer": cmd.issuer, "issued_at": iso_utc(cmd.issued_at)}
+        self.a.controller.submit(Request(name, args, origin="mqtt", on_done=done,
+                                         origin_detail=detail))
 
 
 def _jsonable(v: Any) -> bool:

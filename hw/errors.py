@@ -29,6 +29,7 @@ __all__ = [
     "MatterError",
     "NmeaChecksumError",
     "PowerError",
+    "ReceiptRejected",
     "RecorderError",
     "RecordingRefused",
     "StorageError",
@@ -128,6 +129,10 @@ class LogCorrupt(EvidenceError):
 
 class VerificationError(EvidenceError):
     """Offline verification found a problem (used by library callers; the CLI reports)."""
+
+
+class ReceiptRejected(EvidenceError, ValueError):
+    """A station receipt was refused (untrusted, forged, or not for a sealed segment here)."""
 
 
 # --- recorder / control ---------------------------------------------------------------------

@@ -107,3 +107,68 @@ def test_delegated_commands_take_their_own_options(tmp_path: Path):
     assert res.returncode in (1, 2) and "unrecognized arguments" not in res.stderr
     res = bodycam("bench", "--help")
     assert res.returncode == 0 and "--minutes" in res.stdout
+
+
+def _ctl_as_stranger(data: Path) -> tuple[int, str]:
+    """``bodycam ctl status`` run by a user the socket does not admit: as root, a forked child
+    that drops to ``nobody`` (the interpreter is already loaded); otherwise the socket's own
+    owner facing mode 0000."""
+    import agent.cli
+    import agent.ctl
+
+    sock = agent.ctl.socket_path(data)
+    if os.geteuid() != 0:
+        sock.chmod(0)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code and the pipe
+        code = 99
+        try:
+            os.close(read)
+            sys.stderr = os.fdopen(write, "w")
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            code = agent.cli.main(["ctl", "status", "--data-dir", str(data)])
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read) as f:
+        err = f.read()
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]), err
+
+
+def test_ctl_from_a_user_the_socket_refuses_gets_a_message_not_a_traceback():
+    """The control socket is 0600: another user's ctl exits 1 saying who may use it."""
+    import shutil
+    import socket
+    import tempfile
+
+    data = Path(tempfile.mkdtemp(prefix="bodycam-ctl-"))  # traversable: only the socket refuses
+    data.chmod(0o755)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        listener.bind(str(data / "ctl.sock"))
+    finally:
+        os.umask(old)
+    listener.listen(1)
+    try:
+        code, err = _ctl_as_stranger(data)
+    finally:
+        listener.close()
+        shutil.rmtree(data)
+    assert code == 1, err
+    assert "Traceback" not in err and "permission denied" in err
+    assert "may drive the recorder" in err and "sudo" in err
+
+
+def test_ctl_ack_needs_a_readable_receipt_file(tmp_path: Path):
+    """`ctl ack FILE` with a missing or non-JSON file is a usage error (exit 2) naming it."""
+    res = bodycam("ctl", "ack", str(tmp_path / "absent.json"), "--data-dir", str(tmp_path))
+    assert res.returncode == 2 and "absent.json" in res.stderr and "cannot read" in res.stderr
+    junk = tmp_path / "junk.json"
+    junk.write_text("{receipt")
+    res = bodycam("ctl", "ack", str(junk), "--data-dir", str(tmp_path))
+    assert res.returncode == 2 and "not a JSON receipt" in res.stderr

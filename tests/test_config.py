@@ -71,3 +71,65 @@ def test_replace_validates_like_the_file():
     assert cfg.recording.reminder_s == 30
     with pytest.raises(ConfigError):
         Config().replace("recording.prerecord_s", 500)
+
+
+@pytest.mark.parametrize("device_id", [
+    "BC-0001", "cam.a-1", "A" * 64, "A" * 65, "BC_0001", "-BC", ".BC", "a b", "a/b", "a+b",
+    "BC-1\n", "", "é1"])
+def test_device_id_rule_is_the_evidence_stores(device_id: str, tmp_path: Path):
+    """config check accepts exactly the ids the evidence store (and its log origin) accept, so
+    an id `bodycam run` would refuse after making keys is refused at config check."""
+    from agent.errors import EvidenceError
+    from agent.evidence.keys import DeviceKey
+    from agent.evidence.log import origin_for
+    from agent.evidence.store import EvidenceStore
+
+    try:
+        parse_config({"device": {"id": device_id}})
+        config_ok = True
+    except ConfigError:
+        config_ok = False
+    key = DeviceKey.generate(tmp_path / "k" / "device.key")
+    try:
+        EvidenceStore(tmp_path / "d", key=key, recipients=[], encrypt=False,
+                      device_id=device_id).close()
+        origin_for(device_id)
+        store_ok = True
+    except (EvidenceError, ValueError):
+        store_ok = False
+    assert config_ok == store_ok
+
+
+def test_config_check_refuses_a_bad_device_id_before_any_key_exists(tmp_path: Path):
+    """`bodycam run` with an id the store rejects exits 2 without generating a key."""
+    import subprocess
+    import sys
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[device]\nid = "BC_0001"\n')
+    data = tmp_path / "data"
+    res = subprocess.run([sys.executable, "-m", "agent.cli", "run", "--hw", "sim", "--config",
+                          str(cfg), "--data-dir", str(data)], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert res.returncode == 2 and "device.id" in res.stderr
+    assert not data.exists()
+
+
+def test_station_keys_are_base64_or_pem_files(tmp_path: Path):
+    """[offload] station_keys takes raw base64 keys and absolute PEM paths; anything else is
+    an error naming the entry."""
+    from agent.config import station_public_keys
+    from agent.evidence.keys import DeviceKey
+
+    key = DeviceKey.generate(tmp_path / "station.key")
+    pem = tmp_path / "station.pem"
+    pem.write_bytes(key.public_pem)
+    cfg = parse_config({"offload": {"station_keys": [key.public_b64, str(pem)]}})
+    assert station_public_keys(cfg.offload) == [key.public_bytes, key.public_bytes]
+    junk = tmp_path / "junk.pem"
+    junk.write_text("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+    for bad, words in (("station.pem", "absolute path"), (str(tmp_path / "nope.pem"), "cannot read"),
+                       (str(junk), "not an Ed25519 public key"), ("not a key", "neither")):
+        with pytest.raises(ConfigError) as err:
+            parse_config({"offload": {"station_keys": [bad]}}, source="t.toml")
+        assert err.value.key == "offload.station_keys[0]" and words in str(err.value)

@@ -2,7 +2,14 @@
 
 ``open_segment`` → the muxer writes into ``OpenSegment.sink`` → ``seal`` (sign the manifest,
 log it, checkpoint). ``recover`` seals whatever a crash left open. ``evict`` is the only code
-path in the product that deletes media, and only for segments the back office acknowledged.
+path in the product that deletes media, and only for segments a collection station receipted.
+
+Acknowledgement is proof, not a flag (DESIGN §3): :meth:`EvidenceStore.accept_receipt` takes a
+station's signed receipt, checks it names exactly a sealed segment of this device (ciphertext
+and manifest hashes as logged) and is signed by a configured station key, and appends an
+``acknowledged`` event quoting the receipt to the log. The registry of acknowledged segments is
+*derived from the log* at open -- there is no side file an attacker could edit -- and every
+``eviction`` event cites the index of the ``acknowledged`` entry that permitted it.
 
 Crash safety of :meth:`EvidenceStore.seal`, step by step (a journal without a logged
 manifest means "recover"):
@@ -14,7 +21,7 @@ manifest means "recover"):
 5. remove the journal.
 
 Locking: ``_lock`` (an ``RLock``) serialises every state change — device sequence numbers,
-the journals, the log append and the acknowledgement registry — so that a manifest's
+the journals, the log append and the acknowledgement registry (derived from the log) — so that a manifest's
 ``prev_leaf`` is the leaf immediately before its own. The sink itself belongs to the writer
 thread; ``seal`` closes it, so call ``seal`` once the writer has stopped writing.
 """
@@ -24,8 +31,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,10 +40,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from agent.atomic import atomic_write, fsync_dir
-from agent.errors import EvidenceError, StorageError
+from agent.errors import EvidenceError, ReceiptRejected, StorageError, VerificationError
 
 from .age import Recipient
 from .canonical import canonical_json, parse_canonical
+from .ids import DEVICE_ID_RULE, is_device_id
 from .journal import (
     JOURNAL_SUFFIX,
     MANIFEST_SUFFIX,
@@ -58,16 +66,36 @@ from .manifest import (
     parse_envelope,
     sign_manifest,
 )
+from .receipt import Receipt
 from .sink import EvidenceSink, SealResult, recover_ciphertext, storage_error
 
-__all__ = ["EvidenceStore", "OpenSegment", "RetentionViolation", "utc_now"]
+__all__ = ["Acknowledgement", "EvidenceStore", "OpenSegment", "RetentionViolation", "utc_now"]
 
 _T = TypeVar("_T")
-_DEVICE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$")
+_MAX_ORIGIN_BYTES = 1024
+_LEGACY_ACKS = "acks.json"
+
+log = logging.getLogger(__name__)
 
 
 class RetentionViolation(EvidenceError, PermissionError):
-    """Deleting this segment is not allowed: the back office has not acknowledged it."""
+    """Deleting this segment is not allowed: no station receipt acknowledges it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Acknowledgement:
+    """Where a segment's ``acknowledged`` entry sits in the log and which receipt it quotes."""
+
+    ack_index: int
+    receipt_sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Sealed:
+    """What the log says about one sealed segment (what a receipt must match)."""
+
+    cipher_sha256: str
+    manifest_sha256: str
 
 
 def utc_now() -> str:
@@ -103,9 +131,10 @@ class EvidenceStore:
         device_id: str,
         open_append: Callable[[Path], BinaryIO] = _default_open_append,
         clock: Callable[[], str] = utc_now,
+        station_keys: Sequence[bytes] = (),
     ) -> None:
-        if not _DEVICE_ID.match(device_id):
-            raise EvidenceError(f"device id {device_id!r}: use letters, digits, '.', '-'")
+        if not is_device_id(device_id):
+            raise EvidenceError(f"device id {device_id!r}: use {DEVICE_ID_RULE}")
         if encrypt and not recipients:
             raise EvidenceError("encryption is on but no age recipients are configured")
         self._root = Path(data_dir)
@@ -115,14 +144,18 @@ class EvidenceStore:
         self._device_id = device_id
         self._open_append = open_append
         self._clock = clock
+        self._station_keys = frozenset(bytes(k) for k in station_keys)
         self._lock = threading.RLock()
         self._recordings = self._root / "recordings"
         self._recordings.mkdir(parents=True, exist_ok=True)
         (self._root / "state").mkdir(exist_ok=True)
         self._log = EvidenceLog(self._root / "log", key, origin_for(device_id))
         self._open: dict[int, OpenSegment] = {}
-        self._acks = self._load_acks()
+        self._sealed: dict[int, _Sealed] = {}
+        self._acks: dict[int, Acknowledgement] = {}
+        self._scan_log()
         self._next_seq = self._scan_next_seq()
+        self._warn_legacy_acks()
 
     # --- public API ------------------------------------------------------------------------
     @property
@@ -219,26 +252,66 @@ class EvidenceStore:
             self._log.set_key(new)
             return new
 
-    def acknowledge(self, device_seq: int) -> None:
-        """Record that the back office holds segment ``device_seq`` (persisted atomically)."""
+    def accept_receipt(self, receipt: Receipt, *, origin: Mapping[str, Any]) -> int:
+        """Log a station's receipt for one sealed segment; returns the ``acknowledged`` index.
+
+        Refused with :class:`ReceiptRejected` naming why when no station key is configured,
+        the signature does not verify against one, the receipt is for another device, the
+        segment is open or not sealed in the log (a future ``device_seq``), or its ciphertext or
+        manifest hash differs from the log's. A refused receipt leaves no trace in the log.
+        A second valid receipt for an acknowledged segment changes nothing (same index).
+        ``origin`` (who delivered it: ``{"via": "mqtt", "command_id": …}``) is logged as is.
+        """
+        where = _checked_origin(origin)
         with self._lock:
-            if device_seq in self._acks:
-                return
-            self._acks.add(device_seq)
-            doc = {"acknowledged": sorted(self._acks)}
-            self._write(lambda: atomic_write(self._root / "state" / "acks.json",
-                                             canonical_json(doc)))
+            if not self._station_keys:
+                raise ReceiptRejected("no station keys are configured ([offload] station_keys): "
+                                      "no receipt can be trusted, so none is accepted")
+            try:
+                receipt.verify(self._station_keys)
+            except VerificationError as exc:
+                raise ReceiptRejected(str(exc)) from None
+            seq = receipt.device_seq
+            if receipt.device_id != self._device_id:
+                raise ReceiptRejected(f"receipt is for device {receipt.device_id!r}, "
+                                      f"this is {self._device_id!r}")
+            if seq in self._open:
+                raise ReceiptRejected(f"segment {seq} is still being recorded")
+            sealed = self._sealed.get(seq)
+            if sealed is None:
+                raise ReceiptRejected(f"segment {seq} is not sealed in the evidence log")
+            problem = receipt.matches(device_id=self._device_id, device_seq=seq,
+                                      cipher_sha256=sealed.cipher_sha256,
+                                      manifest_sha256=sealed.manifest_sha256)
+            if problem is not None:
+                raise ReceiptRejected(f"segment {seq}: {problem}")
+            known = self._acks.get(seq)
+            if known is not None:
+                return known.ack_index
+            entry = {"kind": "event", "type": "acknowledged", "utc": self._clock(),
+                     "device_seq": seq, "cipher_sha256": sealed.cipher_sha256,
+                     "manifest_sha256": sealed.manifest_sha256, "receipt": receipt.to_json(),
+                     "receipt_sha256": receipt.sha256, "origin": where}
+            result = self._write(lambda: self._log.append(entry))
+            self._acks[seq] = Acknowledgement(result.index, receipt.sha256)
+            return result.index
 
     def acknowledged(self, device_seq: int) -> bool:
-        """Whether the back office acknowledged segment ``device_seq``."""
+        """Whether a station receipt for segment ``device_seq`` is in the log."""
         with self._lock:
             return device_seq in self._acks
 
-    def evict(self, segment_path: Path) -> int:
-        """Delete an acknowledged segment's media (manifest kept); returns bytes freed.
+    def acknowledgement(self, device_seq: int) -> Acknowledgement | None:
+        """The logged acknowledgement of segment ``device_seq``, if any."""
+        with self._lock:
+            return self._acks.get(device_seq)
 
-        The eviction is logged before the file goes. Raises :class:`RetentionViolation` for a
-        segment that is unacknowledged, open or unsealed.
+    def evict(self, segment_path: Path) -> int:
+        """Delete a receipted segment's media (manifest kept); returns bytes freed.
+
+        The eviction is logged before the file goes, citing the ``acknowledged`` entry (its log
+        index and receipt hash). Raises :class:`RetentionViolation` for a segment that has no
+        logged receipt, is open or unsealed, or whose manifest is not the one receipted.
         """
         media = Path(segment_path)
         with self._lock:
@@ -249,13 +322,19 @@ class EvidenceStore:
             seq = signed.manifest["device_seq"]
             if signed.manifest["file"]["name"] != media.name or seq in self._open:
                 raise RetentionViolation(f"{media}: not the sealed file of its manifest")
-            if seq not in self._acks:
+            ack = self._acks.get(seq)
+            if ack is None:
                 raise RetentionViolation(
-                    f"{media}: segment {seq} not acknowledged by the back office; not deleted")
+                    f"{media}: segment {seq} not acknowledged by a station receipt; not deleted")
+            sealed = self._sealed[seq]
+            cipher = signed.manifest["file"]["cipher_sha256"]
+            if (signed.sha256, cipher) != (sealed.manifest_sha256, sealed.cipher_sha256):
+                raise RetentionViolation(
+                    f"{media}: manifest differs from the one segment {seq}'s receipt names")
             size = media.stat().st_size
             self.log_event("eviction", device_seq=seq, path=self._rel(media),
-                           manifest_sha256=signed.sha256,
-                           cipher_sha256=signed.manifest["file"]["cipher_sha256"])
+                           manifest_sha256=signed.sha256, cipher_sha256=cipher,
+                           ack_index=ack.ack_index, receipt_sha256=ack.receipt_sha256)
             media.unlink()  # the one deletion of media in the product (see module docstring)
             fsync_dir(media.parent)
             return size
@@ -306,6 +385,8 @@ class EvidenceStore:
                  "path": self._rel(journal.media), "manifest_sha256": signed.sha256,
                  "cipher_sha256": manifest["file"]["cipher_sha256"]}
         self._write(lambda: self._log.append(entry))
+        self._sealed.setdefault(journal.device_seq,
+                                _Sealed(entry["cipher_sha256"], signed.sha256))
         self._write(lambda: self._drop_journal(journal.path))
         return signed
 
@@ -372,21 +453,35 @@ class EvidenceStore:
     def _rel(self, path: Path) -> str:
         return path.relative_to(self._root).as_posix()
 
-    def _load_acks(self) -> set[int]:
-        path = self._root / "state" / "acks.json"
-        if not path.exists():
-            return set()
-        try:
-            return {int(x) for x in parse_canonical(path.read_bytes())["acknowledged"]}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise EvidenceError(f"{path}: unreadable acknowledgement registry ({exc})") from None
+    def _scan_log(self) -> None:
+        """Sealed segments and their acknowledgements, as the log records them.
+
+        An ``acknowledged`` entry counts only if it names a segment logged before it with the
+        same hashes: the log is signed and append-only, so this is the registry's only source.
+        """
+        for index, data in self._log.entries():
+            entry = parse_canonical(data)
+            seq = entry.get("device_seq")
+            if not isinstance(seq, int) or isinstance(seq, bool):
+                continue
+            if entry.get("kind") == "segment":
+                self._sealed.setdefault(seq, _Sealed(str(entry.get("cipher_sha256")),
+                                                     str(entry.get("manifest_sha256"))))
+            elif entry.get("type") == "acknowledged" and seq not in self._acks:
+                sealed = self._sealed.get(seq)
+                if sealed is not None and (entry.get("cipher_sha256"),
+                                           entry.get("manifest_sha256")) == (
+                        sealed.cipher_sha256, sealed.manifest_sha256):
+                    self._acks[seq] = Acknowledgement(index, str(entry.get("receipt_sha256")))
+
+    def _warn_legacy_acks(self) -> None:
+        path = self._root / "state" / _LEGACY_ACKS
+        if path.exists():
+            log.warning("%s is ignored: a list of sequence numbers proves nothing; only station "
+                        "receipts in the evidence log make a segment evictable", path)
 
     def _scan_next_seq(self) -> int:
-        top = -1
-        for _, data in self._log.entries():
-            entry = parse_canonical(data)
-            if entry.get("kind") == "segment":
-                top = max(top, int(entry["device_seq"]))
+        top = max(self._sealed, default=-1)
         for path in self._recordings.glob(f"*/*{JOURNAL_SUFFIX}"):
             with contextlib.suppress(EvidenceError):
                 top = max(top, Journal.read(path).device_seq)
@@ -400,6 +495,18 @@ class EvidenceStore:
             raise
         except OSError as exc:
             raise storage_error(exc, "evidence store") from exc
+
+
+def _checked_origin(origin: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``origin`` that is canonical-JSON-safe and small (it goes into the log)."""
+    out = dict(origin)
+    try:
+        size = len(canonical_json(out))
+    except (TypeError, ValueError) as exc:
+        raise EvidenceError(f"origin not loggable: {exc}") from None
+    if size > _MAX_ORIGIN_BYTES:
+        raise EvidenceError(f"origin larger than {_MAX_ORIGIN_BYTES} bytes")
+    return out
 
 
 def _file_matches(media: Path, file: Mapping[str, Any]) -> bool:

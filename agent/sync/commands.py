@@ -8,6 +8,12 @@ Every accepted request becomes a :class:`Command`. The link sends ``accepted`` i
 then the controller (on its own thread) finishes it exactly once with :meth:`Command.succeed`,
 :meth:`Command.fail` or :meth:`Command.reject`.
 
+Issuers: a command that changes evidence or the recording (``EVIDENCE_COMMANDS``) must name
+its ``issuer`` -- the back-office identity that sent it (a dispatcher, a collection station).
+The device cannot check that claim (the broker's ACL decides who may write ``cmd/``), but it
+records it, with the command id, in the evidence log, so a court sees who claimed to stop a
+recording.
+
 Locking: a :class:`Command`'s status is guarded by its own ``_lock``; the reply function it
 holds must be thread-safe (the link's is: it only queues the ack for the network thread).
 """
@@ -23,11 +29,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from agent.errors import SyncError
+from agent.errors import SyncError, VerificationError
+from agent.evidence.receipt import parse_receipt
 
 __all__ = [
     "COMMAND_NAMES",
     "DEFAULT_CONFIG_ALLOWLIST",
+    "EVIDENCE_COMMANDS",
+    "MAX_ACK_RECEIPTS",
     "MAX_COMMAND_BYTES",
     "Command",
     "CommandRequest",
@@ -37,14 +46,16 @@ __all__ = [
     "parse_command",
 ]
 
-MAX_COMMAND_BYTES: Final = 16 * 1024
+MAX_COMMAND_BYTES: Final = 64 * 1024  # room for MAX_ACK_RECEIPTS signed receipts
 COMMAND_NAMES: Final = frozenset(
     {"start", "stop", "bookmark", "matter", "ack", "checkpoint", "config_set"}
 )
+EVIDENCE_COMMANDS: Final = frozenset({"start", "stop", "matter", "ack", "config_set"})
+MAX_ACK_RECEIPTS: Final = 64
 _ID_RE: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_ISSUER_RE: Final = re.compile(r"[A-Za-z0-9._:@-]{1,64}")
 _MATTER_RE: Final = re.compile(r"[A-Za-z0-9._/-]{1,64}")
 _MATTER_SCOPES: Final = frozenset({"current", "next"})
-_MAX_ACK_SEQS: Final = 1000
 _MAX_LABEL: Final = 200
 _FINAL_STATUSES: Final = frozenset({"succeeded", "failed", "rejected"})
 
@@ -104,6 +115,7 @@ class CommandRequest:
     id: str
     issued_at: datetime
     args: dict[str, Any]
+    issuer: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +157,8 @@ def parse_command(
         )
     if problem is not None:
         return Rejection(raw_id, problem)
-    return CommandRequest(name, raw_id, _parse_time(doc["issued_at"]) or now, doc.get("args", {}))
+    return CommandRequest(name, raw_id, _parse_time(doc["issued_at"]) or now, doc.get("args", {}),
+                          doc.get("issuer"))
 
 
 def _decode(payload: bytes) -> dict[str, Any] | Rejection:
@@ -165,7 +178,7 @@ def _decode(payload: bytes) -> dict[str, Any] | Rejection:
 def _check_envelope(
     name: str, doc: dict[str, Any], now: datetime, max_age_s: float, max_skew_s: float
 ) -> str | None:
-    unknown = set(doc) - {"id", "issued_at", "args"}
+    unknown = set(doc) - {"id", "issued_at", "args", "issuer"}
     if unknown:
         return f"malformed: unknown field(s) {sorted(unknown)[:5]}"
     if name not in COMMAND_NAMES:
@@ -178,6 +191,11 @@ def _check_envelope(
         return f"stale: issued {age:.0f} s ago (max {max_age_s:g} s)"
     if age < -max_skew_s:
         return f"from the future: issued {-age:.0f} s ahead of device clock"
+    issuer = doc.get("issuer")
+    if issuer is None and name in EVIDENCE_COMMANDS:
+        return f"invalid issuer: {name} changes evidence, so it must name its issuer"
+    if issuer is not None and (not isinstance(issuer, str) or not _ISSUER_RE.fullmatch(issuer)):
+        return "invalid issuer: must be 1-64 characters of [A-Za-z0-9._:@-]"
     return None
 
 
@@ -190,6 +208,7 @@ class Command:
     args: dict[str, Any]
     issued_at: datetime
     _reply: Callable[[Command, str, str | None, Any], None] = field(repr=False)
+    issuer: str | None = None
     _status: str = field(default="received", repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -264,14 +283,21 @@ def _matter(args: dict[str, Any], _allow: Mapping[str, ConfigKey]) -> str | None
 
 
 def _ack(args: dict[str, Any], _allow: Mapping[str, ConfigKey]) -> str | None:
-    extra = _extra(args, {"device_seq"})
+    """Receipts only: a bare list of sequence numbers proves nothing (DESIGN §3)."""
+    if "device_seq" in args:
+        return ("device_seq is no longer accepted: acknowledging a segment needs a station's "
+                "signed receipt (args.receipts)")
+    extra = _extra(args, {"receipts"})
     if extra:
         return extra
-    seqs = args.get("device_seq")
-    if not isinstance(seqs, list) or not 1 <= len(seqs) <= _MAX_ACK_SEQS:
-        return f"device_seq must be a list of 1-{_MAX_ACK_SEQS} integers"
-    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seqs):
-        return "device_seq entries must be non-negative integers"
+    receipts = args.get("receipts")
+    if not isinstance(receipts, list) or not 1 <= len(receipts) <= MAX_ACK_RECEIPTS:
+        return f"receipts must be a list of 1-{MAX_ACK_RECEIPTS} signed receipt envelopes"
+    for i, doc in enumerate(receipts):
+        try:
+            parse_receipt(doc)
+        except VerificationError as exc:
+            return f"receipts[{i}]: {exc}"
     return None
 
 

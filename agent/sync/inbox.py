@@ -6,6 +6,11 @@ Outbox database, so a replay after a reboot is still a duplicate), sends ``accep
 the Command to the controller's ``on_command``. Whatever happens, nothing is raised back into
 paho: a hostile payload costs one ``rejected`` ack.
 
+Only a command that passed all of this reaches the controller, and so the evidence log (which
+records every evidence-changing command the recorder carried out or refused, with its id and
+claimed issuer): a malformed, stale or replayed message is answered with a ``rejected`` ack
+and otherwise forgotten, so a flood of garbage cannot grow the append-only log.
+
 Acks, including those the controller sends later from its own thread, go into an
 :class:`AckQueue` and the link is woken to send them.
 """
@@ -72,7 +77,8 @@ class CommandInbox:
                                              horizon_s=self._max_age + self._skew):
             self._send(name, result.id, "rejected", "duplicate: id already seen", None)
             return
-        command = Command(result.name, result.id, result.args, result.issued_at, self._reply)
+        command = Command(result.name, result.id, result.args, result.issued_at, self._reply,
+                          issuer=result.issuer)
         command.accept()
         try:
             self._on_command(command)

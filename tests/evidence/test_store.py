@@ -18,6 +18,7 @@ from agent.evidence.merkle import leaf_hash, verify_inclusion
 from agent.evidence.store import RetentionViolation
 from agent.evidence.verify import verify
 from hw.storage_sim import SimStorage
+from tests.tools.receipts import make_station
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -148,17 +149,19 @@ def test_storage_fault_leaves_journal_for_recovery(tmp_path: Path, agency: Agenc
     assert verify(data_dir).ok
 
 
-def test_evict_requires_acknowledgement_and_is_logged(data_dir: Path, agency: AgencyKey) -> None:
-    """Unacknowledged media cannot be deleted; acknowledged media can, and it is logged."""
-    store = open_store(data_dir, agency)
+def test_evict_requires_acknowledgement_and_is_logged(data_dir: Path, agency: AgencyKey,
+                                                      tmp_path: Path) -> None:
+    """Unacknowledged media cannot be deleted; receipted media can, and it is logged."""
+    station = make_station(tmp_path / "station")
+    store = open_store(data_dir, agency, station_keys=[station.public])
     signed = write_recording(store, segments=2)
     media = next((data_dir / "recordings").glob("*/*_00000.mp4.age"))
     with pytest.raises(RetentionViolation, match="not acknowledged"):
         store.evict(media)
     assert media.exists()
-    store.acknowledge(signed[0].manifest["device_seq"])
+    store.accept_receipt(station.receipt(signed[0]), origin={"via": "ctl", "uid": 0})
     store.close()
-    store = open_store(data_dir, agency)  # the registry survives a restart
+    store = open_store(data_dir, agency)  # the registry (the log) survives a restart
     assert store.acknowledged(0) and not store.acknowledged(1)
     freed = store.evict(media)
     assert freed > 0 and not media.exists()

@@ -209,7 +209,8 @@ def test_mqtt_path_dispatch_assigns_the_matter(tmp_path: Path) -> None:
             office.loop_start()
 
             def command(name: str, cid: str, args: dict[str, Any]) -> None:
-                doc = {"id": cid, "issued_at": datetime.now(UTC).isoformat(), "args": args}
+                doc = {"id": cid, "issued_at": datetime.now(UTC).isoformat(), "args": args,
+                       "issuer": "dispatch:D-12"}
                 office.publish(f"bodycam/v1/{device}/cmd/{name}", json.dumps(doc), qos=1)
                 deadline = time.monotonic() + 20
                 while not any(x.get("id") == cid and x.get("status") == "succeeded" for x in acks):

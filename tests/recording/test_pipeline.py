@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from agent.evidence.canonical import parse_canonical
+from agent.evidence.log import replay_entries
 from tests.recording.conftest import running_agent, small_config, wait_for
 from tests.recording.evidence_tools import decrypt, ffprobe, manifests, video_packets
 
@@ -44,6 +46,19 @@ def recording(tmp_path_factory):
         stats = {"dropped": agent.hw.camera.frames_dropped, "gap": agent.recorder.frames_gap,
                  "state_after_knock": state_after_knock}
     return {"dir": data_dir, "press_ns": press_ns, "stop_ns": stop_ns, "cfg": cfg, **stats}
+
+
+def test_button_start_and_stop_are_in_the_log_with_their_gesture(recording):
+    """The press that started and the hold that stopped the recording are logged as commands
+    from the button, naming the gesture and the recording they started and stopped."""
+    log = [parse_canonical(r) for r in replay_entries(
+        (recording["dir"] / "log" / "entries.bin").read_bytes()).records]
+    commands = [e for e in log if e.get("type") == "command"]
+    assert [(c["command"], c["origin"], c["outcome"]) for c in commands] == [
+        ("start", {"via": "button", "gesture": "click"}, "succeeded"),
+        ("stop", {"via": "button", "gesture": "hold"}, "succeeded")]
+    rid = manifests(recording["dir"])[0]["recording_id"]
+    assert commands[0]["effect"]["recording_id"] == rid == commands[1]["effect"]["recording_id"]
 
 
 def test_segments_form_one_gapless_recording(recording):

@@ -22,7 +22,7 @@ pytestmark = [
 
 def test_atomic_write_follows_the_safe_order(tmp_path: Path) -> None:
     """agent.atomic.atomic_write, traced by strace, replaces a state file in the safe order."""
-    target = tmp_path / "state" / "acks.json"
+    target = tmp_path / "state" / "overrides.json"
     target.parent.mkdir()
     target.write_text("old")
     calls = trace_python(
@@ -87,7 +87,7 @@ def test_parser_joins_interrupted_calls() -> None:
 
 
 def test_every_state_file_of_an_evidence_session_is_replaced_safely(tmp_path: Path) -> None:
-    """Key, public key, journal, manifest, checkpoint, acknowledgements: each replaced safely."""
+    """Key, public key, journal, manifest, checkpoint (after a receipt): each replaced safely."""
     data = tmp_path / "data"
     calls = trace_python(
         "from pathlib import Path\n"
@@ -95,20 +95,23 @@ def test_every_state_file_of_an_evidence_session_is_replaced_safely(tmp_path: Pa
         "from agent.evidence.keys import DeviceKey\n"
         "from agent.evidence.manifest import ClockInfo, MediaInfo, SegmentInfo, Timestamp\n"
         "from agent.evidence.store import EvidenceStore\n"
+        "from tests.tools.receipts import make_station\n"
         f"data = Path({str(data)!r})\n"
         "key = DeviceKey.generate(data / 'keys' / 'device.key')\n"
+        f"station = make_station(Path({str(tmp_path / 'station')!r}))\n"
         "store = EvidenceStore(data, key=key, recipients=[Identity.generate().recipient],\n"
-        "                      encrypt=True, device_id='BC-0001')\n"
+        "                      encrypt=True, device_id='BC-0001', station_keys=[station.public])\n"
         "seg = store.open_segment(SegmentInfo('ab' * 16, 0,\n"
         "    Timestamp('2026-11-27T10:00:00.000000Z', 0), ClockInfo('gps', 20)))\n"
         "seg.sink.write(b'x' * 100_000)\n"
-        "store.seal(seg, end=Timestamp('2026-11-27T10:00:10.000000Z', 10_000_000),\n"
-        "           media=MediaInfo())\n"
-        "store.acknowledge(0)\n"
+        "signed = store.seal(seg, end=Timestamp('2026-11-27T10:00:10.000000Z', 10_000_000),\n"
+        "                    media=MediaInfo())\n"
+        "store.accept_receipt(station.receipt(signed), origin={'via': 'ctl', 'uid': 0})\n"
         "store.close()\n")
     results = check_all_replacements(calls)
     names = {Path(target).name for target in results}
-    assert {"device.key", "device.pub", "checkpoint", "acks.json"} <= names, names
+    assert {"device.key", "device.pub", "checkpoint"} <= names, names
+    assert "acks.json" not in names  # acknowledgements live in the log, not a side file
     assert any(n.endswith(".manifest.json") for n in names)
     assert any(n.endswith(".open.json") for n in names)  # the segment journal
     assert {target: problems for target, problems in results.items() if problems} == {}

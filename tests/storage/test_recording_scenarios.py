@@ -21,7 +21,7 @@ import pytest
 from agent.evidence.age import ENCRYPTED_CHUNK_SIZE, Identity, header_length
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.keys import DeviceKey
-from agent.evidence.manifest import ClockInfo, MediaInfo, SegmentInfo, Timestamp
+from agent.evidence.manifest import ClockInfo, MediaInfo, SegmentInfo, Timestamp, parse_envelope
 from agent.evidence.store import EvidenceStore, OpenSegment
 from agent.evidence.verify import verify
 from agent.power.policy import BatteryPolicy
@@ -33,6 +33,7 @@ from hw.power_sim import SimBattery
 from hw.storage import Storage
 from hw.storage_fs import FsStorage
 from hw.storage_sim import SimStorage
+from tests.tools.receipts import make_station
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -132,11 +133,13 @@ def agency() -> Identity:
     return Identity.generate()
 
 
-def open_store(data_dir: Path, agency: Identity, disk: Storage) -> EvidenceStore:
+def open_store(data_dir: Path, agency: Identity, disk: Storage,
+               station_keys: tuple[bytes, ...] = ()) -> EvidenceStore:
     key_path = data_dir / "keys" / "device.key"
     key = DeviceKey.load(key_path) if key_path.exists() else DeviceKey.generate(key_path)
     return EvidenceStore(data_dir, key=key, recipients=[agency.recipient], encrypt=True,
-                         device_id="BC-0001", open_append=disk.open_append)
+                         device_id="BC-0001", open_append=disk.open_append,
+                         station_keys=station_keys)
 
 
 def events(store: EvidenceStore) -> list[dict[str, object]]:
@@ -250,11 +253,13 @@ def test_real_tmpfs_fills_mid_recording(small_fs: Path, agency: Identity) -> Non
 def test_full_disk_of_unacknowledged_evidence_evicts_nothing(tmp_path: Path,
                                                              agency: Identity) -> None:
     """Every segment unacknowledged and the disk full: the plan is empty and nothing is deleted;
-    once the back office acknowledges the first two, exactly those are evicted and logged."""
+    once a station receipts the first two, exactly those are evicted, each eviction citing
+    its logged receipt."""
     clock = Clock()
     data_dir = tmp_path / "data"
     disk = SimStorage(data_dir, 8 << 20)
-    store = open_store(data_dir, agency, disk)
+    station = make_station(tmp_path / "station")
+    store = open_store(data_dir, agency, disk, (station.public,))
     recorder = Recorder(store, disk, SimBattery(18.5, clock=clock), clock)
     assert recorder.start()
     recorder.run(10_000)
@@ -279,13 +284,17 @@ def test_full_disk_of_unacknowledged_evidence_evicts_nothing(tmp_path: Path,
     assert plan.kept_unacknowledged == len(segments)
     assert {p: p.read_bytes() for p in before} == before
 
-    store.acknowledge(0)
-    store.acknowledge(1)
+    manifests = sorted((data_dir / "recordings").glob("*/*.manifest.json"))
+    ack_index = [store.accept_receipt(station.receipt(parse_envelope(m.read_bytes())),
+                                      origin={"via": "mqtt", "command_id": "a1"})
+                 for m in manifests[:2]]
     plan = policy.plan_eviction(sealed(), disk.read(), recorder.meter.rate, now=1e9)
     assert plan.paths == tuple(s.path for s in segments[:2])
     for path in plan.paths:
         store.evict(path)
-    assert [e["device_seq"] for e in events(store) if e["type"] == "eviction"] == [0, 1]
+    evictions = [e for e in events(store) if e["type"] == "eviction"]
+    assert [(e["device_seq"], e["ack_index"]) for e in evictions] == list(zip([0, 1], ack_index,
+                                                                              strict=True))
     assert all(p.exists() for p in list(before)[2:])
     store.close()
     report = verify(data_dir, identity=[agency])

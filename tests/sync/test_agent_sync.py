@@ -9,17 +9,22 @@ from pathlib import Path
 
 from mqtt_harness import assert_valid, back_office
 
+from agent.evidence.canonical import parse_canonical
 from agent.evidence.checkpoint import parse_signed_checkpoint
+from agent.evidence.log import replay_entries
+from agent.evidence.manifest import parse_envelope
 from agent.evidence.merkle import verify_consistency
 from tests.recording.conftest import running_agent, small_config, wait_for
+from tests.tools.receipts import make_station
 
 DEVICE = "BC-SYNC-1"
 PREFIX = f"bodycam/v1/{DEVICE}"
+ISSUER = "dispatch:D-12"
 
 
 def _cmd(bo, name: str, cid: str, args: dict | None = None) -> None:
     body = {"id": cid, "issued_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "args": args or {}}
+            "args": args or {}, "issuer": ISSUER}
     bo.publish(f"{PREFIX}/cmd/{name}", json.dumps(body))
 
 
@@ -38,11 +43,15 @@ def _ack(bo, cid: str, status: str) -> dict:
 def test_dispatch_drives_the_recorder_and_sees_every_manifest(plain_broker, tmp_path: Path):
     """MQTT commands start, tag and stop a recording through the same state machine as the
     button; every manifest and a consistency-proven checkpoint chain reach the back office,
-    every payload matches its schema, and a stale or unknown command is rejected."""
+    every payload matches its schema, and a stale or unknown command is rejected. Each
+    evidence-changing command is in the evidence log with its id and issuer; a station
+    receipt sent as cmd/ack is logged, while one for a segment not yet recorded is refused."""
+    station = make_station(tmp_path / "station")
     cfg = small_config(
         device={"id": DEVICE},
         mqtt={"enabled": True, "url": f"mqtt://127.0.0.1:{plain_broker.port}",
               "allow_plaintext": True, "telemetry_s": 1},
+        offload={"station_keys": [station.public_b64]},
     )
     data = tmp_path / "data"
     with back_office("127.0.0.1", plain_broker.port) as bo, running_agent(cfg, data) as agent:
@@ -60,6 +69,13 @@ def test_dispatch_drives_the_recorder_and_sees_every_manifest(plain_broker, tmp_
         _cmd(bo, "stop", "x1")
         _ack(bo, "x1", "succeeded")
         wait_for(lambda: agent.recorder.state == "standby")
+        first = parse_envelope(next(data.glob("recordings/*/*_00000.manifest.json")).read_bytes())
+        _cmd(bo, "ack", "a1", {"receipts": [station.receipt(first).to_json()]})
+        assert _ack(bo, "a1", "succeeded")["result"]["accepted"][0]["device_seq"] == 0
+        _cmd(bo, "ack", "a2", {"receipts": [station.receipt(first, device_seq=999).to_json()]})
+        assert "segment 999 is not sealed" in _ack(bo, "a2", "failed")["reason"]
+        _cmd(bo, "ack", "a3", {"device_seq": [0, 1, 2]})
+        assert "signed receipt" in _ack(bo, "a3", "rejected")["reason"]
         _cmd(bo, "config_set", "c1", {"key": "recording.reminder_s", "value": 30})
         _ack(bo, "c1", "succeeded")
         _cmd(bo, "config_set", "c2", {"key": "evidence.encrypt", "value": False})
@@ -94,3 +110,19 @@ def test_dispatch_drives_the_recorder_and_sees_every_manifest(plain_broker, tmp_
         prev = signed.checkpoint
     statuses = [m.json()["state"] for m in bo_msgs if m.topic == f"{PREFIX}/status"]
     assert statuses[-1] == "offline"
+
+    log = [parse_canonical(r) for r in replay_entries(
+        (data / "log" / "entries.bin").read_bytes()).records]
+    commands = {e["origin"]["command_id"]: e for e in log if e.get("type") == "command"}
+    # logged: what reached the recorder; not logged: not allow-listed (c2), stale, old-style ack
+    assert sorted(commands) == ["a1", "a2", "c1", "m1", "s1", "x1"]
+    stop = commands["x1"]
+    assert (stop["command"], stop["outcome"]) == ("stop", "succeeded")
+    assert stop["origin"]["via"] == "mqtt" and stop["origin"]["issuer"] == ISSUER
+    assert stop["effect"]["recording_id"] == manifests[0]["recording_id"]
+    assert commands["c1"]["effect"] == {"key": "recording.reminder_s", "value": 30,
+                                        "previous": 120}
+    assert (commands["a2"]["outcome"], commands["a1"]["outcome"]) == ("refused", "succeeded")
+    [acked] = [e for e in log if e.get("type") == "acknowledged"]
+    assert acked["device_seq"] == 0 and acked["origin"]["command_id"] == "a1"
+    assert acked["manifest_sha256"] == first.sha256

@@ -8,11 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.errors import SyncError
+from agent.evidence.keys import DeviceKey
+from agent.evidence.receipt import issue_receipt
 from agent.sync.commands import (
+    EVIDENCE_COMMANDS,
+    MAX_ACK_RECEIPTS,
     MAX_COMMAND_BYTES,
     Command,
     CommandRequest,
@@ -22,10 +27,23 @@ from agent.sync.commands import (
 )
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+ISSUER = "dispatch:A-7"
 
 
-def cmd(args: Any = None, *, cid: str = "c-1", age_s: float = 1.0, **extra: Any) -> bytes:
+STATION = DeviceKey(Ed25519PrivateKey.generate())  # made at run time, never stored
+
+
+def _receipt(seq: int = 0) -> dict[str, Any]:
+    return issue_receipt(STATION, station_id="ST-1", device_id="BC-0001", device_seq=seq,
+                         cipher_sha256="a" * 64, manifest_sha256="b" * 64,
+                         utc="2026-11-27T11:00:00.000000Z").to_json()
+
+
+def cmd(args: Any = None, *, cid: str = "c-1", age_s: float = 1.0, issuer: str | None = ISSUER,
+        **extra: Any) -> bytes:
     doc: dict[str, Any] = {"id": cid, "issued_at": iso_utc(NOW - timedelta(seconds=age_s))}
+    if issuer is not None:
+        doc["issuer"] = issuer
     if args is not None:
         doc["args"] = args
     doc.update(extra)
@@ -42,7 +60,7 @@ def cmd(args: Any = None, *, cid: str = "c-1", age_s: float = 1.0, **extra: Any)
         ("bookmark", {"label": "出示执法证件", "checklist_item": "identity"}),
         ("matter", {"code": "XZCF-001", "scope": "next"}),
         ("matter", {"code": "inspection/site"}),
-        ("ack", {"device_seq": [0, 1, 2]}),
+        ("ack", {"receipts": [_receipt(0), _receipt(1)]}),
         ("config_set", {"key": "mqtt.telemetry_s", "value": 60}),
         ("config_set", {"key": "power.warn_min", "value": 12.5}),
         ("config_set", {"key": "power.warn_min", "value": 12}),
@@ -54,6 +72,7 @@ def test_valid_commands_are_accepted(name: str, args: Any) -> None:
     result = parse_command(name, cmd(args), now=NOW)
     assert isinstance(result, CommandRequest), result
     assert (result.name, result.id, result.args) == (name, "c-1", args or {})
+    assert result.issuer == ISSUER
 
 
 @pytest.mark.parametrize(
@@ -84,10 +103,20 @@ def test_valid_commands_are_accepted(name: str, args: Any) -> None:
         ("bookmark", cmd({"label": "x", "checklist_item": ""}), "checklist_item", True),
         ("matter", cmd({"code": "a b"}), "code", True),
         ("matter", cmd({"code": "A", "scope": "forever"}), "scope", True),
-        ("ack", cmd({"device_seq": []}), "device_seq", True),
-        ("ack", cmd({"device_seq": [1, -1]}), "non-negative", True),
-        ("ack", cmd({"device_seq": [True]}), "non-negative", True),
-        ("ack", cmd({"device_seq": list(range(1001))}), "device_seq", True),
+        ("ack", cmd({"device_seq": [0, 1, 2]}), "signed receipt", True),
+        ("ack", cmd({"device_seq": list(range(1000))}), "signed receipt", True),
+        ("ack", cmd({"receipts": []}), "1-64", True),
+        ("ack", cmd({"receipts": [_receipt()] * (MAX_ACK_RECEIPTS + 1)}), "1-64", True),
+        ("ack", cmd({"receipts": "all"}), "receipts must be a list", True),
+        ("ack", cmd({"receipts": [_receipt(), {"receipt": {}}]}), "receipts[1]", True),
+        ("ack", cmd({"receipts": [{**_receipt(), "extra": 1}]}), "exactly", True),
+        ("ack", cmd({"receipts": [_receipt()], "x": 1}), "unexpected", True),
+        ("stop", cmd(issuer=None), "must name its issuer", True),
+        ("ack", cmd({"receipts": [_receipt()]}, issuer=None), "issuer", True),
+        ("config_set", cmd({"key": "mqtt.telemetry_s", "value": 60}, issuer=None), "issuer", True),
+        ("start", cmd(issuer="a b"), "invalid issuer", True),
+        ("start", cmd(issuer=7), "invalid issuer", True),
+        ("start", cmd(issuer="x" * 65), "invalid issuer", True),
         ("config_set", cmd({"key": "evidence.recipients", "value": "x"}), "not remotely", True),
         ("config_set", cmd({"key": "audio.enabled", "value": False}), "not remotely", True),
         ("config_set", cmd({"key": "mqtt.telemetry_s"}), "value is required", True),
@@ -140,14 +169,35 @@ def test_fuzzed_bytes_never_raise(name: str, raw: bytes) -> None:
 
 @settings(max_examples=80, deadline=None, database=None)
 @given(name=names, args=st.dictionaries(st.sampled_from(["label", "code", "scope", "key",
-                                                           "value", "device_seq", "x"]),
+                                                           "value", "device_seq", "receipts",
+                                                           "x"]),
                                          json_values, max_size=4))
 def test_fuzzed_args_are_typed_or_rejected(name: str, args: dict[str, Any]) -> None:
     """Whatever the args, an accepted request only carries documented keys."""
     result = parse_command(name, cmd(args), now=NOW)
     if isinstance(result, CommandRequest):
-        allowed = {"label", "checklist_item", "code", "scope", "device_seq", "key", "value"}
+        allowed = {"label", "checklist_item", "code", "scope", "receipts", "key", "value"}
         assert set(result.args) <= allowed
+
+
+def test_issuer_is_optional_only_for_commands_that_change_no_evidence() -> None:
+    """bookmark and checkpoint may omit the issuer; every evidence-changing command may not."""
+    assert {"start", "stop", "matter", "ack", "config_set"} == EVIDENCE_COMMANDS
+    for name, args in (("bookmark", {"label": "x"}), ("checkpoint", None)):
+        result = parse_command(name, cmd(args, issuer=None), now=NOW)
+        assert isinstance(result, CommandRequest) and result.issuer is None
+
+
+def test_a_full_ack_of_receipts_fits_the_size_limit() -> None:
+    """64 receipts with the longest ids fit in one command message."""
+    key = DeviceKey(Ed25519PrivateKey.generate())
+    receipts = [issue_receipt(key, station_id="S" * 64, device_id="D" * 64, device_seq=10**12 + i,
+                              cipher_sha256="a" * 64, manifest_sha256="b" * 64,
+                              utc="2026-11-27T11:00:00.000000Z").to_json()
+                for i in range(MAX_ACK_RECEIPTS)]
+    payload = cmd({"receipts": receipts})
+    assert len(payload) <= MAX_COMMAND_BYTES
+    assert isinstance(parse_command("ack", payload, now=NOW), CommandRequest)
 
 
 def _recorder() -> tuple[list[tuple[str, str | None, Any]], Command]:

@@ -187,11 +187,13 @@ def test_fuzzed_commands_are_all_rejected_and_the_link_survives(
     acks = [m.json() for m in bo.messages if is_ack(m.topic)]
     assert all(a["status"] == "rejected" and a["reason"] for a in acks)
     assert not device.commands
-    bo.publish(f"bodycam/v1/{DEV}/cmd/stop", f'{{"id":"ok1","issued_at":"{now_iso()}"}}')
+    bo.publish(f"bodycam/v1/{DEV}/cmd/stop",
+               f'{{"id":"ok1","issuer":"dispatch:1","issued_at":"{now_iso()}"}}')
     bo.wait_for(lambda ms: any(m.topic.endswith("/stop/ack") and m.json()["id"] == "ok1"
                                for m in ms))
     assert [c.id for c in device.commands] == ["ok1"]
-    bo.publish(f"bodycam/v1/{DEV}/cmd/stop", f'{{"id":"ok1","issued_at":"{now_iso()}"}}')
+    bo.publish(f"bodycam/v1/{DEV}/cmd/stop",
+               f'{{"id":"ok1","issuer":"dispatch:1","issued_at":"{now_iso()}"}}')
     bo.wait_for(lambda ms: any("duplicate" in (m.json().get("reason") or "")
                                for m in ms if is_ack(m.topic)))
     assert assert_valid(bo.messages) >= len(garbage) + 2
@@ -207,7 +209,8 @@ def test_on_command_exceptions_become_failed_acks(plain_broker: Broker, tmp_path
     dev.link.start()
     try:
         dev.wait_connected()
-        bo.publish(f"bodycam/v1/{DEV}/cmd/start", f'{{"id":"s1","issued_at":"{now_iso()}"}}')
+        bo.publish(f"bodycam/v1/{DEV}/cmd/start",
+                   f'{{"id":"s1","issuer":"dispatch:1","issued_at":"{now_iso()}"}}')
         bo.wait_for(lambda ms: sum(m.topic.endswith("/start/ack") for m in ms) == 2)
         assert [m.json()["status"] for m in bo.on("/start/ack")] == ["accepted", "failed"]
         assert dev.link.stats().connected
