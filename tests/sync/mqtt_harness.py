@@ -175,6 +175,7 @@ class BackOffice:
         client.on_message = self._on_message
         client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
         client.on_subscribe = lambda *_: self._subscribed.set()
+        client.on_disconnect = lambda *_: self._subscribed.clear()
         client.reconnect_delay_set(0.1, 0.5)
         # A persistent session, so nothing published while we reconnect after a broker
         # restart is missed (the test configs autosave after every change).
