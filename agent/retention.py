@@ -1,7 +1,9 @@
 """Make room by evicting acknowledged segments -- and never anything else.
 
-The storage policy chooses (oldest acknowledged segments past the retention minimum); the
-evidence store's ``evict`` deletes and logs each one, refusing anything unacknowledged. This
+"Acknowledged" means a collection station's signed receipt for the segment is in the evidence
+log (:meth:`EvidenceStore.accept_receipt`); nothing else counts. The storage policy chooses
+(oldest acknowledged segments past the retention minimum); the evidence store's ``evict``
+deletes and logs each one, citing its receipt, and refuses anything unacknowledged. This
 module only lists what is on disk for the planner and carries the plan out.
 """
 
