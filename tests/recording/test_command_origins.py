@@ -6,10 +6,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agent.cli import main as bodycam
 from agent.ctl import ctl_request
-from agent.evidence.canonical import parse_canonical
+from agent.evidence.canonical import canonical_json, parse_canonical
 from agent.evidence.log import replay_entries
+from agent.evidence.manifest import parse_envelope
 from tests.recording.conftest import running_agent, small_config, wait_for
+from tests.tools.receipts import make_station
 
 
 def _commands(data_dir: Path) -> list[dict[str, Any]]:
@@ -48,3 +53,33 @@ def test_ctl_commands_are_logged_with_peer_uid_old_and_new_values(tmp_path: Path
     assert (change["effect"]["previous"], change["effect"]["value"]) == (3, 0)
     [no] = [c for c in _commands(data) if c["outcome"] == "refused"]
     assert no["args"]["key"] == "evidence.encrypt" and "cannot be set remotely" in no["reason"]
+
+
+def test_ctl_ack_takes_a_receipt_file_and_logs_it(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """`bodycam ctl ack FILE` hands a station receipt to the agent: accepted and logged with the
+    caller's uid; a receipt for a segment that does not exist yet is refused (exit 1)."""
+    station = make_station(tmp_path / "station")
+    data = tmp_path / "data"
+    cfg = small_config(offload={"station_keys": [station.public_b64]})
+    with running_agent(cfg, data) as agent:
+        assert ctl_request(data, "start")["ok"]
+        wait_for(lambda: len(agent.recorder.sealed) >= 1)
+        assert ctl_request(data, "stop")["ok"]
+        wait_for(lambda: agent.recorder.state == "standby")
+        first = parse_envelope(next(data.glob("recordings/*/*_00000.manifest.json")).read_bytes())
+        good, early = tmp_path / "good.json", tmp_path / "early.json"
+        good.write_bytes(canonical_json(station.receipt(first).to_json()))
+        early.write_bytes(canonical_json(station.receipt(first, device_seq=500).to_json()))
+        assert bodycam(["ctl", "ack", str(good), "--data-dir", str(data)]) == 0
+        assert '"ack_index"' in capsys.readouterr().out
+        assert bodycam(["ctl", "ack", str(early), "--data-dir", str(data)]) == 1
+        assert "segment 500 is not sealed" in capsys.readouterr().err
+        assert agent.store.acknowledged(0) and not agent.store.acknowledged(500)
+    records = replay_entries((data / "log" / "entries.bin").read_bytes()).records
+    [ack] = [e for e in map(parse_canonical, records) if e.get("type") == "acknowledged"]
+    assert ack["device_seq"] == 0 and ack["origin"] == {"via": "ctl", "uid": os.getuid(),
+                                                        "pid": os.getpid()}
+    acks = [c for c in _commands(data) if c["command"] == "ack"]
+    assert [(c["outcome"], c["args"]) for c in acks] == [("succeeded", {"receipts": 1}),
+                                                         ("refused", {"receipts": 1})]
