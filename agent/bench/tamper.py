@@ -44,8 +44,16 @@ class TamperResult:
                 "codes": list(self.codes), "detected": self.detected, "detail": self.detail}
 
 
+def _discard(path: Path) -> None:
+    """Remove a file or folder of the temporary copy (never the unit's own directory)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def _replace(path: Path, data: bytes) -> None:
-    path.unlink()
+    _discard(path)
     path.write_bytes(data)
 
 
@@ -98,7 +106,7 @@ def _fake_eviction(seg: Path, _: bytes | None) -> str:
     signed = parse_envelope(seg.read_bytes())
     root = seg.parent.parent.parent
     media = _media_of(seg)
-    media.unlink()
+    _discard(media)
     entry = canonical_json({"kind": "event", "type": "eviction", "utc": signed.manifest[
         "start"]["utc"], "device_seq": signed.manifest["device_seq"],
         "path": media.relative_to(root).as_posix(), "manifest_sha256": signed.sha256,
@@ -121,7 +129,7 @@ def _old_log_beside(seg: Path, old_checkpoint: bytes | None) -> str:
     """Remove the log and leave a copy of it, under another name, for the verifier to find."""
     root = seg.parent.parent.parent
     shutil.copytree(root / "log", root / "a_log", copy_function=shutil.copy)
-    shutil.rmtree(root / "log")
+    _discard(root / "log")
     return "a_log"
 
 
@@ -130,7 +138,7 @@ def _symlinked_media(seg: Path, _: bytes | None) -> str:
     media = _media_of(seg)
     outside = media.parent.parent.parent.parent / "outside.bin"
     shutil.copy(media, outside)
-    media.unlink()
+    _discard(media)
     media.symlink_to(outside)
     return media.name
 
