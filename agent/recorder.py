@@ -153,6 +153,11 @@ class Recorder:
             "recording_started",
             {"recording_id": self.recording_id, "reason": reason, "preroll_us": preroll_us},
         )
+        # The pre-roll went to storage in one burst: make it durable now, not at the next
+        # periodic sync, so a power cut right after a press keeps the pre-event media (every
+        # complete age chunk; the chunk being filled cannot be written before it is full).
+        # After the event, so the start feedback does not wait for the fsync.
+        self.sync()
         return self.recording_id
 
     def stop(self, *, reason: str = "button") -> None:
