@@ -25,6 +25,7 @@ from typing import Any
 
 from agent import __version__
 from agent.aac import AacEncoder
+from agent.atomic import fsync_dir
 from agent.commands import CommandSet
 from agent.config import Config, station_public_keys
 from agent.controller import Controller
@@ -96,6 +97,9 @@ class Agent:
             open_append=self.hw.storage.open_append,
             station_keys=station_public_keys(cfg.offload),
         )
+        # First boot: the store has just created recordings/, log/ and state/; until the data
+        # directory is fsynced a power cut takes all three, and every segment under them, away.
+        fsync_dir(self.data_dir)
         self.recovered = self.store.recover()
         self.boot_id = _boot_id()
         self.store.log_event("boot", boot_id=self.boot_id, version=__version__,

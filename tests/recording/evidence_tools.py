@@ -47,3 +47,17 @@ def video_packets(probe: dict[str, Any]) -> list[dict[str, Any]]:
     """Video packets of a probe, in order."""
     vidx = next(s["index"] for s in probe["streams"] if s["codec_type"] == "video")
     return [p for p in probe["packets"] if p["stream_index"] == vidx]
+
+
+def playable_end_us(manifest: dict[str, Any], identity_file: Path, scratch: Path) -> int | None:
+    """Monotonic µs just after the segment's last playable video frame (decrypted, ffprobed);
+    ``None`` when nothing in it plays (cut before its first fragment was complete)."""
+    out = decrypt(manifest, identity_file, scratch)
+    if out.stat().st_size == 0:
+        return None
+    vp = video_packets(ffprobe(out))
+    if not vp:
+        return None
+    fps = int((manifest["media"].get("video") or {}).get("fps") or 30)
+    start = int(manifest["start"]["mono_us"])
+    return start + round(float(vp[-1]["pts_time"]) * 1e6) + 1_000_000 // fps

@@ -5,16 +5,15 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from agent.ctl import CtlUnavailable, ctl_request
+from agent.ctl import ctl_request
 from agent.evidence.verify import verify
-from tests.recording.evidence_tools import decrypt, ffprobe, manifests, video_packets
+from tests.recording.agent_process import start_agent
+from tests.recording.evidence_tools import manifests, playable_end_us
 
 KILLS = 20
 
@@ -31,25 +30,6 @@ source = "none"
 """
 
 
-def _start(cfg: Path, data: Path) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "run", "--hw", "sim", "--config", str(cfg),
-         "--data-dir", str(data), "--no-status", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if ctl_request(data, "status", timeout=2).get("ok"):
-                return proc
-        except (CtlUnavailable, OSError, ValueError):
-            pass
-        if proc.poll() is not None:
-            raise AssertionError(f"agent exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("agent did not answer on its control socket")
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_random_kills_lose_at_most_about_a_second(tmp_path: Path):
@@ -61,13 +41,13 @@ def test_random_kills_lose_at_most_about_a_second(tmp_path: Path):
     rng = random.Random(947)
     kill_times: list[int] = []
     for _ in range(KILLS):
-        proc = _start(cfg, data)
+        proc = start_agent(cfg, data)
         assert ctl_request(data, "start")["ok"]
         time.sleep(rng.uniform(0.5, 2.5))
         kill_times.append(time.monotonic_ns() // 1000)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
-    proc = _start(cfg, data)  # the last interruption is recovered at this start
+    proc = start_agent(cfg, data)  # the last interruption is recovered at this start
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
 
@@ -85,14 +65,11 @@ def test_random_kills_lose_at_most_about_a_second(tmp_path: Path):
     ident = data / "sim-agency.key"
     ends: dict[int, int] = {}  # device_seq -> monotonic µs just after its last playable frame
     for m in ms:
-        out = decrypt(m, ident, tmp_path / f"s{m['device_seq']}.mp4")
-        if out.stat().st_size == 0:
+        end = playable_end_us(m, ident, tmp_path / f"s{m['device_seq']}.mp4")
+        if end is None:
             assert "truncated" in m["flags"]  # killed before its first fragment was complete
             continue
-        vp = video_packets(ffprobe(out))
-        assert vp, f"segment {m['device_seq']} holds no playable video"
-        ends[m["device_seq"]] = (m["start"]["mono_us"] + round(float(vp[-1]["pts_time"]) * 1e6)
-                                 + 1_000_000 // 30)
+        ends[m["device_seq"]] = end
     losses = []
     for same, killed_at in zip(interrupted, kill_times, strict=True):
         floor = min(x["start"]["mono_us"] for x in same)  # nothing playable: lost since here

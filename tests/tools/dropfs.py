@@ -66,11 +66,12 @@ class _Inode:
     """One file, directory or symlink: its live state and what the disk holds of it."""
 
     ino: int
-    kind: str  # "file" | "dir" | "symlink"
+    kind: str  # "file" | "dir" | "symlink" | "special" (a socket or a FIFO)
     mode: int
     live: dict[str, int] = field(default_factory=dict)  # dir: entries processes see
     durable: dict[str, int] = field(default_factory=dict)  # dir: entries on the disk
     target: str = ""  # symlink
+    type_bits: int = 0  # special: stat.S_IFSOCK or stat.S_IFIFO
     has_durable_data: bool = False  # file: durable/<ino> exists
     has_live_copy: bool = False  # file: live/<ino> exists (else the live data is durable/<ino>)
     dirty_from: int | None = None  # file: lowest offset changed since the last fsync
@@ -136,8 +137,11 @@ class _Fs:
                 except OSError:
                     shutil.copy2(entry.path, dst)
                 child.has_durable_data = True
+            elif stat.S_ISSOCK(st.st_mode) or stat.S_ISFIFO(st.st_mode):
+                child = self._new("special", st.st_mode)
+                child.type_bits = stat.S_IFMT(st.st_mode)
             else:
-                continue  # sockets, fifos: not part of a disk image
+                continue  # device nodes: not on an evidence disk
             node.live[entry.name] = node.durable[entry.name] = child.ino
             child.live_links += 1
             child.durable_links += 1
@@ -174,6 +178,8 @@ class _Fs:
             os.chmod(path, node.mode)
         elif node.kind == "symlink":
             os.symlink(node.target, path)
+        elif node.kind == "special":
+            os.mknod(path, node.type_bits | node.mode)
         elif node.has_durable_data:
             os.link(self._durable_dir / str(node.ino), path)
             os.chmod(path, node.mode)
@@ -297,6 +303,8 @@ class _Fs:
             attrs.update(st_mode=stat.S_IFDIR | node.mode, st_nlink=2, st_size=4096)
         elif node.kind == "symlink":
             attrs.update(st_mode=stat.S_IFLNK | 0o777, st_nlink=1, st_size=len(node.target))
+        elif node.kind == "special":
+            attrs.update(st_mode=node.type_bits | node.mode, st_nlink=1, st_size=0)
         else:
             st = os.stat(self._live_path(node)) if node.fd is None else os.fstat(node.fd)
             attrs.update(st_mode=stat.S_IFREG | node.mode, st_nlink=max(1, node.live_links),
@@ -333,8 +341,9 @@ class _Fs:
         return self._op(run)
 
     def _kind_bits(self, ino: int) -> int:
-        kind = self._inodes[ino].kind
-        return stat.S_IFDIR if kind == "dir" else stat.S_IFLNK if kind == "symlink" else stat.S_IFREG
+        node = self._inodes[ino]
+        bits = {"dir": stat.S_IFDIR, "symlink": stat.S_IFLNK, "file": stat.S_IFREG}
+        return bits.get(node.kind, node.type_bits)
 
     def readlink(self, path: str) -> str:
         def run() -> str:
@@ -350,6 +359,19 @@ class _Fs:
             if name in parent.live:
                 raise _err(errno.EEXIST)
             self._link(parent, name, self._new("dir", mode))
+        self._op(run)
+
+    def mknod(self, path: str, mode: int, dev: int) -> None:
+        """Sockets (the agent's control socket) and FIFOs; device nodes are refused."""
+        def run() -> None:
+            if stat.S_IFMT(mode) not in (stat.S_IFSOCK, stat.S_IFIFO):
+                raise _err(errno.EPERM)
+            parent, name = self._parent(path)
+            if name in parent.live:
+                raise _err(errno.EEXIST)
+            node = self._new("special", mode)
+            node.type_bits = stat.S_IFMT(mode)
+            self._link(parent, name, node)
         self._op(run)
 
     def symlink(self, target: str, source: str) -> None:
