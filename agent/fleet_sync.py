@@ -32,6 +32,7 @@ from agent.evidence.canonical import parse_canonical
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.log import origin_for
 from agent.evidence.manifest import parse_envelope
+from agent.evidence.proof import log_inclusion
 from agent.sync.commands import Command, iso_utc
 from agent.sync.link import MqttLink
 from agent.sync.outbox import Outbox
@@ -126,7 +127,7 @@ class FleetSync:
     def segment_sealed(self, signed: Any) -> None:
         """Queue the manifest, then the checkpoint that now covers it."""
         envelope = json.loads(signed.envelope())
-        self.link.enqueue_segment(envelope)
+        self.link.enqueue_segment(self._with_inclusion(envelope))
         self.publish_checkpoint()
 
     def _send_unpublished(self) -> None:
@@ -171,7 +172,20 @@ class FleetSync:
                       entry.get("path"))
             return None
         envelope: dict[str, Any] = json.loads(signed.envelope())
-        return envelope
+        return self._with_inclusion(envelope)
+
+    def _with_inclusion(self, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Add the manifest's inclusion proof against the current signed checkpoint, so the
+        back office can show the segment is in the log, not only that the log grew."""
+        index = self.a.store.leaf_index(int(envelope["manifest"]["device_seq"]))
+        if index is None:
+            return envelope
+        try:
+            return {**envelope, "inclusion": log_inclusion(self.a.store.log, index)}
+        except (OSError, EvidenceError, ValueError) as exc:
+            log.error("segment %s: sent without its inclusion proof (%s)",
+                      envelope["manifest"]["device_seq"], exc)
+            return envelope
 
     def publish_checkpoint(self) -> dict[str, Any]:
         """Queue the current signed checkpoint with a consistency proof from the last one."""

@@ -237,6 +237,18 @@ class EvidenceLog:
                 raise ValueError(f"tree size {n} outside 0..{len(self._leaves)}")
             return consistency_proof(self._leaves[:n], old_size)
 
+    def entry(self, index: int) -> bytes:
+        """The canonical JSON bytes of entry ``index`` (one positioned read, no replay)."""
+        with self._lock:
+            if not 0 <= index < len(self._leaves):
+                raise IndexError(f"log entry {index} outside 0..{len(self._leaves) - 1}")
+            header = os.pread(self._fd, _FRAME.size, self._offsets[index])
+            length, _crc = _FRAME.unpack(header)
+            data = os.pread(self._fd, length, self._offsets[index] + _FRAME.size)
+        if leaf_hash(data) != self._leaves[index]:
+            raise LogCorrupt(f"log entry {index} changed on disk since it was appended")
+        return data
+
     def entries(self) -> Iterator[tuple[int, bytes]]:
         """``(index, canonical JSON bytes)`` of every entry, oldest first (a snapshot)."""
         with self._lock:

@@ -32,7 +32,7 @@ from .checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from .inventory import UnsafeFile, read_bounded
 from .journal import MANIFEST_SUFFIX, sidecar
 from .keys import public_key_from_text
-from .log import replay_entries
+from .log import EvidenceLog, replay_entries
 from .logcheck import MAX_CHECKPOINT, MAX_LOG
 from .manifest import parse_envelope
 from .merkle import (
@@ -44,7 +44,7 @@ from .merkle import (
     verify_inclusion,
 )
 
-__all__ = ["check_proof", "consistency", "inclusion", "proof_main"]
+__all__ = ["check_proof", "consistency", "inclusion", "log_inclusion", "proof_main"]
 
 PROOF_FORMAT = "bodycam-proof/1"
 _MAX_PROOF = 4 << 20
@@ -120,17 +120,28 @@ def _entry(record: bytes) -> dict[str, Any]:
     return e if isinstance(e, dict) else {}
 
 
+def _inclusion_doc(scp: SignedCheckpoint, index: int, entry: bytes,
+                   hashes: Sequence[bytes]) -> dict[str, Any]:
+    return {"format": PROOF_FORMAT, "type": "inclusion", "origin": scp.checkpoint.origin,
+            "leaf_index": index, "tree_size": scp.checkpoint.size,
+            "entry": entry.decode("utf-8"), "leaf_hash": _b64(leaf_hash(entry)),
+            "hashes": [_b64(h) for h in hashes], "checkpoint": scp.text.decode("utf-8")}
+
+
 def inclusion(data_dir: Path, target: str) -> dict[str, Any]:
     """An inclusion proof of one entry in the log of the current signed checkpoint."""
     scp, records = _log_state(data_dir)
     index = _find(target, data_dir, records)
-    leaves = [leaf_hash(r) for r in records]
-    return {"format": PROOF_FORMAT, "type": "inclusion", "origin": scp.checkpoint.origin,
-            "leaf_index": index, "tree_size": len(records),
-            "entry": records[index].decode("utf-8"),
-            "leaf_hash": _b64(leaves[index]),
-            "hashes": [_b64(h) for h in inclusion_proof(leaves, index)],
-            "checkpoint": scp.text.decode("utf-8")}
+    return _inclusion_doc(scp, index, records[index],
+                          inclusion_proof([leaf_hash(r) for r in records], index))
+
+
+def log_inclusion(log: EvidenceLog, index: int) -> dict[str, Any]:
+    """The same proof from a live log (the agent's), against its current signed checkpoint:
+    what the MQTT ``segment`` message carries so the back office can show membership."""
+    scp = parse_signed_checkpoint(log.checkpoint())
+    return _inclusion_doc(scp, index, log.entry(index),
+                          log.inclusion_proof(index, scp.checkpoint.size))
 
 
 def consistency(data_dir: Path, old_checkpoint: bytes) -> dict[str, Any]:

@@ -92,10 +92,12 @@ class Acknowledgement:
 
 @dataclass(frozen=True, slots=True)
 class _Sealed:
-    """What the log says about one sealed segment (what a receipt must match)."""
+    """What the log says about one sealed segment (what a receipt must match, and where its
+    leaf is, for inclusion proofs)."""
 
     cipher_sha256: str
     manifest_sha256: str
+    index: int
 
 
 def utc_now() -> str:
@@ -252,6 +254,12 @@ class EvidenceStore:
             self._log.set_key(new)
             return new
 
+    def leaf_index(self, device_seq: int) -> int | None:
+        """The log index of a sealed segment's entry (None if it is not sealed)."""
+        with self._lock:
+            sealed = self._sealed.get(device_seq)
+            return sealed.index if sealed is not None else None
+
     def accept_receipt(self, receipt: Receipt, *, origin: Mapping[str, Any]) -> int:
         """Log a station's receipt for one sealed segment; returns the ``acknowledged`` index.
 
@@ -384,9 +392,9 @@ class EvidenceStore:
                  "recording_id": journal.info.recording_id, "seq": journal.info.seq,
                  "path": self._rel(journal.media), "manifest_sha256": signed.sha256,
                  "cipher_sha256": manifest["file"]["cipher_sha256"]}
-        self._write(lambda: self._log.append(entry))
+        appended = self._write(lambda: self._log.append(entry))
         self._sealed.setdefault(journal.device_seq,
-                                _Sealed(entry["cipher_sha256"], signed.sha256))
+                                _Sealed(entry["cipher_sha256"], signed.sha256, appended.index))
         self._write(lambda: self._drop_journal(journal.path))
         return signed
 
@@ -466,7 +474,7 @@ class EvidenceStore:
                 continue
             if entry.get("kind") == "segment":
                 self._sealed.setdefault(seq, _Sealed(str(entry.get("cipher_sha256")),
-                                                     str(entry.get("manifest_sha256"))))
+                                                     str(entry.get("manifest_sha256")), index))
             elif entry.get("type") == "acknowledged" and seq not in self._acks:
                 sealed = self._sealed.get(seq)
                 if sealed is not None and (entry.get("cipher_sha256"),

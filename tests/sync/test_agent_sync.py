@@ -12,8 +12,9 @@ from mqtt_harness import assert_valid, back_office
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.checkpoint import parse_signed_checkpoint
 from agent.evidence.log import replay_entries
-from agent.evidence.manifest import parse_envelope
+from agent.evidence.manifest import SignedManifest, parse_envelope
 from agent.evidence.merkle import verify_consistency
+from agent.evidence.proof import check_proof
 from tests.recording.conftest import running_agent, small_config, wait_for
 from tests.tools.receipts import make_station
 
@@ -95,6 +96,10 @@ def test_dispatch_drives_the_recorder_and_sees_every_manifest(plain_broker, tmp_
     assert all(m["matter"]["code"] == "XCJC" for m in manifests)
     marks = [b for m in manifests for b in m["bookmarks"] if b.get("item") == "identity"]
     assert len(marks) == 1
+    for s in segments:  # each manifest comes with proof that it is in the signed log
+        assert "is in the log" in check_proof(s["inclusion"], [public])
+        entry = json.loads(s["inclusion"]["entry"])
+        assert entry["manifest_sha256"] == SignedManifest(s["manifest"], s["signature"]).sha256
 
     checkpoints = [m.json() for m in bo_msgs if m.topic.endswith("/checkpoint")]
     assert len(checkpoints) >= len(segments)
