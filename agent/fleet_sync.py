@@ -136,9 +136,10 @@ class FleetSync:
         Sealing logs a segment and only then queues its manifest: a power cut in between, or a
         segment sealed by crash recovery at start (before this link exists), would otherwise
         never reach the back office. Segments after the published size are queued through the
-        same path as a fresh seal; one that was queued already just before a cut goes out
-        twice (the back office keys manifests by their hash), which is harmless where a
-        missing one is not.
+        same path as a fresh seal. One that was queued already just before a cut goes out a
+        second time, as a new outbox message carrying the same signed manifest (same
+        ``device_seq``, same hash): a duplicate the back office can recognise, where a missing
+        manifest would be a gap it cannot fill.
         """
         log_ = self.a.store.log
         if self._published_size >= log_.size:
