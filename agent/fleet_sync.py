@@ -154,7 +154,7 @@ class FleetSync:
             envelope = self._logged_envelope(entry)
             if envelope is None:
                 continue
-            self.link.enqueue_segment(envelope)
+            self.link.enqueue_segment(self._with_inclusion(envelope))
             queued += 1
         if queued:
             log.info("queued %d segment(s) logged since the last published checkpoint", queued)

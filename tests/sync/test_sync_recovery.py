@@ -67,6 +67,7 @@ def test_recovered_and_unqueued_segments_reach_the_outbox_at_start(tmp_path: Pat
     assert [(s["manifest"]["recording_id"], "recovered" in s["manifest"]["flags"])
             for s in segments] == [(sealed, False), (crashed, True)]
     assert segments[1]["manifest"]["file"]["cipher_bytes"] > 0
+    assert all("inclusion" in s for s in segments)  # as a segment sealed while running
     kinds = [kind for kind, _ in queued]
     first_cp = kinds.index("checkpoint")
     assert first_cp > kinds.index("segment", kinds.index("segment") + 1)  # after both manifests
