@@ -9,6 +9,7 @@ audio start against the manifest, and the pre-roll's GPS track.
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import subprocess
 import time
@@ -20,9 +21,11 @@ from typing import Any
 import av
 import pytest
 
+from agent.aac import AacEncoder
 from agent.errors import RecorderError
 from agent.media import MediaPacket
 from agent.segment import SegmentWriter
+from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 from tests.recording.conftest import running_agent, small_config, wait_for
 from tests.recording.evidence_tools import decrypt, manifests
@@ -34,7 +37,7 @@ _NAL_SPS, _NAL_PPS = 7, 8
 def recording(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Standby until the ring holds 3 s with GPS fixes in it, start, two rolls, stop."""
     for tool in ("ffmpeg", "ffprobe"):
-        if subprocess.run(["which", tool], capture_output=True, check=False).returncode:
+        if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
     root = tmp_path_factory.mktemp("media")
     data_dir = root / "data"
@@ -148,6 +151,16 @@ def test_avcc_holds_the_parameter_sets_the_slices_use(recording: dict[str, Any])
         record = avcc_record(path.read_bytes())
         assert (record[1], record[3]) == (sps[0][1], sps[0][3]), "avcC profile/level ≠ its SPS"
         assert record[1] == 66 and record[2] & 0x40, "Constrained Baseline expected"
+
+
+def test_audio_header_is_the_encoders_own_config(recording: dict[str, Any]) -> None:
+    """The esds AudioSpecificConfig is the one the process-wide AAC encoder produced."""
+    for m, path in zip(recording["manifests"], recording["files"], strict=True):
+        audio = m["media"]["audio"]
+        expected = AacEncoder(AudioFormat(sample_rate=audio["sample_rate"],
+                                          channels=audio["channels"])).extradata
+        with av.open(str(path)) as c:
+            assert bytes(c.streams.audio[0].codec_context.extradata or b"") == expected
 
 
 def test_header_alone_decodes_every_segment(recording: dict[str, Any], tmp_path: Path) -> None:
