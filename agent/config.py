@@ -34,12 +34,14 @@ __all__ = [
     "HardwareConfig",
     "MattersConfig",
     "MqttConfig",
+    "NightConfig",
     "OffloadConfig",
     "PowerConfig",
     "RecordingConfig",
     "SimConfig",
     "StorageConfig",
     "TimeConfig",
+    "TriggerConfig",
     "VideoConfig",
     "load_config",
     "parse_config",
@@ -132,6 +134,39 @@ class GpioConfig:
     led_fault: int = _f(23, "amber LED: fault or warning", lo=0, hi=27)
     buzzer: int = _f(24, "active buzzer", lo=0, hi=27)
     vibration: int = _f(25, "vibration motor (through a transistor)", lo=0, hi=27)
+
+
+@dataclass(frozen=True)
+class TriggerConfig:
+    """One activation input (``[[triggers]]``): a holster switch, a light-bar relay, a door.
+
+    Commercial recorders start on such signals because in the moments that matter nobody
+    remembers the button. A trigger starts (or bookmarks); it never stops a recording.
+    """
+
+    name: str = _f("trigger", "what the input is (recorded as the cause)",
+                   pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    pin: int = _f(0, "BCM input pin", lo=1, hi=27)
+    pull: str = _f("up", "internal pull resistor", choices=("up", "down", "none"))
+    active_high: bool = _f(False, "the input is active when the pin reads high")
+    debounce_ms: int = _f(50, "the level must hold this long to count", lo=0, hi=10_000)
+    action: str = _f("start", "what activation does",
+                     choices=("start", "start_matter", "bookmark"))
+    matter: str = _f("", "matter assigned by a start_matter trigger", pattern=r"^.{0,64}$")
+
+
+@dataclass(frozen=True)
+class NightConfig:
+    """Infrared night vision (seed Art. 7): IR illuminator and IR-cut filter on GPIO outputs,
+    switched on the camera's light estimate with hysteresis so it never flaps."""
+
+    ir_led_pin: int = _f(0, "IR illuminator output; 0 = not fitted", lo=0, hi=27)
+    ircut_pin: int = _f(0, "IR-cut filter output (high = filter out, night); 0 = not fitted",
+                        lo=0, hi=27)
+    on_lux: float = _f(5.0, "switch to night below this many lux", lo=0, hi=100_000)
+    off_lux: float = _f(20.0, "switch back to day above this many lux", lo=0, hi=100_000)
+    min_dwell_s: float = _f(10.0, "stay at least this long in a mode before switching again",
+                            lo=0, hi=3600)
 
 
 @dataclass(frozen=True)
@@ -253,6 +288,11 @@ class SimConfig:
     drop_every: int = _f(0, "bench fault: the camera drops every n-th frame; 0 = none", lo=0, hi=100_000)
     boundary_gap_ms: int = _f(0, "bench fault: frames lost at each segment roll; 0 = none", lo=0, hi=10_000)
     gps_drift_ppm: float = _f(0.0, "bench fault: GPS time runs off the system clock", lo=-10_000, hi=10_000)
+    camera: str = _f("sim", "simulated camera: sim = synthetic pictures through libx264; replay = "
+                     "the clip in sim.replay, looped, as a hardware encoder delivers it",
+                     choices=("sim", "replay"))
+    replay: str = _f("", "H.264 clip (MP4 or raw .h264) the replay camera plays; size, rate and "
+                     "GOP come from the clip")
 
 
 @dataclass(frozen=True)
@@ -274,6 +314,8 @@ class Config:
     offload: OffloadConfig = field(default_factory=OffloadConfig)
     matters: MattersConfig = field(default_factory=MattersConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    night: NightConfig = field(default_factory=NightConfig)
+    triggers: list[TriggerConfig] = field(default_factory=list)
 
     def replace(self, dotted_key: str, value: Any) -> Config:
         """A copy with one ``section.key`` changed and validated (remote config_set)."""
@@ -363,6 +405,15 @@ def _build_section(cls: type[Any], raw: Any, name: str, source: str) -> Any:
     return cls(**values)
 
 
+def _build_table_array(tp: Any, raw: Any, name: str, source: str) -> list[Any]:
+    """``[[name]]`` tables, each validated like a section; errors name ``name[i].key``."""
+    (item_cls,) = typing.get_args(tp)
+    if not isinstance(raw, list):
+        raise ConfigError(f"must be an array of tables ([[{name}]]), got {raw!r}", key=name,
+                          source=source)
+    return [_build_section(item_cls, item, f"{name}[{i}]", source) for i, item in enumerate(raw)]
+
+
 def parse_config(raw: Mapping[str, Any], *, source: str = "<config>") -> Config:
     """Validate a parsed TOML document and build the :class:`Config`."""
     sections = {f.name: f for f in dataclasses.fields(Config)}
@@ -372,7 +423,10 @@ def parse_config(raw: Mapping[str, Any], *, source: str = "<config>") -> Config:
         if name not in sections:
             allowed = ", ".join(sorted(sections))
             raise ConfigError(f"unknown section (allowed: {allowed})", key=name, source=source)
-        built[name] = _build_section(hints[name], value, name, source)
+        if typing.get_origin(hints[name]) is list:  # an array of tables: [[triggers]]
+            built[name] = _build_table_array(hints[name], value, name, source)
+        else:
+            built[name] = _build_section(hints[name], value, name, source)
     cfg = Config(**built)
     _cross_checks(cfg, source)
     return cfg
@@ -400,10 +454,54 @@ def _cross_checks(cfg: Config, source: str) -> None:
             key="evidence.recipients",
             source=source,
         )
+    if cfg.sim.camera == "replay" and not cfg.sim.replay:
+        raise ConfigError("the replay camera needs a clip (sim.replay = \"FILE\")",
+                          key="sim.replay", source=source)
     if cfg.video.width % 2 or cfg.video.height % 2:
         raise ConfigError("width and height must be even (4:2:0 video)", key="video", source=source)
     station_public_keys(cfg.offload, source=source)
     _check_mqtt(cfg.mqtt, source)
+    _check_pins(cfg, source)
+
+
+def _check_pins(cfg: Config, source: str) -> None:
+    """Night-vision thresholds form a band; every fitted pin is used by one thing only; a
+    trigger's matter goes with ``start_matter`` and only with it."""
+    n = cfg.night
+    if n.on_lux >= n.off_lux:
+        raise ConfigError(f"{n.on_lux} must be below night.off_lux ({n.off_lux}): the band "
+                          "between them is the hysteresis", key="night.on_lux", source=source)
+    owners: dict[int, str] = {}
+
+    def claim(pin: int, key: str) -> None:
+        if not pin:
+            return
+        if pin in owners:
+            raise ConfigError(f"pin {pin} is already used by {owners[pin]}", key=key,
+                              source=source)
+        owners[pin] = key
+
+    for f in dataclasses.fields(GpioConfig):
+        claim(getattr(cfg.gpio, f.name), f"gpio.{f.name}")
+    claim(n.ir_led_pin, "night.ir_led_pin")
+    claim(n.ircut_pin, "night.ircut_pin")
+    names: set[str] = set()
+    for i, t in enumerate(cfg.triggers):
+        key = f"triggers[{i}]"
+        if t.name in names:
+            raise ConfigError(f"{t.name!r} names another trigger too", key=f"{key}.name",
+                              source=source)
+        names.add(t.name)
+        if not t.pin:
+            raise ConfigError("a trigger needs its input pin", key=f"{key}.pin", source=source)
+        claim(t.pin, f"{key}.pin")
+        if t.action == "start_matter" and not t.matter:
+            raise ConfigError("a start_matter trigger needs a matter", key=f"{key}.matter",
+                              source=source)
+        if t.action != "start_matter" and t.matter:
+            raise ConfigError(f"a matter is only used with action = \"start_matter\" (this "
+                              f"trigger's action is {t.action!r})", key=f"{key}.matter",
+                              source=source)
 
 
 def _check_mqtt(mqtt: MqttConfig, source: str) -> None:
