@@ -3,6 +3,7 @@ outbox exactly like segments sealed while running: the manifest, then a checkpoi
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import uuid
@@ -14,7 +15,7 @@ from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import MediaInfo, Timestamp
 from agent.evidence.store import EvidenceStore
 from tests.evidence.evbench import segment_info
-from tests.recording.conftest import running_agent, small_config
+from tests.recording.conftest import running_agent, small_config, wait_for
 
 DEVICE = "BC-RECOVER-1"
 
@@ -91,3 +92,27 @@ def test_a_restart_does_not_queue_published_segments_again(tmp_path: Path) -> No
         pass
     again = [p["manifest"]["device_seq"] for kind, p in _outbox(data) if kind == "segment"]
     assert first == again == [0, 1]
+
+
+def test_segments_recovered_after_a_storage_fault_reach_the_outbox(tmp_path: Path) -> None:
+    """A write fault mid-recording leaves a journal; once the disk takes writes again the
+    agent seals it as recovered and queues its manifest, as at a start after a crash."""
+    data = tmp_path / "data"
+    cfg = small_config(device={"id": DEVICE}, sim={"storage_quota_mb": 64},  # a SimStorage
+                       mqtt={"enabled": True, "url": "mqtt://127.0.0.1:9",
+                             "allow_plaintext": True})
+    with running_agent(cfg, data) as agent:
+        wait_for(lambda: agent.recorder.preroll.span_s >= 1.0)
+        agent.controller.call("start")
+        agent.hw.storage.fail_writes(errno.EIO)
+        wait_for(lambda: agent.recorder.state == "fault", timeout=20)
+        agent.hw.storage.fail_writes(None)
+        wait_for(lambda: agent.recorder.state == "standby", timeout=30)
+        queued = _outbox(data)
+    recovered = [p["manifest"] for kind, p in queued
+                 if kind == "segment" and "recovered" in p["manifest"]["flags"]]
+    assert recovered, [k for k, _ in queued]
+    kinds = [k for k, _ in queued]
+    last_recovered = max(i for i, (k, p) in enumerate(queued)
+                         if k == "segment" and "recovered" in p["manifest"]["flags"])
+    assert "checkpoint" in kinds[last_recovered:]  # and the checkpoint that covers it
