@@ -124,3 +124,24 @@ def test_a_clean_stop_keeps_everything(dfs: DroppingFs) -> None:
     _write(dfs.mountpoint / "f", b"kept", sync=False)
     dfs.stop()
     assert (dfs.backing / "f").read_bytes() == b"kept"
+
+
+def test_a_unix_socket_on_the_mount_answers(dfs: DroppingFs) -> None:
+    """The agent's control socket lives in its data directory: binding and connecting work."""
+    import socket
+
+    path = dfs.mountpoint / "ctl.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        server.bind(str(path))
+        server.listen(1)
+        client.connect(str(path))
+        conn, _ = server.accept()
+        client.sendall(b"status")
+        assert conn.recv(16) == b"status"
+        conn.close()
+    finally:
+        client.close()
+        server.close()
+    assert path.is_socket()
