@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -128,8 +129,6 @@ def test_a_clean_stop_keeps_everything(dfs: DroppingFs) -> None:
 
 def test_a_unix_socket_on_the_mount_answers(dfs: DroppingFs) -> None:
     """The agent's control socket lives in its data directory: binding and connecting work."""
-    import socket
-
     path = dfs.mountpoint / "ctl.sock"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
