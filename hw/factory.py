@@ -91,6 +91,7 @@ def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
     from gpiozero.pins.mock import MockFactory
 
     from hw.audio_sim import SimMicrophone
+    from hw.camera_replay import ReplayCamera
     from hw.camera_sim import SimCamera
     from hw.gps_serial import SerialGps
     from hw.gps_sim import DEFAULT_ROUTE, Route, SimGps
@@ -100,8 +101,11 @@ def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
 
     profile = cfg.device.profile
     v, a, s = cfg.video, cfg.audio, cfg.sim
-    camera = None
-    if profile != "audio":
+    camera: SimCamera | ReplayCamera | None = None
+    if profile != "audio" and s.camera == "replay":
+        # A recorded clip as a hardware encoder would deliver it: the format is the clip's.
+        camera = ReplayCamera(Path(s.replay).expanduser())
+    elif profile != "audio":
         camera = SimCamera(width=v.width, height=v.height, fps=v.fps, bitrate=v.bitrate, gop=v.gop,
                            device_id=cfg.device.id, officer_id=cfg.device.officer_id,
                            overlay=v.overlay, clapper_s=s.clapper_s)

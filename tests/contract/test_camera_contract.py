@@ -6,6 +6,9 @@ keyframes carrying SPS/PPS at the configured GOP, the frame rate, a stream that 
 and ffprobe measures at the configured size, and the burned-in overlay read back from the
 decoded picture with the same 5x7 font. With ``--hw pi`` the same checks run on
 :class:`hw.camera_pi.PiCamera`; they skip cleanly when picamera2 or a camera is absent.
+Off-Pi they run on both simulators: :class:`SimCamera` and :class:`ReplayCamera` (a clip made
+with ffmpeg at test time, 2 s = 4 GOPs, so every run crosses loops); the replay camera plays
+recorded pictures and has no overlay stage, so the overlay checks skip for it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pytest
 
 from agent.media import h264_parameter_sets, split_annexb
 from hw.camera import Camera, EncodedFrame
+from hw.camera_replay import ReplayCamera
 from hw.camera_sim import SimCamera
 from hw.errors import DeviceMissing
 from hw.factory import is_raspberry_pi
@@ -45,11 +49,51 @@ _STAMP = re.compile(r"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
 
 # --- arrangement ------------------------------------------------------------------------------
-def make_camera(hw_kind: str, **overrides: Any) -> Camera:
+def make_clip(directory: Path, *, width: int, height: int, fps: int, gop: int,
+              bitrate: int, seconds: float = 2.0) -> Path:
+    """An H.264 clip like a camera's (IDR every ``gop``, no B-frames), made by ffmpeg."""
+    path = directory / f"clip-{width}x{height}-{fps}-{gop}-{seconds}.mp4"
+    if not path.exists():
+        subprocess.run(
+            ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+             f"testsrc2=size={width}x{height}:rate={fps}", "-t", str(seconds),
+             "-c:v", "libx264", "-preset", "ultrafast", "-g", str(gop), "-keyint_min", str(gop),
+             "-sc_threshold", "0", "-bf", "0", "-b:v", str(bitrate), "-pix_fmt", "yuv420p",
+             str(path)], check=True, timeout=60)
+    return path
+
+
+@pytest.fixture(scope="module", params=["sim", "replay"])
+def camera_kind(request: pytest.FixtureRequest, hw_kind: str) -> str:
+    """``pi`` with ``--hw pi``; otherwise each simulator in turn."""
+    if hw_kind == "pi":
+        if request.param == "replay":
+            pytest.skip("--hw pi: the replay camera is a simulator")
+        return "pi"
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the replay clips of this module are made."""
+    return tmp_path_factory.mktemp("clips")
+
+
+def needs_overlay(kind: str) -> None:
+    """Skip a check of the burned-in overlay on a camera that has none."""
+    if kind == "replay":
+        pytest.skip("the replay camera plays recorded pictures: no overlay stage")
+
+
+def make_camera(hw_kind: str, clip_dir: Path | None = None, **overrides: Any) -> Camera:
     """A camera of the selected kind at the test format (overridable per test)."""
     kw: dict[str, Any] = {"width": W, "height": H, "fps": FPS, "bitrate": BITRATE, "gop": GOP,
                           "device_id": DEVICE, "officer_id": OFFICER, "overlay": True}
     kw.update(overrides)
+    if hw_kind == "replay":
+        assert clip_dir is not None
+        return ReplayCamera(make_clip(clip_dir, width=kw["width"], height=kw["height"],
+                                      fps=kw["fps"], gop=kw["gop"], bitrate=kw["bitrate"]))
     if hw_kind != "pi":
         return SimCamera(**kw)
     if not is_raspberry_pi():
@@ -179,9 +223,9 @@ def ffprobe(path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def run(hw_kind: str) -> Iterator[Run]:
+def run(camera_kind: str, clip_dir: Path) -> Iterator[Run]:
     """One ~3 s run at 320x240, shared by the checks that only read its evidence."""
-    camera = make_camera(hw_kind)
+    camera = make_camera(camera_kind, clip_dir)
     try:
         yield record(camera, RUN_S)
     finally:
@@ -189,12 +233,12 @@ def run(hw_kind: str) -> Iterator[Run]:
 
 
 @pytest.fixture
-def camera_factory(hw_kind: str) -> Iterator[Callable[..., Camera]]:
+def camera_factory(camera_kind: str, clip_dir: Path) -> Iterator[Callable[..., Camera]]:
     """Build cameras for one test and release them all afterwards."""
     made: list[Camera] = []
 
     def build(**overrides: Any) -> Camera:
-        cam = make_camera(hw_kind, **overrides)
+        cam = make_camera(camera_kind, clip_dir, **overrides)
         made.append(cam)
         return cam
 
@@ -273,8 +317,9 @@ def test_stream_decodes_at_the_configured_size(run: Run, tmp_path: Path) -> None
     assert int(info["nb_read_frames"]) == len(run.frames)
 
 
-def test_overlay_shows_capture_time_device_and_officer(run: Run) -> None:
+def test_overlay_shows_capture_time_device_and_officer(run: Run, camera_kind: str) -> None:
     """The decoded picture carries UTC time (of capture, to the second), device and officer."""
+    needs_overlay(camera_kind)
     pictures = decode(run.stream)
     scale = max(1, H // 270)
     for pos in (0, len(pictures) // 2, len(pictures) - 1):
@@ -286,15 +331,19 @@ def test_overlay_shows_capture_time_device_and_officer(run: Run) -> None:
         assert abs(shown.timestamp() - expected) < 2.0, (text, expected)
 
 
-def test_overlay_can_be_switched_off(camera_factory: Callable[..., Camera]) -> None:
+def test_overlay_can_be_switched_off(camera_factory: Callable[..., Camera],
+                                     camera_kind: str) -> None:
     """With the overlay off, the same reader finds no text: the overlay check can fail."""
+    needs_overlay(camera_kind)
     result = record(camera_factory(overlay=False), 0.3)
     text = read_overlay(decode(result.stream)[0].to_ndarray(format="gray"), max(1, H // 270))
     assert DEVICE not in text and overlay_utc(text) is None
 
 
-def test_set_officer_changes_the_overlay(camera_factory: Callable[..., Camera]) -> None:
+def test_set_officer_changes_the_overlay(camera_factory: Callable[..., Camera],
+                                         camera_kind: str) -> None:
     """set_officer() shows the new officer id on frames captured after the call."""
+    needs_overlay(camera_kind)
     cam = camera_factory()
     assert hasattr(cam, "set_officer")
     rec = Recorder()
@@ -335,7 +384,7 @@ def test_stop_is_idempotent_and_the_camera_restarts(camera_factory: Callable[...
 
 
 def test_full_hd_stream_decodes_and_shows_the_overlay(
-    camera_factory: Callable[..., Camera], tmp_path: Path
+    camera_factory: Callable[..., Camera], tmp_path: Path, camera_kind: str
 ) -> None:
     """At 1920x1080 the few first frames decode at full size with a readable overlay."""
     cam = camera_factory(width=1920, height=1080, bitrate=8_000_000)
@@ -352,6 +401,7 @@ def test_full_hd_stream_decodes_and_shows_the_overlay(
     path.write_bytes(stream)
     info = ffprobe(path)
     assert (info["width"], info["height"]) == (1920, 1080)
+    needs_overlay(camera_kind)
     text = read_overlay(pictures[0].to_ndarray(format="gray"), 1080 // 270)
     assert DEVICE in text and f"OFC {OFFICER}" in text, text
 

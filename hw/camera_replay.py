@@ -1,0 +1,264 @@
+"""Replay camera: a recorded H.264 clip delivered as a hardware encoder would deliver it.
+
+On a Pi the H.264 encoder is hardware: the recorder receives access units at the frame rate
+and pays nothing for them. :class:`hw.camera_sim.SimCamera` synthesises pictures and runs
+libx264 in the agent's process, which is right for testing the overlay and the encoder
+settings but buries the recorder's own cost under the simulator's. This camera plays a
+pre-encoded clip (MP4 or raw Annex-B), looped, at its frame rate with real
+``CLOCK_MONOTONIC`` timestamps, so benchmarks measure the recorder and nothing else.
+
+What it keeps of the :mod:`hw.camera` contract, and how:
+
+* ``pts_us`` is the due time of each frame on the monotonic clock (``t0 + n * interval``),
+  strictly increasing across loops; ``index`` counts frames since ``start()`` and continues
+  across loops, so a loop is invisible to the recorder.
+* Keyframes are the clip's IDR access units; each carries SPS and PPS (MP4 parameter sets are
+  converted by libavcodec's ``h264_mp4toannexb``; a raw stream that sends them once gets the
+  last ones seen inserted before every IDR). The clip must open on an IDR, and for keyframes to
+  stay ``gop`` apart across a loop its length must be a whole number of GOPs.
+* A frame that is due while the thread is late is dropped and counted (index gap), as the
+  simulator and a real sensor do.
+
+The clip has no overlay stage: the pictures are whatever was recorded. Only the packets of one
+loop of the file are held (read once at construction), so the clip should be short -- a few
+seconds to a minute; memory is the clip's size.
+
+Locking: ``_lock`` guards the stimulus state (stall); the playback thread owns everything else.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+
+from hw.camera import EncodedFrame, FrameSink, VideoFormat
+from hw.errors import CameraError
+
+__all__ = ["ReplayCamera", "ReplayClip", "load_clip"]
+
+_NAL_IDR, _NAL_SPS, _NAL_PPS = 5, 7, 8
+_START = b"\x00\x00\x00\x01"
+_MAX_CLIP_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayClip:
+    """One loop of a clip: Annex-B access units and what the stream says about itself."""
+
+    frames: tuple[tuple[bytes, bool], ...]  # (access unit, is IDR)
+    width: int
+    height: int
+    fps: int
+    bitrate: int
+    gop: int
+    profile: str
+
+
+def _nal_units(data: bytes) -> list[bytes]:
+    """NAL units of an Annex-B access unit (start codes removed)."""
+    out: list[bytes] = []
+    pos = data.find(b"\x00\x00\x01")
+    while pos >= 0:
+        start = pos + 3
+        nxt = data.find(b"\x00\x00\x01", start)
+        unit = data[start:nxt if nxt >= 0 else len(data)]
+        if nxt >= 0:
+            unit = unit.rstrip(b"\x00")  # the zero of a following 4-byte start code
+        if unit:
+            out.append(unit)
+        pos = nxt
+    return out
+
+
+def _with_parameter_sets(units: list[bytes], sps: bytes, pps: bytes) -> bytes:
+    """An IDR access unit that carries SPS and PPS, inserting the last ones seen if needed."""
+    types = {u[0] & 0x1F for u in units}
+    head = [] if _NAL_SPS in types and _NAL_PPS in types else [sps, pps]
+    return b"".join(_START + u for u in (*head, *units))
+
+
+def load_clip(path: Path, *, fps: int | None = None) -> ReplayClip:
+    """Read every access unit of ``path`` (MP4/MOV/MKV or raw Annex-B H.264).
+
+    ``fps`` overrides the rate a container declares; a raw stream has no timing, so it needs
+    one (30 when absent). Raises :class:`CameraError` for a file that is not usable H.264.
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CameraError(f"replay clip {path}: {exc.strerror or exc}") from exc
+    if size > _MAX_CLIP_BYTES:
+        raise CameraError(f"replay clip {path}: {size} bytes; a replay clip is held in memory, "
+                          f"keep it under {_MAX_CLIP_BYTES // (1024 * 1024)} MiB")
+    raw = path.suffix.lower() in (".h264", ".264", ".avc")
+    try:
+        with av.open(str(path), format="h264" if raw else None) as container:
+            if not container.streams.video:
+                raise CameraError(f"replay clip {path}: no video stream")
+            stream = container.streams.video[0]
+            if stream.codec_context.name != "h264":
+                raise CameraError(f"replay clip {path}: video is {stream.codec_context.name}, "
+                                  "not H.264")
+            ctx = stream.codec_context
+            rate = fps or (None if raw else stream.average_rate) or 30
+            bsf = None if raw else av.BitStreamFilterContext("h264_mp4toannexb", stream)
+            units: list[bytes] = []
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                units += [bytes(p) for p in (bsf.filter(packet) if bsf else [packet])]
+            if bsf is not None:
+                units += [bytes(p) for p in bsf.filter(None)]
+            width, height, profile = ctx.width, ctx.height, str(ctx.profile or "high")
+    except av.error.FFmpegError as exc:
+        raise CameraError(f"replay clip {path}: not a readable H.264 file ({exc})") from exc
+    return _clip(path, units, width=width, height=height, fps=round(float(rate)), profile=profile)
+
+
+def _clip(path: Path, units: list[bytes], *, width: int, height: int, fps: int,
+          profile: str) -> ReplayClip:
+    frames: list[tuple[bytes, bool]] = []
+    sps = pps = b""
+    for au in units:
+        nals = _nal_units(au)
+        for u in nals:
+            if u[0] & 0x1F == _NAL_SPS:
+                sps = u
+            elif u[0] & 0x1F == _NAL_PPS:
+                pps = u
+        idr = any(u[0] & 0x1F == _NAL_IDR for u in nals)
+        if idr and not (sps and pps):
+            raise CameraError(f"replay clip {path}: an IDR frame comes before any SPS/PPS")
+        frames.append((_with_parameter_sets(nals, sps, pps) if idr else au, idr))
+    if not frames or not frames[0][1]:
+        raise CameraError(f"replay clip {path}: the clip must start on an IDR keyframe")
+    keys = [i for i, (_, idr) in enumerate(frames) if idr]
+    gop = keys[1] - keys[0] if len(keys) > 1 else len(frames)
+    nbytes = sum(len(au) for au, _ in frames)
+    bitrate = nbytes * 8 * fps // len(frames)
+    return ReplayClip(tuple(frames), width, height, fps, bitrate, gop, profile)
+
+
+class ReplayCamera:
+    """A camera whose encoder output is a recorded clip, looped, paced in real time."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        fps: int | None = None,
+        mono_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self._clip = load_clip(Path(path), fps=fps)
+        c = self._clip
+        self._format = VideoFormat(width=c.width, height=c.height, fps=c.fps, bitrate=c.bitrate,
+                                   profile=c.profile.lower(), gop=c.gop)
+        self._mono_ns = mono_ns
+        self._lock = threading.Lock()
+        self._stalled = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._delivered = 0
+        self._dropped = 0
+        self._loops = 0
+        self._error: BaseException | None = None
+
+    # --- contract ---------------------------------------------------------------------------
+    @property
+    def format(self) -> VideoFormat:
+        """The clip's format (size, rate and GOP from the stream, bitrate measured)."""
+        return self._format
+
+    @property
+    def frames_delivered(self) -> int:
+        """Access units handed to the sink."""
+        return self._delivered
+
+    @property
+    def frames_dropped(self) -> int:
+        """Frames that were due but not delivered (the thread was late, or stalled)."""
+        return self._dropped
+
+    @property
+    def loops(self) -> int:
+        """Times the clip wrapped around since construction."""
+        return self._loops
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the playback thread, if any."""
+        return self._error
+
+    def start(self, sink: FrameSink) -> None:
+        """Start playback from the clip's first keyframe; index restarts at 0."""
+        if self._thread is not None and self._thread.is_alive():
+            raise CameraError("camera already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, args=(sink,), name="replay-camera",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop playback; returns after the last sink call."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    # --- stimuli ----------------------------------------------------------------------------
+    def stall(self) -> None:
+        """Stop delivering frames while staying 'alive' (picamera2's silent stall)."""
+        with self._lock:
+            self._stalled = True
+
+    def resume(self) -> None:
+        """End a stall; the frames due meanwhile count as dropped."""
+        with self._lock:
+            self._stalled = False
+
+    # --- internals --------------------------------------------------------------------------
+    def _run(self, sink: FrameSink) -> None:
+        try:
+            self._play(sink)
+        except BaseException as exc:  # the thread must not die silently: record it for health
+            self._error = exc
+            raise
+
+    def _play(self, sink: FrameSink) -> None:
+        frames = self._clip.frames
+        count = len(frames)
+        interval = 1_000_000_000 // self._format.fps
+        t0 = self._mono_ns()
+        index = 0
+        need_key = False  # after a drop, the next frame delivered is a keyframe (decodable)
+        while not self._stop.is_set():
+            due = t0 + index * interval
+            now = self._mono_ns()
+            if now < due:
+                self._stop.wait((due - now) / 1e9)
+                continue
+            late = (now - due) // interval
+            with self._lock:
+                stalled = self._stalled
+            data, key = frames[index % count]
+            if late > 0 or stalled or (need_key and not key):
+                # A late thread or a stalled sensor loses these frames; the clip position
+                # advances with the index (a loop stays GOP-aligned) and delivery resumes on
+                # the next keyframe, as predicted frames without their reference are garbage.
+                skip = max(1, int(late))
+                index += skip
+                self._dropped += skip
+                need_key = True
+                continue
+            need_key = False
+            if index and index % count == 0:
+                self._loops += 1
+            sink(EncodedFrame(data=data, pts_us=due // 1000, keyframe=key, index=index))
+            self._delivered += 1
+            index += 1
