@@ -53,7 +53,11 @@ __all__ = ["SegmentStats", "SegmentWriter"]
 _MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+frag_discont"
 # use_editlist=1 selects the frag_discont branch that keeps each track's first timestamp
 # (tfdt = its offset from the first frame) instead of shifting every track to start at 0.
-_MUX_OPTIONS = {"movflags": _MOVFLAGS, "flush_packets": "1", "use_editlist": "1"}
+# max_interleave_delta: libavformat holds packets until every stream has one, by default for
+# up to 10 s; a silent microphone would keep ~10 s of video out of the sink (lost in a
+# crash). Audio trails video by tens of ms, so 1 s never reorders a working recording.
+_MUX_OPTIONS = {"movflags": _MOVFLAGS, "flush_packets": "1", "use_editlist": "1",
+                "max_interleave_delta": "1000000"}
 _VIDEO_TB = Fraction(1, 90_000)
 # Mux-only streams (add_mux_stream) whose avcC libavformat builds from the first packet's
 # SPS/PPS arrived in PyAV 18; an older PyAV would fall back to an encoder's header.

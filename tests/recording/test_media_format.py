@@ -193,8 +193,37 @@ def test_first_keyframe_without_parameter_sets_is_refused() -> None:
 
 
 class _NullSink:
+    def __init__(self) -> None:
+        self.data = bytearray()
+
     def write(self, data: bytes) -> int:
+        self.data += data
         return len(data)
+
+
+def annexb_video(path: Path) -> list[tuple[bytes, bool]]:
+    """The video access units of a segment as the camera delivers them (Annex-B)."""
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        bsf = av.BitStreamFilterContext("h264_mp4toannexb", vs)
+        out = [(bytes(p), bool(p.is_keyframe)) for pk in c.demux(vs) for p in bsf.filter(pk)]
+        return out + [(bytes(p), bool(p.is_keyframe)) for p in bsf.filter(None)]
+
+
+def test_silent_microphone_does_not_hold_video_back(recording: dict[str, Any]) -> None:
+    """With an audio track but no audio packets, each GOP still reaches the sink as soon as
+    it is complete (within the muxer's 1 s interleave limit), not ~10 s later."""
+    units = annexb_video(recording["files"][1])
+    sink = _NullSink()
+    fmt = VideoFormat(width=320, height=240, fps=30, bitrate=400_000, profile="baseline", gop=30)
+    writer = SegmentWriter(sink, video=fmt, audio=AudioFormat(sample_rate=48_000, channels=1))
+    frame_us = 1_000_000 // 30
+    for i in range(6 * 30):  # six GOPs of video, no audio at all
+        data, key = units[i % len(units)]
+        writer.write(MediaPacket("video", data, 1_000_000 + i * frame_us, frame_us, key, i))
+    fragments = bytes(sink.data).count(b"moof")
+    writer.close()
+    assert fragments >= 4, f"only {fragments} of 5 complete GOPs reached the sink"
 
 
 # --- item: the audio/video offset is in the file ------------------------------------------------
