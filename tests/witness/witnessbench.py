@@ -54,7 +54,7 @@ def make_witness(state: WitnessState, *devices: DeviceLogBench, name: str = "wit
 
 
 @contextlib.contextmanager
-def serve_witness(witness: Witness, prefix: str = "/w") -> Iterator[str]:
+def serve_witness(witness: Witness, prefix: str = "/w", port: int = 0) -> Iterator[str]:
     """Serve ``witness`` on 127.0.0.1 (aiohttp, own loop thread); yields the submission URL."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
@@ -70,7 +70,7 @@ def serve_witness(witness: Witness, prefix: str = "/w") -> Iterator[str]:
         app.router.add_post(f"{prefix}/add-checkpoint", add_checkpoint)
         runner = web.AppRunner(app)
         await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+        site = web.TCPSite(runner, "127.0.0.1", port, reuse_address=True)
         await site.start()
         box["runner"] = runner
         box["port"] = runner.addresses[0][1]
