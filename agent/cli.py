@@ -8,25 +8,25 @@ and what is allowed).
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import os
-import signal
 import sys
-import threading
-import time
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.errors import BodycamError, ConfigError, MatterError
 
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+# Only what every subcommand needs is imported here: `bodycam ctl` must cost little more than
+# the interpreter (scripts/bench_startup.py, tests/test_startup.py); logging, threading, json
+# and the agent itself are imported by the subcommands that use them.
+
 __all__ = ["default_data_dir", "main"]
 
-log = logging.getLogger("bodycam")
-
-_DELEGATED = ("keys", "verify", "fleet", "bench", "decrypt", "proof")
+_DELEGATED = ("keys", "verify", "fleet", "bench", "decrypt", "proof", "station")
 
 
 def default_data_dir() -> Path:
@@ -42,6 +42,8 @@ def default_data_dir() -> Path:
 
 
 def _setup_logging(level: str) -> None:
+    import logging
+
     under_systemd = "JOURNAL_STREAM" in os.environ or "INVOCATION_ID" in os.environ
     fmt = "%(levelname)s %(name)s: %(message)s" if under_systemd else (
         "%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -80,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (("keys", "device key: init [--rotate]"), ("verify", "verify evidence"),
                        ("fleet", "fleet view: watch"), ("bench", "lab bench"),
                        ("decrypt", "decrypt one segment, also a recovered (truncated) one"),
-                       ("proof", "inclusion / consistency proofs of the evidence log")):
+                       ("proof", "inclusion / consistency proofs of the evidence log"),
+                       ("station", "collection station: run | enrol | list | info")):
         sp = sub.add_parser(name, help=text, add_help=False)
         sp.add_argument("rest", nargs=argparse.REMAINDER)
     return p
@@ -94,6 +97,10 @@ def _load(path: Path | None) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the agent until SIGINT/SIGTERM or ``--for`` elapsed."""
+    import logging
+    import signal
+    import threading
+
     _setup_logging(args.log_level)
     cfg = _load(args.config)
     from agent.app import Agent
@@ -107,8 +114,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop())
     try:
         agent.start()
-        log.info("recording agent %s running (%s hardware), data in %s", __version__, kind,
-                 agent.data_dir)
+        logging.getLogger("bodycam").info("recording agent %s running (%s hardware), data in %s",
+                                          __version__, kind, agent.data_dir)
         if sys.stderr.isatty() and not args.no_status:
             threading.Thread(target=_status_loop, args=(agent,), daemon=True).start()
         agent.wait(args.duration)
@@ -120,6 +127,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _status_loop(agent: Any) -> None:
+    import time
+
     from agent.status import status_line
 
     started: float | None = None
@@ -171,6 +180,8 @@ def _receipt_file(path: Path) -> Any:
         raise ConfigError(f"{path}: cannot read the receipt ({exc.strerror or exc})") from None
     if len(raw) > 16 * 1024:
         raise ConfigError(f"{path}: larger than 16 KiB; not a receipt")
+    import json
+
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -179,7 +190,9 @@ def _receipt_file(path: Path) -> Any:
 
 def cmd_ctl(args: argparse.Namespace) -> int:
     """Send one request to the running agent; print its JSON answer."""
-    from agent.ctl import ctl_request
+    import json
+
+    from agent.ctl_client import ctl_request
 
     action, payload = _ctl_args(args.action, list(args.params))
     reply = ctl_request(args.data_dir or default_data_dir(), action, payload, timeout=args.timeout)
@@ -193,6 +206,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     """Validate (or print) a configuration file."""
     import dataclasses
+    import json
 
     cfg = _load(args.file)
     if args.action == "show":
@@ -218,6 +232,10 @@ def _delegate(name: str, rest: list[str]) -> int:
         from agent.evidence.proof import proof_main
 
         return proof_main(rest)
+    if name == "station":
+        from agent.station.cli import station_main
+
+        return station_main(rest)
     if name == "decrypt":
         from agent.evidence.decrypt import decrypt_main
 

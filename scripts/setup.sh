@@ -19,6 +19,7 @@ APT_PACKAGES=(
   shellcheck systemd                              # image-build/check.sh
   iproute2 strace fdisk                           # network-cut, crash-consistency, partition tests
   fuse3                                           # power-cut file system (tests/tools/dropfs.py)
+  postgresql                                      # shared station index (tests/station run initdb)
 )
 
 if grep -qs "Raspberry Pi" /proc/device-tree/model; then

@@ -1,0 +1,15 @@
+"""The collection station: receives sealed segments, verifies them, stores them write-once.
+
+An agency runs the station on a PC or server (DESIGN §7). Devices upload each segment's
+ciphertext over HTTPS with their client certificate (tus 1.0, resumable), then hand over the
+signed manifest, the log entry and Merkle proofs; the station checks all of it against the key
+registered at enrolment — never the agency's decryption key — stores the bytes once, and
+answers with a signed receipt, the only thing that lets a device free the space.
+
+Modules, one job each: :mod:`.config` (schema), :mod:`.enrolment` (registration records),
+:mod:`.index` (SQLite / PostgreSQL), :mod:`.uploads` (partial files), :mod:`.ingest`
+(verification), :mod:`.store` (write-once placement), :mod:`.server` (HTTP), :mod:`.client`
+(the reference client), :mod:`.cli` (``bodycam station``). docs/STATION-API.md is the protocol.
+
+This package imports :mod:`agent.evidence` and nothing of the recorder.
+"""

@@ -1,0 +1,157 @@
+"""``bodycam station run|enrol|list|info``: the collection station's commands.
+
+Exit codes follow ``bodycam``'s: 0 success, 1 a runtime failure, 2 a usage or configuration
+error (raised as :class:`ConfigError` and reported by :func:`agent.cli.main`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import ssl
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agent.errors import ConfigError
+
+from .config import StationConfig, load_station_config
+from .enrolment import read_enrolment
+from .service import StationService, utc_now
+
+__all__ = ["default_station_dir", "station_main"]
+
+USAGE = "usage: bodycam station run|enrol|list|info [--config FILE] [--data-dir DIR] …"
+
+
+def default_station_dir() -> Path:
+    """``$BODYCAM_STATION_DIR``, else /var/lib/bodycam-station."""
+    return Path(os.environ.get("BODYCAM_STATION_DIR", "/var/lib/bodycam-station"))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bodycam station", description="Collection station.")
+    sub = p.add_subparsers(dest="action", required=True)
+    for name, text in (("run", "serve devices over HTTPS (mutual TLS)"),
+                       ("enrol", "register devices from their enrolment records"),
+                       ("list", "what the station holds"),
+                       ("info", "station id, URL, receipt key, CA fingerprint")):
+        sp = sub.add_parser(name, help=text)
+        sp.add_argument("--config", type=Path, help="station TOML configuration")
+        sp.add_argument("--data-dir", type=Path, help="station data directory")
+        if name == "enrol":
+            sp.add_argument("records", type=Path, nargs="+", help="bodycam-enrol.json files")
+        if name in ("list", "info"):
+            sp.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "run":
+            sp.add_argument("--log-level", default="info")
+    return p
+
+
+def station_main(argv: Sequence[str]) -> int:
+    """Entry point of ``bodycam station``."""
+    args = _parser().parse_args(list(argv))
+    cfg = load_station_config(args.config)
+    data_dir = args.data_dir or default_station_dir()
+    if args.action == "run":
+        return _run(cfg, data_dir, args)
+    svc = StationService.open(cfg, data_dir)
+    try:
+        if args.action == "enrol":
+            return _enrol(svc, args.records)
+        if args.action == "list":
+            return _list(svc, args.json)
+        return _info(svc, args.json)
+    finally:
+        svc.close()
+
+
+def _run(cfg: StationConfig, data_dir: Path, args: argparse.Namespace) -> int:
+    from .server import serve
+
+    if args.config is None:
+        raise ConfigError("station run needs --config: the TLS files (or the lab switch "
+                          "[station] insecure_http = true) are not optional")
+    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    svc = StationService.open(cfg, data_dir)
+
+    def ready(url: str) -> None:
+        print(f"bodycam station: listening on {url}", flush=True)
+
+    try:
+        asyncio.run(serve(svc, on_ready=ready))
+    finally:
+        svc.close()
+    return 0
+
+
+def _enrol(svc: StationService, records: list[Path]) -> int:
+    status = 0
+    for path in records:
+        e = read_enrolment(path)
+        try:
+            added = svc.index.enrol(e, utc_now())
+        except ValueError as exc:
+            print(f"bodycam station enrol: {path}: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        fp = hashlib.sha256(e.public_key).hexdigest()
+        if added:
+            svc.index.event(utc_now(), e.device_id, "enrolled", f"evidence key {fp}")
+        print(f"{e.device_id}: {'enrolled' if added else 'already enrolled'} (evidence key "
+              f"{fp[:16]}…{', TLS key pinned' if e.tls_key_sha256 else ''})")
+    return status
+
+
+def _list(svc: StationService, as_json: bool) -> int:
+    rows: list[dict[str, Any]] = []
+    for s in svc.index.segments():
+        media = svc.store.root / s.device_id / s.path
+        rows.append({"device_id": s.device_id, "device_seq": s.device_seq,
+                     "recording_id": s.recording_id, "seq": s.seq, "path": s.path,
+                     "cipher_bytes": s.cipher_bytes, "manifest_bytes": s.manifest_bytes,
+                     "cipher_sha256": s.cipher_sha256, "state": "verified" if media.is_file()
+                     else "missing-from-store", "receipt_utc": s.stored_utc})
+    if as_json:
+        print(json.dumps({"station_id": svc.station_id, "segments": rows}, indent=2))
+        return 0
+    print(f"{'device':<24} {'seq':>6} {'recording':<10} {'part':>5} {'bytes':>12}  state     "
+          "receipt (UTC)")
+    for r in rows:
+        print(f"{r['device_id']:<24} {r['device_seq']:>6} {r['recording_id'][:8]:<10} "
+              f"{r['seq']:>5} {r['cipher_bytes']:>12}  {r['state']:<9} {r['receipt_utc']}")
+    print(f"{len(rows)} segment(s)")
+    return 0
+
+
+def _ca_fingerprint(cafile: str) -> str | None:
+    if not cafile:
+        return None
+    try:
+        pem = Path(cafile).read_text(encoding="ascii")
+        der = ssl.PEM_cert_to_DER_cert(pem[:pem.index("-----END CERTIFICATE-----") + 25])
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read the CA certificate ({exc})", key="tls.cafile") from None
+    return hashlib.sha256(der).hexdigest()
+
+
+def _info(svc: StationService, as_json: bool) -> int:
+    st = svc.cfg.station
+    url = st.url or f"{'http' if st.insecure_http else 'https'}://{st.listen}:{st.port}"
+    doc = {"station_id": svc.station_id, "url": url, "receipt_key": svc.receipt_key,
+           "receipt_key_fingerprint": svc.key.fingerprint,
+           "tls_ca_sha256": _ca_fingerprint(svc.cfg.tls.cafile),
+           "store": str(svc.store.root), "index": "postgresql" if st.database else "sqlite"}
+    if as_json:
+        print(json.dumps(doc, indent=2))
+    else:
+        for k, v in doc.items():
+            print(f"{k}: {v}")
+    return 0

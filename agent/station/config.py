@@ -1,0 +1,141 @@
+"""The station's configuration: one TOML schema, checked the way the recorder's is.
+
+The sections are frozen dataclasses whose fields carry their rule in ``metadata``, built by
+:mod:`agent.config`'s own section builder, so a station file and a recorder file fail the same
+way: unknown keys refused, nothing coerced silently, a :class:`ConfigError` naming the key, the
+value and the rule (``bodycam`` exits 2).
+
+Example (every key optional)::
+
+    [station]
+    id = "station-hq-1"            # in every receipt; empty = derived from the station key
+    listen = "0.0.0.0"
+    port = 8443
+    url = "https://station.example:8443"
+    store = "/srv/evidence"        # POSIX directory: local disk, NFS, CephFS
+    database = ""                  # empty = SQLite in the data dir; or postgresql://…
+    insecure_http = false          # lab only: plaintext, no client identity (loudly logged)
+
+    [tls]
+    cafile = "/etc/bodycam-station/ca.crt"      # the agency CA that issues device certificates
+    certfile = "/etc/bodycam-station/server.crt"
+    keyfile = "/etc/bodycam-station/server.key"
+
+    [limits]
+    max_upload_bytes = 4294967296
+    body_timeout_s = 60
+    max_uploads_per_device = 4
+    idle_expiry_s = 86400
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from agent.config import _build_section, rule
+from agent.errors import ConfigError
+
+__all__ = ["LimitsConfig", "StationConfig", "StationSection", "TlsConfig", "load_station_config",
+           "parse_station_config"]
+
+_STATION_ID = r"^([A-Za-z0-9][A-Za-z0-9.-]{0,63})?$"  # a receipt's station_id rule, or empty
+
+
+def _f(default: Any, doc: str, **kw: Any) -> Any:
+    return field(default=default, metadata=rule(doc, **kw))
+
+
+@dataclass(frozen=True)
+class StationSection:
+    """Who the station is, where it listens and where it keeps evidence."""
+
+    id: str = _f("", "station id named in receipts; empty = st-<key fingerprint>",
+                 pattern=_STATION_ID)
+    listen: str = _f("0.0.0.0", "address to listen on")
+    port: int = _f(8443, "TCP port; 0 = any free port (printed at start)", lo=0, hi=65535)
+    url: str = _f("", "URL devices use (station info); empty = derived from listen/port")
+    store: str = _f("", "write-once store directory; empty = <data dir>/store")
+    database: str = _f("", "index: empty = SQLite in the data dir, or a postgresql:// URL")
+    insecure_http: bool = _f(False, "plain HTTP without client certificates (lab benches only)")
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """Mutual TLS: the agency CA authenticates devices; the station shows its own certificate."""
+
+    cafile: str = _f("", "CA bundle that issued the devices' client certificates")
+    certfile: str = _f("", "station server certificate (PEM)")
+    keyfile: str = _f("", "station server key (PEM)")
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Bounds on what one device can make the station hold or wait for."""
+
+    max_upload_bytes: int = _f(4 << 30, "largest segment accepted", lo=1, hi=1 << 40)
+    body_timeout_s: float = _f(60.0, "longest one request body may take", lo=0.1, hi=3600)
+    max_uploads_per_device: int = _f(4, "unfinished uploads one device may hold", lo=1, hi=1000)
+    idle_expiry_s: float = _f(86_400.0, "an upload idle this long is quarantined", lo=0.1,
+                              hi=90 * 86_400)
+    expiry_check_s: float = _f(60.0, "how often idle uploads are looked for", lo=0.05, hi=3600)
+    min_free_bytes: int = _f(64 << 20, "store space kept free; below it uploads get 507", lo=0,
+                             hi=1 << 50)
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """The whole station configuration."""
+
+    station: StationSection = field(default_factory=StationSection)
+    tls: TlsConfig = field(default_factory=TlsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+
+def parse_station_config(raw: typing.Mapping[str, Any], *,
+                         source: str = "<station config>") -> StationConfig:
+    """Validate a parsed TOML document and build the :class:`StationConfig`."""
+    sections = {f.name: f for f in dataclasses.fields(StationConfig)}
+    hints = typing.get_type_hints(StationConfig)
+    built: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name not in sections:
+            allowed = ", ".join(sorted(sections))
+            raise ConfigError(f"unknown section (allowed: {allowed})", key=name, source=source)
+        built[name] = _build_section(hints[name], value, name, source)
+    cfg = StationConfig(**built)
+    _cross_checks(cfg, source)
+    return cfg
+
+
+def _cross_checks(cfg: StationConfig, source: str) -> None:
+    db = cfg.station.database
+    if db and urlsplit(db).scheme not in ("postgresql", "postgres"):
+        raise ConfigError(f"{db[:40]!r} is not a postgresql:// URL (empty = SQLite)",
+                          key="station.database", source=source)
+    if not cfg.station.insecure_http:
+        for name in ("cafile", "certfile", "keyfile"):
+            if not getattr(cfg.tls, name):
+                raise ConfigError("required for HTTPS with client certificates (or set "
+                                  "station.insecure_http = true on a lab bench)",
+                                  key=f"tls.{name}", source=source)
+
+
+def load_station_config(path: Path | None) -> StationConfig:
+    """Read and validate a TOML file; ``None`` gives the defaults (enough for list/info/enrol;
+    ``station run`` refuses them: serving needs TLS files or the explicit lab switch)."""
+    if path is None:
+        return StationConfig()
+    source = str(path)
+    try:
+        raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the file: {exc.strerror or exc}", source=source) from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"not valid TOML: {exc}", source=source) from exc
+    return parse_station_config(raw, source=source)

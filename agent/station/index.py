@@ -1,0 +1,332 @@
+"""The station's index: devices, uploads, segments with their receipts, witness state, events.
+
+One small interface, two implementations: :class:`SqliteIndex` (a file in the data dir, WAL)
+and :class:`PostgresIndex` (``database = "postgresql://…"``), so several station processes on
+several machines can share one index and one store. Every rule that keeps two processes from
+double-storing a segment or losing a receipt is a database rule, never an in-process lock:
+
+* ``segments`` has the primary key ``(device_id, device_seq)``; a segment row is inserted
+  *with its receipt* by ``INSERT … ON CONFLICT DO NOTHING`` and then read back, so whichever
+  process won, every caller returns the one stored receipt;
+* the witness state of a device (``checkpoints``) advances by compare-and-swap
+  (``UPDATE … WHERE size = old AND root = old``); a process that lost the race re-reads and
+  re-checks consistency against the newer state;
+* upload states move by ``UPDATE … WHERE state = expected``, so an upload is finalised or
+  expired once.
+
+Locking: each instance holds one connection used under ``self._lock`` (the server calls it
+from worker threads); the lock only serialises use of that connection, not the rules above.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .enrolment import Enrolment, parse_enrolment
+
+__all__ = ["CheckpointRow", "Index", "PostgresIndex", "SegmentRow", "SqliteIndex", "UploadRow",
+           "open_index"]
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, tls_key_sha256 TEXT,
+    record TEXT NOT NULL, enrolled_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, length BIGINT, metadata TEXT NOT NULL,
+    state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS uploads_open ON uploads (device_id, state);
+CREATE TABLE IF NOT EXISTS segments (
+    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, recording_id TEXT NOT NULL,
+    seq BIGINT NOT NULL, path TEXT NOT NULL, cipher_sha256 TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL, cipher_bytes BIGINT NOT NULL, manifest_bytes BIGINT NOT NULL,
+    leaf_index BIGINT NOT NULL, checkpoint_size BIGINT NOT NULL, stored_utc TEXT NOT NULL,
+    receipt TEXT NOT NULL, PRIMARY KEY (device_id, device_seq));
+CREATE TABLE IF NOT EXISTS checkpoints (
+    device_id TEXT PRIMARY KEY, size BIGINT NOT NULL, root TEXT NOT NULL, note TEXT NOT NULL,
+    updated_utc TEXT NOT NULL);
+"""
+_SQLITE_LOGS = """
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
+    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
+    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+"""
+_PG_LOGS = """
+CREATE TABLE IF NOT EXISTS events (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
+    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarms (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
+    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+"""
+_SEGMENT_COLUMNS = ("device_id", "device_seq", "recording_id", "seq", "path", "cipher_sha256",
+                    "manifest_sha256", "cipher_bytes", "manifest_bytes", "leaf_index",
+                    "checkpoint_size", "stored_utc", "receipt")
+_UPLOAD_COLUMNS = "upload_id, device_id, length, metadata, state, created, updated"
+
+
+@dataclass(frozen=True, slots=True)
+class UploadRow:
+    """An upload as the index knows it; its bytes are in the store's ``.incoming``."""
+
+    upload_id: str
+    device_id: str
+    length: int | None
+    metadata: str
+    state: str  # open | stored | expired | refused
+    created: float
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    """A stored segment and the receipt every request for it gets."""
+
+    device_id: str
+    device_seq: int
+    recording_id: str
+    seq: int
+    path: str
+    cipher_sha256: str
+    manifest_sha256: str
+    cipher_bytes: int
+    manifest_bytes: int
+    leaf_index: int
+    checkpoint_size: int
+    stored_utc: str
+    receipt: str  # the receipt envelope, canonical JSON
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRow:
+    """The newest checkpoint of a device's log the station holds (its witness state)."""
+
+    size: int
+    root: str  # base64
+    note: str
+
+
+class Index:
+    """The index operations; subclasses supply the connection and the SQL dialect."""
+
+    _placeholder = "?"
+    _logs_ddl = _SQLITE_LOGS
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _connection(self) -> Any:
+        raise NotImplementedError
+
+    def _sql(self, sql: str) -> str:
+        return sql if self._placeholder == "?" else sql.replace("?", self._placeholder)
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Any]:
+        with self._lock:
+            cur = self._connection().cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def _exec(self, sql: str, args: Sequence[Any] = ()) -> int:
+        with self._cursor() as cur:
+            cur.execute(self._sql(sql), tuple(args))
+            return int(cur.rowcount)
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._cursor() as cur:
+            cur.execute(self._sql(sql), tuple(args))
+            return [tuple(r) for r in cur.fetchall()]
+
+    def create_schema(self) -> None:
+        """Create the tables if they do not exist (idempotent; safe from several processes)."""
+        for stmt in (_TABLES + self._logs_ddl).split(";"):
+            if stmt.strip():
+                self._exec(stmt)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._lock:
+            self._connection().close()
+
+    # -- devices ----------------------------------------------------------------------------
+    def enrol(self, e: Enrolment, utc: str) -> bool:
+        """Register a device; False if it was already registered with exactly this record's keys.
+
+        A different key under a registered id is refused (ValueError): replacing a device's
+        key is a decision for a person, not a side effect of re-reading a file.
+        """
+        added = self._exec("INSERT INTO devices (device_id, public_key, tls_key_sha256, record, "
+                           "enrolled_utc) VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO NOTHING",
+                           (e.device_id, e.public_b64, e.tls_key_sha256,
+                            json.dumps(e.record, sort_keys=True), utc))
+        if added:
+            return True
+        old = self.device(e.device_id)
+        if old is None or old.public_key != e.public_key or old.tls_key_sha256 != e.tls_key_sha256:
+            raise ValueError(f"device {e.device_id} is already registered with other keys")
+        return False
+
+    def device(self, device_id: str) -> Enrolment | None:
+        """The registered device, or None."""
+        rows = self._rows("SELECT record FROM devices WHERE device_id = ?", (device_id,))
+        return parse_enrolment(json.loads(rows[0][0])) if rows else None
+
+    # -- events and alarms ------------------------------------------------------------------
+    def event(self, utc: str, device_id: str | None, kind: str, detail: str) -> None:
+        """Record something that happened (a refusal, an expiry, an enrolment)."""
+        self._exec("INSERT INTO events (utc, device_id, kind, detail) VALUES (?, ?, ?, ?)",
+                   (utc, device_id, kind, detail[:2000]))
+
+    def alarm(self, utc: str, device_id: str | None, kind: str, detail: str) -> None:
+        """Record evidence of tampering (fork, rollback, different bytes for a stored segment)."""
+        self._exec("INSERT INTO alarms (utc, device_id, kind, detail) VALUES (?, ?, ?, ?)",
+                   (utc, device_id, kind, detail[:2000]))
+
+    def events(self) -> list[tuple[str, str | None, str, str]]:
+        """All events, oldest first: (utc, device, kind, detail)."""
+        return [(r[0], r[1], r[2], r[3]) for r in
+                self._rows("SELECT utc, device_id, kind, detail FROM events ORDER BY id")]
+
+    def alarms(self) -> list[tuple[str, str | None, str, str]]:
+        """All alarms, oldest first: (utc, device, kind, detail)."""
+        return [(r[0], r[1], r[2], r[3]) for r in
+                self._rows("SELECT utc, device_id, kind, detail FROM alarms ORDER BY id")]
+
+    # -- uploads ----------------------------------------------------------------------------
+    def create_upload(self, row: UploadRow, max_open: int) -> bool:
+        """Insert an open upload unless the device already has ``max_open`` open ones."""
+        return self._exec(
+            f"INSERT INTO uploads ({_UPLOAD_COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ? WHERE "
+            "(SELECT count(*) FROM uploads WHERE device_id = ? AND state = 'open') < ?",
+            (row.upload_id, row.device_id, row.length, row.metadata, row.state, row.created,
+             row.updated, row.device_id, max_open)) == 1
+
+    def upload(self, upload_id: str) -> UploadRow | None:
+        """One upload, or None."""
+        rows = self._rows(f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE upload_id = ?",
+                          (upload_id,))
+        return UploadRow(*rows[0]) if rows else None
+
+    def set_length(self, upload_id: str, length: int) -> bool:
+        """Declare a deferred length once; False if it was already declared."""
+        return self._exec("UPDATE uploads SET length = ? WHERE upload_id = ? AND length IS NULL",
+                          (length, upload_id)) == 1
+
+    def touch(self, upload_id: str, now: float) -> None:
+        """Note activity on an upload (idle expiry counts from here)."""
+        self._exec("UPDATE uploads SET updated = ? WHERE upload_id = ?", (now, upload_id))
+
+    def move_upload(self, upload_id: str, expected: str, state: str, now: float) -> bool:
+        """Change an upload's state if it is still ``expected`` (exactly one caller wins)."""
+        return self._exec("UPDATE uploads SET state = ?, updated = ? WHERE upload_id = ? AND "
+                          "state = ?", (state, now, upload_id, expected)) == 1
+
+    def idle_uploads(self, before: float) -> list[UploadRow]:
+        """Open uploads with no activity since ``before``."""
+        rows = self._rows(f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE state = 'open' AND "
+                          "updated < ?", (before,))
+        return [UploadRow(*r) for r in rows]
+
+    # -- witness state ----------------------------------------------------------------------
+    def checkpoint(self, device_id: str) -> CheckpointRow | None:
+        """The newest checkpoint held for a device, or None."""
+        rows = self._rows("SELECT size, root, note FROM checkpoints WHERE device_id = ?",
+                          (device_id,))
+        return CheckpointRow(int(rows[0][0]), rows[0][1], rows[0][2]) if rows else None
+
+    def advance_checkpoint(self, device_id: str, old: CheckpointRow | None, new: CheckpointRow,
+                           utc: str) -> bool:
+        """Replace ``old`` by ``new`` atomically; False if another process changed it first."""
+        if old is None:
+            return self._exec("INSERT INTO checkpoints (device_id, size, root, note, updated_utc) "
+                              "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id) DO NOTHING",
+                              (device_id, new.size, new.root, new.note, utc)) == 1
+        return self._exec("UPDATE checkpoints SET size = ?, root = ?, note = ?, updated_utc = ? "
+                          "WHERE device_id = ? AND size = ? AND root = ?",
+                          (new.size, new.root, new.note, utc, device_id, old.size,
+                           old.root)) == 1
+
+    # -- segments ---------------------------------------------------------------------------
+    def insert_segment(self, row: SegmentRow) -> SegmentRow:
+        """Store a segment row with its receipt unless one exists; return the stored row."""
+        cols = ", ".join(_SEGMENT_COLUMNS)
+        marks = ", ".join("?" for _ in _SEGMENT_COLUMNS)
+        self._exec(f"INSERT INTO segments ({cols}) VALUES ({marks}) "
+                   "ON CONFLICT (device_id, device_seq) DO NOTHING",
+                   tuple(getattr(row, c) for c in _SEGMENT_COLUMNS))
+        stored = self.segment(row.device_id, row.device_seq)
+        assert stored is not None  # inserted or already there; rows are never deleted
+        return stored
+
+    def segment(self, device_id: str, device_seq: int) -> SegmentRow | None:
+        """One stored segment, or None."""
+        rows = self._rows(f"SELECT {', '.join(_SEGMENT_COLUMNS)} FROM segments WHERE "
+                          "device_id = ? AND device_seq = ?", (device_id, device_seq))
+        return _segment(rows[0]) if rows else None
+
+    def segments(self) -> list[SegmentRow]:
+        """Every stored segment, by device and sequence."""
+        rows = self._rows(f"SELECT {', '.join(_SEGMENT_COLUMNS)} FROM segments "
+                          "ORDER BY device_id, device_seq")
+        return [_segment(r) for r in rows]
+
+
+def _segment(r: tuple[Any, ...]) -> SegmentRow:
+    return SegmentRow(r[0], int(r[1]), r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), int(r[8]),
+                      int(r[9]), int(r[10]), r[11], r[12])
+
+
+class SqliteIndex(Index):
+    """The index in one SQLite file (WAL), for a station on one machine."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                                     timeout=30.0)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA synchronous=FULL")  # a receipt is promised after commit
+        self.create_schema()
+
+    def _connection(self) -> Any:
+        return self._conn
+
+
+class PostgresIndex(Index):
+    """The index in PostgreSQL, shared by several station processes and machines."""
+
+    _placeholder = "%s"
+    _logs_ddl = _PG_LOGS
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        import psycopg  # only a station configured for PostgreSQL needs the driver
+
+        self._conn = psycopg.connect(url, autocommit=True)
+        with self._lock:
+            # Concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalogue.
+            self._conn.execute("SELECT pg_advisory_lock(7218)")
+        try:
+            self.create_schema()
+        finally:
+            with self._lock:
+                self._conn.execute("SELECT pg_advisory_unlock(7218)")
+
+    def _connection(self) -> Any:
+        return self._conn
+
+
+def open_index(database: str, data_dir: Path) -> Index:
+    """The index a configuration names: a PostgreSQL URL, or SQLite in ``data_dir``."""
+    if database:
+        return PostgresIndex(database)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return SqliteIndex(data_dir / "index.sqlite")

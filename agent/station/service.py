@@ -1,0 +1,101 @@
+"""The station's parts wired together: key, index, store, partial uploads, limits.
+
+One :class:`StationService` per process. It is the composition root of the station: the HTTP
+handlers (:mod:`.tus`, :mod:`.finalise`) receive it and use only its parts. Index calls block
+(SQLite, PostgreSQL), so handlers run them through :meth:`StationService.db` in worker threads;
+the event loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from agent.evidence.keys import DeviceKey
+
+from .config import StationConfig
+from .errors import Refused
+from .index import Index, open_index
+from .store import WriteOnceStore
+from .uploads import Incoming
+
+__all__ = ["StationService", "load_station_key", "utc_now"]
+
+log = logging.getLogger("bodycam.station")
+T = TypeVar("T")
+
+KEY_FILE = "station.key"
+
+
+def utc_now() -> str:
+    """UTC now as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (the receipt's format)."""
+    t = time.time_ns() // 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1_000_000)) + \
+        f".{t % 1_000_000:06d}Z"
+
+
+def load_station_key(data_dir: Path) -> DeviceKey:
+    """The station's Ed25519 receipt key, made (0600) on first use."""
+    path = data_dir / "keys" / KEY_FILE
+    if not path.exists():
+        key = DeviceKey.generate(path)
+        log.info("station receipt key created at %s (fingerprint %s)", path, key.fingerprint)
+        return key
+    return DeviceKey.load(path)
+
+
+@dataclass
+class StationService:
+    """Everything a request handler may use."""
+
+    cfg: StationConfig
+    data_dir: Path
+    key: DeviceKey
+    index: Index
+    store: WriteOnceStore
+    incoming: Incoming
+
+    @classmethod
+    def open(cls, cfg: StationConfig, data_dir: Path) -> StationService:
+        """Open (creating if needed) the data dir, key, index and store."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        key = load_station_key(data_dir)
+        store_dir = Path(cfg.station.store) if cfg.station.store else data_dir / "store"
+        store = WriteOnceStore(store_dir)
+        return cls(cfg, data_dir, key, open_index(cfg.station.database, data_dir), store,
+                   Incoming(store_dir))
+
+    @property
+    def station_id(self) -> str:
+        """The id receipts carry."""
+        return self.cfg.station.id or f"st-{self.key.fingerprint_short}"
+
+    @property
+    def receipt_key(self) -> str:
+        """The receipt key, base64 of the raw Ed25519 public key."""
+        return base64.b64encode(self.key.public_bytes).decode()
+
+    async def db(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking index (or file) call in a worker thread."""
+        return await asyncio.to_thread(fn, *args)
+
+    async def refused(self, device_id: str | None, exc: Refused) -> None:
+        """Record a refusal: an event always, an alarm (and an error log line) for tampering."""
+        utc = utc_now()
+        if exc.alarm:
+            log.error("ALARM %s device %s: %s", exc.code, device_id, exc.message)
+            await self.db(self.index.alarm, utc, device_id, exc.code, exc.message)
+        else:
+            log.warning("refused %s (%d) device %s: %s", exc.code, exc.status, device_id,
+                        exc.message)
+        await self.db(self.index.event, utc, device_id, exc.code, f"{exc.status} {exc.message}")
+
+    def close(self) -> None:
+        """Close the index."""
+        self.index.close()
