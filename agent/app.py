@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from agent.ctl import CtlServer, socket_path
 from agent.errors import KeyMissing, StorageError
 from agent.evidence.age import Identity, Recipient
 from agent.evidence.keys import DeviceKey
+from agent.evidence.manifest import SignedManifest
 from agent.evidence.store import EvidenceStore
 from agent.evidence_port import ManifestContext, StorePort
 from agent.feedback import Feedback
@@ -48,6 +50,7 @@ from agent.sdnotify import Notifier
 from agent.storage.policy import BitrateMeter, StoragePolicy
 from agent.supervisor import Supervisor
 from agent.timekeeping import TimeKeeper
+from agent.triggers import TriggerBank
 from agent.watch import FrameWatchdog, PowerWatch, StorageWatch
 from hw.factory import Hardware, build_hardware
 
@@ -78,6 +81,15 @@ def _boot_id() -> str:
         return ""
 
 
+def _content_credentials(cfg: Config, data_dir: Path
+                         ) -> Callable[[Path, SignedManifest], None] | None:
+    """The store's after-seal C2PA port, or None; the C2PA library loads only when enabled."""
+    if not cfg.evidence.c2pa:
+        return None
+    from agent.c2pa.port import after_seal_port  # ~23 MB shared library: only when asked for
+    return after_seal_port(data_dir, cfg.device.id, test_ca=cfg.evidence.c2pa_test_ca)
+
+
 class Agent:
     """One running recorder."""
 
@@ -96,6 +108,7 @@ class Agent:
             encrypt=cfg.evidence.encrypt, device_id=cfg.device.id,
             open_append=self.hw.storage.open_append,
             station_keys=station_public_keys(cfg.offload),
+            after_seal=_content_credentials(cfg, self.data_dir),
         )
         # First boot: the store has just created recordings/, log/ and state/; until the data
         # directory is fsynced a power cut takes all three, and every segment under them, away.
@@ -188,6 +201,7 @@ class Agent:
         self.commands = CommandSet(self)
         self.commands.register(self.controller)
         self.supervisor = Supervisor(self, self.commands)
+        self.triggers = TriggerBank(cfg.triggers, on_activation=self.commands.trigger)
         if cfg.mqtt.enabled:
             from agent.fleet_sync import FleetSync
 
@@ -202,6 +216,7 @@ class Agent:
         hw, c = self.hw, self.controller
         self.controller.every_tick(self.supervisor.tick)
         self.controller.observe_packets(self._meter_packet)
+        self._watch_triggers()
         c.start()
         hw.controls.on_edges(c.on_press, c.on_release)
         if hw.camera is not None:
@@ -218,6 +233,22 @@ class Agent:
         # believe a recorder is up whose camera never delivered a frame.
         self._await_frames()
         self.commands.started()
+
+    def _watch_triggers(self) -> None:
+        """Open each trigger input (before the controller runs, so its rule exists before any
+        edge is handled); level changes are judged on the controller thread."""
+        bank, c = self.triggers, self.controller
+        for pin in bank.pins:
+            t = bank.config(pin)
+
+            def changed(at: float, active: bool, pin: int = pin) -> None:
+                c.post("call", lambda: bank.edge(pin, at, active))
+
+            active = self.hw.controls.watch_input(pin, pull=t.pull, active_high=t.active_high,
+                                                  on_change=changed)
+            bank.begin(pin, active, time.monotonic())
+        if bank.pins:
+            c.every_tick(bank.poll)
 
     def _await_frames(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout

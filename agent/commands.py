@@ -43,6 +43,7 @@ from agent.evidence.receipt import parse_receipt
 from agent.sim_stimuli import apply_stimulus
 from agent.status import status_snapshot
 from agent.sync.commands import DEFAULT_CONFIG_ALLOWLIST, MAX_ACK_RECEIPTS
+from agent.triggers import Activation, decide
 from hw.still import StillCapture
 
 if TYPE_CHECKING:
@@ -202,7 +203,7 @@ class CommandSet:
             return f"recorder fault: {self.a.recorder.fault_reason}"
         return None
 
-    def start_recording(self, origin: str) -> str:
+    def start_recording(self, origin: str, *, flags: list[str] | None = None) -> str:
         if self.a.cfg.device.profile == "stills":
             return self._still(origin)
         why = self.admission()
@@ -212,7 +213,7 @@ class CommandSet:
             self.event("recording_refused", {"reason": why, "origin": origin})
             raise RecordingRefused(f"recording refused: {why}")
         self.stop_reason = None
-        return self.a.recorder.start(reason=origin)
+        return self.a.recorder.start(reason=origin, flags=flags)
 
     def _still(self, origin: str) -> str:
         """Stills profile: a press captures one sealed, encrypted picture."""
@@ -236,8 +237,8 @@ class CommandSet:
         self.stop_reason = reason
         self.a.recorder.stop(reason=reason)
 
-    def _start_result(self, origin: str) -> dict[str, Any]:
-        rid = self.start_recording(origin)
+    def _start_result(self, origin: str, *, flags: list[str] | None = None) -> dict[str, Any]:
+        rid = self.start_recording(origin, flags=flags)
         return {"recording_id": rid, "state": self.a.recorder.state}
 
     def _stop_result(self, reason: str) -> dict[str, Any]:
@@ -405,6 +406,31 @@ class CommandSet:
             rec.tick(10**18)  # do not wait for the audio tail: the devices are stopping
         self.a.store.log_event("shutdown", reason=str(req.args.get("reason", "requested")))
         return {}
+
+    # --- activation triggers (agent.triggers) --------------------------------------------------
+    def trigger(self, act: Activation) -> None:
+        """A trigger fired: start as a press would (same admission, same log), or bookmark;
+        never stop. The started segment is flagged ``trigger:<name>``."""
+        where = {"via": "trigger", "name": act.name, "pin": act.pin}
+        what = decide(act.action, self.a.recorder.state)
+        if what == "start_matter":
+            try:
+                self._act("matter", {"code": act.matter}, where,
+                          lambda: self._matter_result(act.matter, "trigger"))
+            except CommandRejected as exc:  # an unknown code must not cost the recording
+                log.warning("trigger %s: %s", act.name, exc)
+        try:
+            if what in ("start", "start_matter"):
+                self._act("start", {}, where, lambda: self._start_result(
+                    "trigger", flags=[f"trigger:{act.name}"]))
+            elif what == "bookmark" and self.a.recorder.bookmark(
+                    f"trigger:{act.name}", mono_us=int(act.at * 1_000_000),
+                    extra={"trigger": act.name, "pin": act.pin}):
+                self.a.feedback.bookmark()
+        except (RecorderError, CommandRejected) as exc:
+            log.warning("trigger %s: %s", act.name, exc)
+        self.event("trigger", {"name": act.name, "pin": act.pin, "action": act.action,
+                               "did": what})
 
     # --- world → recorder -------------------------------------------------------------------
     def recorder_event(self, kind: str, data: dict[str, Any]) -> None:

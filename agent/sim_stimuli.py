@@ -4,6 +4,11 @@ Benches and scenario tests need to make the simulated world misbehave on cue -- 
 stall, a draining battery, a filling disk, a GPS unplugged -- through the same control
 socket a lab uses, without reaching into the process. Each verb maps to a stimulus method of
 the simulator in :mod:`hw`; unknown devices or verbs are rejected with the list of known ones.
+
+Two stimuli take their argument in the verb's place: ``sim pin PIN high|low`` drives any
+simulated input pin (the button or a trigger input) through gpiozero's ``MockFactory``, and
+``sim light LUX|auto`` holds the simulated scene at LUX lux (a torch, a dark stairwell) or
+returns it to the simulated day/night cycle.
 """
 
 from __future__ import annotations
@@ -49,12 +54,32 @@ STIMULI: dict[tuple[str, str], Callable[[Any, dict[str, Any]], Any]] = {
 }
 
 
+def _drive_pin(hw: Hardware, pin_text: str, level: Any) -> None:
+    """``sim pin PIN high|low``."""
+    if level not in ("high", "low"):
+        raise CommandRejected("usage: sim pin PIN high|low")
+    try:
+        pin = int(pin_text)
+    except ValueError:
+        raise CommandRejected(f"{pin_text!r} is not a pin number") from None
+    try:
+        hw.controls.sim_drive(pin, level == "high")
+    except ValueError as exc:
+        raise CommandRejected(str(exc)) from None
+
+
+PARAMETRIC: dict[str, Callable[[Hardware, str, Any], None]] = {"pin": _drive_pin}
+
+
 def apply_stimulus(hw: Hardware, args: dict[str, Any]) -> dict[str, Any]:
     """Apply ``{"device": ..., "verb": ..., "value": ...}`` to the simulated hardware."""
     device, verb = str(args.get("device", "")), str(args.get("verb", ""))
+    if device in PARAMETRIC:
+        PARAMETRIC[device](hw, verb, args.get("value"))
+        return {"device": device, "verb": verb, "value": args.get("value")}
     fn = STIMULI.get((device, verb))
     if fn is None:
-        known = ", ".join(f"{d} {v}" for d, v in STIMULI)
+        known = ", ".join([*(f"{d} {v}" for d, v in STIMULI), "pin PIN high|low"])
         raise CommandRejected(f"unknown stimulus {device!r} {verb!r}; known: {known}")
     target = hw.sim.get(device)
     if target is None:

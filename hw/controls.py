@@ -4,8 +4,11 @@ Devices are given their pin factory explicitly (never the process-wide default),
 simulated and a real set can coexist in one process and tests never leak pin state.
 
 The button reports raw edges with monotonic timestamps; gesture recognition (press, double
-press, hold) is recorder policy and lives in :mod:`agent.gestures`. Indicators take simple
-modes (``off``/``on``/``blink``/``fast``) and pulse patterns.
+press, hold) is recorder policy and lives in :mod:`agent.gestures`. Activation inputs (a
+holster switch, a light-bar relay) report raw level changes the same way; debouncing and what
+an activation means are policy too (:mod:`agent.triggers`). Extra outputs (the IR illuminator
+and IR-cut filter of :mod:`hw.ir`) are made on the same factory so one ``close`` frees them.
+Indicators take simple modes (``off``/``on``/``blink``/``fast``) and pulse patterns.
 
 Locking: gpiozero calls the edge callbacks from its own thread; they only forward to the
 callables given in :meth:`Controls.on_edges`. Indicator methods are called by the controller.
@@ -18,9 +21,12 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from gpiozero import LED, Button, DigitalOutputDevice
+from gpiozero import LED, Button, DigitalInputDevice, DigitalOutputDevice
 
-__all__ = ["LEDS", "Controls"]
+__all__ = ["LEDS", "PULLS", "Controls"]
+
+PULLS = ("up", "down", "none")
+_PULL_UP: dict[str, bool | None] = {"up": True, "down": False, "none": None}
 
 LEDS = ("recording", "standby", "fault")
 
@@ -52,6 +58,8 @@ class Controls:
         self._vibration = (
             DigitalOutputDevice(vibration, pin_factory=pin_factory) if vibration else None
         )
+        self._inputs: dict[int, tuple[DigitalInputDevice, bool]] = {}
+        self._outputs: dict[int, DigitalOutputDevice] = {}
         self.led_modes: dict[str, str] = dict.fromkeys(self._leds, "off")
         # (device, monotonic time, count): recent history for tests and benches, bounded so a
         # unit that runs for weeks does not grow it without end
@@ -87,6 +95,44 @@ class Controls:
         if out is not None:
             out.blink(on_time=on_s, off_time=off_s, n=count, background=True)
 
+    def watch_input(self, pin: int, *, pull: str, active_high: bool,
+                    on_change: Callable[[float, bool], None]) -> bool:
+        """Watch an activation input; returns whether it is active now.
+
+        ``on_change(t, active)`` runs on gpiozero's thread at every raw level change, with
+        ``time.monotonic()``; no debouncing here (a bouncing contact reports every bounce).
+        ``active_high`` is the pin level that means active, whatever the pull resistor.
+        """
+        if pull not in _PULL_UP:
+            raise ValueError(f"pull must be one of {PULLS}, not {pull!r}")
+        pull_up = _PULL_UP[pull]
+        dev = DigitalInputDevice(pin, pull_up=pull_up, active_state=True if pull_up is None
+                                 else None, bounce_time=None, pin_factory=self.pin_factory)
+        self._inputs[pin] = (dev, active_high)
+
+        def changed() -> None:
+            on_change(time.monotonic(), self.input_active(pin))
+
+        dev.when_activated = changed
+        dev.when_deactivated = changed
+        return self.input_active(pin)
+
+    def input_active(self, pin: int) -> bool:
+        """Whether a watched input is at its active level now."""
+        dev, active_high = self._inputs[pin]
+        return bool(dev.pin.state) == active_high
+
+    def output(self, pin: int) -> DigitalOutputDevice:
+        """A plain on/off output on this factory (released by :meth:`close`)."""
+        if pin not in self._outputs:
+            self._outputs[pin] = DigitalOutputDevice(pin, pin_factory=self.pin_factory)
+        return self._outputs[pin]
+
+    @property
+    def input_pins(self) -> list[int]:
+        """Pins read as inputs: the button and every watched activation input."""
+        return sorted({*([self.button_pin] if self._button else []), *self._inputs})
+
     @property
     def button_is_pressed(self) -> bool:
         """Current button level."""
@@ -101,8 +147,18 @@ class Controls:
         """Release the simulated button."""
         self.pin_factory.pin(self.button_pin).drive_high()
 
+    def sim_drive(self, pin: int, high: bool) -> None:
+        """Drive a simulated input pin high or low (``bodycam ctl sim pin PIN high|low``)."""
+        if pin not in self.input_pins:
+            known = ", ".join(map(str, self.input_pins)) or "none"
+            raise ValueError(f"pin {pin} is not an input of this unit (inputs: {known})")
+        mock = self.pin_factory.pin(pin)
+        mock.drive_high() if high else mock.drive_low()
+
     def close(self) -> None:
         """Release every pin."""
-        for dev in [self._button, self._buzzer, self._vibration, *self._leds.values()]:
+        inputs = [dev for dev, _ in self._inputs.values()]
+        for dev in [self._button, self._buzzer, self._vibration, *self._leds.values(), *inputs,
+                    *self._outputs.values()]:
             if dev is not None:
                 dev.close()
