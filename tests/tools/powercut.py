@@ -151,33 +151,52 @@ def run_series(work: Path, *, cuts: int, seed: int = 947, after_press_every: int
     (work / "disk" / "data").mkdir(parents=True, exist_ok=True)  # provisioned with the device
     data = fs.mountpoint / "data"
     report = SeriesReport()
-    for i in range(cuts):
-        after_press = i % after_press_every == 0
+    proc: subprocess.Popen[bytes] | None = None
+    try:
+        for i in range(cuts):
+            after_press = i % after_press_every == 0
+            fs.mount()
+            proc = start_agent(cfg, data)
+            _await_preroll(data, prerecord_s)
+            press_us = time.monotonic_ns() // 1000
+            answer = ctl_request(data, "start")
+            assert answer.get("ok"), answer
+            delay = AFTER_PRESS_S if after_press else rng.uniform(0.6, 6.0)
+            time.sleep(max(0.0, press_us / 1e6 + delay - time.monotonic()))  # the cut's moment
+            cut_us = time.monotonic_ns() // 1000
+            proc.send_signal(signal.SIGKILL)  # the power goes: the process and ...
+            proc.wait(timeout=30)
+            proc = None
+            sealed = _sealed_manifests(data)
+            fs.cut()  # ... everything not yet on the disk
+            report.cuts.append(Cut("after-press" if after_press else "random",
+                                   answer["result"]["recording_id"], press_us, cut_us, sealed))
+            if log:
+                log(f"cut {i + 1}/{cuts}: {report.cuts[-1].mode}, "
+                    f"{(cut_us - press_us) / 1e6:.2f} s after the press")
         fs.mount()
-        proc = start_agent(cfg, data)
-        time.sleep(prerecord_s + 0.5)  # the pre-event ring fills from the camera's start
-        press_us = time.monotonic_ns() // 1000
-        answer = ctl_request(data, "start")
-        assert answer.get("ok"), answer
-        delay = AFTER_PRESS_S if after_press else rng.uniform(0.6, 6.0)
-        time.sleep(max(0.0, press_us / 1e6 + delay - time.monotonic()))
-        cut_us = time.monotonic_ns() // 1000
-        proc.send_signal(signal.SIGKILL)  # the power goes: the process and ...
-        proc.wait(timeout=30)
-        sealed = _sealed_manifests(data)
-        fs.cut()  # ... everything not yet on the disk
-        report.cuts.append(Cut("after-press" if after_press else "random",
-                               answer["result"]["recording_id"], press_us, cut_us, sealed))
-        if log:
-            log(f"cut {i + 1}/{cuts}: {report.cuts[-1].mode}, {(cut_us - press_us) / 1e6:.2f} s "
-                "after the press")
-    fs.mount()
-    proc = start_agent(cfg, data)  # recovers the last cut
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0, proc.stderr.read().decode() if proc.stderr else ""
-    fs.stop()
+        proc = start_agent(cfg, data)  # recovers the last cut
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, proc.stderr.read().decode() if proc.stderr else ""
+        proc = None
+        fs.stop()
+    finally:  # a failed step must not leave an agent running or a file system mounted
+        if proc is not None:
+            proc.kill()
+            proc.wait(timeout=30)
+        if fs.mounted:
+            fs.cut()
     _measure(report, work / "disk" / "data", work / "scratch", prerecord_s)
     return report
+
+
+def _await_preroll(data: Path, seconds: float, timeout: float = 30.0) -> None:
+    """Wait until the pre-event ring holds ``seconds`` of media (it fills from camera start)."""
+    deadline = time.monotonic() + timeout
+    while ctl_request(data, "status")["result"].get("preroll_s", 0) < seconds - 0.1:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"pre-event buffer did not reach {seconds} s")
+        time.sleep(0.1)
 
 
 def _sealed_manifests(data: Path) -> dict[str, str]:
