@@ -181,7 +181,9 @@ def test_no_other_code_path_deletes_media() -> None:
                ("agent/evidence/store.py", "_drop_journal"),
                ("agent/evidence/sink.py", "recover_ciphertext"),
                # the bench's tamper suite deletes only inside its temporary hard-link copy
-               ("agent/bench/tamper.py", "_delete"), ("agent/bench/tamper.py", "_discard")}
+               ("agent/bench/tamper.py", "_delete"), ("agent/bench/tamper.py", "_discard"),
+               # bodycam decrypt removes only its own unfinished output (<out>.partial)
+               ("agent/evidence/decrypt.py", "_output")}
     media_words = ("recordings", ".mp4", "segment", "media")
     offenders = []
     for path in sorted([*REPO.glob("agent/**/*.py"), *REPO.glob("hw/**/*.py")]):
