@@ -20,6 +20,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from agent.ctl import CtlServer, socket_path
 from agent.errors import KeyMissing, StorageError
 from agent.evidence.age import Identity, Recipient
 from agent.evidence.keys import DeviceKey
+from agent.evidence.manifest import SignedManifest
 from agent.evidence.store import EvidenceStore
 from agent.evidence_port import ManifestContext, StorePort
 from agent.feedback import Feedback
@@ -79,6 +81,15 @@ def _boot_id() -> str:
         return ""
 
 
+def _content_credentials(cfg: Config, data_dir: Path
+                         ) -> Callable[[Path, SignedManifest], None] | None:
+    """The store's after-seal C2PA port, or None; the C2PA library loads only when enabled."""
+    if not cfg.evidence.c2pa:
+        return None
+    from agent.c2pa.port import after_seal_port  # ~23 MB shared library: only when asked for
+    return after_seal_port(data_dir, cfg.device.id, test_ca=cfg.evidence.c2pa_test_ca)
+
+
 class Agent:
     """One running recorder."""
 
@@ -97,6 +108,7 @@ class Agent:
             encrypt=cfg.evidence.encrypt, device_id=cfg.device.id,
             open_append=self.hw.storage.open_append,
             station_keys=station_public_keys(cfg.offload),
+            after_seal=_content_credentials(cfg, self.data_dir),
         )
         # First boot: the store has just created recordings/, log/ and state/; until the data
         # directory is fsynced a power cut takes all three, and every segment under them, away.

@@ -231,6 +231,10 @@ class EvidenceConfig:
     encrypt: bool = _f(True, "encrypt media at rest (age v1); turning it off is recorded")
     recipients: list[str] = field(default_factory=list, metadata=rule("agency age recipients (age1...)"))
     origin: str = _f("", "checkpoint origin line; empty = bodycam/v1/<device id>")
+    c2pa: bool = _f(False, "issue C2PA Content Credentials (<stem>.c2pa, signed with keys/c2pa.key "
+                    "and keys/c2pa.crt) for every sealed segment")
+    c2pa_test_ca: bool = _f(False, "simulator and benches only: without keys/c2pa.crt, make a "
+                            "throw-away test CA under state/ and issue the certificate from it")
 
 
 @dataclass(frozen=True)

@@ -134,6 +134,7 @@ class EvidenceStore:
         open_append: Callable[[Path], BinaryIO] = _default_open_append,
         clock: Callable[[], str] = utc_now,
         station_keys: Sequence[bytes] = (),
+        after_seal: Callable[[Path, SignedManifest], None] | None = None,
     ) -> None:
         if not is_device_id(device_id):
             raise EvidenceError(f"device id {device_id!r}: use {DEVICE_ID_RULE}")
@@ -147,6 +148,9 @@ class EvidenceStore:
         self._open_append = open_append
         self._clock = clock
         self._station_keys = frozenset(bytes(k) for k in station_keys)
+        # Called once a segment is sealed and logged (Content Credentials, agent/c2pa); it must
+        # not raise, because the segment is already evidence by then.
+        self._after_seal = after_seal
         self._lock = threading.RLock()
         self._recordings = self._root / "recordings"
         self._recordings.mkdir(parents=True, exist_ok=True)
@@ -396,6 +400,8 @@ class EvidenceStore:
         self._sealed.setdefault(journal.device_seq,
                                 _Sealed(entry["cipher_sha256"], signed.sha256, appended.index))
         self._write(lambda: self._drop_journal(journal.path))
+        if self._after_seal is not None:
+            self._after_seal(journal.media, signed)
         return signed
 
     def _recover_one(self, journal: Journal) -> SignedManifest | None:
