@@ -55,11 +55,12 @@ class Segment:
 class SimRecorder:
     """A recorder's evidence: a real Ed25519 key and a real Merkle log, media bytes as given."""
 
-    def __init__(self, root: Path, device_id: str, pki: Path) -> None:
+    def __init__(self, root: Path, device_id: str, pki: Path, *,
+                 key: DeviceKey | None = None) -> None:
         self.device_id = device_id
         self.root = root
         self.pki = pki
-        self.key = DeviceKey.generate(root / "keys" / "device.key")
+        self.key = key or DeviceKey.generate(root / "keys" / "device.key")
         self.log = EvidenceLog(root / "log", self.key, origin_for(device_id))
         self.recording_id = uuid.uuid4().hex
         self.next_seq = 0
@@ -208,3 +209,28 @@ def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> 
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+def tls_socket(url: str, pki: Path, device: str | None) -> Any:
+    """A raw TLS socket to the station with a device's client certificate (or none)."""
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    if device:
+        ctx.load_cert_chain(str(pki / f"{device}.crt"), str(pki / f"{device}.key"))
+    raw = socket.create_connection((parts.hostname, parts.port), timeout=10)
+    return ctx.wrap_socket(raw, server_hostname=parts.hostname)
+
+
+def index_rows(data_dir: Path, table: str) -> list[tuple[Any, ...]]:
+    """Rows of a station's SQLite index table (read-only look, as an auditor would)."""
+    import sqlite3
+
+    con = sqlite3.connect(f"file:{data_dir / 'index.sqlite'}?mode=ro", uri=True)
+    try:
+        return con.execute(f"SELECT * FROM {table}").fetchall()
+    finally:
+        con.close()
