@@ -65,6 +65,8 @@ class WitnessClient:
         self._ssl = ssl_context if ssl_context is not None else (
             ssl.create_default_context() if self._https else None)
         self.known_size = 0
+        self.cosigned_size = 0  # largest size this witness verifiably cosigned for us
+        self.rollback: str | None = None  # set when the witness forgot what it cosigned
 
     @property
     def name(self) -> str:
@@ -90,6 +92,7 @@ class WitnessClient:
             if status == 200:
                 cosig = self._verified(body, signed.checkpoint.body())
                 self.known_size = size
+                self.cosigned_size = max(self.cosigned_size, size)
                 return cosig
             if status == 409:
                 witness_size = parse_conflict(body)
@@ -98,6 +101,11 @@ class WitnessClient:
                     raise OldSizeConflict(
                         f"{self.name} has cosigned {witness_size} entries of this log, more than "
                         f"the {size} it now holds: the log was rolled back or forked", witness_size)
+                if witness_size < self.cosigned_size:
+                    # It cosigned more than it now admits: its state was lost or rolled back.
+                    # Its cosignatures still verify, but an auditor must weigh them; keep going.
+                    self.rollback = (f"{self.name} claims size {witness_size} after cosigning "
+                                     f"{self.cosigned_size}: its state was lost or rolled back")
                 if attempt == 0:
                     old = witness_size
                     continue

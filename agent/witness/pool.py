@@ -63,6 +63,7 @@ class WitnessStatus:
     last_error_utc: float | None = None
     failures: int = 0  # consecutive
     pending_size: int | None = None
+    witness_rollback: str | None = None  # the witness once cosigned more than it now holds
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping."""
@@ -118,7 +119,7 @@ class WitnessPool:
                 status = replace(status, last_error=f"stored cosignature unusable: {exc}")
             else:
                 if cosig is not None:
-                    client.known_size = size
+                    client.known_size = client.cosigned_size = size
                     status = replace(status, cosigned_size=size, cosigned_at=cosig.timestamp)
         return _Worker(client, path, status)
 
@@ -194,6 +195,7 @@ class WitnessPool:
                 w.backoff, w.retry_at = 0.0, 0.0
                 w.status = replace(w.status, cosigned_size=size, cosigned_at=cosig.timestamp,
                                    last_success_utc=self._clock(), failures=0,
+                                   witness_rollback=w.client.rollback,
                                    pending_size=w.pending_size if w.pending else None)
                 self._cond.notify_all()
 

@@ -9,15 +9,26 @@ Ed25519 is deterministic, so each signature is reproducible byte for byte.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from agent.evidence.checkpoint import Checkpoint, parse_signed_checkpoint, sign_checkpoint
 from agent.evidence.keys import DeviceKey
-from agent.witness import CosignatureInvalid, Cosigner, VerifierKey, add_cosignatures, verified_cosignatures
+from agent.witness import (
+    CosignatureInvalid,
+    Cosigner,
+    VerifierKey,
+    WitnessUnavailable,
+    add_cosignatures,
+    verified_cosignatures,
+)
 from agent.witness.cosignature import cosignature_message, split_note
+from agent.witness.protocol import parse_conflict, parse_cosignatures
 
 SPEC_VKEY = "example.com/foo+530d903a+AekyeRrm56hApGFkyQR4ZCbV54Id2LKaANYcrnKv3U2k"
 SPEC_NOTE = ("This is an example message.\n\n\u2014 example.com/foo Uw2QOkn8srV1yJGh2VYRlL1Tnagv1YEq6TfX"
@@ -140,3 +151,23 @@ def test_malformed_notes_are_named_errors(note):
     """split_note refuses what is not a bounded, well-formed signed note."""
     with pytest.raises(CosignatureInvalid):
         split_note(note)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+def test_fuzz_witness_responses_are_named_errors(body):
+    """Whatever a (hostile) witness answers, the client's parsers raise only WitnessUnavailable."""
+    for parse in (parse_cosignatures, parse_conflict):
+        with contextlib.suppress(WitnessUnavailable):
+            parse(body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=120))
+def test_fuzz_vkey_text_is_parsed_or_named(text):
+    """Any vkey string parses (and round-trips) or raises CosignatureInvalid."""
+    try:
+        key = VerifierKey.parse(text)
+    except CosignatureInvalid:
+        return
+    assert VerifierKey.parse(str(key)) == key

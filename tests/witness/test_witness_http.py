@@ -160,3 +160,21 @@ def test_pool_collects_cosignatures_from_every_witness_without_blocking(device, 
     for s in states:
         s.close()
 
+
+
+def test_a_witness_that_forgot_its_state_is_flagged(device, tmp_path):
+    """A witness whose database was lost (409 naming 0 after cosigning 6) still cosigns, but the
+    client records the rollback for the auditor."""
+    seed = bytes(range(1, 33))
+    lost = SqliteWitnessState(tmp_path / "lost.db")
+    with serve_witness(make_witness(lost, device, seed=seed)) as url:
+        client = WitnessClient(url, make_witness(lost, device, seed=seed).vkey, timeout_s=5)
+        client.add_checkpoint(device.grow(6), device.log.consistency_proof)
+        assert client.rollback is None
+    lost.close()
+    fresh = SqliteWitnessState(tmp_path / "fresh.db")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    with serve_witness(make_witness(fresh, device, seed=seed), port=port):  # same address
+        client.add_checkpoint(device.grow(3), device.log.consistency_proof)
+    assert client.rollback is not None and "lost or rolled back" in client.rollback
+    fresh.close()
