@@ -27,6 +27,7 @@ Threading: :class:`Witness` holds no mutable state of its own; it is as thread-s
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Mapping
 from typing import Protocol
@@ -54,6 +55,8 @@ from .protocol import (
 )
 
 __all__ = ["KeyRegistry", "RefusalHook", "StaticKeyRegistry", "TreeHead", "Witness", "WitnessState"]
+
+_log = logging.getLogger(__name__)
 
 TreeHead = tuple[int, bytes]
 """A cosigned log state: ``(size, root hash)``."""
@@ -93,8 +96,8 @@ class KeyRegistry(Protocol):
 
 RefusalHook = Callable[[str, WitnessRefusal, SignedCheckpoint], None]
 """Called with ``(origin, refusal, checkpoint)`` when a *validly signed* checkpoint is refused
-as inconsistent (409/422): a signed fork or rollback is evidence against the log. The hook
-must not raise; the witness answers the client regardless."""
+as inconsistent (409/422): a signed fork or rollback is evidence against the log. An exception
+from the hook is logged; the witness answers the client regardless."""
 
 
 class StaticKeyRegistry:
@@ -160,7 +163,10 @@ class Witness:
             return self._extend(request)
         except (OldSizeConflict, ProofRejected) as refusal:
             if self._on_refusal is not None:
-                self._on_refusal(cp.origin, refusal, signed)
+                try:
+                    self._on_refusal(cp.origin, refusal, signed)
+                except Exception:  # the alarm failing must not change the answer
+                    _log.exception("witness: refusal hook failed for %s", cp.origin)
             raise
 
     def _extend(self, request: AddCheckpointRequest) -> list[Cosignature]:

@@ -294,3 +294,16 @@ def test_fuzz_mutated_requests_never_move_the_witness_off_the_log(device, data):
     assert status in REFUSALS | {200}
     head = state.get(device.origin)
     assert head is None or head == (5, device.log.root)
+
+
+def test_a_failing_refusal_hook_does_not_change_the_answer(device, tmp_path):
+    """The alarm raising is logged; the fork still gets its 422 and the state stays put."""
+    def broken(origin, refusal, cp):
+        raise RuntimeError("alarm channel down")
+
+    w = make_witness(MemoryWitnessState(), device, on_refusal=broken)
+    device.grow(4)
+    assert submit(w, device, 0)[0] == 200
+    fork = _fork(tmp_path, device, 1, 3)
+    assert submit(w, fork, 4)[0] == 422
+    fork.close()
