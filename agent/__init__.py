@@ -4,11 +4,6 @@
 :mod:`hw.factory` and talks to it through the Protocols in :mod:`hw`.
 """
 
-from importlib import metadata as _metadata
-
-try:
-    __version__ = _metadata.version("bodycam-agent")
-except _metadata.PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0+src"
+from agent._version import __version__
 
 __all__ = ["__version__"]

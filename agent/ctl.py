@@ -12,6 +12,9 @@ same state machine as the physical button. The caller's uid and pid, read from t
 itself (``SO_PEERCRED``, which the client cannot forge), are passed with each request: they are
 the origin the evidence log records for a command given over ``bodycam ctl``.
 
+The client (``ctl_request``, ``socket_path`` and the errors) lives in :mod:`agent.ctl_client`,
+which ``bodycam ctl`` imports alone so that it starts fast; they are re-exported here.
+
 Threading: one accept thread; each connection is served on a short-lived thread so a slow
 client cannot block the others. Nothing here touches recorder state.
 """
@@ -22,7 +25,6 @@ import contextlib
 import json
 import logging
 import os
-import pwd
 import socket
 import struct
 import threading
@@ -30,6 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agent.ctl_client import (
+    CtlDenied,
+    CtlUnavailable,
+    ctl_request,
+    read_line,
+    socket_path,
+)
 from agent.errors import BodycamError
 
 __all__ = ["CtlDenied", "CtlServer", "CtlUnavailable", "ctl_request", "peer_credentials",
@@ -37,21 +46,7 @@ __all__ = ["CtlDenied", "CtlServer", "CtlUnavailable", "ctl_request", "peer_cred
 
 log = logging.getLogger(__name__)
 
-_MAX_REQUEST = 64 * 1024
 _UCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
-
-
-class CtlUnavailable(BodycamError, ConnectionError):
-    """No agent is listening on the control socket."""
-
-
-class CtlDenied(BodycamError, PermissionError):
-    """This user may not use the control socket (it is the agent's user's and root's only)."""
-
-
-def socket_path(data_dir: Path) -> Path:
-    """Where the agent listens, for a given data directory."""
-    return Path(data_dir) / "ctl.sock"
 
 
 Responder = Callable[[str, dict[str, Any], dict[str, int]], dict[str, Any]]
@@ -121,7 +116,7 @@ class CtlServer:
             conn.settimeout(30)
             try:
                 peer = peer_credentials(conn)
-                raw = _read_line(conn)
+                raw = read_line(conn)
                 reply = self._answer(raw, peer)
             except (OSError, ValueError) as exc:
                 reply = {"ok": False, "error": f"bad request: {exc}"}
@@ -145,57 +140,3 @@ class CtlServer:
         except Exception as exc:  # the socket must answer whatever went wrong inside
             log.exception("ctl %s failed", msg["cmd"])
             return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-
-
-def _read_line(conn: socket.socket) -> bytes:
-    buf = bytearray()
-    while b"\n" not in buf:
-        chunk = conn.recv(4096)
-        if not chunk:
-            break
-        buf += chunk
-        if len(buf) > _MAX_REQUEST:
-            raise ValueError(f"request larger than {_MAX_REQUEST} bytes")
-    return bytes(buf).split(b"\n", 1)[0]
-
-
-def _admitted(path: Path) -> str:
-    """Who the socket admits, as precisely as this user can tell."""
-    try:
-        uid = path.stat().st_uid
-    except OSError:
-        return "the agent's user and root"
-    if uid == 0:
-        return "root"
-    try:
-        name = repr(pwd.getpwuid(uid).pw_name)
-    except KeyError:
-        name = f"uid {uid}"
-    return f"the agent's user ({name}) and root"
-
-
-def ctl_request(
-    data_dir: Path, cmd: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0,
-    path: Path | None = None,
-) -> dict[str, Any]:
-    """Send one request to the agent of ``data_dir`` and return its reply object."""
-    target = path or socket_path(data_dir)
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
-    try:
-        sock.connect(str(target))
-    except (FileNotFoundError, ConnectionRefusedError) as exc:
-        sock.close()
-        raise CtlUnavailable(f"no agent is running for {data_dir} ({target}: {exc.strerror})") from exc
-    except PermissionError:
-        sock.close()
-        raise CtlDenied(f"{target}: permission denied. The control socket is mode 0600: only "
-                        f"{_admitted(target)} may drive the recorder; run bodycam ctl as the "
-                        "agent's user or with sudo") from None
-    with sock:
-        sock.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")
-        raw = _read_line(sock)
-    if not raw:
-        raise CtlUnavailable(f"the agent at {target} closed the connection without answering")
-    reply: dict[str, Any] = json.loads(raw)
-    return reply

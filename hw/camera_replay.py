@@ -185,6 +185,10 @@ class ReplayCamera:
         """Frames that were due but not delivered (the thread was late, or stalled)."""
         return self._dropped
 
+    def lux(self) -> float | None:
+        """None: a recorded clip carries no light estimate (night vision stays as it is)."""
+        return None
+
     @property
     def loops(self) -> int:
         """Times the clip wrapped around since construction."""
