@@ -145,3 +145,24 @@ def test_credential_failure_never_fails_the_seal(bench: Bench, clip: Path,
     entries = [parse_canonical(d) for _, d in store.log.entries()]
     assert entries[-1]["manifest_sha256"] == signed.sha256
     store.close()
+
+
+def test_still_picture_credential_is_trusted(bench: Bench, tmp_path: Path) -> None:
+    """A still (``.jpg.age``) gets the same sidecar; readers see it as image/jpeg."""
+    import subprocess
+    jpeg = tmp_path / "still.jpg"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=size=320x240",
+                    "-frames:v", "1", str(jpeg)], check=True, capture_output=True, timeout=60)
+    store = bench.store()
+    info = SegmentInfo("cd" * 16, 0, Timestamp("2026-11-27T10:00:00.000000Z", 0),
+                       ClockInfo("ntp", 50), extension="jpg")
+    seg = store.open_segment(info)
+    seg.sink.write(jpeg.read_bytes())
+    signed = store.seal(seg, end=Timestamp("2026-11-27T10:00:00.000000Z", 0),
+                        media=MediaInfo(video={"codec": "mjpeg"}, frames=1))
+    store.close()
+    assert seg.media_path.name.endswith(".jpg.age")
+    plain = _decrypted_with_credential(bench, seg.media_path, tmp_path / "out")
+    assert c2pa_status(plain, bench.anchor, evidence_manifest_sha256=signed.sha256)[0] == "valid"
+    manifest = read_credential(plain, bench.anchor)
+    assert manifest is not None and manifest["title"].endswith(".jpg")
