@@ -10,6 +10,7 @@ import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -87,7 +88,8 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if initdb is None:
         pytest.skip("PostgreSQL's initdb is not installed (scripts/setup.sh installs postgresql)")
     bindir = Path(os.path.realpath(initdb)).parent
-    root = tmp_path_factory.mktemp("pg")
+    # Not under pytest's 0700 base: the server may run as another account (see below).
+    root = Path(tempfile.mkdtemp(prefix="bodycam-station-pg-"))
     data, sock = root / "data", root / "sock"
     sock.mkdir()
     user = pwd.getpwuid(os.getuid())
@@ -99,7 +101,6 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             user = pwd.getpwnam("nobody")
         os.chown(root, user.pw_uid, user.pw_gid)
         os.chown(sock, user.pw_uid, user.pw_gid)
-        os.chmod(root.parent, 0o755)
         prefix = ["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}",
                   "--clear-groups", "--"]
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "station",
@@ -118,6 +119,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
                         "stop"], check=False, capture_output=True, timeout=60)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _pg_up(psycopg: object, url: str) -> bool:
