@@ -42,6 +42,7 @@ from agent.gestures import GestureRecognizer
 from agent.health import HealthGate
 from agent.matters.catalogue import MatterCatalogue
 from agent.matters.quick import QuickList
+from agent.night import NightPort, NightRule, NightVision
 from agent.overrides import with_overrides
 from agent.power.policy import BatteryPolicy
 from agent.power.projection import PowerProjector
@@ -53,6 +54,7 @@ from agent.timekeeping import TimeKeeper
 from agent.triggers import TriggerBank
 from agent.watch import FrameWatchdog, PowerWatch, StorageWatch
 from hw.factory import Hardware, build_hardware
+from hw.ir import GpioNightOptics
 
 __all__ = ["Agent", "check_data_dir"]
 
@@ -167,8 +169,10 @@ class Agent:
         self.port = StorePort(self.store, self.ctx, video=cam.format if cam else None,
                               audio=mic.format if mic else None, audio_bitrate=cfg.audio.bitrate,
                               on_sealed=self._on_sealed)
+        self.night = self._night_vision()
         self.recorder = Recorder(
-            port=self.port, video=cam.format if cam else None, audio=mic.format if mic else None,
+            port=NightPort(self.port, self.night) if self.night else self.port,
+            video=cam.format if cam else None, audio=mic.format if mic else None,
             audio_extradata=self.aac.extradata if self.aac else b"",
             audio_bitrate=cfg.audio.bitrate, prerecord_s=cfg.recording.prerecord_s,
             prerecord_audio=cfg.recording.prerecord_audio, segment_s=cfg.recording.segment_s,
@@ -217,6 +221,8 @@ class Agent:
         self.controller.every_tick(self.supervisor.tick)
         self.controller.observe_packets(self._meter_packet)
         self._watch_triggers()
+        if self.night is not None:
+            c.every_tick(self.night.tick)
         c.start()
         hw.controls.on_edges(c.on_press, c.on_release)
         if hw.camera is not None:
@@ -233,6 +239,22 @@ class Agent:
         # believe a recorder is up whose camera never delivered a frame.
         self._await_frames()
         self.commands.started()
+
+    def _night_vision(self) -> NightVision | None:
+        """IR illuminator and IR-cut filter switched on the camera's light estimate, when
+        either is fitted and there is a camera to read the light from."""
+        n, cam = self.cfg.night, self.hw.camera
+        if cam is None or not (n.ir_led_pin or n.ircut_pin):
+            return None
+        optics = GpioNightOptics(self.hw.controls, ir_led_pin=n.ir_led_pin,
+                                 ircut_pin=n.ircut_pin)
+        rule = NightRule(on_lux=n.on_lux, off_lux=n.off_lux, min_dwell_s=n.min_dwell_s)
+        return NightVision(rule, optics, lux=cam.lux, on_switch=self._night_switch)
+
+    def _night_switch(self, mono_us: int, night: bool, lux: int) -> None:
+        """The optics switched: an evidence-log event (the picture changes character)."""
+        self.store.log_event("night_vision", ir=night, lux=lux, mono_us=mono_us)
+        self.commands.event("night_vision", {"ir": night, "lux": lux, "mono_us": mono_us})
 
     def _watch_triggers(self) -> None:
         """Open each trigger input (before the controller runs, so its rule exists before any

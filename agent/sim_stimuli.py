@@ -8,7 +8,8 @@ the simulator in :mod:`hw`; unknown devices or verbs are rejected with the list 
 Two stimuli take their argument in the verb's place: ``sim pin PIN high|low`` drives any
 simulated input pin (the button or a trigger input) through gpiozero's ``MockFactory``, and
 ``sim light LUX|auto`` holds the simulated scene at LUX lux (a torch, a dark stairwell) or
-returns it to the simulated day/night cycle.
+returns it to the simulated day/night cycle; ``sim light day SECONDS`` sets how long a
+simulated day lasts (a dusk-to-dawn bench in minutes) and ``sim light hour H`` what hour it is.
 """
 
 from __future__ import annotations
@@ -68,7 +69,28 @@ def _drive_pin(hw: Hardware, pin_text: str, level: Any) -> None:
         raise CommandRejected(str(exc)) from None
 
 
-PARAMETRIC: dict[str, Callable[[Hardware, str, Any], None]] = {"pin": _drive_pin}
+def _light(hw: Hardware, verb: str, value: Any) -> None:
+    """``sim light LUX|auto`` · ``sim light day SECONDS`` · ``sim light hour H``."""
+    camera = hw.sim.get("camera")
+    light = getattr(camera, "light", None)
+    if light is None:
+        raise CommandRejected("this simulated hardware set has no camera to light")
+    try:
+        if verb == "auto":
+            light.release()
+        elif verb == "day":
+            light.cycle(day_s=float(value))
+        elif verb == "hour":
+            light.cycle(hour=float(value))
+        else:
+            light.hold(float(verb))
+    except (TypeError, ValueError) as exc:
+        raise CommandRejected(f"usage: sim light LUX|auto · sim light day SECONDS · "
+                              f"sim light hour H ({exc})") from None
+
+
+PARAMETRIC: dict[str, Callable[[Hardware, str, Any], None]] = {"pin": _drive_pin,
+                                                               "light": _light}
 
 
 def apply_stimulus(hw: Hardware, args: dict[str, Any]) -> dict[str, Any]:
@@ -79,7 +101,8 @@ def apply_stimulus(hw: Hardware, args: dict[str, Any]) -> dict[str, Any]:
         return {"device": device, "verb": verb, "value": args.get("value")}
     fn = STIMULI.get((device, verb))
     if fn is None:
-        known = ", ".join([*(f"{d} {v}" for d, v in STIMULI), "pin PIN high|low"])
+        known = ", ".join([*(f"{d} {v}" for d, v in STIMULI), "pin PIN high|low",
+                           "light LUX|auto|day S|hour H"])
         raise CommandRejected(f"unknown stimulus {device!r} {verb!r}; known: {known}")
     target = hw.sim.get(device)
     if target is None:

@@ -13,6 +13,10 @@ Contract (checked by ``tests/contract/test_camera_contract.py``):
 * every keyframe is an IDR access unit in Annex-B form that carries SPS and PPS, so any
   segment can start on it.
 * ``stop()`` returns only after the last ``sink`` call has finished.
+* ``lux()`` is the scene illuminance (lux) the image pipeline estimated for the most recent
+  frame -- picamera2/libcamera's per-frame ``Lux`` metadata; the simulator's light model --
+  or None before the first frame or when the pipeline gives no estimate. Night vision
+  (:mod:`agent.night`) switches on it. Every backend implements it; there is no default.
 """
 
 from __future__ import annotations
@@ -75,4 +79,9 @@ class Camera(Protocol):
     @property
     def frames_delivered(self) -> int:
         """Access units handed to the sink since the first ``start()``."""
+        ...
+
+    def lux(self) -> float | None:
+        """Estimated scene illuminance of the latest frame in lux; None if not known (yet).
+        Safe to call from any thread."""
         ...

@@ -286,6 +286,7 @@ class PiCamera:
         self._output: Any = None
         self._running = False
         self._stamp_key: tuple[int, str] | None = None
+        self._lux: float | None = None
         self._stamp_block: npt.NDArray[np.uint8] | None = None
         self._scale = max(1, height // 270)
         self._picam2 = self._open(camera_num)
@@ -295,6 +296,7 @@ class PiCamera:
 
             self._mapped_array: Any = MappedArray
             self._sensor_timestamp: Any = controls.SensorTimestamp
+            self._lux_control: Any = controls.Lux
             self._platform_profile = self._profile_for_platform()
             self._format = VideoFormat(width=width, height=height, fps=fps, bitrate=bitrate,
                                        profile=self._platform_profile, gop=gop)
@@ -341,7 +343,7 @@ class PiCamera:
             raise CameraError("camera already started")
         output = _make_output(self, sink, self._encoder)
         self._output = output
-        self._picam2.pre_callback = self._stamp if self._overlay else None
+        self._picam2.pre_callback = self._per_frame
         try:
             self._picam2.start_encoder(self._encoder, output)
             self._picam2.start()
@@ -508,6 +510,19 @@ class PiCamera:
                     f"monotonic clock {now_us} us"
                 )
             )
+
+    def lux(self) -> float | None:
+        """libcamera's ``Lux`` estimate for the latest frame (None before one, or if the
+        tuning file has no lux algorithm)."""
+        return self._lux
+
+    def _per_frame(self, request: Any) -> None:
+        """``pre_callback``: note the frame's light estimate, burn the overlay; never raises."""
+        # no Lux in this frame's metadata (or no lux algorithm): keep the last estimate
+        with contextlib.suppress(Exception):
+            self._lux = float(request.request.metadata[self._lux_control])
+        if self._overlay:
+            self._stamp(request)
 
     def _stamp(self, request: Any) -> None:
         """``pre_callback``: burn UTC time, device and officer into the luma plane; never raises."""

@@ -11,7 +11,9 @@ monotonic clock; :class:`hw.audio_sim.SimMicrophone` beeps at the same instants,
 measure audio/video sync from the recording itself.
 
 Stimulus verbs (thread-safe): :meth:`stall`, :meth:`resume`, :meth:`drop_every`,
-:meth:`set_officer`. History: :attr:`frames_delivered`, :attr:`frames_dropped`.
+:meth:`set_officer`, and :attr:`light` (a :class:`hw.light_sim.SimLight`: day/night cycle,
+torch). Each frame samples the light, as a Pi's per-frame ``Lux`` metadata does, for
+:meth:`lux`. History: :attr:`frames_delivered`, :attr:`frames_dropped`.
 
 Locking: ``_lock`` guards the stimulus state; the capture thread copies it once per frame.
 Everything else is owned by the capture thread.
@@ -33,6 +35,7 @@ import numpy.typing as npt
 from hw.camera import EncodedFrame, FrameSink, VideoFormat
 from hw.errors import CameraError
 from hw.font5x7 import render_text
+from hw.light_sim import SimLight
 from hw.still import Still, encode_jpeg
 
 __all__ = ["DroppingCamera", "SimCamera", "StallingCamera"]
@@ -57,10 +60,13 @@ class SimCamera:
         clapper_s: float = 0.0,
         mono_ns: Callable[[], int] = time.monotonic_ns,
         wall: Callable[[], float] = time.time,
+        light: SimLight | None = None,
     ) -> None:
         self._format = VideoFormat(
             width=width, height=height, fps=fps, bitrate=bitrate, profile="baseline", gop=gop
         )
+        self.light = light or SimLight()
+        self._lux: float | None = None
         self._device_id = device_id
         self._officer_id = officer_id
         self._overlay = overlay
@@ -96,6 +102,10 @@ class SimCamera:
     def frames_dropped(self) -> int:
         """Frames that were due but not delivered (injected drops and late encodes)."""
         return self._dropped
+
+    def lux(self) -> float | None:
+        """The light estimate of the latest frame (None before the first one)."""
+        return self._lux
 
     @property
     def cpu_seconds(self) -> float:
@@ -246,6 +256,7 @@ class SimCamera:
                 self._dropped += 1
                 continue
             flash = bool(self._clapper_ns) and (due % self._clapper_ns) < interval
+            self._lux = self.light.lux()
             pending.append(this)
             for packet in enc.encode(self._picture(this, due, flash)):
                 frame_index = pending.popleft()
