@@ -41,6 +41,7 @@ TUS_VERSION = "1.0.0"
 EXTENSIONS = "creation,creation-defer-length,checksum"
 _MAX_METADATA = 4096
 _CHUNK = 1 << 20
+MAX_CHECKSUMMED_BODY = 64 << 20  # held in memory until its digest is checked
 
 
 def _headers(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -203,9 +204,17 @@ class TusHandlers:
 
     async def _receive(self, request: web.Request, fd: int, upload_id: str, *, start: int,
                        limit: int, expected: bytes | None) -> int:
-        """Append the body; fsync; return the durable offset (module rules in .uploads)."""
+        """Append the body; fsync; return the durable offset (module rules in .uploads).
+
+        A body without a checksum is written as it arrives: whatever arrived before a cut,
+        a timeout or a crash is kept and counted. A checksummed body is held in memory (at
+        most ``MAX_CHECKSUMMED_BODY``) and written only once its digest matches, so it counts
+        whole or not at all — even across a crash.
+        """
+        if expected is not None and limit - start > MAX_CHECKSUMMED_BODY:
+            limit = start + MAX_CHECKSUMMED_BODY
         hasher = await self.svc.db(self.svc.incoming.hasher, upload_id, start)
-        chunk_hash = hashlib.sha256() if expected is not None else None
+        held = bytearray() if expected is not None else None
         written = 0
         failure: Refused | None = None
         os.lseek(fd, start, os.SEEK_SET)
@@ -213,38 +222,48 @@ class TusHandlers:
             async with asyncio.timeout(self.limits.body_timeout_s):
                 async for chunk in request.content.iter_chunked(_CHUNK):
                     if start + written + len(chunk) > limit:
-                        raise Refused(413, "too-large", f"the body passes the upload's length "
-                                      f"{limit}; the bytes up to it are kept")
-                    _write_all(fd, chunk)
+                        raise Refused(413, "too-large", f"the body passes {limit - start} "
+                                      "bytes (the upload's length, or the most a checksummed "
+                                      "body may hold); the bytes before it are kept")
+                    if held is not None:
+                        held += chunk
+                    else:
+                        _write_all(fd, chunk)
                     hasher.update(chunk)
-                    if chunk_hash is not None:
-                        chunk_hash.update(chunk)
                     written += len(chunk)
-        except TimeoutError:
-            failure = Refused(408, "body-timeout", f"the body took longer than "
-                              f"{self.limits.body_timeout_s} s; resume from Upload-Offset")
-        except Refused as exc:
-            failure = exc
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-                failure = Refused(400, "body-interrupted", f"the body ended early ({exc})")
-            else:
-                failure = Refused(507, "store-full", "the store is full: the bytes received "
-                                  "before are kept; resume later")
+            if held is not None:
+                if hashlib.sha256(held).digest() != expected:
+                    raise Refused(460, "checksum-mismatch", "Upload-Checksum does not match "
+                                  "the body; it was discarded")
+                _write_all(fd, bytes(held))
+        except asyncio.CancelledError:  # shutdown: keep what is on disk, durably
+            _settle(fd, start + (0 if held is not None else written))
+            raise
         except Exception as exc:  # a cut link surfaces as one of aiohttp's own errors
-            failure = Refused(400, "body-interrupted", f"the body ended early "
-                              f"({type(exc).__name__})")
-        keep = written
-        if chunk_hash is not None and (failure is not None or chunk_hash.digest() != expected):
-            keep = 0  # a checksummed body counts whole or not at all
-            failure = failure or Refused(460, "checksum-mismatch", "Upload-Checksum does not "
-                                         "match the body; it was discarded")
+            failure = _as_refusal(exc, self.limits.body_timeout_s)
+        keep = written if held is None or failure is None else 0
+        if held is None and failure is not None:
+            keep = os.fstat(fd).st_size - start  # a short write (ENOSPC) keeps its prefix
         await self.svc.db(_settle, fd, start + keep)
         self.svc.incoming.remember(upload_id, start + keep, hasher if keep == written else None)
         if failure is not None:
             failure.headers["Upload-Offset"] = str(start + keep)
             raise failure
         return start + keep
+
+
+def _as_refusal(exc: Exception, timeout: float) -> Refused:
+    """How a body that did not arrive whole is answered."""
+    if isinstance(exc, Refused):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return Refused(408, "body-timeout", f"the body took longer than {timeout} s; resume "
+                       "from Upload-Offset")
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return Refused(507, "store-full", "the store is full: the bytes received before are "
+                       "kept; resume later")
+    return Refused(400, "body-interrupted", f"the body ended early ({type(exc).__name__}: "
+                   f"{str(exc)[:100]})")
 
 
 def _write_all(fd: int, data: bytes) -> None:

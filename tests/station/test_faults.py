@@ -213,3 +213,47 @@ def test_station_killed_mid_write_resumes_after_restart(own_station, recorder, p
         assert _finalise(c, rec, seg, upload).device_seq == seg.device_seq
     stored = list((st.data_dir / "store" / rec.device_id).rglob("*.mp4.age"))
     assert [p.read_bytes() for p in stored] == [seg.cipher]
+
+
+def test_a_checksummed_body_counts_whole_or_not_at_all(own_station, recorder, pki):
+    """A PATCH with Upload-Checksum that stalls half way: 408, and not one of its bytes is
+    counted (a checksummed body is written only once its digest matches)."""
+    import base64
+    import hashlib
+
+    st = own_station(body_timeout_s=0.5)
+    rec = recorder(st)
+    body = os.urandom(2000)
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    with rec.client(st.url) as c:
+        upload = c.create_upload(rec.device_id, 3000)
+        c.patch(upload, 0, b"k" * 1000)
+        s = tls_socket(st.url, pki, rec.device_id)
+        head = _patch_head(upload, 1000, len(body)).replace(
+            b"\r\n\r\n", f"\r\nUpload-Checksum: sha256 {digest}\r\n\r\n".encode())
+        s.sendall(head + body[:1500])
+        answer = s.recv(4096)
+        s.close()
+        assert answer.startswith(b"HTTP/1.1 408")
+        assert c.status(upload).offset == 1000
+
+
+def test_sigterm_lets_a_request_in_flight_end_durably(own_station, recorder, pki):
+    """SIGTERM while a body streams in: the station stops cleanly (exit 0), and after a
+    restart HEAD gives the bytes that had arrived."""
+    st = own_station(body_timeout_s=2)
+    rec = recorder(st)
+    seg = rec.seal(os.urandom(2 * MiB))
+    with rec.client(st.url) as c:
+        upload = c.create_upload(rec.device_id, len(seg.cipher))
+    part = st.data_dir / "store" / ".incoming" / (upload.rsplit("/", 1)[1] + ".part")
+    s = tls_socket(st.url, pki, rec.device_id)
+    s.sendall(_patch_head(upload, 0, len(seg.cipher)) + seg.cipher[:MiB])
+    wait_for(lambda: part.stat().st_size >= MiB // 2, what="bytes on the station's disk")
+    assert st.stop() == 0, st.stderr()
+    s.close()
+    on_disk = part.stat().st_size
+    st.start()
+    with rec.client(st.url) as c:
+        assert c.status(upload).offset == on_disk
+        assert part.read_bytes() == seg.cipher[:on_disk]
