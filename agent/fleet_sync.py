@@ -173,7 +173,7 @@ class FleetSync:
                       entry.get("path"))
             return None
         envelope: dict[str, Any] = json.loads(signed.envelope())
-        return self._with_inclusion(envelope)
+        return envelope
 
     def _with_inclusion(self, envelope: dict[str, Any]) -> dict[str, Any]:
         """Add the manifest's inclusion proof against the current signed checkpoint, so the
