@@ -105,17 +105,21 @@ class Agent:
         self._threads_stop = threading.Event()
         self.key = self._load_key()
         self.recipients = self._recipients()
+        credentials = _content_credentials(cfg, self.data_dir)
         self.store = EvidenceStore(
             self.data_dir, key=self.key, recipients=self.recipients,
             encrypt=cfg.evidence.encrypt, device_id=cfg.device.id,
             open_append=self.hw.storage.open_append,
             station_keys=station_public_keys(cfg.offload),
-            after_seal=_content_credentials(cfg, self.data_dir),
+            after_seal=credentials,
         )
         # First boot: the store has just created recordings/, log/ and state/; until the data
         # directory is fsynced a power cut takes all three, and every segment under them, away.
         fsync_dir(self.data_dir)
         self.recovered = self.store.recover()
+        if credentials is not None:  # a power cut between a log leaf and its credential
+            from agent.c2pa.backfill import issue_missing
+            issue_missing(credentials, self.data_dir, self.store.log.entries())
         self.boot_id = _boot_id()
         self.store.log_event("boot", boot_id=self.boot_id, version=__version__,
                              hardware=self.hw.kind, recovered=len(self.recovered))
