@@ -97,7 +97,8 @@ def parse_signed_checkpoint(text: bytes) -> SignedCheckpoint:
     if not sep or not sigs.endswith("\n"):
         raise VerificationError("checkpoint is not a signed note (no blank line / signatures)")
     lines = body.split("\n")
-    if len(lines) < 3 or not lines[1].isdigit() or (lines[1] != "0" and lines[1][0] == "0"):
+    if (len(lines) < 3 or not (lines[1].isascii() and lines[1].isdigit())
+            or (lines[1] != "0" and lines[1][0] == "0")):
         raise VerificationError("checkpoint body is not origin / size / root")
     try:
         root = base64.b64decode(lines[2], validate=True)

@@ -3,6 +3,7 @@
 A recorder's data directory has one defined shape (DESIGN §3)::
 
     log/entries.bin  log/checkpoint  log/lock
+    log/witnessed/<witness>-<keyid>.note   (each witness's newest cosigned checkpoint)
     keys/device.pub  keys/device.key  keys/retired/<stamp>_<fp>.pub
     recordings/<YYYYmmddTHHMMSSZ>_<device>_<rid8>/<media>  <stem>.manifest.json  <stem>.open.json
     state/…  sync/…   (the agent's working state: outbox, overrides — not evidence)
@@ -47,6 +48,7 @@ class Layout:
     log: Node | None = None
     checkpoint: Node | None = None
     public_keys: list[Node] = field(default_factory=list)
+    cosigned: list[Node] = field(default_factory=list)  # log/witnessed/*.note
     manifests: list[Node] = field(default_factory=list)
     journals: list[Node] = field(default_factory=list)
     media: dict[str, Node] = field(default_factory=dict)  # rel path → node
@@ -87,7 +89,7 @@ def _place(node: Node, parts: tuple[str, ...], lay: Layout, report: Report) -> N
     if top in _OPERATIONAL and not evidence_like(name):
         return
     if node.kind == "dir":
-        if top == "keys" and parts == ("keys", "retired"):
+        if parts in (("keys", "retired"), ("log", "witnessed")):
             return
         if top == "recordings" and depth == 2:
             if RECORDING_DIR.match(name):
@@ -121,6 +123,8 @@ def _known_file(parts: tuple[str, ...], lay: Layout, node: Node) -> bool:
         lay.checkpoint = node
     elif parts == ("log", "lock"):
         pass
+    elif len(parts) == 3 and parts[:2] == ("log", "witnessed") and parts[2].endswith(".note"):
+        lay.cosigned.append(node)
     elif parts in (("keys", "device.pub"),) or (
             len(parts) == 3 and parts[:2] == ("keys", "retired") and parts[2].endswith(".pub")):
         lay.public_keys.append(node)

@@ -38,6 +38,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import EvidenceError, VerificationError
+from agent.witness.cosignature import VerifierKey
+from agent.witness.errors import CosignatureInvalid
 
 from .age import AgeDecryptor, AgeFormatError, Identity
 from .canonical import parse_canonical
@@ -50,8 +52,9 @@ from .logcheck import LogState, check_log
 from .manifest import SignedManifest, parse_envelope
 from .report import Report
 from .shape import manifest_problem
+from .witnessed import Cosigned, check_witnessed
 
-__all__ = ["verify", "verify_main"]
+__all__ = ["Trust", "verify", "verify_main"]
 
 _READ = 1 << 20
 MAX_MANIFEST = 1 << 20   # a manifest is ~2-20 kB; a 300 s GPS track stays far below this
@@ -62,9 +65,23 @@ MAX_KEY = 16 << 10
 def verify(path: Path, *, identity: Sequence[Identity] | None = None,
            pubkeys: Sequence[bytes] | None = None,
            trusted_checkpoint: bytes | None = None,
-           station_keys: Sequence[bytes] | None = None) -> Report:
+           station_keys: Sequence[bytes] | None = None,
+           witnesses: Sequence[VerifierKey] | None = None) -> Report:
     """Verify everything under ``path``; never raises for bad evidence, reports it."""
-    return _Verifier(Path(path), identity, pubkeys, trusted_checkpoint, station_keys).run()
+    trust = Trust(list(identity or []), list(pubkeys or []), trusted_checkpoint,
+                  list(station_keys or []), list(witnesses or []))
+    return _Verifier(Path(path), trust).run()
+
+
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """What the person verifying brings from outside the folder."""
+
+    identity: list[Identity]        # the agency's age identity: plaintext hashes too
+    pubkeys: list[bytes]            # the device key(s) registered with the fleet
+    checkpoint: bytes | None        # a checkpoint the back office received (maybe cosigned)
+    station_keys: list[bytes]       # collection-station receipt keys
+    witnesses: list[VerifierKey]    # witness verifier keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,15 +101,14 @@ class _Found:
 
 
 class _Verifier:
-    def __init__(self, root: Path, identity: Sequence[Identity] | None,
-                 pubkeys: Sequence[bytes] | None, trusted: bytes | None,
-                 station_keys: Sequence[bytes] | None) -> None:
+    def __init__(self, root: Path, trust: Trust) -> None:
         self.root = root
-        self.identity = list(identity or [])
-        self.trusted_cp = trusted
-        self.station_keys = list(station_keys or [])
+        self.identity = trust.identity
+        self.trusted_cp = trust.checkpoint
+        self.station_keys = trust.station_keys
+        self.witnesses = trust.witnesses
         self.r = Report(str(root))
-        self.keys = list(pubkeys or [])
+        self.keys = list(trust.pubkeys)
         self.lay = Layout()
         self.log = LogState()
         self.accepted: list[dict[str, Any]] = []  # manifests at their logged place, verified
@@ -106,6 +122,10 @@ class _Verifier:
         self._load_keys()
         self.log = check_log(self.lay.log, self.lay.checkpoint, self.keys, self.r,
                              trusted_checkpoint=self.trusted_cp, station_keys=self.station_keys)
+        if self.witnesses:
+            extra = [Cosigned("--checkpoint", self.trusted_cp)] if self.trusted_cp else []
+            check_witnessed([*extra, *self._cosigned_notes()], self.witnesses, self.keys,
+                            self.log, self.r)
         found = self._load_manifests()
         claimed = self._check_manifests(found)
         self._check_log_segments(found)
@@ -142,6 +162,15 @@ class _Verifier:
         self.r.add("ok", "data_root", inner[0].rel, "the data directory inside this folder")
         self.r.path = str(inner[0].path)
         return inner[0].path
+
+    def _cosigned_notes(self) -> list[Cosigned]:
+        out = []
+        for node in self.lay.cosigned:
+            try:
+                out.append(Cosigned(node.rel, read_bounded(node.path, MAX_KEY)))
+            except UnsafeFile as exc:
+                self.r.add("fail", "cosigned_unreadable", node.rel, str(exc))
+        return out
 
     # --- keys -------------------------------------------------------------------------------
     def _load_keys(self) -> None:
@@ -458,6 +487,9 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--station-key", action="append", default=[], dest="station_keys",
                     help="trusted collection-station key for receipts (PEM file or base64); "
                          "repeatable")
+    ap.add_argument("--witness", action="append", default=[], dest="witnesses",
+                    help="a witness's verifier key (name+keyid+base64, the C2SP signed-note form, "
+                         "or a file holding it): report what it cosigned; repeatable")
     ap.add_argument("--json", action="store_true", help="machine-readable report")
     out = ap.add_mutually_exclusive_group()
     out.add_argument("--gpx", type=Path, help="write the recordings' GPS track as GPX")
@@ -472,10 +504,12 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
         keys = _read_keys(args.pubkey)
         station_keys = _read_keys(args.station_keys)
         trusted = read_bounded(args.checkpoint, MAX_KEY) if args.checkpoint else None
-    except (OSError, UnsafeFile, EvidenceError, ValueError) as exc:
+        witnesses = [VerifierKey.parse(read_bounded(Path(w), MAX_KEY).decode()
+                                       if Path(w).exists() else w) for w in args.witnesses]
+    except (OSError, UnsafeFile, EvidenceError, ValueError, CosignatureInvalid) as exc:
         print(f"bodycam verify: {exc}", file=sys.stderr)
         return 2
-    v = _Verifier(args.path, ids, keys, trusted, station_keys)
+    v = _Verifier(args.path, Trust(ids or [], keys, trusted, station_keys, witnesses))
     report = v.run()
     recordings = _coverage(v)
     if args.json:
