@@ -111,10 +111,10 @@ def _run_parser(sub: Any) -> None:
 def _ctl_parser(sub: Any) -> None:
     ctl = sub.add_parser("ctl", help="drive a running agent")
     ctl.add_argument("action", help="press | hold | bookmark | status | start | stop | matter | "
-                                    "mark | officer | ack | checkpoint | sim")
+                                    "mark | officer | ack | checkpoint | sim | covert")
     ctl.add_argument("params", nargs="*", help="matter CODE · mark ITEM · officer ID · "
                                                "ack RECEIPT.json… · sim DEVICE VERB [VALUE] · "
-                                               "bookmark [LABEL]")
+                                               "bookmark [LABEL] · covert on|off")
     ctl.add_argument("--data-dir", type=Path)
     ctl.add_argument("--timeout", type=float, default=30.0)
 
@@ -195,6 +195,10 @@ def _ctl_args(action: str, params: list[str]) -> tuple[str, dict[str, Any]]:
         return action, {"id": params[0] if params else ""}
     if action == "bookmark":
         return action, {"label": " ".join(params) or "bookmark"}
+    if action == "covert":
+        if params not in (["on"], ["off"]):
+            raise ConfigError("usage: bodycam ctl covert on|off")
+        return action, {"on": params[0] == "on"}
     if action == "ack":
         return action, {"receipts": [_receipt_file(Path(p)) for p in params]}
     if action == "sim":

@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from agent.app import Agent
 
 ALLOWED_REMOTE_KEYS = frozenset(DEFAULT_CONFIG_ALLOWLIST)
-AUDITED = frozenset({"start", "stop", "matter", "mark", "officer", "config_set", "ack"})
+AUDITED = frozenset({"start", "stop", "matter", "mark", "officer", "config_set", "ack",
+                     "covert"})
 
 __all__ = ["AUDITED", "CommandSet"]
 
@@ -78,13 +79,15 @@ class CommandSet:
     def register(self, c: Controller) -> None:
         """Install handlers and gestures on the controller."""
         for name in ("start", "stop", "press", "hold", "bookmark", "status", "matter", "mark",
-                     "ack", "checkpoint", "sim", "shutdown", "officer", "config_set"):
+                     "ack", "checkpoint", "sim", "shutdown", "officer", "config_set",
+                     "covert"):
             handler = getattr(self, f"cmd_{name}")
             c.handle(name, self._audited(name, handler) if name in AUDITED else handler)
         c.on_gesture("click", lambda: self._gesture("click"))
         c.on_gesture("double", lambda: self._gesture("double"))
         c.on_gesture("hold", lambda: self._gesture("hold"))
         c.on_gesture("triple", lambda: self._gesture("triple"))
+        c.on_gesture("double_hold", lambda: self._gesture("double_hold"))
 
     def started(self) -> None:
         """The pipeline runs: connect to the fleet if configured."""
@@ -172,6 +175,9 @@ class CommandSet:
                 self._act("stop", {}, where, lambda: self._stop_result(via))
             elif (name == "hold" and state == "standby") or (name == "triple" and state == "recording"):
                 self._cycle_matter(where)
+            elif name == "double_hold":
+                on = not self.a.feedback.covert
+                self._act("covert", {"on": on}, where, lambda: self._covert_result(on))
         except RecordingRefused as exc:
             log.warning("%s", exc)
 
@@ -386,6 +392,19 @@ class CommandSet:
         if self.sync is not None:
             out["published"] = self.sync.publish_checkpoint()
         return out
+
+    def cmd_covert(self, req: Request) -> dict[str, Any]:
+        """Covert mode on or off (``{"on": true}``): LEDs dark, buzzer silent, one discreet
+        vibration per event (:mod:`agent.feedback`)."""
+        on = req.args.get("on")
+        if not isinstance(on, bool):
+            raise CommandRejected("covert needs on: true or false")
+        return self._covert_result(on)
+
+    def _covert_result(self, on: bool) -> dict[str, Any]:
+        previous = self.a.feedback.set_covert(on)
+        self.event("covert", {"on": on, "previous": previous})
+        return {"covert": on, "previous": previous}
 
     def cmd_status(self, req: Request) -> dict[str, Any]:
         """A JSON snapshot of the recorder."""

@@ -8,7 +8,10 @@ what each gesture means in its current state:
 * ``click`` -- a press released before ``hold_s`` (the start gesture: releasing starts, so a
   long hold in standby can mean something else; the pre-event buffer covers the delay);
 * ``double`` / ``triple`` -- a second/third press within ``double_press_s`` of the previous;
-* ``hold`` -- the button has stayed down for ``hold_s`` (found by :meth:`poll`).
+* ``hold`` -- the button has stayed down for ``hold_s`` (found by :meth:`poll`);
+* ``double_hold`` -- instead of ``hold`` when the press held is the second of a double press
+  (press, release, press and keep down): covert mode on/off. It cannot be mistaken for a
+  stop -- a stop is a hold of a *first* press -- and its prefix is an ordinary double press.
 
 Pure logic with explicit timestamps, so it is tested without hardware or sleeps.
 Not thread-safe: the controller feeds it from its own thread.
@@ -57,5 +60,5 @@ class GestureRecognizer:
         """Check for a hold in progress; call a few times a second."""
         if self._down_at is not None and not self._hold_fired and t - self._down_at >= self.hold_s:
             self._hold_fired = True
-            return ["hold"]
+            return ["double_hold"] if self._count == 2 else ["hold"]
         return []
