@@ -152,6 +152,10 @@ class ApiHandlers:
                 v.cipher_sha256, v.manifest.sha256, disk_size, len(req.manifest), req.leaf_index,
                 v.checkpoint.checkpoint.size, utc, mine))
             _same_segment(row, v)
+            if row.receipt == mine:
+                svc.index.event(utc, device_id, "segment-stored",
+                                f"device_seq {v.device_seq} {v.entry['path']} receipt "
+                                f"{receipt.sha256}")
             svc.index.move_upload(upload_id, "open", "stored", time.time())
             svc.incoming.discard(upload_id)
         return row, row.receipt == mine

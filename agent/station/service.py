@@ -90,11 +90,17 @@ class StationService:
         utc = utc_now()
         if exc.alarm:
             log.error("ALARM %s device %s: %s", exc.code, device_id, exc.message)
-            await self.db(self.index.alarm, utc, device_id, exc.code, exc.message)
         else:
             log.warning("refused %s (%d) device %s: %s", exc.code, exc.status, device_id,
                         exc.message)
-        await self.db(self.index.event, utc, device_id, exc.code, f"{exc.status} {exc.message}")
+        try:
+            if exc.alarm:
+                await self.db(self.index.alarm, utc, device_id, exc.code, exc.message)
+            await self.db(self.index.event, utc, device_id, exc.code,
+                          f"{exc.status} {exc.message}")
+        except Exception:  # the refusal is still answered; the log line above keeps the record
+            log.exception("could not record refusal %s of device %s in the index", exc.code,
+                          device_id)
 
     def close(self) -> None:
         """Close the index."""

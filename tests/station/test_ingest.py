@@ -9,7 +9,7 @@ import os
 import stat
 
 from agent.evidence.manifest import parse_envelope
-from tests.station.harness import bodycam
+from tests.station.harness import bodycam, index_rows
 
 
 def _info(station) -> dict:
@@ -44,6 +44,9 @@ def test_segment_is_stored_write_once_and_receipted(station, recorder):
     assert manifest.read_bytes() == seg.manifest
     assert stat.S_IMODE(manifest.stat().st_mode) == 0o444
     assert not list((station.data_dir / "store" / ".incoming").iterdir())
+    events = [r for r in index_rows(station.data_dir, "events") if r[2] == rec.device_id]
+    assert [r[3] for r in events] == ["segment-stored"]
+    assert receipt.sha256 in events[0][4]
 
 
 def test_the_same_segment_again_gets_the_same_receipt(station, recorder):
