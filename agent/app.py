@@ -53,6 +53,8 @@ from agent.supervisor import Supervisor
 from agent.timekeeping import TimeKeeper
 from agent.triggers import TriggerBank
 from agent.watch import FrameWatchdog, PowerWatch, StorageWatch
+from agent.witness import WitnessPool
+from agent.witnessing import start_witnessing
 from hw.factory import Hardware, build_hardware
 from hw.ir import GpioNightOptics
 
@@ -120,6 +122,7 @@ class Agent:
         if credentials is not None:  # a power cut between a log leaf and its credential
             from agent.c2pa.backfill import issue_missing
             issue_missing(credentials, self.data_dir, self.store.log.entries())
+        self.witness_pool: WitnessPool | None = None
         self.boot_id = _boot_id()
         self.store.log_event("boot", boot_id=self.boot_id, version=__version__,
                              hardware=self.hw.kind, recovered=len(self.recovered))
@@ -236,6 +239,8 @@ class Agent:
         if hw.gps is not None:
             hw.gps.start(self.time.on_fix)
         self.ctl.start()
+        self.witness_pool = start_witnessing(self.cfg.witnesses, self.store.log,
+                                             self.data_dir / "log")
         self.feedback.show("standby")
         threading.Thread(target=self.health.run, args=(self._threads_stop,),
                          name="health", daemon=True).start()
@@ -307,6 +312,8 @@ class Agent:
         self._threads_stop.set()
         self.commands.close()
         self.ctl.stop()
+        if self.witness_pool is not None:
+            self.witness_pool.close()
         self.store.close()
         hw.close()
 

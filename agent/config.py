@@ -43,6 +43,7 @@ __all__ = [
     "TimeConfig",
     "TriggerConfig",
     "VideoConfig",
+    "WitnessConfig",
     "load_config",
     "parse_config",
     "read_secret_file",
@@ -153,6 +154,21 @@ class TriggerConfig:
     action: str = _f("start", "what activation does",
                      choices=("start", "start_matter", "bookmark"))
     matter: str = _f("", "matter assigned by a start_matter trigger", pattern=r"^.{0,64}$")
+
+
+@dataclass(frozen=True)
+class WitnessConfig:
+    """One witness of the device's log (``[[witnesses]]``), any C2SP tlog-witness.
+
+    A device signing its own log proves nothing against the device; a witness cosigns a
+    checkpoint only if it extends what it cosigned before, so a rewritten history shows.
+    """
+
+    url: str = _f("", "witness submission URL: http(s)://host[:port][/prefix]",
+                  pattern=r"^https?://[^\s/]{1,255}(/\S{0,255})?$")
+    vkey: str = _f("", "the witness's verifier key: name+keyid+base64 (C2SP signed-note)",
+                   pattern=r"^[^\s+]{1,256}\+[0-9a-f]{8}\+[A-Za-z0-9+/]{1,100}={0,2}$")
+    timeout_s: float = _f(10.0, "seconds to wait for one witness answer", lo=1, hi=120)
 
 
 @dataclass(frozen=True)
@@ -320,6 +336,7 @@ class Config:
     sim: SimConfig = field(default_factory=SimConfig)
     night: NightConfig = field(default_factory=NightConfig)
     triggers: list[TriggerConfig] = field(default_factory=list)
+    witnesses: list[WitnessConfig] = field(default_factory=list)
 
     def replace(self, dotted_key: str, value: Any) -> Config:
         """A copy with one ``section.key`` changed and validated (remote config_set)."""
@@ -466,6 +483,27 @@ def _cross_checks(cfg: Config, source: str) -> None:
     station_public_keys(cfg.offload, source=source)
     _check_mqtt(cfg.mqtt, source)
     _check_pins(cfg, source)
+    _check_witnesses(cfg.witnesses, source)
+
+
+def _check_witnesses(witnesses: list[WitnessConfig], source: str) -> None:
+    """Each witness key must be a cosignature/v1 verifier key whose id matches it."""
+    from agent.witness.cosignature import TYPE_COSIGNATURE, VerifierKey
+    from agent.witness.errors import CosignatureInvalid
+
+    names: set[str] = set()
+    for i, w in enumerate(witnesses):
+        try:
+            vkey = VerifierKey.parse(w.vkey)
+        except CosignatureInvalid as exc:
+            raise ConfigError(str(exc), key=f"witnesses[{i}].vkey", source=source) from None
+        if vkey.key_type != TYPE_COSIGNATURE:
+            raise ConfigError("not a witness key (signature type 0x04, cosignature/v1)",
+                              key=f"witnesses[{i}].vkey", source=source)
+        if vkey.name in names:
+            raise ConfigError(f"witness {vkey.name} is listed twice", key=f"witnesses[{i}]",
+                              source=source)
+        names.add(vkey.name)
 
 
 def _check_pins(cfg: Config, source: str) -> None:

@@ -48,6 +48,10 @@ def status_snapshot(a: Agent) -> dict[str, Any]:
     snap.update(a.storage_watch.telemetry())
     if a.commands.sync is not None:
         snap.update(a.commands.sync.status())
+    if a.witness_pool is not None:
+        from agent.witnessing import witness_status
+
+        snap["witnesses"] = witness_status(a.witness_pool)
     return snap
 
 

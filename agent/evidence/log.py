@@ -4,6 +4,10 @@
 where ``data`` is the canonical JSON of one entry (a sealed segment or an event). An append
 is durable (written + fsynced), then folded into the Merkle frontier, then covered by a new
 signed ``checkpoint`` written atomically — all before :meth:`EvidenceLog.append` returns.
+``append(..., checkpoint=False)`` (a segment seal, where every fsync is felt) signs the
+checkpoint in memory only and leaves the file to :meth:`EvidenceLog.flush_checkpoint`: the
+entries are the truth, the file is their signed head, re-signed at open if it is behind
+(Ed25519 is deterministic, so the re-signed text is byte for byte the one published).
 
 On open the file is replayed. A crash in the middle of an append leaves at most one torn
 final record; it is cut off (it was never acknowledged to anyone). Anything worse — a bad
@@ -19,11 +23,12 @@ CLI key rotation while the agent runs) from appending to the same log.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +42,8 @@ from .keys import DeviceKey
 from .merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, root_of
 
 __all__ = ["AppendResult", "EvidenceLog", "Replay", "origin_for", "replay_entries"]
+
+log = logging.getLogger(__name__)
 
 ENTRIES = "entries.bin"
 CHECKPOINT = "checkpoint"
@@ -106,7 +113,9 @@ class EvidenceLog:
             os.close(self._lock_fd)
             raise EvidenceError(f"{self._dir}: evidence log is in use by another process") from None
         self._leaves: list[bytes] = []
+        self._checkpoint_behind = False
         self._offsets: list[int] = []
+        self._listeners: list[Callable[[bytes], None]] = []
         self._frontier = CompactRange()
         path = self._dir / ENTRIES
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
@@ -153,11 +162,19 @@ class EvidenceLog:
         self._leaves.append(h)
         self._frontier.append(h)
 
-    def _write_checkpoint(self) -> bytes:
+    def _write_checkpoint(self, *, durable: bool = True) -> bytes:
         cp = Checkpoint(self._origin, self._frontier.size, self._frontier.root())
         text = sign_checkpoint(cp, self._key)
-        atomic_write(self._dir / CHECKPOINT, text)
+        if durable:
+            atomic_write(self._dir / CHECKPOINT, text)
+        self._checkpoint_behind = not durable
         return text
+
+    def flush_checkpoint(self) -> None:
+        """Write the checkpoint file if appends left it behind the entries."""
+        with self._lock:
+            if self._checkpoint_behind:
+                self._write_checkpoint()
 
     def close(self) -> None:
         """Release the file and the process lock (idempotent)."""
@@ -173,8 +190,9 @@ class EvidenceLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def append(self, entry: Mapping[str, Any]) -> AppendResult:
-        """Durably append ``entry`` and sign a checkpoint covering it; returns its place."""
+    def append(self, entry: Mapping[str, Any], *, checkpoint: bool = True) -> AppendResult:
+        """Durably append ``entry`` and sign a checkpoint covering it; returns its place.
+        With ``checkpoint=False`` the checkpoint file is written later (flush_checkpoint)."""
         data = canonical_json(entry)
         if len(data) > MAX_RECORD:
             raise EvidenceError(f"log entry of {len(data)} bytes exceeds {MAX_RECORD}")
@@ -190,8 +208,25 @@ class EvidenceLog:
             self._offsets.append(offset)
             h = leaf_hash(data)
             self._add_leaf(h)
-            text = self._write_checkpoint()
-            return AppendResult(len(self._leaves) - 1, h, text)
+            text = self._write_checkpoint(durable=checkpoint)
+            result = AppendResult(len(self._leaves) - 1, h, text)
+        for listener in self._listeners:
+            listener(text)
+        return result
+
+    def subscribe(self, listener: Callable[[bytes], None]) -> None:
+        """Call ``listener(checkpoint_text)`` after every append (on the appending thread).
+
+        For witnesses: the listener must only queue the checkpoint and return at once; an
+        exception from it is logged and never undoes or fails the append.
+        """
+        def safe(text: bytes) -> None:
+            try:
+                listener(text)
+            except Exception:
+                log.exception("a checkpoint listener failed; the entry is logged regardless")
+
+        self._listeners.append(safe)
 
     def set_key(self, key: DeviceKey) -> None:
         """Sign from now on with ``key`` (after a rotation) and re-sign the checkpoint."""
