@@ -63,7 +63,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-station-", dir=args.dir))
     pki = make_pki(work / "pki", [DEVICE])
     cfg = station_config(work / "station.toml", pki, max_upload_bytes=(args.mb + 1) << 20,
-                         min_free_bytes=0)
+                         min_free_bytes=0, max_uploads_per_device=1000)
     st = StationProcess(cfg, work / "station").start()
     rec = SimRecorder(work / "device", DEVICE, pki)
     enrol_direct(st.data_dir, rec)

@@ -7,9 +7,11 @@ registered at enrolment — never the agency's decryption key — stores the byt
 answers with a signed receipt, the only thing that lets a device free the space.
 
 Modules, one job each: :mod:`.config` (schema), :mod:`.enrolment` (registration records),
-:mod:`.index` (SQLite / PostgreSQL), :mod:`.uploads` (partial files), :mod:`.ingest`
-(verification), :mod:`.store` (write-once placement), :mod:`.server` (HTTP), :mod:`.client`
-(the reference client), :mod:`.cli` (``bodycam station``). docs/STATION-API.md is the protocol.
+:mod:`.index` (SQLite / PostgreSQL), :mod:`.uploads` (partial files), :mod:`.ingest` (the
+verification rules, pure), :mod:`.store` (write-once placement), :mod:`.service` (the parts
+wired together), :mod:`.tus` (upload endpoints), :mod:`.finalise` (verify, store, receipt),
+:mod:`.server` (identity, errors, serving), :mod:`.client` (the reference client),
+:mod:`.cli` (``bodycam station``), :mod:`.errors`. docs/STATION-API.md is the protocol.
 
 This package imports :mod:`agent.evidence` and nothing of the recorder.
 """
