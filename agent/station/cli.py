@@ -18,11 +18,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, VerificationError
+from agent.evidence.inventory import UnsafeFile, read_bounded
+from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
+from agent.evidence.manifest import parse_envelope
 
 from .config import StationConfig, load_station_config
 from .enrolment import read_enrolment
+from .index import SegmentRow
+from .ingest import MAX_FINALISE_BYTES
 from .service import StationService, utc_now
+from .uploads import sha256_file
 
 __all__ = ["default_station_dir", "station_main"]
 
@@ -48,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("records", type=Path, nargs="+", help="bodycam-enrol.json files")
         if name in ("list", "info"):
             sp.add_argument("--json", action="store_true", help="machine-readable output")
+        if name == "list":
+            sp.add_argument("--check", action="store_true",
+                            help="re-hash every stored file against the index (slow)")
         if name == "run":
             sp.add_argument("--log-level", default="info")
     return p
@@ -65,7 +74,7 @@ def station_main(argv: Sequence[str]) -> int:
         if args.action == "enrol":
             return _enrol(svc, args.records)
         if args.action == "list":
-            return _list(svc, args.json)
+            return _list(svc, args.json, check=args.check)
         return _info(svc, args.json)
     finally:
         svc.close()
@@ -110,25 +119,42 @@ def _enrol(svc: StationService, records: list[Path]) -> int:
     return status
 
 
-def _list(svc: StationService, as_json: bool) -> int:
+def _state(svc: StationService, s: SegmentRow, check: bool) -> str:
+    """``verified`` (at ingest; with ``check``, again now), ``missing-from-store``, ``changed``."""
+    media = svc.store.root / s.device_id / s.path
+    manifest = sidecar(media, MANIFEST_SUFFIX)
+    if not media.is_file() or not manifest.is_file():
+        return "missing-from-store"
+    if check:
+        try:
+            envelope = read_bounded(manifest, MAX_FINALISE_BYTES)
+            same = (sha256_file(media) == (s.cipher_sha256, s.cipher_bytes)
+                    and parse_envelope(envelope).sha256 == s.manifest_sha256)
+        except (OSError, UnsafeFile, VerificationError):
+            same = False
+        if not same:
+            return "changed"
+    return "verified"
+
+
+def _list(svc: StationService, as_json: bool, *, check: bool = False) -> int:
     rows: list[dict[str, Any]] = []
     for s in svc.index.segments():
-        media = svc.store.root / s.device_id / s.path
         rows.append({"device_id": s.device_id, "device_seq": s.device_seq,
                      "recording_id": s.recording_id, "seq": s.seq, "path": s.path,
                      "cipher_bytes": s.cipher_bytes, "manifest_bytes": s.manifest_bytes,
-                     "cipher_sha256": s.cipher_sha256, "state": "verified" if media.is_file()
-                     else "missing-from-store", "receipt_utc": s.stored_utc})
+                     "cipher_sha256": s.cipher_sha256, "state": _state(svc, s, check),
+                     "receipt_utc": s.stored_utc})
     if as_json:
         print(json.dumps({"station_id": svc.station_id, "segments": rows}, indent=2))
-        return 0
+        return 0 if all(r["state"] == "verified" for r in rows) else 1
     print(f"{'device':<24} {'seq':>6} {'recording':<10} {'part':>5} {'bytes':>12}  state     "
           "receipt (UTC)")
     for r in rows:
         print(f"{r['device_id']:<24} {r['device_seq']:>6} {r['recording_id'][:8]:<10} "
               f"{r['seq']:>5} {r['cipher_bytes']:>12}  {r['state']:<9} {r['receipt_utc']}")
     print(f"{len(rows)} segment(s)")
-    return 0
+    return 0 if all(r["state"] == "verified" for r in rows) else 1
 
 
 def _ca_fingerprint(cafile: str) -> str | None:

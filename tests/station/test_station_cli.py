@@ -105,3 +105,30 @@ def test_plain_http_only_with_the_lab_switch_and_loudly(tmp_path, recorder):
         assert r.device_seq == seg.device_seq
     finally:
         assert st.stop() == 0
+
+
+def test_list_check_finds_a_stored_file_changed_behind_the_stations_back(station, recorder):
+    """list --check re-hashes the store against the index: an altered media file is
+    ``changed``, a removed manifest ``missing-from-store``, and the exit status is 1."""
+    import os
+
+    rec = recorder(station)
+    segs = [rec.seal(os.urandom(2000)) for _ in range(3)]
+    with rec.client(station.url) as c:
+        for s in segs:
+            c.finalise(rec.device_id, c.upload_file(rec.device_id, s.media), manifest=s.manifest,
+                       entry=s.entry, leaf_index=s.index, log=rec.log)
+    args = ("station", "list", "--config", str(station.config), "--data-dir",
+            str(station.data_dir), "--json", "--check")
+    assert {s["state"] for s in json.loads(bodycam(*args).stdout)["segments"]} == {"verified"}
+    store = station.data_dir / "store" / rec.device_id
+    media = sorted(store.rglob("*.mp4.age"))
+    media[0].chmod(0o644)
+    media[0].write_bytes(b"x" + media[0].read_bytes()[1:])
+    sorted(store.rglob("*.manifest.json"))[1].unlink()
+    done = bodycam(*args, check=False)
+    assert done.returncode == 1
+    states = {s["path"].rsplit("/", 1)[1]: s["state"]
+              for s in json.loads(done.stdout)["segments"] if s["device_id"] == rec.device_id}
+    assert sorted(states.values()) == ["changed", "missing-from-store", "verified"]
+    assert states[media[0].name] == "changed"
