@@ -27,9 +27,10 @@ from .journal import JOURNAL_SUFFIX, MANIFEST_SUFFIX
 from .report import Report
 from .shape import MEDIA_NAME
 
-__all__ = ["RECORDING_DIR", "Layout", "classify", "evidence_like"]
+__all__ = ["CREDENTIAL_SUFFIX", "RECORDING_DIR", "Layout", "classify", "evidence_like"]
 
 RECORDING_DIR = re.compile(r"^\d{8}T\d{6}Z_[A-Za-z0-9][A-Za-z0-9.-]{0,63}_[0-9a-f]{8}$")
+CREDENTIAL_SUFFIX = ".c2pa"  # a segment's C2PA Content Credential (agent.c2pa.sidecar)
 _TEMP = re.compile(r"^\..+\.tmp-\d+$")  # agent.atomic.atomic_write's temporary files
 _OPERATIONAL = ("state", "sync")
 _ROOT_FILES = {"sim-agency.key": "file", "ctl.sock": "special"}
@@ -52,6 +53,7 @@ class Layout:
     manifests: list[Node] = field(default_factory=list)
     journals: list[Node] = field(default_factory=list)
     media: dict[str, Node] = field(default_factory=dict)  # rel path → node
+    credentials: dict[str, Node] = field(default_factory=dict)  # <stem>.c2pa, by rel path
     recording_dirs: set[str] = field(default_factory=set)
 
 
@@ -117,30 +119,35 @@ def _place(node: Node, parts: tuple[str, ...], lay: Layout, report: Report) -> N
 
 
 def _known_file(parts: tuple[str, ...], lay: Layout, node: Node) -> bool:
+    if parts[0] == "recordings":
+        return _known_recording_file(parts, lay, node)
     if parts == ("log", "entries.bin"):
         lay.log = node
     elif parts == ("log", "checkpoint"):
         lay.checkpoint = node
-    elif parts == ("log", "lock"):
-        pass
     elif len(parts) == 3 and parts[:2] == ("log", "witnessed") and parts[2].endswith(".note"):
         lay.cosigned.append(node)
-    elif parts in (("keys", "device.pub"),) or (
+    elif parts == ("keys", "device.pub") or (
             len(parts) == 3 and parts[:2] == ("keys", "retired") and parts[2].endswith(".pub")):
         lay.public_keys.append(node)
-    elif parts == ("keys", "device.key"):
-        pass
-    elif (len(parts) == 3 and parts[0] == "recordings"
-          and f"recordings/{parts[1]}" in lay.recording_dirs):
-        name = parts[2]
-        if name.endswith(MANIFEST_SUFFIX):
-            lay.manifests.append(node)
-        elif name.endswith(JOURNAL_SUFFIX):
-            lay.journals.append(node)
-        elif MEDIA_NAME.match(name):
-            lay.media[node.rel] = node
-        else:
-            return False
+    elif parts not in (("log", "lock"), ("keys", "device.key"), ("keys", "c2pa.key"),
+                       ("keys", "c2pa.crt")):
+        return False
+    return True
+
+
+def _known_recording_file(parts: tuple[str, ...], lay: Layout, node: Node) -> bool:
+    if len(parts) != 3 or f"recordings/{parts[1]}" not in lay.recording_dirs:
+        return False
+    name = parts[2]
+    if name.endswith(MANIFEST_SUFFIX):
+        lay.manifests.append(node)
+    elif name.endswith(JOURNAL_SUFFIX):
+        lay.journals.append(node)
+    elif name.endswith(CREDENTIAL_SUFFIX):
+        lay.credentials[node.rel] = node
+    elif MEDIA_NAME.match(name):
+        lay.media[node.rel] = node
     else:
         return False
     return True

@@ -26,16 +26,18 @@ verifier can only rely on what the folder itself holds, and says so.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import itertools
 import json
 import sys
+import tempfile
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, BinaryIO, cast
 
 from agent.errors import EvidenceError, VerificationError
 from agent.witness.cosignature import VerifierKey
@@ -47,7 +49,7 @@ from .export import to_geojson, to_gpx, track_rows
 from .inventory import Node, UnsafeFile, open_regular, read_bounded, walk
 from .journal import MANIFEST_SUFFIX, sidecar
 from .keys import fingerprint, public_key_from_text
-from .layout import Layout, classify, evidence_like
+from .layout import CREDENTIAL_SUFFIX, Layout, classify, evidence_like
 from .logcheck import LogState, check_log
 from .manifest import SignedManifest, parse_envelope
 from .report import Report
@@ -60,16 +62,19 @@ _READ = 1 << 20
 MAX_MANIFEST = 1 << 20   # a manifest is ~2-20 kB; a 300 s GPS track stays far below this
 MAX_JOURNAL = 1 << 20
 MAX_KEY = 16 << 10
+_MAX_CREDENTIAL = 1 << 20
+_SPOOL = 64 << 20  # plaintext kept in memory up to this, then in a temporary file
 
 
 def verify(path: Path, *, identity: Sequence[Identity] | None = None,
            pubkeys: Sequence[bytes] | None = None,
            trusted_checkpoint: bytes | None = None,
            station_keys: Sequence[bytes] | None = None,
-           witnesses: Sequence[VerifierKey] | None = None) -> Report:
+           witnesses: Sequence[VerifierKey] | None = None,
+           c2pa_anchors: bytes | None = None) -> Report:
     """Verify everything under ``path``; never raises for bad evidence, reports it."""
     trust = Trust(list(identity or []), list(pubkeys or []), trusted_checkpoint,
-                  list(station_keys or []), list(witnesses or []))
+                  list(station_keys or []), list(witnesses or []), c2pa_anchors)
     return _Verifier(Path(path), trust).run()
 
 
@@ -82,6 +87,7 @@ class Trust:
     checkpoint: bytes | None        # a checkpoint the back office received (maybe cosigned)
     station_keys: list[bytes]       # collection-station receipt keys
     witnesses: list[VerifierKey]    # witness verifier keys
+    c2pa_anchors: bytes | None = None  # PEM trust anchors for Content Credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +113,8 @@ class _Verifier:
         self.trusted_cp = trust.checkpoint
         self.station_keys = trust.station_keys
         self.witnesses = trust.witnesses
+        self.c2pa_anchors = trust.c2pa_anchors
+        self.c2pa_claimed: set[str] = set()
         self.r = Report(str(root))
         self.keys = list(trust.pubkeys)
         self.lay = Layout()
@@ -130,6 +138,9 @@ class _Verifier:
         claimed = self._check_manifests(found)
         self._check_log_segments(found)
         claimed |= self._check_journals()
+        for rel in sorted(set(self.lay.credentials) - self.c2pa_claimed):
+            self.r.add("warn", "stray_credential", rel,
+                       "a Content Credential beside no verified segment")
         for rel in sorted(set(self.lay.media) - claimed):
             self.r.add("fail", "stray_media", rel,
                        "media file that no signed manifest names: not evidence, and possibly "
@@ -272,7 +283,8 @@ class _Verifier:
             self.r.add("fail", "misplaced", where,
                        f"manifest of recording {m['recording_id'][:8]} outside its recording "
                        "folder")
-        self._check_media(self.lay.media.get(item.media_rel), item.media_rel, m, where)
+        self._check_media(self.lay.media.get(item.media_rel), item.media_rel, m, where,
+                          item.signed.sha256)
         for flag in ("recovered", "truncated", "unencrypted"):
             if flag in m["flags"]:
                 self.r.add("warn", flag, where, _FLAG_TEXT[flag])
@@ -280,8 +292,13 @@ class _Verifier:
             self.accepted.append(m)
             self.r.add("ok", "segment", where, "signature, log leaf, place and hashes intact")
 
-    def _check_media(self, media: Node | None, rel: str, m: dict[str, Any], where: str) -> None:
+    def _check_media(self, media: Node | None, rel: str, m: dict[str, Any], where: str,
+                     manifest_sha: str) -> None:
         file = m["file"]
+        cred_rel = sidecar(Path(rel), CREDENTIAL_SUFFIX).as_posix()
+        cred = self.lay.credentials.get(cred_rel)
+        if cred is not None:
+            self.c2pa_claimed.add(cred_rel)
         if media is None:
             if m["device_seq"] in self.log.evicted:
                 self.r.add("warn", "evicted", where,
@@ -292,11 +309,16 @@ class _Verifier:
             return
         dec = (AgeDecryptor(self.identity, tolerant="truncated" in m["flags"])
                if self.identity and file["encrypted"] else None)
-        try:
-            size, cipher, plain = self._read_media(media, dec, where)
-        except UnsafeFile as exc:
-            self.r.add("fail", "media_unreadable", where, f"{media.rel}: {exc}")
-            return
+        spool = self.c2pa_anchors is not None and dec is not None and cred is not None
+        with (tempfile.SpooledTemporaryFile(max_size=_SPOOL) if spool
+              else contextlib.nullcontext()) as keep:
+            try:
+                size, cipher, plain = self._read_media(media, dec, where, keep)
+            except UnsafeFile as exc:
+                self.r.add("fail", "media_unreadable", where, f"{media.rel}: {exc}")
+                return
+            self._check_credential(where, media, cred, keep if plain is not None else None,
+                                   manifest_sha)
         if size != file["cipher_bytes"]:
             self.r.add("fail", "media_altered", where,
                        f"{media.name}: {size} bytes, the signed manifest expected "
@@ -316,9 +338,38 @@ class _Verifier:
         else:
             self.r.add("ok", "plaintext", where, "decrypted media matches plaintext SHA-256")
 
-    def _read_media(self, media: Node, dec: AgeDecryptor | None,
-                    where: str) -> tuple[int, str, str | None]:
-        """One streaming pass: size, ciphertext SHA-256 and (if decrypting) plaintext SHA-256."""
+    def _check_credential(self, where: str, media: Node, cred: Node | None,
+                          plain: IO[bytes] | None, manifest_sha: str) -> None:
+        """The segment's C2PA Content Credential, validated by the reference library."""
+        if self.c2pa_anchors is None:
+            return
+        if cred is None:
+            self.r.add("warn", "c2pa_absent", where, "no Content Credential beside this segment")
+            return
+        if plain is None:
+            self.r.add("warn", "c2pa_unchecked", where,
+                       "Content Credential not validated: it binds the plaintext (pass --identity)")
+            return
+        from agent.c2pa.status import c2pa_status
+
+        try:
+            credential = read_bounded(cred.path, _MAX_CREDENTIAL)
+        except UnsafeFile as exc:
+            self.r.add("fail", "c2pa_invalid", cred.rel, str(exc))
+            return
+        plain.seek(0)
+        fmt = "image/jpeg" if ".jpg" in media.name else "video/mp4"
+        state, reason = c2pa_status(cast(BinaryIO, plain), self.c2pa_anchors, credential=credential,
+                                    media_format=fmt, evidence_manifest_sha256=manifest_sha)
+        if state == "valid":
+            self.r.add("ok", "c2pa", where, f"Content Credential valid and trusted ({reason})")
+        else:
+            self.r.add("fail", "c2pa_invalid", cred.rel, f"Content Credential {state}: {reason}")
+
+    def _read_media(self, media: Node, dec: AgeDecryptor | None, where: str,
+                    keep: IO[bytes] | None = None) -> tuple[int, str, str | None]:
+        """One streaming pass: size, ciphertext SHA-256 and (if decrypting) plaintext SHA-256;
+        the plaintext is also written to ``keep`` (on the verifier's machine, for C2PA)."""
         cipher, plain = hashlib.sha256(), hashlib.sha256()
         size = 0
         with open_regular(media.path) as fh:
@@ -327,13 +378,19 @@ class _Verifier:
                 size += len(block)
                 if dec is not None:
                     try:
-                        plain.update(dec.update(block))
+                        chunk = dec.update(block)
+                        plain.update(chunk)
+                        if keep is not None:
+                            keep.write(chunk)
                     except AgeFormatError as exc:
                         self.r.add("fail", "decrypt_failed", where, f"{media.name}: {exc}")
                         dec = None
         if dec is not None:
             try:
-                plain.update(dec.finalize())
+                tail = dec.finalize()
+                plain.update(tail)
+                if keep is not None:
+                    keep.write(tail)
             except AgeFormatError as exc:
                 self.r.add("fail", "decrypt_failed", where, f"{media.name}: {exc}")
                 dec = None
@@ -490,6 +547,9 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--witness", action="append", default=[], dest="witnesses",
                     help="a witness's verifier key (name+keyid+base64, the C2SP signed-note form, "
                          "or a file holding it): report what it cosigned; repeatable")
+    ap.add_argument("--c2pa-ca", type=Path, dest="c2pa_ca",
+                    help="PEM trust anchors (the agency CA) for the segments' C2PA Content "
+                         "Credentials; needs --identity")
     ap.add_argument("--json", action="store_true", help="machine-readable report")
     out = ap.add_mutually_exclusive_group()
     out.add_argument("--gpx", type=Path, help="write the recordings' GPS track as GPX")
@@ -504,12 +564,13 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
         keys = _read_keys(args.pubkey)
         station_keys = _read_keys(args.station_keys)
         trusted = read_bounded(args.checkpoint, MAX_KEY) if args.checkpoint else None
+        anchors = read_bounded(args.c2pa_ca, 1 << 20) if args.c2pa_ca else None
         witnesses = [VerifierKey.parse(read_bounded(Path(w), MAX_KEY).decode()
                                        if Path(w).exists() else w) for w in args.witnesses]
     except (OSError, UnsafeFile, EvidenceError, ValueError, CosignatureInvalid) as exc:
         print(f"bodycam verify: {exc}", file=sys.stderr)
         return 2
-    v = _Verifier(args.path, Trust(ids or [], keys, trusted, station_keys, witnesses))
+    v = _Verifier(args.path, Trust(ids or [], keys, trusted, station_keys, witnesses, anchors))
     report = v.run()
     recordings = _coverage(v)
     if args.json:
