@@ -257,3 +257,27 @@ def test_sigterm_lets_a_request_in_flight_end_durably(own_station, recorder, pki
     with rec.client(st.url) as c:
         assert c.status(upload).offset == on_disk
         assert part.read_bytes() == seg.cipher[:on_disk]
+
+
+def test_store_full_at_finalise_gives_no_receipt_until_space_returns(own_station, recorder,
+                                                                     tmp_path):
+    """The bytes are in, but the store fills before the manifest can be written: 507, no
+    receipt, nothing listed; once space returns, the same finalise succeeds."""
+    with _tmpfs(tmp_path / "small", "4m") as mnt:
+        st = own_station(store=mnt / "store")
+        rec = recorder(st)
+        seg = rec.seal(os.urandom(MiB))
+        filler = mnt / "filler"
+        with rec.client(st.url) as c:
+            upload = c.upload_file(rec.device_id, seg.media)
+            with open(filler, "wb", buffering=0) as f, contextlib.suppress(OSError):
+                while True:  # until ENOSPC
+                    f.write(b"\0" * 65536)
+            with pytest.raises(StationRefused) as info:
+                _finalise(c, rec, seg, upload)
+            assert (info.value.status, info.value.code) == (507, "store-full")
+            assert c.receipt(rec.device_id, seg.device_seq) is None
+            assert index_rows(st.data_dir, "segments") == []
+            filler.unlink()
+            assert _finalise(c, rec, seg, upload).device_seq == seg.device_seq
+        st.stop()
