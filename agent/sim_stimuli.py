@@ -74,7 +74,8 @@ def _light(hw: Hardware, verb: str, value: Any) -> None:
     camera = hw.sim.get("camera")
     light = getattr(camera, "light", None)
     if light is None:
-        raise CommandRejected("this simulated hardware set has no camera to light")
+        raise CommandRejected("this simulated camera has no light model (no camera, or a "
+                              "replay clip, which carries no light estimate)")
     try:
         if verb == "auto":
             light.release()

@@ -24,6 +24,7 @@ from agent.evidence.verify import verify
 
 from .figures import Figures, battery_figures, evidence_figures, integrity_figures, rundown_figures
 from .media import Recording, decode_segment, load_recordings
+from .night import NIGHT_FIGURES, night_figures
 from .progress import Progress
 from .report import build_document, write_reports
 from .scenarios import CrashRun, RecordRun, crash_scenario, record_scenario, rundown_scenario
@@ -134,6 +135,7 @@ def _run_sim(opts: BenchOptions, progress: Progress, fig: Figures) -> dict[str, 
         _rundown(opts, cfg_path, work, progress, fig)
     else:
         rundown_figures(fig, None, "battery rundown not requested")
+    night_figures(fig, cfg.get("night", {}))
     return {"device_id": status.get("device_id"), "data_dir": str(unit.data_dir),
             "config": str(cfg_path), "config_text": cfg_path.read_text()}
 
@@ -185,6 +187,8 @@ def _run_service(opts: BenchOptions, progress: Progress, fig: Figures) -> dict[s
     _analyse(fig, unit.data_dir, run, crash, identity=identity, progress=progress)
     rundown_figures(fig, None, "not measurable on this unit: the battery cannot be fast-"
                                "forwarded (run a real discharge and read the log)")
+    fig.missing(NIGHT_FIGURES, "", "not measurable here: the light cannot be fast-forwarded "
+                "(read the unit's night_vision log events over a real dusk)")
     return {"device_id": status.get("device_id"), "data_dir": str(unit.data_dir),
             "config_text": opts.config.read_text() if opts.config else "(the unit's own)"}
 
