@@ -258,7 +258,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def _delegate(name: str, rest: list[str]) -> int:
     if name == "keys":
-        from agent.evidence.keys import keys_init_main
+        from agent.evidence.keys_cli import keys_init_main
 
         if not rest or rest[0] != "init":
             print("usage: bodycam keys init [--data-dir DIR] [--rotate]", file=sys.stderr)

@@ -69,8 +69,7 @@ class WriteOnceStore:
             try:
                 new = self._link_bytes(tmp, manifest, manifest_bytes) or new
             finally:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(tmp)
+                _discard_temp(tmp)
             fsync_dir(media.parent)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -132,3 +131,9 @@ def _write_new(path: Path, data: bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _discard_temp(path: Path) -> None:
+    """Remove a temporary file this store wrote itself (a stored file is never passed here)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)

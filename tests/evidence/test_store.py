@@ -236,7 +236,7 @@ def test_key_rotation_is_logged_and_old_segments_still_verify(data_dir: Path,
 
 def test_keys_cli_rotation_logs_event(data_dir: Path, agency: AgencyKey) -> None:
     """`bodycam keys init --rotate` retires the key and logs it; refused while the log is open."""
-    from agent.evidence.keys import keys_init_main
+    from agent.evidence.keys_cli import keys_init_main
 
     store = open_store(data_dir, agency)
     write_recording(store, segments=1)

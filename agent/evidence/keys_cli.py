@@ -1,0 +1,74 @@
+"""``bodycam keys init [--rotate]``: make (or rotate) the device key from the command line.
+
+Its own module because a rotation is written to the evidence log, and the log signs with
+:class:`~agent.evidence.keys.DeviceKey`: keeping this command out of ``keys`` keeps the key
+module below the log (no import cycle keys → log → checkpoint → keys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from agent.errors import EvidenceError
+
+from .keys import KEY_NAME, DeviceKey
+from .log import EvidenceLog, origin_for
+
+__all__ = ["keys_init_main"]
+
+
+def keys_init_main(argv: Sequence[str] | None = None) -> int:
+    """``bodycam keys init [--data-dir DIR] [--rotate]``: create (or rotate) the device key.
+
+    Prints the public key and its fingerprint, never the private key. A rotation is written
+    to the evidence log (signed with the old key first) when the log exists.
+    """
+    parser = argparse.ArgumentParser(prog="bodycam keys init")
+    parser.add_argument("--data-dir", type=Path, default=Path("/var/lib/bodycam"))
+    parser.add_argument("--rotate", action="store_true", help="retire the current key")
+    args = parser.parse_args(argv)
+    path = args.data_dir / "keys" / KEY_NAME
+    try:
+        key = _rotate_and_log(args.data_dir, path) if args.rotate else DeviceKey.generate(path)
+    except EvidenceError as exc:
+        print(f"bodycam keys init: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(key.public_pem.decode())
+    print(f"public key (base64): {key.public_b64}")
+    print(f"fingerprint (sha256): {key.fingerprint}")
+    return 0
+
+
+def _rotate_and_log(data_dir: Path, path: Path) -> DeviceKey:
+    old = DeviceKey.load(path)
+    log_dir = data_dir / "log"
+    if not (log_dir / "entries.bin").exists():
+        return DeviceKey.rotate(path)[0]
+    device_id = _device_id_from_checkpoint(log_dir)
+    log = EvidenceLog(log_dir, old, origin_for(device_id))
+    try:
+        new, rotation = DeviceKey.rotate(path)
+        log.append({"kind": "event", "type": "key_rotation",
+                    "utc": _utc_now(), **rotation.event_fields()})
+        log.set_key(new)
+    finally:
+        log.close()
+    return new
+
+
+def _device_id_from_checkpoint(log_dir: Path) -> str:
+    with contextlib.suppress(OSError, IndexError):
+        origin = (log_dir / "checkpoint").read_text().split("\n", 1)[0]
+        return origin.rsplit("/", 1)[-1]
+    raise EvidenceError(f"{log_dir}: cannot read the log's checkpoint to find the device id")
+
+
+def _utc_now() -> str:
+    t = time.time_ns() // 1000
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1_000_000)) + \
+        f".{t % 1_000_000:06d}Z"
