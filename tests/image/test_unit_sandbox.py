@@ -55,15 +55,28 @@ def _unit_environment() -> dict[str, str]:
     return env
 
 
+def _under_tmp(*paths: str) -> list[str]:
+    """The outermost of ``paths`` that lie under /tmp (resolved), without duplicates."""
+    found = sorted({os.path.realpath(p) for p in paths if os.path.realpath(p).startswith("/tmp/")})
+    return [p for p in found if not any(p.startswith(q + "/") for q in found if q != p)]
+
+
 def _sandboxed(python_code: str, *args: str, cwd: str, env: dict[str, str],
                runtime_dir: str | None) -> subprocess.CompletedProcess[str]:
     """Run ``python_code`` as the unit would: read-only root, RuntimeDirectory, private /tmp."""
     setup = [
         "set -e",
         "mount --bind / / && mount -o remount,bind,ro /",  # ProtectSystem=strict
-        "mount -t tmpfs -o size=1m tmpfs /tmp",  # PrivateTmp=yes
         "mount -t tmpfs -o size=1m tmpfs /run",
+        # PrivateTmp=yes hides the host's /tmp; only the interpreter and this checkout are put
+        # back when they live there (a CI clone under /tmp), nothing else of the host's /tmp.
+        "mkdir /run/.host-tmp && mount --bind /tmp /run/.host-tmp",
+        "mount -t tmpfs -o size=1m tmpfs /tmp",
     ]
+    for keep in _under_tmp(sys.prefix, str(REPO)):
+        rel = shlex.quote(keep.removeprefix("/tmp/"))
+        setup.append(f"mkdir -p /tmp/{rel} && mount --bind /run/.host-tmp/{rel} /tmp/{rel}")
+    setup += ["umount -l /run/.host-tmp", "rmdir /run/.host-tmp"]
     if runtime_dir is not None:
         setup.append(f"mkdir -p {shlex.quote(runtime_dir)}")  # RuntimeDirectory=
     setup.append(f"cd {shlex.quote(cwd)}")
