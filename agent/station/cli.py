@@ -29,6 +29,7 @@ from .index import SegmentRow
 from .ingest import MAX_FINALISE_BYTES
 from .service import StationService, utc_now
 from .uploads import sha256_file
+from .witness import WITNESS_PREFIX, load_witness_cosigner
 
 __all__ = ["default_station_dir", "station_main"]
 
@@ -174,7 +175,9 @@ def _info(svc: StationService, as_json: bool) -> int:
     doc = {"station_id": svc.station_id, "url": url, "receipt_key": svc.receipt_key,
            "receipt_key_fingerprint": svc.key.fingerprint,
            "tls_ca_sha256": _ca_fingerprint(svc.cfg.tls.cafile),
-           "store": str(svc.store.root), "index": "postgresql" if st.database else "sqlite"}
+           "store": str(svc.store.root), "index": "postgresql" if st.database else "sqlite",
+           "witness_vkey": str(load_witness_cosigner(svc.data_dir, svc.station_id).vkey),
+           "witness_url": url.rstrip("/") + WITNESS_PREFIX}
     if as_json:
         print(json.dumps(doc, indent=2))
     else:

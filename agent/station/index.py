@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS segments (
 CREATE TABLE IF NOT EXISTS checkpoints (
     device_id TEXT PRIMARY KEY, size BIGINT NOT NULL, root TEXT NOT NULL, note TEXT NOT NULL,
     updated_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS log_forks (
+    device_id TEXT NOT NULL, held_size BIGINT NOT NULL, held_root TEXT NOT NULL,
+    kind TEXT NOT NULL, detail TEXT NOT NULL, utc TEXT NOT NULL,
+    PRIMARY KEY (device_id, held_size, held_root));
 """
 _SQLITE_LOGS = """
 CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
@@ -190,6 +194,21 @@ class Index:
         """Record evidence of tampering (fork, rollback, different bytes for a stored segment)."""
         self._exec("INSERT INTO alarms (utc, device_id, kind, detail) VALUES (?, ?, ?, ?)",
                    (utc, device_id, kind, detail[:2000]))
+
+    def fork_alarm(self, utc: str, device_id: str, held: CheckpointRow, kind: str,
+                   detail: str) -> bool:
+        """Record a fork or rollback against the ``held`` checkpoint once; True if this call
+        raised it. The witness endpoint and every MQTT monitor process report the same fork
+        (one contradicted held checkpoint) through here, so it is one alarm, not one per
+        process or per message; ``log_forks`` keeps the first report even if the ``alarms``
+        row after it is lost to a crash."""
+        added = self._exec("INSERT INTO log_forks (device_id, held_size, held_root, kind, "
+                           "detail, utc) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id, "
+                           "held_size, held_root) DO NOTHING",
+                           (device_id, held.size, held.root, kind, detail[:2000], utc)) == 1
+        if added:
+            self.alarm(utc, device_id, kind, detail)
+        return added
 
     def events(self) -> list[tuple[str, str | None, str, str]]:
         """All events, oldest first: (utc, device, kind, detail)."""

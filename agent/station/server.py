@@ -38,6 +38,7 @@ from .errors import Refused
 from .finalise import api_routes
 from .service import StationService, utc_now
 from .tus import TUS_VERSION, tus_routes
+from .witness import StationWitness, load_witness_cosigner, witness_routes
 
 __all__ = ["build_app", "serve", "ssl_context"]
 
@@ -118,6 +119,8 @@ def build_app(svc: StationService) -> web.Application:
 
     app = web.Application(middlewares=[guard])
     app.add_routes([*tus_routes(svc), *api_routes(svc)])
+    witness = StationWitness(svc, load_witness_cosigner(svc.data_dir, svc.station_id))
+    app.add_routes(witness_routes(witness))
     app.cleanup_ctx.append(_expiry(svc))
     return app
 
