@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.aac import AacEncoder
@@ -57,6 +57,9 @@ from agent.witness import WitnessPool
 from agent.witnessing import start_witnessing
 from hw.factory import Hardware, build_hardware
 from hw.ir import GpioNightOptics
+
+if TYPE_CHECKING:
+    from agent.offload.uploader import Offloader
 
 __all__ = ["Agent", "check_data_dir"]
 
@@ -220,6 +223,7 @@ class Agent:
         self.health = HealthGate(frames=self._frames_delivered, heartbeat=self._heartbeat,
                                  notifier=self.notifier, stall_after_s=cfg.recording.stall_after_s)
         self.ctl = CtlServer(socket_path(self.data_dir), self.commands.respond)
+        self.offloader = self._offloader()
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -242,12 +246,29 @@ class Agent:
         self.witness_pool = start_witnessing(self.cfg.witnesses, self.store.log,
                                              self.data_dir / "log")
         self.feedback.show("standby")
+        if self.offloader is not None:
+            self.offloader.start()
         threading.Thread(target=self.health.run, args=(self._threads_stop,),
                          name="health", daemon=True).start()
         # READY=1 is the health gate's to send, once frames really flow: systemd must not
         # believe a recorder is up whose camera never delivered a frame.
         self._await_frames()
         self.commands.started()
+
+    def _offloader(self) -> Offloader | None:
+        """The uploader to the collection station, when ``[offload] enabled``; it pauses while
+        the controller's queue holds more than a second of frames or the camera drops one."""
+        if not self.cfg.offload.enabled:
+            return None
+        from agent.offload.wiring import build_offloader, pipeline_strain
+
+        cam = self.hw.camera
+        strained = pipeline_strain(
+            self.controller.queue_depth,
+            lambda: getattr(cam, "frames_dropped", 0) if cam else 0,
+            max_depth=max(8, cam.format.fps if cam else 50))
+        return build_offloader(self.cfg.offload, self.store, device_id=self.cfg.device.id,
+                               data_dir=self.data_dir, strained=strained)
 
     def _night_vision(self) -> NightVision | None:
         """IR illuminator and IR-cut filter switched on the camera's light estimate, when
@@ -314,6 +335,8 @@ class Agent:
         self.ctl.stop()
         if self.witness_pool is not None:
             self.witness_pool.close()
+        if self.offloader is not None:
+            self.offloader.close()
         self.store.close()
         hw.close()
 
@@ -339,6 +362,8 @@ class Agent:
 
     def _on_sealed(self, signed: Any) -> None:
         self.commands.segment_sealed(signed)
+        if self.offloader is not None:
+            self.offloader.wake()
 
     def _clock_step(self, fields: dict[str, Any]) -> None:
         self.controller.post("call", lambda: self.store.log_event("clock_step", **fields))

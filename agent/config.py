@@ -276,8 +276,19 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class OffloadConfig:
-    """Collection stations whose signed receipts may make a segment evictable."""
+    """Upload to a collection station; only its signed receipts make a segment evictable."""
 
+    enabled: bool = _f(False, "upload sealed segments to the collection station at offload.url")
+    url: str = _f("", "the station, https://host:port (http:// only with offload.insecure_http)")
+    cafile: str = _f("", "CA bundle that issued the station's certificate")
+    certfile: str = _f("", "device TLS certificate (CN = device id; the MQTT client "
+                       "certificate from enrolment serves)")
+    keyfile: str = _f("", "device TLS key")
+    live: bool = _f(False, "stream the open segment as it is written (seconds behind capture)")
+    max_rate: int = _f(0, "upload rate cap in bytes/s; 0 = no cap", lo=0, hi=10_000_000_000)
+    retry_s: float = _f(10.0, "longest wait between attempts while the station is unreachable",
+                        lo=0.1, hi=3600)
+    insecure_http: bool = _f(False, "allow http:// without TLS or identity (lab benches only)")
     station_keys: list[str] = field(default_factory=list, metadata=rule(
         "trusted station Ed25519 public keys: base64 (raw 32 bytes) or an absolute path to a "
         "PEM file; empty = no receipt is accepted, nothing is ever evicted"))
@@ -481,6 +492,7 @@ def _cross_checks(cfg: Config, source: str) -> None:
     if cfg.video.width % 2 or cfg.video.height % 2:
         raise ConfigError("width and height must be even (4:2:0 video)", key="video", source=source)
     station_public_keys(cfg.offload, source=source)
+    _check_offload(cfg.offload, source)
     _check_mqtt(cfg.mqtt, source)
     _check_pins(cfg, source)
     _check_witnesses(cfg.witnesses, source)
@@ -544,6 +556,24 @@ def _check_pins(cfg: Config, source: str) -> None:
             raise ConfigError(f"a matter is only used with action = \"start_matter\" (this "
                               f"trigger's action is {t.action!r})", key=f"{key}.matter",
                               source=source)
+
+
+def _check_offload(offload: OffloadConfig, source: str) -> None:
+    """An enabled offload names an https station (http only behind the lab switch)."""
+    if not offload.enabled:
+        return
+    parts = urlsplit(offload.url)
+    allowed = ("https", "http") if offload.insecure_http else ("https",)
+    if parts.scheme not in allowed or not parts.hostname or "@" in parts.netloc:
+        raise ConfigError(f"{offload.url!r} is not " + " or ".join(f"{a}://host:port"
+                                                                   for a in allowed)
+                          + ("" if offload.insecure_http else
+                             " (plain http needs offload.insecure_http = true)"),
+                          key="offload.url", source=source)
+    if bool(offload.certfile) != bool(offload.keyfile):
+        raise ConfigError("a TLS identity needs both offload.certfile and offload.keyfile",
+                          key="offload.keyfile" if offload.certfile else "offload.certfile",
+                          source=source)
 
 
 def _check_mqtt(mqtt: MqttConfig, source: str) -> None:

@@ -48,6 +48,8 @@ def status_snapshot(a: Agent) -> dict[str, Any]:
     snap.update(a.storage_watch.telemetry())
     if a.commands.sync is not None:
         snap.update(a.commands.sync.status())
+    if a.offloader is not None:
+        snap.update(a.offloader.status().fields())
     if a.witness_pool is not None:
         from agent.witnessing import witness_status
 

@@ -1,0 +1,23 @@
+"""Offload: sealed (and, in live mode, open) segments leave the device for a collection
+station; the station's signed receipts come back into the evidence log.
+
+One job per module: :mod:`.backlog` (what is still owed, read from the log), :mod:`.book`
+(upload URLs that survive a restart), :mod:`.pacing` (rate cap, back-off, yielding to the
+camera), :mod:`.uploader` (the thread that does the work).
+"""
+
+from .backlog import Backlog, PendingSegment
+from .book import UploadBook
+from .pacing import Backoff, PressureGauge, RateLimiter
+from .uploader import Offloader, OffloadStatus
+
+__all__ = [
+           "Backlog",
+           "Backoff",
+           "OffloadStatus",
+           "Offloader",
+           "PendingSegment",
+           "PressureGauge",
+           "RateLimiter",
+           "UploadBook",
+]

@@ -1,0 +1,119 @@
+"""What the device still owes a collection station, read from the evidence log.
+
+The log is the truth (DESIGN §3): a ``segment`` entry is owed until an ``acknowledged`` entry
+for the same ``device_seq`` and hashes follows it. There is no queue file beside the log that
+could drift from it -- :class:`Backlog` keeps only a cursor and re-reads new entries with
+positioned reads (:meth:`EvidenceLog.entry`), so a restart rebuilds the same list.
+
+Threading: one owner (the uploader thread); :meth:`snapshot` is safe from any thread because
+it copies under ``_lock``.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from agent.evidence.canonical import parse_canonical
+from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
+
+__all__ = ["Backlog", "BacklogSummary", "PendingSegment"]
+
+
+class EntrySource(Protocol):
+    """The part of :class:`~agent.evidence.log.EvidenceLog` the backlog reads."""
+
+    @property
+    def size(self) -> int:
+        """Entries in the log."""
+        ...
+
+    def entry(self, index: int) -> bytes:
+        """The canonical JSON bytes of entry ``index``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PendingSegment:
+    """A sealed segment without a logged receipt: where it is and what it must hash to."""
+
+    device_seq: int
+    index: int  # its leaf in the device log
+    media: Path
+    cipher_sha256: str
+    manifest_sha256: str
+    cipher_bytes: int  # size on disk when first seen (0 if the media is missing)
+    seen_mono: float  # when the backlog first saw it (for offload_oldest_s)
+
+    @property
+    def manifest(self) -> Path:
+        """The signed manifest envelope beside the media."""
+        return sidecar(self.media, MANIFEST_SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class BacklogSummary:
+    """Counts for status and telemetry."""
+
+    segments: int
+    bytes: int
+    oldest_s: float | None
+
+
+class Backlog:
+    """Sealed segments without a receipt, oldest first, derived from the log."""
+
+    def __init__(self, log: EntrySource, data_dir: Path) -> None:
+        self._log = log
+        self._root = Path(data_dir)
+        self._cursor = 0
+        self._pending: dict[int, PendingSegment] = {}
+        self._lock = threading.Lock()
+
+    def refresh(self, now_mono: float | None = None) -> list[PendingSegment]:
+        """Fold in entries appended since the last call; the pending list, oldest first."""
+        now = time.monotonic() if now_mono is None else now_mono
+        size = self._log.size
+        while self._cursor < size:
+            self._fold(self._cursor, parse_canonical(self._log.entry(self._cursor)), now)
+            self._cursor += 1
+        return self.pending()
+
+    def pending(self) -> list[PendingSegment]:
+        """The pending segments, oldest (lowest ``device_seq``) first."""
+        with self._lock:
+            return [self._pending[k] for k in sorted(self._pending)]
+
+    def summary(self, now_mono: float | None = None) -> BacklogSummary:
+        """Segments and bytes owed, and how long the oldest has waited."""
+        now = time.monotonic() if now_mono is None else now_mono
+        with self._lock:
+            items = list(self._pending.values())
+        oldest = min((p.seen_mono for p in items), default=None)
+        return BacklogSummary(len(items), sum(p.cipher_bytes for p in items),
+                              None if oldest is None else max(0.0, now - oldest))
+
+    def _fold(self, index: int, entry: dict[str, object], now: float) -> None:
+        seq = entry.get("device_seq")
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return
+        with self._lock:
+            if entry.get("kind") == "segment" and seq not in self._pending:
+                path = str(entry.get("path", ""))
+                media = self._root / path
+                try:
+                    size = media.stat().st_size
+                except OSError:
+                    size = 0
+                self._pending[seq] = PendingSegment(
+                    seq, index, media, str(entry.get("cipher_sha256")),
+                    str(entry.get("manifest_sha256")), size, now)
+            elif entry.get("type") == "acknowledged":
+                known = self._pending.get(seq)
+                if known is not None and (entry.get("cipher_sha256"),
+                                          entry.get("manifest_sha256")) == (
+                        known.cipher_sha256, known.manifest_sha256):
+                    del self._pending[seq]

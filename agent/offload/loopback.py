@@ -1,0 +1,219 @@
+"""A collection station on loopback for the simulator: the whole chain on one machine.
+
+``bodycam run --hw sim --with-station`` uses this. Under ``<data dir>/station`` it makes, at
+run time and only if absent, a throw-away agency CA with the station's server certificate and
+the device's client certificate (``pki/``, keys 0600; nothing is ever committed), writes the
+station configuration, starts ``bodycam station run`` as a **child process**, enrols the
+device from an enrolment record like the one ``bodycam-provision`` writes, and returns the
+``[offload]`` settings that point the recorder at it.
+
+Why a child process and not a thread: the station is an asyncio server that hashes, fsyncs and
+signs; in the recorder's process it would compete for the GIL with the controller thread, and
+a bug or a kill there would take the recording down with it. As a process it is what an agency
+runs (the same command), it can be killed and restarted on its own, and the recorder's CPU
+figures stay the recorder's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from agent.config import OffloadConfig
+from agent.evidence.keys import DeviceKey
+
+__all__ = ["LoopbackStation", "enrolment_record", "make_pki"]
+
+_DAYS = 30
+
+
+def _key(path: Path) -> ec.EllipticCurvePrivateKey:
+    if path.exists():
+        loaded = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        assert isinstance(loaded, ec.EllipticCurvePrivateKey)
+        return loaded
+    key = ec.generate_private_key(ec.SECP256R1())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return key
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def _issue(out: Path, stem: str, cn: str, ca_key: ec.EllipticCurvePrivateKey,
+           ca: x509.Certificate, *, server: bool) -> None:
+    if (out / f"{stem}.crt").exists():
+        return
+    key = _key(out / f"{stem}.key")
+    now = dt.datetime.now(dt.UTC)
+    b = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(ca.subject)
+         .public_key(key.public_key()).serial_number(x509.random_serial_number())
+         .not_valid_before(now - dt.timedelta(minutes=5))
+         .not_valid_after(now + dt.timedelta(days=_DAYS))
+         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server
+                                               else ExtendedKeyUsageOID.CLIENT_AUTH]),
+                        critical=False))
+    if server:
+        import ipaddress
+
+        b = b.add_extension(x509.SubjectAlternativeName([
+            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False)
+    cert = b.sign(ca_key, hashes.SHA256())
+    (out / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def make_pki(out: Path, device_id: str) -> Path:
+    """A test CA (``ca.crt``), ``server.crt`` for localhost/127.0.0.1 and ``<device>.crt``
+    (CN = device id), made with ``cryptography`` only where absent: never an agency's PKI."""
+    out.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ca_key = _key(out / "ca.key")
+    if not (out / "ca.crt").exists():
+        now = dt.datetime.now(dt.UTC)
+        ca_cert = (x509.CertificateBuilder().subject_name(_name("bodycam loopback test CA"))
+                   .issuer_name(_name("bodycam loopback test CA"))
+                   .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - dt.timedelta(minutes=5))
+                   .not_valid_after(now + dt.timedelta(days=_DAYS))
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+                   .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
+                                                False, False), critical=True)
+                   .sign(ca_key, hashes.SHA256()))
+        (out / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    ca = x509.load_pem_x509_certificate((out / "ca.crt").read_bytes())
+    _issue(out, "server", "localhost", ca_key, ca, server=True)
+    _issue(out, device_id, device_id, ca_key, ca, server=False)
+    return out
+
+
+def enrolment_record(device_id: str, key: DeviceKey, tls_key_pem: bytes) -> dict[str, str]:
+    """The record ``bodycam-provision`` writes: evidence key and a CSR from the TLS key."""
+    tls_key = serialization.load_pem_private_key(tls_key_pem, password=None)
+    assert isinstance(tls_key, ec.EllipticCurvePrivateKey)
+    csr = (x509.CertificateSigningRequestBuilder().subject_name(_name(device_id))
+           .sign(tls_key, hashes.SHA256()))
+    return {"type": "bodycam-enrolment-request/v1", "device_id": device_id,
+            "public_key_ed25519_b64": key.public_b64, "public_key_pem": key.public_pem.decode(),
+            "fingerprint_sha256": key.fingerprint,
+            "mqtt_csr_pem": csr.public_bytes(serialization.Encoding.PEM).decode(),
+            "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _bodycam(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True,
+                          text=True, check=False, timeout=120)
+
+
+class LoopbackStation:
+    """``bodycam station run`` on 127.0.0.1 in a child process, data in ``root``."""
+
+    def __init__(self, root: Path, device_id: str, *, port: int = 0, **limits: int) -> None:
+        self.root = Path(root)
+        self.device_id = device_id
+        self.pki = self.root / "pki"
+        self.config = self.root / "station.toml"
+        self._port = port
+        self._limits = limits
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def prepare(self, key: DeviceKey) -> None:
+        """PKI, configuration and the device's enrolment (idempotent)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        make_pki(self.pki, self.device_id)
+        lines = ["[station]", 'listen = "127.0.0.1"', f"port = {self._port}",
+                 "[tls]", f'cafile = "{self.pki / "ca.crt"}"',
+                 f'certfile = "{self.pki / "server.crt"}"',
+                 f'keyfile = "{self.pki / "server.key"}"', "[limits]",
+                 *(f"{k} = {v}" for k, v in self._limits.items())]
+        self.config.write_text("\n".join(lines) + "\n")
+        record = self.root / f"{self.device_id}.enrol.json"
+        record.write_text(json.dumps(enrolment_record(
+            self.device_id, key, (self.pki / f"{self.device_id}.key").read_bytes()), indent=2))
+        done = _bodycam("station", "enrol", "--config", str(self.config), "--data-dir",
+                        str(self.root), str(record))
+        if done.returncode != 0:
+            raise RuntimeError(f"enrolling {self.device_id} at the loopback station failed: "
+                               f"{done.stderr.strip() or done.stdout.strip()}")
+
+    def receipt_key(self) -> str:
+        """The station's receipt key (base64), as ``station info --json`` reports it."""
+        done = _bodycam("station", "info", "--json", "--config", str(self.config),
+                        "--data-dir", str(self.root))
+        if done.returncode != 0:
+            raise RuntimeError(f"station info failed: {done.stderr.strip()}")
+        return str(json.loads(done.stdout)["receipt_key"])
+
+    def start(self, timeout: float = 60.0) -> str:
+        """Start the station; its URL once it listens."""
+        err = open(self.root / "station.log", "ab")  # noqa: SIM115 -- the child keeps it
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", "station", "run", "--config", str(self.config),
+             "--data-dir", str(self.root)], stdout=subprocess.PIPE, stderr=err,
+            start_new_session=True)
+        err.close()
+        assert self.proc.stdout is not None
+        buf = b""
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while b"listening on " not in buf or not buf.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("the loopback station did not start; see "
+                                       f"{self.root / 'station.log'}")
+                if sel.select(left):
+                    chunk = os.read(self.proc.stdout.fileno(), 4096)
+                    buf += chunk
+        self.url = buf.split(b"listening on ", 1)[1].split(b"\n", 1)[0].decode().strip()
+        return self.url
+
+    def offload_config(self, base: OffloadConfig, receipt_key: str) -> OffloadConfig:
+        """``base`` pointed at this station, its receipt key trusted."""
+        return dataclasses.replace(
+            base, enabled=True, url=self.url, cafile=str(self.pki / "ca.crt"),
+            certfile=str(self.pki / f"{self.device_id}.crt"),
+            keyfile=str(self.pki / f"{self.device_id}.key"), insecure_http=False,
+            station_keys=[*base.station_keys, receipt_key])
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait (requests in flight end, bodies are fsynced)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait(timeout=30)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return rc
+
+    def kill(self) -> None:
+        """SIGKILL: the station crashes."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        if self.proc is not None and self.proc.stdout is not None:
+            self.proc.stdout.close()
