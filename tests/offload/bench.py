@@ -130,7 +130,8 @@ class OffloadBench:
         """``bodycam station list --json --check`` on the station's folder."""
         done = subprocess.run([sys.executable, "-m", "agent.cli", "station", "list", "--json",
                                "--check", "--data-dir", str(self.station.root)],
-                              capture_output=True, text=True, cwd=REPO, timeout=60)
+                              capture_output=True, text=True, cwd=REPO, timeout=60,
+                              check=False)
         segments: list[dict[str, Any]] = json.loads(done.stdout)["segments"]
         return segments
 

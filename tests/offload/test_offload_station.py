@@ -4,6 +4,7 @@ device's real evidence store and log, the uploader thread."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -12,13 +13,15 @@ from pathlib import Path
 import pytest
 
 from agent.evidence.store import RetentionViolation
-from tests.offload.bench import REPO, OffloadBench, wait_for
+from agent.offload.book import BOOK_FILE
+from tests.offload.bench import DEVICE, REPO, OffloadBench, wait_for
 
 
 def _verify(data: Path, *keys: str) -> dict:
     args = [a for k in keys for a in ("--station-key", k)]
     done = subprocess.run([sys.executable, "-m", "agent.cli", "verify", str(data), "--json",
-                           *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+                           *args], capture_output=True, text=True, cwd=REPO, timeout=120,
+                          check=False)
     return {"rc": done.returncode, **json.loads(done.stdout)}
 
 
@@ -64,3 +67,148 @@ def test_segments_leave_oldest_first_and_only_receipted_ones_are_evicted(
     evicted = [f for f in report["findings"] if f["code"] == "evicted"]
     assert len(evicted) == 4, report
     assert report["rc"] == 0, [f for f in report["findings"] if f["level"] == "fail"]
+
+
+def _acked(bench: OffloadBench, n: int) -> bool:
+    assert bench.store is not None
+    return all(bench.store.acknowledged(seq) for seq in range(n))
+
+
+def test_a_station_killed_mid_upload_is_resumed_from_its_durable_offset(
+        bench: OffloadBench) -> None:
+    """SIGKILL of the station while a 1 MB segment is half sent: the device backs off, keeps
+    everything, and after the restart carries on from the station's fsynced offset -- at most
+    the PATCH in flight is sent again -- and the station holds the segment once."""
+    bench.up()
+    bench.open_store()
+    size = 1_000_000
+    bench.record(1, size)
+    chunk = 64 << 10
+    off = bench.offloader(chunk_bytes=chunk, max_rate=400_000)
+    off.start()
+    try:
+        wait_for(lambda: off.status().bytes_sent > size // 3, what="a third sent")
+        bench.station.kill()
+        wait_for(lambda: off.status().state == "unreachable", what="unreachable")
+        assert not _acked(bench, 1) and off.status().backlog == 1
+        bench.up()
+        wait_for(lambda: _acked(bench, 1), timeout=30, what="the receipt after the restart")
+        resent = off.status().bytes_sent - size
+    finally:
+        off.close()
+    cipher = next((bench.data / "recordings").glob("*/*.mp4.age")).stat().st_size
+    assert 0 <= off.status().bytes_sent - cipher <= 2 * chunk, resent
+    held = bench.station_segments()
+    assert [(s["device_seq"], s["state"]) for s in held] == [(0, "verified")]
+
+
+def test_an_unreachable_station_deletes_nothing_and_the_backlog_drains_when_it_returns(
+        bench: OffloadBench) -> None:
+    """With no station listening the backlog grows, the state says unreachable, the last error
+    names the failure and no segment is evictable; once the station is up every segment is
+    receipted."""
+    store = bench.open_store()
+    off = bench.offloader()
+    off.start()
+    try:
+        bench.record(2, 100_000)
+        wait_for(lambda: off.status().state == "unreachable", what="unreachable")
+        bench.record(1, 100_000)
+        wait_for(lambda: off.status().backlog == 3, what="backlog of three")
+        st = off.status().fields()
+        assert st["offload_backlog_bytes"] > 300_000 and "offload_last_error" in st
+        for media in (bench.data / "recordings").glob("*/*.mp4.age"):
+            with pytest.raises(RetentionViolation):
+                store.evict(media)
+        bench.up()
+        wait_for(lambda: _acked(bench, 3), timeout=30, what="three receipts")
+        assert off.status().backlog == 0
+    finally:
+        off.close()
+
+
+def test_a_full_station_gives_no_receipt_and_the_device_keeps_retrying(
+        bench: OffloadBench) -> None:
+    """A station whose store is below its free-space floor answers 507: no receipt, the
+    segment stays on the device, the state says so; with space back, the same segment is
+    receipted."""
+    cfg = bench.station.config
+    bench.station.prepare(bench.key)
+    cfg.write_text(cfg.read_text() + "min_free_bytes = 1000000000000000\n")
+    bench.up()
+    store = bench.open_store()
+    bench.record(1, 100_000)
+    off = bench.offloader()
+    off.start()
+    try:
+        wait_for(lambda: off.status().state == "station-full", what="station-full")
+        assert not store.acknowledged(0)
+        assert "507" in (off.status().last_error or "")
+        bench.station.stop()
+        cfg.write_text(cfg.read_text().replace("min_free_bytes = 1000000000000000\n", ""))
+        bench.up()
+        wait_for(lambda: store.acknowledged(0), timeout=30, what="the receipt")
+    finally:
+        off.close()
+    assert [s["device_seq"] for s in bench.station_segments()] == [0]
+
+
+def test_a_receipt_signed_by_an_untrusted_key_is_refused_and_permits_nothing(
+        bench: OffloadBench) -> None:
+    """The device trusts another station key: the station stores the segment, but its receipt
+    is refused, nothing is logged as acknowledged and nothing becomes evictable."""
+    other = "A" * 43 + "="
+    bench.up()
+    store = bench.open_store(station_keys=[other])
+    bench.record(1, 100_000)
+    size = store.log.size
+    off = bench.offloader(station_keys=[other])
+    off.start()
+    try:
+        wait_for(lambda: "receipt refused" in (off.status().last_error or ""),
+                 what="the refusal")
+        assert off.status().state == "refused" and off.status().backlog == 1
+    finally:
+        off.close()
+    assert store.log.size == size and not store.acknowledged(0)
+    with pytest.raises(RetentionViolation):
+        store.evict(next((bench.data / "recordings").glob("*/*.mp4.age")))
+
+
+def test_a_device_killed_mid_upload_resumes_after_restart_instead_of_starting_again(
+        bench: OffloadBench) -> None:
+    """SIGKILL of the device's process while a segment is half uploaded: the next process finds
+    the upload in state/, asks the station for the durable offset and sends only the rest."""
+    bench.up()
+    bench.open_store()
+    bench.record(1, 1_000_000)
+    assert bench.store is not None
+    bench.store.close()
+    bench.store = None
+    chunk = 64 << 10
+    cfg = dataclasses.asdict(bench.config(max_rate=300_000))
+    spec = bench.root / "child.json"
+    spec.write_text(json.dumps({"data": str(bench.data), "device_id": DEVICE, "chunk": chunk,
+                                "offload": cfg}))
+    child = subprocess.Popen([sys.executable, "-m", "tests.offload.device_child", str(spec)],
+                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    incoming = bench.station.root / "store" / ".incoming"
+    try:
+        part = wait_for(lambda: next((p for p in incoming.glob("*.part")
+                                      if p.stat().st_size > 300_000), None),
+                        what="a third of the segment at the station")
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    held = part.stat().st_size
+    assert (bench.data / "state" / BOOK_FILE).exists()
+    store = bench.open_store()
+    off = bench.offloader(chunk_bytes=chunk)
+    off.start()
+    try:
+        wait_for(lambda: store.acknowledged(0), timeout=30, what="the receipt")
+    finally:
+        off.close()
+    cipher = next((bench.data / "recordings").glob("*/*.mp4.age")).stat().st_size
+    assert off.status().bytes_sent <= cipher - held + 2 * chunk
+    assert [s["device_seq"] for s in bench.station_segments()] == [0]
