@@ -72,6 +72,7 @@ class Journal:
     encrypted: bool
     info: SegmentInfo
     manifest: dict[str, Any] | None = None  # set once the media file is closed
+    envelope: bytes | None = None  # the signed envelope a seal left beside it (EvidenceStore)
 
     def write(self) -> None:
         """Persist atomically."""

@@ -114,6 +114,7 @@ class EvidenceLog:
             raise EvidenceError(f"{self._dir}: evidence log is in use by another process") from None
         self._leaves: list[bytes] = []
         self._checkpoint_behind = False
+        self._checkpoint_text = b""
         self._offsets: list[int] = []
         self._listeners: list[Callable[[bytes], None]] = []
         self._frontier = CompactRange()
@@ -168,6 +169,7 @@ class EvidenceLog:
         if durable:
             atomic_write(self._dir / CHECKPOINT, text)
         self._checkpoint_behind = not durable
+        self._checkpoint_text = text
         return text
 
     def flush_checkpoint(self) -> None:
@@ -252,8 +254,10 @@ class EvidenceLog:
             return self._leaves[-1] if self._leaves else None
 
     def checkpoint(self) -> bytes:
-        """The current signed checkpoint text."""
+        """The current signed checkpoint text (ahead of the file until flush_checkpoint)."""
         with self._lock:
+            if self._checkpoint_behind:
+                return self._checkpoint_text
             return (self._dir / CHECKPOINT).read_bytes()
 
     def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]:

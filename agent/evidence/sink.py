@@ -95,6 +95,7 @@ class EvidenceSink:
         self._chunks = 0
         self._error: StorageError | None = None
         self._result: SealResult | None = None
+        self._file_closed = False
         if self._enc is not None:
             self._emit(self._enc.header())
 
@@ -141,20 +142,32 @@ class EvidenceSink:
         self._check()
         self._guard(self._fsync)
 
-    def close(self) -> SealResult:
-        """Finalize encryption, fsync and close; returns the seal (idempotent)."""
+    def finish(self) -> SealResult:
+        """Write the last (final) chunk and return the seal, *without* fsync: the store
+        decides what must be durable before the media is (idempotent; writes are refused
+        from now on)."""
         if self._result is not None:
             return self._result
         self._check()
         if self._enc is not None:
             self._emit(self._enc.finalize())
             self._chunks += 1
-        self._guard(self._fsync)
-        self._guard(self._out.close)
+        self._guard(self._out.flush)
         self._result = SealResult(
             self._plain.hexdigest(), self._plain_bytes, self._cipher.hexdigest(),
             self._cipher_bytes, self._chunks, self._enc is not None)
         return self._result
+
+    def close(self) -> SealResult:
+        """Finish (see :meth:`finish`), fsync and close the file; returns the seal (idempotent)."""
+        result = self.finish()
+        if not self._file_closed:
+            if self._error is not None:
+                raise self._error
+            self._guard(self._fsync)
+            self._guard(self._out.close)
+            self._file_closed = True
+        return result
 
     def abort(self) -> None:
         """Close the file without finalizing (after an error); the journal drives recovery."""
