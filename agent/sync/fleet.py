@@ -185,7 +185,8 @@ def _parse_at(value: Any) -> float | None:
 
 
 # --- rendering ------------------------------------------------------------------------------
-_COLUMNS = ("DEVICE", "STATUS", "FOR", "REC", "BATT", "LEFT", "STORE", "GPS", "OUTBOX", "CKPT")
+_COLUMNS = ("DEVICE", "STATUS", "FOR", "REC", "BATT", "LEFT", "STORE", "GPS", "OUTBOX",
+            "OFFLOAD", "CKPT")
 
 
 def render_table(view: FleetView, *, now: float) -> str:
@@ -206,6 +207,7 @@ def render_table(view: FleetView, *, now: float) -> str:
             else "-",
             _gps(t, now - row.telemetry_at if row.telemetry_at else 0.0),
             str(t["outbox_depth"]) if isinstance(t.get("outbox_depth"), int) else "-",
+            _offload(t),
             _checkpoint_cell(row),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(_COLUMNS))]
@@ -225,6 +227,18 @@ def _gps(t: dict[str, Any], telemetry_age: float) -> str:
     if isinstance(t.get("gps_age_s"), int):
         return _duration(t["gps_age_s"] + telemetry_age)
     return "-"
+
+
+def _offload(t: dict[str, Any]) -> str:
+    """Segments not yet receipted by a station and the oldest's wait (``2/5m``); ``!`` when
+    the uploader cannot make progress (unreachable, station full, refused)."""
+    backlog = t.get("offload_backlog")
+    if not isinstance(backlog, int):
+        return "-"
+    mark = "!" if t.get("offload_state") in ("unreachable", "station-full", "refused") else ""
+    oldest = t.get("offload_oldest_s")
+    age = f"/{_duration(oldest)}" if backlog and isinstance(oldest, int) else ""
+    return f"{mark}{backlog}{age}"
 
 
 def _checkpoint_cell(row: DeviceRow) -> str:

@@ -3,13 +3,16 @@ upload book across a restart. No threads, no sleeps."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import jsonschema
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.offload.book import BOOK_FILE, UploadBook, UploadRef
 from agent.offload.pacing import Backoff, PressureGauge, RateLimiter
+from agent.offload.uploader import OffloadStatus
 
 
 @given(st.integers(1_000, 10_000_000), st.lists(st.integers(1, 1 << 20), min_size=1,
@@ -63,3 +66,18 @@ def test_the_upload_book_survives_a_restart_and_ignores_other_stations_and_bytes
     assert UploadBook(tmp_path).get(3, "https://st:8443", None) is None
     (tmp_path / BOOK_FILE).write_bytes(b"\x00{not json")
     assert len(UploadBook(tmp_path)) == 0
+
+
+def test_offload_fields_are_valid_telemetry_and_unknowns_are_omitted() -> None:
+    """What status adds is valid MQTT telemetry (agent/sync/schemas/telemetry.json): no
+    nulls -- an empty backlog has no oldest age and a clean run no last error."""
+    schema = json.loads((Path(__file__).resolve().parents[2] / "agent" / "sync" / "schemas"
+                         / "telemetry.json").read_text())
+    base = {"device_id": "BC-1", "at": "2026-11-30T00:00:00Z", "outbox_depth": 0}
+    busy = OffloadStatus("unreachable", 3, 3_000_000, 125.7, "GET /v1/station: refused" * 20,
+                         1_000, 2).fields()
+    calm = OffloadStatus("idle", 0, 0, None, None, 0, 0).fields()
+    for fields in (busy, calm):
+        jsonschema.validate({**base, **fields}, schema)
+    assert busy["offload_oldest_s"] == 125 and len(busy["offload_last_error"]) == 200
+    assert "offload_oldest_s" not in calm and "offload_last_error" not in calm

@@ -114,7 +114,9 @@ def test_table_shows_each_column_and_ignores_stale_wills() -> None:
     view.apply(f"{base}/telemetry", _msg({"recording": True, "battery_pct": 64,
                                           "battery_runtime_s": 9000,
                                           "storage_recording_s": 30000, "gps_age_s": 3,
-                                          "outbox_depth": 12}), now=now)
+                                          "outbox_depth": 12, "offload_backlog": 2,
+                                          "offload_oldest_s": 300,
+                                          "offload_state": "unreachable"}), now=now)
     event = view.apply(f"{base}/checkpoint",
                        _msg({"seq": 9, "note": sample_checkpoint(key, "cam-a", 42)}), now=now)
     assert event is not None and event["verified"] is True
@@ -128,8 +130,8 @@ def test_table_shows_each_column_and_ignores_stale_wills() -> None:
     table = render_table(view, now=now + 90)
     header, row_a, row_b = table.splitlines()
     assert header.split() == ["DEVICE", "STATUS", "FOR", "REC", "BATT", "LEFT", "STORE", "GPS",
-                              "OUTBOX", "CKPT"]
+                              "OUTBOX", "OFFLOAD", "CKPT"]
     assert row_a.split() == ["cam-a", "online", "90s", "●", "REC", "64%", "2h30m", "8h20m",
-                             "93s", "12", "✓", "#42"]
+                             "93s", "12", "!2/5m", "✓", "#42"]
     assert row_b.split()[:3] == ["cam-b", "offline", "11m"]
     assert row_b.split()[-1] == "✗"
