@@ -106,6 +106,9 @@ def _run_parser(sub: Any) -> None:
                      help="stop cleanly after this many seconds")
     run.add_argument("--log-level", default="info")
     run.add_argument("--no-status", action="store_true", help="no live status line on a TTY")
+    run.add_argument("--with-station", action="store_true",
+                     help="simulator: also run a collection station on loopback (data in "
+                          "<data-dir>/station) and offload every segment to it")
 
 
 def _ctl_parser(sub: Any) -> None:
@@ -132,18 +135,37 @@ def _load(path: Path | None) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the agent until SIGINT/SIGTERM or ``--for`` elapsed."""
-    import logging
-    import signal
-    import threading
-
+    """Run the agent until SIGINT/SIGTERM or ``--for`` elapsed (with ``--with-station``, a
+    loopback station beside it, stopped after the agent)."""
     _setup_logging(args.log_level)
     cfg = _load(args.config)
-    from agent.app import Agent
     from hw.factory import resolve_kind
 
     kind = resolve_kind(args.hw or cfg.hardware.kind)
     data_dir = args.data_dir or default_data_dir()
+    station = None
+    if args.with_station:
+        if kind != "sim":
+            print("bodycam run: --with-station is for the simulator (--hw sim); a device "
+                  "offloads to the agency's station ([offload] url)", file=sys.stderr)
+            return 2
+        from agent.offload.loopback import start_loopback
+
+        cfg, station = start_loopback(cfg, data_dir)
+    try:
+        return _run_agent(args, cfg, kind, data_dir)
+    finally:
+        if station is not None:
+            station.stop()
+
+
+def _run_agent(args: argparse.Namespace, cfg: Any, kind: str, data_dir: Path) -> int:
+    import logging
+    import signal
+    import threading
+
+    from agent.app import Agent
+
     agent = Agent(cfg, data_dir=data_dir, hw_kind=kind)
     stop = agent.request_stop
     signal.signal(signal.SIGTERM, lambda *_: stop())

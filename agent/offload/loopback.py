@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import logging
 import os
 import selectors
 import signal
@@ -32,10 +33,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent.config import OffloadConfig
+from agent.config import Config, OffloadConfig
+from agent.errors import KeyMissing, SyncError
 from agent.evidence.keys import DeviceKey
 
-__all__ = ["LoopbackStation", "enrolment_record", "make_pki"]
+__all__ = ["STATION_DIR", "LoopbackStation", "enrolment_record", "make_pki", "start_loopback"]
+
+STATION_DIR = "station"  # bodycam verify skips it: the station's files are not the device's
+
+log = logging.getLogger(__name__)
 
 _DAYS = 30
 
@@ -217,3 +223,30 @@ class LoopbackStation:
             self.proc.wait(timeout=30)
         if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
+
+
+def start_loopback(cfg: Config, data_dir: Path) -> tuple[Config, LoopbackStation]:
+    """``bodycam run --with-station``: a station in ``<data dir>/station`` with the simulated
+    device enrolled (its evidence key made now if this is its first run), and ``cfg`` with
+    ``[offload]`` pointed at it and its receipt key trusted."""
+    from agent.app import check_data_dir
+
+    data_dir = check_data_dir(data_dir)
+    key_path = data_dir / "keys" / "device.key"
+    try:
+        key = DeviceKey.load(key_path)
+    except KeyMissing:
+        log.warning("simulator: generating a device key at %s", key_path)
+        key = DeviceKey.generate(key_path)
+    station = LoopbackStation(data_dir / STATION_DIR, cfg.device.id)
+    try:
+        station.prepare(key)
+        receipt_key = station.receipt_key()
+        url = station.start()
+    except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        station.stop()
+        raise SyncError(f"loopback station: {exc}") from exc
+    log.info("collection station on %s, data in %s (bodycam station list --data-dir %s)", url,
+             station.root, station.root)
+    return dataclasses.replace(cfg, offload=station.offload_config(cfg.offload, receipt_key)), \
+        station
