@@ -89,12 +89,31 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """The checkpoint monitor (agent/station/monitor.py): the broker, the back-office identity
+    it reads checkpoints and writes alarms with, and the shared-subscription group that splits
+    the fleet's checkpoints between station processes."""
+
+    enabled: bool = _f(False, "check every checkpoint devices publish over MQTT")
+    url: str = _f("", "broker URL, mqtts://host[:port] (mqtt:// needs allow_plaintext)")
+    allow_plaintext: bool = _f(False, "accept an mqtt:// broker (lab benches only)")
+    cafile: str = _f("", "CA that signed the broker's certificate")
+    certfile: str = _f("", "the back-office client certificate (PEM)")
+    keyfile: str = _f("", "its key (PEM)")
+    share_group: str = _f("bodycam-station", "MQTT v5 shared-subscription group of the stations",
+                          pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    client_id: str = _f("", "MQTT client id; empty = <station id>-monitor (one per process)",
+                        pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+
+
+@dataclass(frozen=True)
 class StationConfig:
     """The whole station configuration."""
 
     station: StationSection = field(default_factory=StationSection)
     tls: TlsConfig = field(default_factory=TlsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
 
 
 def parse_station_config(raw: typing.Mapping[str, Any], *,
@@ -124,6 +143,22 @@ def _cross_checks(cfg: StationConfig, source: str) -> None:
                 raise ConfigError("required for HTTPS with client certificates (or set "
                                   "station.insecure_http = true on a lab bench)",
                                   key=f"tls.{name}", source=source)
+    _mqtt_checks(cfg.mqtt, source)
+
+
+def _mqtt_checks(m: MqttConfig, source: str) -> None:
+    if not m.enabled:
+        return
+    scheme = urlsplit(m.url).scheme
+    if scheme not in ("mqtt", "mqtts"):
+        raise ConfigError("the checkpoint monitor needs the broker URL (mqtts://host[:port])",
+                          key="mqtt.url", source=source)
+    if scheme == "mqtt" and not m.allow_plaintext:
+        raise ConfigError("plaintext MQTT refused; use mqtts:// or set mqtt.allow_plaintext",
+                          key="mqtt.url", source=source)
+    if scheme == "mqtts" and not (m.cafile and m.certfile and m.keyfile):
+        raise ConfigError("mqtts:// needs the back-office identity (cafile, certfile, keyfile)",
+                          key="mqtt.cafile", source=source)
 
 
 def load_station_config(path: Path | None) -> StationConfig:

@@ -121,6 +121,10 @@ def build_app(svc: StationService) -> web.Application:
     app.add_routes([*tus_routes(svc), *api_routes(svc)])
     witness = StationWitness(svc, load_witness_cosigner(svc.data_dir, svc.station_id))
     app.add_routes(witness_routes(witness))
+    if svc.cfg.mqtt.enabled:  # the checkpoint monitor (agent/station/monitor.py)
+        from .monitor import monitor_context  # only a station watching MQTT needs paho
+
+        app.cleanup_ctx.append(monitor_context(svc, witness.listeners))
     app.cleanup_ctx.append(_expiry(svc))
     return app
 

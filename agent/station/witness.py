@@ -151,17 +151,25 @@ class HeldCheckpoints:
             utc_now())
 
 
-def raise_fork(svc: StationService, device_id: str, held: CheckpointRow, *, kind: str,
-               detail: str, listeners: Collection[AlarmListener] = ()) -> bool:
-    """Record a fork alarm once per contradicted held checkpoint and tell the listeners;
-    True if this call raised it (blocking: call from a worker thread)."""
+def raise_fork(svc: StationService, device_id: str, held: CheckpointRow | None, *, kind: str,
+               detail: str, listeners: Collection[AlarmListener] = (),
+               once: tuple[int, str] | None = None, checkpoint_size: int | None = None) -> bool:
+    """Record an alarm about a device's log once and tell the listeners; True if this call
+    raised it (blocking: call from a worker thread).
+
+    ``once`` is what makes two reports the same alarm: by default the contradicted held
+    checkpoint ``(size, root)``, so every process and every message reporting one fork raise
+    one alarm.
+    """
+    key = once if once is not None else (held.size, held.root) if held is not None else (-1, "")
     utc = utc_now()
-    if not svc.index.fork_alarm(utc, device_id, held, kind, detail):
+    if not svc.index.fork_alarm(utc, device_id, CheckpointRow(key[0], key[1], ""), kind, detail):
         log.warning("%s of device %s already alarmed: %s", kind, device_id, detail)
         return False
     log.error("ALARM %s device %s: %s", kind, device_id, detail)
     alarm = {"device_id": device_id, "kind": kind, "detail": detail, "utc": utc,
-             "station_id": svc.station_id, "held_size": held.size, "held_root": held.root}
+             "station_id": svc.station_id, "held_size": held.size if held else None,
+             "held_root": held.root if held else None, "checkpoint_size": checkpoint_size}
     for listener in listeners:
         try:
             listener(alarm)
@@ -203,7 +211,7 @@ class StationWitness:
         raise_fork(self.svc, device_id, held, kind="log-fork",
                    detail=f"witness: the device's signed checkpoint of size {size} is not "
                    f"consistent with the checkpoint of size {held.size} the station holds",
-                   listeners=self.listeners)
+                   listeners=self.listeners, checkpoint_size=size)
 
     async def add_checkpoint(self, request: web.Request) -> web.Response:
         """``POST /witness/add-checkpoint``."""

@@ -57,6 +57,7 @@ class DeviceRow:
     checkpoint_ok: bool | None = None
     checkpoint_error: str | None = None
     last_seq: int | None = None
+    alarm: str | None = None  # a station's standing evidence alarm (bodycam/v1/<id>/alarm)
 
 
 class FleetView:
@@ -71,6 +72,10 @@ class FleetView:
         if len(parts) < 4 or "/".join(parts[:2]) != PREFIX:
             return None
         device_id, kind = parts[2], "/".join(parts[3:])
+        if kind == "alarm" and not payload:  # a person cleared the retained alarm
+            if device_id in self.devices:
+                self.devices[device_id].alarm = None
+            return {"event": "alarm-cleared", "device_id": device_id}
         try:
             doc = json.loads(payload)
         except (ValueError, UnicodeDecodeError):
@@ -126,6 +131,13 @@ def _checkpoint(row: DeviceRow, doc: dict[str, Any], _now: float) -> dict[str, A
             "size": size, "verified": ok, "error": error}
 
 
+def _alarm(row: DeviceRow, doc: dict[str, Any], _now: float) -> dict[str, Any]:
+    """A collection station found a fork, a rollback or a bad signature in this device's log."""
+    row.alarm = str(doc.get("kind", "alarm"))[:40]
+    return {"event": "alarm", "device_id": row.device_id, "kind": row.alarm,
+            "station_id": doc.get("station_id"), "detail": str(doc.get("detail", ""))[:300]}
+
+
 def _outbox_message(kind: str) -> _Handler:
     def handle(row: DeviceRow, doc: dict[str, Any], _now: float) -> dict[str, Any]:
         seq = doc.get("seq")
@@ -151,6 +163,7 @@ _HANDLERS: dict[str, _Handler] = {
     "telemetry": _telemetry,
     "state": _state,
     "checkpoint": _checkpoint,
+    "alarm": _alarm,
     "segment": _outbox_message("segment"),
     "event": _outbox_message("event"),
 }
@@ -196,7 +209,7 @@ def render_table(view: FleetView, *, now: float) -> str:
         row = view.devices[device_id]
         t = row.telemetry
         rows.append((
-            device_id,
+            f"{device_id} ALARM:{row.alarm}" if row.alarm else device_id,
             "online" if row.online else "offline" if row.online is False else "?",
             _duration(now - row.since) if row.since else "-",
             _recording(t),

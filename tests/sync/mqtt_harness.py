@@ -248,6 +248,7 @@ SCHEMA_DIR = REPO / "agent" / "sync" / "schemas"
 _SUFFIX_SCHEMA = {
     "status": "status", "birth": "birth", "telemetry": "telemetry", "state": "state",
     "segment": "segment", "checkpoint": "checkpoint", "event": "event", "ack": "command-ack",
+    "alarm": "alarm",
 }
 
 

@@ -111,6 +111,32 @@ def test_back_office_commands_but_cannot_forge_device_topics(tls_broker: Broker,
         bo.close()
 
 
+def test_only_the_back_office_writes_alarms(tls_broker: Broker, test_ca: Path) -> None:
+    """A station (back-office identity) publishes a device's alarm; no device may write or
+    clear one, not even about itself; a shared subscription to checkpoints is granted."""
+    bo = Identity(test_ca, "backoffice", tls_broker.port)
+    cam_a = Identity(test_ca, "cam-a", tls_broker.port)
+    try:
+        assert bo.publish("bodycam/v1/cam-a/alarm") < 0x80
+        assert cam_a.publish("bodycam/v1/cam-a/alarm") == NOT_AUTHORIZED
+        assert cam_a.publish("bodycam/v1/cam-b/alarm") == NOT_AUTHORIZED
+        granted = threading.Event()
+        codes: list[int] = []
+
+        def on_subscribe(_c: object, _u: object, _mid: int, reasons: list[object],
+                         _p: object) -> None:
+            codes.extend(int(getattr(r, "value", 0x80)) for r in reasons)
+            granted.set()
+
+        bo.client.on_subscribe = on_subscribe
+        bo.client.subscribe("$share/stations/bodycam/v1/+/checkpoint", qos=1)
+        assert granted.wait(10)
+        assert codes == [1]
+    finally:
+        bo.close()
+        cam_a.close()
+
+
 def test_a_command_round_trip_passes_the_shipped_acl(tls_broker: Broker, test_ca: Path,
                                                      tmp_path: Path) -> None:
     """The device link subscribes to its commands and its acks get through the ACL."""

@@ -32,7 +32,7 @@ def test_asyncapi_documents_every_topic_with_an_existing_schema() -> None:
     assert doc["asyncapi"].startswith("3.")
     addresses = {c["address"].split("{device_id}/")[1] for c in doc["channels"].values()}
     assert addresses == {"status", "birth", "telemetry", "state", "segment", "checkpoint",
-                         "event", "cmd/{name}", "cmd/{name}/ack"}
+                         "event", "alarm", "cmd/{name}", "cmd/{name}/ack"}
     used = set()
     for message in doc["components"]["messages"].values():
         ref = message["payload"]["schema"]["$ref"]
