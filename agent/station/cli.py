@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from agent.errors import ConfigError, VerificationError
 from agent.evidence.inventory import UnsafeFile, read_bounded
@@ -33,7 +34,7 @@ from .witness import WITNESS_PREFIX, load_witness_cosigner
 
 __all__ = ["default_station_dir", "station_main"]
 
-USAGE = "usage: bodycam station run|enrol|list|info [--config FILE] [--data-dir DIR] …"
+USAGE = "usage: bodycam station run|enrol|list|info|user [--config FILE] [--data-dir DIR] …"
 
 
 def default_station_dir() -> Path:
@@ -60,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                             help="re-hash every stored file against the index (slow)")
         if name == "run":
             sp.add_argument("--log-level", default="info")
+    from .console.usercli import add_user_parser  # console accounts (docs/CONSOLE.md)
+
+    add_user_parser(sub)
     return p
 
 
@@ -72,6 +76,10 @@ def station_main(argv: Sequence[str]) -> int:
         return _run(cfg, data_dir, args)
     svc = StationService.open(cfg, data_dir)
     try:
+        if args.action == "user":
+            from .console.usercli import user_main
+
+            return user_main(svc, args)
         if args.action == "enrol":
             return _enrol(svc, args.records)
         if args.action == "list":
@@ -178,6 +186,10 @@ def _info(svc: StationService, as_json: bool) -> int:
            "store": str(svc.store.root), "index": "postgresql" if st.database else "sqlite",
            "witness_vkey": str(load_witness_cosigner(svc.data_dir, svc.station_id).vkey),
            "witness_url": url.rstrip("/") + WITNESS_PREFIX}
+    if svc.cfg.console.enabled:  # the browsers' listener (docs/CONSOLE.md)
+        host = urlsplit(url).hostname or st.listen
+        doc["console_url"] = (f"{'http' if st.insecure_http else 'https'}://{host}:"
+                              f"{svc.cfg.console.port}/console/")
     if as_json:
         print(json.dumps(doc, indent=2))
     else:

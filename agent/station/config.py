@@ -26,6 +26,14 @@ Example (every key optional)::
     body_timeout_s = 60
     max_uploads_per_device = 4
     idle_expiry_s = 86400
+
+    [console]                      # the fleet console for browsers (docs/CONSOLE.md)
+    enabled = true
+    port = 8444                    # its own HTTPS listener: browsers carry no client certificate
+    broker = ""                    # empty = [mqtt]'s broker and back-office identity; or
+                                   # mqtts://… with its own cafile/certfile/keyfile here
+    tile_url = ""                  # e.g. "https://tiles.agency.example/{z}/{x}/{y}.png"
+    session_s = 28800
 """
 
 from __future__ import annotations
@@ -41,8 +49,8 @@ from urllib.parse import urlsplit
 from agent.config import _build_section, rule
 from agent.errors import ConfigError
 
-__all__ = ["LimitsConfig", "StationConfig", "StationSection", "TlsConfig", "load_station_config",
-           "parse_station_config"]
+__all__ = ["ConsoleConfig", "LimitsConfig", "StationConfig", "StationSection", "TlsConfig",
+           "load_station_config", "parse_station_config"]
 
 _STATION_ID = r"^([A-Za-z0-9][A-Za-z0-9.-]{0,63})?$"  # a receipt's station_id rule, or empty
 
@@ -107,6 +115,22 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """The fleet console: its listener, the back-office MQTT identity it watches and commands
+    the fleet with, the agency's map tiles and how long a signed-in browser stays signed in."""
+
+    enabled: bool = _f(False, "serve the fleet console (docs/CONSOLE.md)")
+    port: int = _f(8444, "HTTPS port for browsers; 0 = any free port", lo=0, hi=65535)
+    broker: str = _f("", "MQTT broker URL, mqtts://host[:port]; empty = [mqtt] url and identity")
+    allow_plaintext: bool = _f(False, "accept an mqtt:// broker (lab benches only)")
+    cafile: str = _f("", "CA that signed the broker's certificate (with broker)")
+    certfile: str = _f("", "the console's back-office client certificate (PEM, with broker)")
+    keyfile: str = _f("", "its key (PEM, with broker)")
+    tile_url: str = _f("", "map tiles, https://…/{z}/{x}/{y}.png; empty = a plain grid")
+    session_s: float = _f(8 * 3600.0, "a sign-in lasts this long", lo=60, hi=7 * 86_400)
+
+
+@dataclass(frozen=True)
 class StationConfig:
     """The whole station configuration."""
 
@@ -114,6 +138,7 @@ class StationConfig:
     tls: TlsConfig = field(default_factory=TlsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
+    console: ConsoleConfig = field(default_factory=ConsoleConfig)
 
 
 def parse_station_config(raw: typing.Mapping[str, Any], *,
@@ -144,6 +169,28 @@ def _cross_checks(cfg: StationConfig, source: str) -> None:
                                   "station.insecure_http = true on a lab bench)",
                                   key=f"tls.{name}", source=source)
     _mqtt_checks(cfg.mqtt, source)
+    _console_checks(cfg.console, cfg.mqtt, source)
+
+
+def _console_checks(c: ConsoleConfig, m: MqttConfig, source: str) -> None:
+    if not c.enabled:
+        return
+    if not c.broker:
+        if not m.url:
+            raise ConfigError("the console watches the fleet over MQTT: give console.broker "
+                              "or the [mqtt] url", key="console.broker", source=source)
+        return  # [mqtt] is checked on its own
+    scheme = urlsplit(c.broker).scheme
+    if scheme == "mqtt" and not c.allow_plaintext:
+        raise ConfigError("plaintext MQTT refused; use mqtts:// or set console.allow_plaintext",
+                          key="console.broker", source=source)
+    if scheme == "mqtts" and not (c.cafile and c.certfile and c.keyfile):
+        raise ConfigError("mqtts:// needs the back-office identity (cafile, certfile, keyfile)",
+                          key="console.cafile", source=source)
+    if c.tile_url and not (urlsplit(c.tile_url).scheme in ("https", "http")
+                           and all(k in c.tile_url for k in ("{z}", "{x}", "{y}"))):
+        raise ConfigError("must be an http(s) URL with {z}, {x} and {y}", key="console.tile_url",
+                          source=source)
 
 
 def _mqtt_checks(m: MqttConfig, source: str) -> None:

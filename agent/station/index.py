@@ -35,6 +35,12 @@ __all__ = ["CheckpointRow", "Index", "PostgresIndex", "SegmentRow", "SqliteIndex
            "open_index"]
 
 _TABLES = """
+CREATE TABLE IF NOT EXISTS console_users (
+    username TEXT PRIMARY KEY, password TEXT NOT NULL, role TEXT NOT NULL,
+    created_utc TEXT NOT NULL, updated_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_sessions (
+    token_sha256 TEXT PRIMARY KEY, username TEXT NOT NULL, csrf TEXT NOT NULL,
+    address TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, tls_key_sha256 TEXT,
     record TEXT NOT NULL, enrolled_utc TEXT NOT NULL);
@@ -61,12 +67,18 @@ CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEX
     device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
     device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
+    username TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL, device_id TEXT,
+    detail TEXT NOT NULL, outcome TEXT NOT NULL);
 """
 _PG_LOGS = """
 CREATE TABLE IF NOT EXISTS events (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
     device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alarms (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
     device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_audit (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
+    username TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL, device_id TEXT,
+    detail TEXT NOT NULL, outcome TEXT NOT NULL);
 """
 _SEGMENT_COLUMNS = ("device_id", "device_seq", "recording_id", "seq", "path", "cipher_sha256",
                     "manifest_sha256", "cipher_bytes", "manifest_bytes", "leaf_index",
@@ -297,6 +309,62 @@ class Index:
         rows = self._rows(f"SELECT {', '.join(_SEGMENT_COLUMNS)} FROM segments "
                           "ORDER BY device_id, device_seq")
         return [_segment(r) for r in rows]
+
+    # -- console: users, sessions, audit (agent/station/console) ---------------------------
+    def user_add(self, username: str, password: str, role: str, utc: str) -> bool:
+        """Add a console user; False if the name is taken."""
+        return self._exec("INSERT INTO console_users (username, password, role, created_utc, "
+                          "updated_utc) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                          (username, password, role, utc, utc)) == 1
+
+    def user_update(self, username: str, column: str, value: str, utc: str) -> bool:
+        """Set a user's ``password`` or ``role``; False if there is no such user."""
+        if column not in ("password", "role"):
+            raise ValueError(f"not a user column: {column}")
+        return self._exec(f"UPDATE console_users SET {column} = ?, updated_utc = ? "
+                          "WHERE username = ?", (value, utc, username)) == 1
+
+    def users(self) -> list[tuple[str, str, str, str]]:
+        """(username, password hash, role, created_utc) of every user, by name."""
+        return [(r[0], r[1], r[2], r[3]) for r in self._rows(
+            "SELECT username, password, role, created_utc FROM console_users ORDER BY username")]
+
+    def session_add(self, token_sha256: str, username: str, csrf: str, *, address: str,
+                    created: float, expires: float) -> None:
+        """Record a signed-in browser (the index keeps only the token's hash)."""
+        self._exec("INSERT INTO console_sessions (token_sha256, username, csrf, address, "
+                   "created, expires) VALUES (?, ?, ?, ?, ?, ?)",
+                   (token_sha256, username, csrf, address, created, expires))
+
+    def session(self, token_sha256: str, now: float) -> tuple[str, str, float] | None:
+        """(username, csrf, expires) of a live session, or None."""
+        rows = self._rows("SELECT username, csrf, expires FROM console_sessions WHERE "
+                          "token_sha256 = ? AND expires > ?", (token_sha256, now))
+        return (rows[0][0], rows[0][1], float(rows[0][2])) if rows else None
+
+    def session_end(self, token_sha256: str | None, now: float, *,
+                    username: str | None = None) -> int:
+        """End one session (sign-out), every session of ``username`` (password or role
+        change), and any expired ones; how many rows went."""
+        return self._exec("DELETE FROM console_sessions WHERE token_sha256 = ? OR "
+                          "username = ? OR expires <= ?", (token_sha256, username, now))
+
+    def audit(self, utc: str, username: str, action: str, *, address: str,
+              device_id: str | None, detail: str, outcome: str) -> None:
+        """Record one console act (sign-in, command, refusal) with who and from where."""
+        self._exec("INSERT INTO console_audit (utc, username, address, action, device_id, "
+                   "detail, outcome) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   (utc, username[:64], address[:64], action[:64], device_id, detail[:2000],
+                    outcome[:200]))
+
+    def audit_log(self, device_id: str | None = None, limit: int = 200
+                  ) -> list[tuple[str, str, str, str, str | None, str, str]]:
+        """Newest first: (utc, user, address, action, device, detail, outcome)."""
+        where = "WHERE device_id = ? " if device_id is not None else ""
+        args: tuple[Any, ...] = (device_id, limit) if device_id is not None else (limit,)
+        return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in self._rows(
+            "SELECT utc, username, address, action, device_id, detail, outcome FROM "
+            f"console_audit {where}ORDER BY id DESC LIMIT ?", args)]
 
 
 def _segment(r: tuple[Any, ...]) -> SegmentRow:

@@ -187,10 +187,18 @@ async def serve(svc: StationService, *, on_ready: Callable[[str], None] | None =
         loop.add_signal_handler(sig, stop.set)
     log.info("station %s listening on %s (store %s, index %s)", svc.station_id, url,
              svc.store.root, "postgresql" if st.database else "sqlite")
+    console = None
+    if svc.cfg.console.enabled:
+        from .console.listener import start_console  # only a station with a console needs it
+
+        console = await start_console(svc)
+        print(f"bodycam station: console on {console.url}", flush=True)
     if on_ready:
         on_ready(url)
     try:
         await stop.wait()
         log.info("station stopping: finishing requests in flight")
     finally:
+        if console is not None:
+            await console.stop()
         await runner.cleanup()

@@ -1,0 +1,46 @@
+"""Fixtures for the console tests: the agency PKI, a TLS broker with the shipped ACL, and a
+station with its console (see harness.py)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.console.harness import ConsoleStation, make_broker, make_ca
+from tests.sync.mqtt_harness import Broker
+
+UNITS = ("BC-CON-1", "BC-CON-2", "BC-CON-3")
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The agency CA, the station/broker server certificate, three units and the back office."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed")
+    return make_ca(tmp_path_factory.mktemp("pki"), *UNITS)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[Broker]:
+    """mosquitto with the shipped TLS + ACL configuration on loopback."""
+    if shutil.which("mosquitto") is None:
+        pytest.skip("mosquitto not installed")
+    b = make_broker(tmp_path_factory.mktemp("broker"), pki)
+    yield b
+    b.kill()
+
+
+@pytest.fixture(scope="module")
+def station(tmp_path_factory: pytest.TempPathFactory, pki: Path,
+            broker: Broker) -> Iterator[ConsoleStation]:
+    """A station serving the console, with a dispatcher (alice) and a viewer (bob)."""
+    st = ConsoleStation(tmp_path_factory.mktemp("console"), pki, broker.port)
+    st.write_config()
+    st.add_user("alice", "dispatcher", "alice-password-1")
+    st.add_user("bob", "viewer", "bob-password-12")
+    st.start()
+    yield st
+    st.stop()

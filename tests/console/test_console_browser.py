@@ -1,0 +1,168 @@
+"""The fleet console in a real browser (Debian's chromium driven by Playwright), against a
+real station, a real TLS mosquitto with the shipped ACL, one real agent on simulated hardware
+and two simulated units publishing with their own device certificates."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.console.conftest import UNITS
+from tests.console.harness import CHROMIUM, ConsoleStation, SimUnit, backoffice_publish
+from tests.recording.conftest import running_agent, small_config, wait_for
+from tests.sync.mqtt_harness import Broker
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+
+REAL = UNITS[0]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def fleet(pki: Path, broker: Broker, station: ConsoleStation,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One real agent (walking the simulator's route in Shanghai) and two simulated units
+    near it, all online and reporting."""
+    cfg = small_config(
+        device={"id": REAL, "officer_id": "P-1001"},
+        gps={"source": "serial"}, sim={"gps_route": "walk"},
+        mqtt={"enabled": True, "url": f"mqtts://localhost:{broker.port}", "telemetry_s": 1,
+              "cafile": str(pki / "ca.crt"), "certfile": str(pki / f"{REAL}.crt"),
+              "keyfile": str(pki / f"{REAL}.key")})
+    sims = [SimUnit(UNITS[1], pki, broker.port, 31.2290, 121.4720, officer="P-1002").connect(),
+            SimUnit(UNITS[2], pki, broker.port, 31.2325, 121.4760, officer="P-1003").connect()]
+    for _ in range(3):
+        for s in sims:
+            s.telemetry()
+    with running_agent(cfg, tmp_path_factory.mktemp("agent")) as agent:
+        wait_for(lambda: agent.commands.sync.link.stats().commands_ready)
+        yield {"agent": agent, "sims": sims}
+    for s in sims:
+        s.close()
+
+
+def _page(browser: Any, station: ConsoleStation, user: str, password: str) -> Any:
+    ctx = browser.new_context(ignore_https_errors=True, viewport={"width": 1600, "height": 1000})
+    page = ctx.new_page()
+    page.goto(station.console_url)
+    page.fill("#login-user", user)
+    page.fill("#login-password", password)
+    page.click("#login-submit")
+    page.wait_for_selector("#app:not([hidden])")
+    return page
+
+
+def _shot(page: Any, tmp_path: Path, name: str) -> Path:
+    path = tmp_path / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def _row(device: str) -> str:
+    return f'#fleet tr[data-device="{device}"]'
+
+
+def test_dispatcher_sees_the_fleet_live_and_starts_and_stops_a_recording(  # noqa: PLR0917 -- fixtures
+        browser: Any, station: ConsoleStation, fleet: dict[str, Any], pki: Path,
+        broker: Broker, tmp_path: Path) -> None:
+    """Three units appear live in the table and on the map; a recording started from the
+    console shows on the page within 2 s; a stop needs a typed reason; an alarm published on
+    the unit's alarm topic appears; every act is in the audit table with the user."""
+    agent = fleet["agent"]
+    page = _page(browser, station, "alice", "alice-password-1")
+    for device in UNITS:
+        page.wait_for_selector(_row(device), timeout=15_000)
+    # each unit's marker on the map (the real agent's simulated GPS walk included)
+    for device in UNITS:
+        page.wait_for_selector(f'#map g.unit[data-device="{device}"]', timeout=15_000)
+    assert page.locator("#map g.unit").count() == 3
+    assert "P-1002" in page.inner_text(_row(UNITS[1]))
+    _shot(page, tmp_path, "fleet")
+
+    page.click(_row(REAL))
+    page.wait_for_selector("#unit:not([hidden])")
+    assert agent.recorder.state != "recording"
+    page.click('#actions button[data-action="start"]')
+    page.wait_for_selector("#confirm[open]")
+    assert REAL in page.inner_text("#confirm-text")
+    clicked = time.monotonic()
+    page.click("#confirm-ok")
+    page.wait_for_selector(f'{_row(REAL)} .rec', timeout=2_000)
+    shown_s = time.monotonic() - clicked
+    print(f"start → REC on the page: {shown_s:.3f} s")
+    assert agent.recorder.state == "recording"
+
+    # stop: refused without a reason (nothing sent), then confirmed with one
+    page.click('#actions button[data-action="stop"]')
+    assert "reason" in page.inner_text("#toast")
+    assert agent.recorder.state == "recording"
+    page.fill("#stop-reason", "incident over, suspect in custody")
+    page.click('#actions button[data-action="stop"]')
+    page.wait_for_selector("#confirm[open]")
+    assert "suspect in custody" in page.inner_text("#confirm-text")
+    page.click("#confirm-ok")
+    page.wait_for_selector(f'{_row(REAL)} .rec', state="detached", timeout=10_000)
+    wait_for(lambda: agent.recorder.state == "standby")
+
+    # a forked log, as the station's checkpoint monitor reports it
+    backoffice_publish(pki, broker.port, f"bodycam/v1/{UNITS[2]}/alarm",
+                       {"device_id": UNITS[2], "kind": "log-fork", "utc": "2026-11-30T02:00:00Z",
+                        "detail": "checkpoint of size 9 is not an extension of the held one"},
+                       retain=True)
+    page.wait_for_selector(f'#alarms .alarm[data-device="{UNITS[2]}"]', timeout=5_000)
+    page.wait_for_selector(f'{_row(UNITS[2])} [data-field="alarms"]:has-text("log-fork")',
+                           timeout=2_000)
+    page.wait_for_selector('#unit-audit li:has-text("stop: incident over")', timeout=10_000)
+    _shot(page, tmp_path, "unit-after-stop")
+
+    audit = station.cli("list", "--json")  # the station is still healthy for its own CLI
+    assert audit.returncode in (0, 1), audit.stderr
+    log = page.evaluate("fetch('/console/api/units/" + REAL + "').then(r => r.json())")
+    acts = [(a["user"], a["action"], a["outcome"]) for a in log["audit"]]
+    assert ("alice", "start", "sent") in acts and ("alice", "stop", "sent") in acts
+    assert any(a["action"] == "stop" and "suspect in custody" in a["detail"] for a in log["audit"])
+    assert shown_s < 2.0
+
+
+def test_a_viewer_cannot_start_or_stop(browser: Any, station: ConsoleStation,
+                                       fleet: dict[str, Any], tmp_path: Path) -> None:
+    """A viewer sees the fleet but no actions; the API refuses the viewer's start and stop
+    (with a valid session and CSRF token), audits the refusals, and the unit does not move."""
+    agent = fleet["agent"]
+    page = _page(browser, station, "bob", "bob-password-12")
+    page.wait_for_selector(_row(REAL), timeout=15_000)
+    page.click(_row(REAL))
+    page.wait_for_selector("#unit:not([hidden])")
+    assert not page.is_visible('#actions button[data-action="start"]')
+    before = agent.recorder.state
+    statuses = page.evaluate("""async (dev) => {
+        const me = await (await fetch('/console/api/me')).json();
+        const out = [];
+        for (const [action, body] of [['start', {}], ['stop', {reason: 'viewer tries'}]]) {
+            const r = await fetch(`/console/api/units/${dev}/${action}`, {method: 'POST',
+                headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf},
+                body: JSON.stringify(body)});
+            out.push(r.status);
+        }
+        return out;
+    }""", REAL)
+    assert statuses == [403, 403]
+    assert agent.recorder.state == before
+    log = page.evaluate("fetch('/console/api/units/" + REAL + "').then(r => r.json())")
+    refused = [a for a in log["audit"] if a["user"] == "bob"]
+    assert {a["action"] for a in refused} == {"start", "stop"}
+    assert all(a["outcome"] == "refused 403" for a in refused)
+    _shot(page, tmp_path, "viewer")
