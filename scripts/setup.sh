@@ -20,6 +20,7 @@ APT_PACKAGES=(
   iproute2 strace fdisk                           # network-cut, crash-consistency, partition tests
   fuse3                                           # power-cut file system (tests/tools/dropfs.py)
   postgresql                                      # shared station index (tests/station run initdb)
+  chromium                                        # console tests (Playwright drives this browser)
 )
 
 if grep -qs "Raspberry Pi" /proc/device-tree/model; then
