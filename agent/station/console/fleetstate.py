@@ -100,9 +100,11 @@ class Unit:
 
     def _battery_left(self, recording: bool) -> float | None:
         t = self.telemetry
-        own = t.get("battery_recording_s" if recording else "battery_runtime_s")
-        if isinstance(own, int | float):
-            return float(own)
+        for key in (("battery_recording_s", "battery_runtime_s") if recording
+                    else ("battery_runtime_s",)):
+            own = t.get(key)
+            if isinstance(own, int | float) and not isinstance(own, bool):
+                return float(own)
         return _extrapolate([(p[0], p[1]) for p in self.series], floor=0.0)
 
     def _storage_left(self) -> float | None:

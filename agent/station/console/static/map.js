@@ -56,7 +56,7 @@ const FleetMap = (() => {
     const Y = (lat) => wy(lat, v.z) - v.cy + H / 2;
     if (tileUrl) drawTiles(svg, v, tileUrl); else drawGrid(svg, v, X, Y);
     drawScale(svg, v);
-    units.forEach((u, i) => {
+    units.forEach((u, i) => {  // labels only while they stay readable; a tooltip always
       const colour = COLOURS[i % COLOURS.length];
       const t = tracks[u.device_id];
       if (t && t.length > 1) {
@@ -67,8 +67,9 @@ const FleetMap = (() => {
       const g = el("g", { class: "unit", "data-device": u.device_id,
         transform: `translate(${X(u.position[1]).toFixed(1)},${Y(u.position[0]).toFixed(1)})` }, svg);
       el("circle", { r: u.recording ? 7 : 5, fill: u.alarms ? "#c53030" : colour }, g);
-      const label = el("text", { x: 9, y: 4 }, g);
-      label.textContent = u.device_id + (u.recording ? " ●REC" : "");
+      const name = u.device_id + (u.recording ? " ●REC" : "");
+      el("title", {}, g).textContent = name;
+      if (units.length <= 60 || u.alarms) el("text", { x: 9, y: 4 }, g).textContent = name;
       g.addEventListener("click", () => onPick(u.device_id));
     });
   }
