@@ -169,6 +169,10 @@ class WitnessConfig:
     vkey: str = _f("", "the witness's verifier key: name+keyid+base64 (C2SP signed-note)",
                    pattern=r"^[^\s+]{1,256}\+[0-9a-f]{8}\+[A-Za-z0-9+/]{1,100}={0,2}$")
     timeout_s: float = _f(10.0, "seconds to wait for one witness answer", lo=1, hi=120)
+    cafile: str = _f("", "CA of an https witness's certificate (empty = the system's)")
+    certfile: str = _f("", "client certificate for a witness that requires one (a collection "
+                       "station: the device's agency certificate)")
+    keyfile: str = _f("", "its key")
 
 
 @dataclass(frozen=True)
@@ -515,6 +519,9 @@ def _check_witnesses(witnesses: list[WitnessConfig], source: str) -> None:
         if vkey.name in names:
             raise ConfigError(f"witness {vkey.name} is listed twice", key=f"witnesses[{i}]",
                               source=source)
+        if bool(w.certfile) != bool(w.keyfile):
+            raise ConfigError("give both certfile and keyfile, or neither",
+                              key=f"witnesses[{i}].certfile", source=source)
         names.add(vkey.name)
 
 

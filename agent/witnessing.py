@@ -9,6 +9,7 @@ unreachable.
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,24 @@ def start_witnessing(witnesses: Sequence[WitnessConfig], log: EvidenceLog,
     checkpoint is submitted at once, so a history written while offline is witnessed too."""
     if not witnesses:
         return None
-    clients = [WitnessClient(w.url, w.vkey, timeout_s=w.timeout_s) for w in witnesses]
+    clients = [WitnessClient(w.url, w.vkey, timeout_s=w.timeout_s, ssl_context=_tls(w))
+               for w in witnesses]
     pool = WitnessPool(clients, directory=log_dir / WITNESSED_DIR, proof=log.consistency_proof)
     pool.start()
     log.subscribe(pool.submit)
     pool.submit(log.checkpoint())
     return pool
+
+
+def _tls(w: WitnessConfig) -> ssl.SSLContext | None:
+    """TLS for an https witness: its CA, and the device's client certificate when the witness
+    requires one (a collection station accepts only agency certificates)."""
+    if not w.url.startswith("https:") or not (w.cafile or w.certfile):
+        return None
+    ctx = ssl.create_default_context(cafile=w.cafile or None)
+    if w.certfile:
+        ctx.load_cert_chain(w.certfile, w.keyfile)
+    return ctx
 
 
 def witness_status(pool: WitnessPool | None) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from agent.config import Config, OffloadConfig
+from agent.config import Config, OffloadConfig, WitnessConfig
 from agent.errors import KeyMissing, SyncError
 from agent.evidence.keys import DeviceKey
 
@@ -162,11 +162,23 @@ class LoopbackStation:
 
     def receipt_key(self) -> str:
         """The station's receipt key (base64), as ``station info --json`` reports it."""
+        return str(self._info()["receipt_key"])
+
+    def witness_config(self) -> WitnessConfig:
+        """The station as the device's witness (``[[witnesses]]``): its witness key from
+        ``station info --json``, its URL, and the device's agency certificate (the station
+        requires one). Call after :meth:`start` (the URL names the port it got)."""
+        return WitnessConfig(url=f"{self.url}/witness", vkey=str(self._info()["witness_vkey"]),
+                             cafile=str(self.pki / "ca.crt"),
+                             certfile=str(self.pki / f"{self.device_id}.crt"),
+                             keyfile=str(self.pki / f"{self.device_id}.key"))
+
+    def _info(self) -> dict[str, object]:
         done = _bodycam("station", "info", "--json", "--config", str(self.config),
                         "--data-dir", str(self.root))
         if done.returncode != 0:
             raise RuntimeError(f"station info failed: {done.stderr.strip()}")
-        return str(json.loads(done.stdout)["receipt_key"])
+        return dict(json.loads(done.stdout))
 
     def start(self, timeout: float = 60.0) -> str:
         """Start the station; its URL once it listens."""
@@ -228,7 +240,8 @@ class LoopbackStation:
 def start_loopback(cfg: Config, data_dir: Path) -> tuple[Config, LoopbackStation]:
     """``bodycam run --with-station``: a station in ``<data dir>/station`` with the simulated
     device enrolled (its evidence key made now if this is its first run), and ``cfg`` with
-    ``[offload]`` pointed at it and its receipt key trusted."""
+    ``[offload]`` pointed at it and its receipt key trusted, and the station added to
+    ``[[witnesses]]`` (it cosigns every checkpoint; ``log/witnessed/`` keeps the note)."""
     from agent.app import check_data_dir
 
     data_dir = check_data_dir(data_dir)
@@ -243,10 +256,15 @@ def start_loopback(cfg: Config, data_dir: Path) -> tuple[Config, LoopbackStation
         station.prepare(key)
         receipt_key = station.receipt_key()
         url = station.start()
+        witness = station.witness_config()
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         station.stop()
         raise SyncError(f"loopback station: {exc}") from exc
     log.info("collection station on %s, data in %s (bodycam station list --data-dir %s)", url,
              station.root, station.root)
-    return dataclasses.replace(cfg, offload=station.offload_config(cfg.offload, receipt_key)), \
-        station
+    # The station is also the device's witness, unless a witness of the same name is listed.
+    known = {w.vkey.split("+", 1)[0] for w in cfg.witnesses}
+    witnesses = cfg.witnesses if witness.vkey.split("+", 1)[0] in known else \
+        [*cfg.witnesses, witness]
+    return dataclasses.replace(cfg, offload=station.offload_config(cfg.offload, receipt_key),
+                               witnesses=witnesses), station
