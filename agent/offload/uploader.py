@@ -16,6 +16,13 @@ For each pending segment (:mod:`.backlog`, derived from the log):
    :meth:`EvidenceStore.accept_receipt`, which logs it as ``acknowledged`` with origin
    ``{"via": "offload", "station": <station id>}``. Only then is the book entry dropped.
 
+Live mode (``offload.live``): when no sealed segment is owed, the open segment (the one whose
+journal exists) is streamed as it grows -- a tus upload with ``Upload-Defer-Length``, PATCHed
+every quarter second with the bytes the file holds, made durable on the device first (one
+``fdatasync`` per poll) so the station's copy is always a prefix of what a crash leaves here.
+At the seal the sealed path above finds the upload in the book, declares its length with the
+tail and finalises it: the ciphertext goes over the link once.
+
 Nothing here deletes anything. A station that is unreachable or full makes the thread back
 off (up to ``offload.retry_s``); a segment the station refuses for another reason, or whose
 receipt is refused, waits ``retry_s`` while the others go ahead.
@@ -24,6 +31,7 @@ receipt is refused, waits ``retry_s`` while the others go ahead.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -32,6 +40,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from agent.errors import EvidenceError, ReceiptRejected, VerificationError
+from agent.evidence.journal import JOURNAL_SUFFIX, Journal
 from agent.evidence.receipt import Receipt
 from agent.station.client import StationClient, StationRefused, StationUnreachable
 
@@ -45,6 +54,7 @@ log = logging.getLogger(__name__)
 
 _IDLE_POLL_S = 1.0
 _PRESSURE_POLL_S = 0.25
+_LIVE_POLL_S = 0.25
 _RECOVERABLE = ("upload-gone", "no-such-upload", "cipher-mismatch", "too-many-uploads")
 
 
@@ -107,7 +117,7 @@ class Offloader:
     def __init__(self, store: ReceiptTaker, *, device_id: str, data_dir: Path,
                  client: Callable[[], StationClient], station: str, max_rate: int = 0,
                  retry_s: float = 10.0, strained: Callable[[], bool] = lambda: False,
-                 chunk_bytes: int = 1 << 20) -> None:
+                 chunk_bytes: int = 1 << 20, live: bool = False) -> None:
         self._store = store
         self._device_id = device_id
         self._make_client = client
@@ -118,6 +128,9 @@ class Offloader:
         self._limiter = RateLimiter(max_rate)
         self._backoff = Backoff(retry_s)
         self._backlog = Backlog(store.log, data_dir)
+        self._live = live
+        self._recordings = Path(data_dir) / "recordings"
+        self._live_offsets: dict[int, int] = {}  # open segment → bytes the station holds
         self._book = UploadBook(Path(data_dir) / "state")
         self._not_before: dict[int, float] = {}
         self._client: StationClient | None = None
@@ -181,6 +194,8 @@ class Offloader:
         now = time.monotonic()
         due = [p for p in pending if self._not_before.get(p.device_seq, 0.0) <= now]
         if not due:
+            if self._live:
+                return self._live_step(pending)
             if not pending:
                 self._set(state="idle")
             return _IDLE_POLL_S
@@ -224,7 +239,12 @@ class Offloader:
         manifest = seg.manifest.read_bytes()  # FileNotFoundError: the seal's rename is pending
         total = seg.media.stat().st_size
         client = self._connection()
-        upload, offset = self._resume(client, seg)
+        upload, offset, deferred = self._resume(client, seg)
+        if upload is not None and offset > total:  # a live upload ahead of a truncated seal
+            log.warning("offload: segment %d: the station holds %d bytes of a live upload, the "
+                        "sealed file has %d; uploading it afresh", seg.device_seq, offset, total)
+            self._book.drop(seg.device_seq)
+            upload = None
         if upload is None:
             stored = client.receipt(self._device_id, seg.device_seq)  # finalised before a crash?
             if stored is not None:
@@ -234,25 +254,75 @@ class Offloader:
             self._book.put(seg.device_seq, UploadRef(self._station, upload, seg.cipher_sha256))
             offset = 0
         self._set(state="uploading")
+        if deferred:  # a live upload: its length is known now that the segment is sealed
+            offset = client.patch(upload, offset, b"", length=total) if offset == total else \
+                self._send(client, upload, seg.media, offset, total, declare=True)
         if offset < total:
             self._send(client, upload, seg.media, offset, total)
+        self._live_offsets.pop(seg.device_seq, None)
         receipt = client.finalise(self._device_id, upload, manifest=manifest,
                                   entry=self._store.log.entry(seg.index), leaf_index=seg.index,
                                   log=self._store.log)
         self._accept(seg, receipt)
 
-    def _resume(self, client: StationClient, seg: PendingSegment) -> tuple[str | None, int]:
-        """The booked upload and the station's durable offset; (None, 0) if there is none."""
+    def _resume(self, client: StationClient,
+                seg: PendingSegment) -> tuple[str | None, int, bool]:
+        """The booked upload, the station's durable offset and whether its length is still
+        deferred (a live upload); (None, 0, False) if there is none."""
         ref = self._book.get(seg.device_seq, self._station, seg.cipher_sha256)
         if ref is None:
-            return None, 0
+            return None, 0, False
         try:
-            return ref.upload, client.status(ref.upload).offset
+            st = client.status(ref.upload)
+            return ref.upload, st.offset, st.length is None
         except StationRefused as exc:
             if exc.status not in (404, 410):
                 raise
         self._book.drop(seg.device_seq)
-        return None, 0
+        return None, 0, False
+
+    # --- live mode ---------------------------------------------------------------------------
+    def _live_step(self, pending: list[PendingSegment]) -> float:
+        """Stream the open segment's durable bytes (``offload.live``); sealed ones go first."""
+        open_seg = self._open_segment({p.device_seq for p in pending})
+        if open_seg is None:
+            if not pending:
+                self._set(state="idle")
+            return _LIVE_POLL_S
+        seq, media = open_seg
+        client = self._connection()
+        ref = self._book.get(seq, self._station, None)
+        if ref is None:
+            upload = client.create_upload(self._device_id, None, {"filename": media.name})
+            ref = UploadRef(self._station, upload, "", live=True)
+            self._book.put(seq, ref)
+            self._live_offsets[seq] = 0
+        offset = self._live_offsets.get(seq)
+        if offset is None:
+            offset = client.status(ref.upload).offset
+        with open(media, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size <= offset:
+                self._live_offsets[seq] = offset
+                return _LIVE_POLL_S
+            # Only bytes durable on the device may leave it: the station's copy must stay a
+            # prefix of what a crash leaves here. One fdatasync per poll makes everything up
+            # to ``size`` durable (the sink only appends whole age chunks).
+            os.fdatasync(f.fileno())
+        self._live_offsets[seq] = self._send(client, ref.upload, media, offset, size)
+        return 0.0
+
+    def _open_segment(self, sealed_pending: set[int]) -> tuple[int, Path] | None:
+        """The oldest segment being written (its journal exists), or None."""
+        found: list[tuple[int, Path]] = []
+        for path in self._recordings.glob(f"*/*{JOURNAL_SUFFIX}"):
+            try:
+                journal = Journal.read(path)
+            except (OSError, EvidenceError):  # sealed (and removed) while we looked
+                continue
+            if journal.device_seq not in sealed_pending and journal.media.exists():
+                found.append((journal.device_seq, journal.media))
+        return min(found) if found else None
 
     @staticmethod
     def _trusted(client: StationClient, receipt: Receipt) -> Receipt:
@@ -261,7 +331,9 @@ class Offloader:
         return receipt
 
     def _send(self, client: StationClient, upload: str, media: Path, offset: int,
-              total: int) -> None:
+              total: int, *, declare: bool = False) -> int:
+        """Send ``media[offset:total]`` (``declare``: the deferred length with the first
+        PATCH); the station's durable offset after it."""
         with open(media, "rb") as f:
             while offset < total:
                 if self._stop.is_set():
@@ -278,20 +350,23 @@ class Offloader:
                 pause = self._limiter.delay(len(data), time.monotonic())
                 if pause > 0 and self._stop.wait(pause):
                     raise _Stopped
+                with self._lock:  # counted as they go out: a cut costs what it re-sends
+                    self._bytes_sent += len(data)
                 try:
-                    new = client.patch(upload, offset, data)
+                    new = client.patch(upload, offset, data, length=total if declare else None)
+                    declare = False
                 except StationRefused as exc:
                     if exc.code != "offset-mismatch":
                         raise
                     new = client.status(upload).offset
-                with self._lock:
-                    self._bytes_sent += len(data)
                 offset = new
+        return offset
 
     def _accept(self, seg: PendingSegment, receipt: Receipt) -> None:
         self._store.accept_receipt(receipt, origin={"via": "offload",
                                                     "station": receipt.station_id})
         self._book.drop(seg.device_seq)
+        self._backlog.refresh()  # status shows the segment gone as soon as its receipt is in
         with self._lock:
             self._receipts += 1
             self._last_error = None

@@ -36,7 +36,7 @@ def build_offloader(cfg: OffloadConfig, store: ReceiptTaker, *, device_id: str,
 
     return Offloader(store, device_id=device_id, data_dir=data_dir, client=client,
                      station=cfg.url, max_rate=cfg.max_rate, retry_s=cfg.retry_s,
-                     strained=strained, chunk_bytes=chunk_bytes)
+                     strained=strained, chunk_bytes=chunk_bytes, live=cfg.live)
 
 
 def pipeline_strain(queue_depth: Callable[[], int], frames_dropped: Callable[[], int], *,

@@ -38,7 +38,7 @@ def test_segments_leave_oldest_first_and_only_receipted_ones_are_evicted(
     try:
         wait_for(lambda: all(store.acknowledged(s.manifest["device_seq"]) for s in signed),
                  what="four receipts")
-        st = off.status()
+        st = wait_for(lambda: (s := off.status()).receipts == 4 and s, what="status catches up")
         assert (st.backlog, st.backlog_bytes, st.receipts) == (0, 0, 4)
         assert st.fields()["offload_state"] in ("idle", "uploading")
     finally:
@@ -122,7 +122,7 @@ def test_an_unreachable_station_deletes_nothing_and_the_backlog_drains_when_it_r
                 store.evict(media)
         bench.up()
         wait_for(lambda: _acked(bench, 3), timeout=30, what="three receipts")
-        assert off.status().backlog == 0
+        wait_for(lambda: off.status().backlog == 0, what="an empty backlog")
     finally:
         off.close()
 
@@ -167,7 +167,8 @@ def test_a_receipt_signed_by_an_untrusted_key_is_refused_and_permits_nothing(
     try:
         wait_for(lambda: "receipt refused" in (off.status().last_error or ""),
                  what="the refusal")
-        assert off.status().state == "refused" and off.status().backlog == 1
+        wait_for(lambda: off.status().state == "refused", what="the refused state")
+        assert off.status().backlog == 1
     finally:
         off.close()
     assert store.log.size == size and not store.acknowledged(0)
