@@ -64,7 +64,7 @@ def _name(cn: str) -> x509.Name:
 
 
 def _issue(out: Path, stem: str, cn: str, ca_key: ec.EllipticCurvePrivateKey,
-           ca: x509.Certificate, *, server: bool) -> None:
+           ca: x509.Certificate, *, server: bool, hosts: tuple[str, ...] = ()) -> None:
     if (out / f"{stem}.crt").exists():
         return
     key = _key(out / f"{stem}.key")
@@ -80,16 +80,17 @@ def _issue(out: Path, stem: str, cn: str, ca_key: ec.EllipticCurvePrivateKey,
     if server:
         import ipaddress
 
-        b = b.add_extension(x509.SubjectAlternativeName([
-            x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False)
+        names: list[x509.GeneralName] = [x509.DNSName("localhost")]
+        names += [x509.IPAddress(ipaddress.ip_address(h)) for h in ("127.0.0.1", *hosts)]
+        b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
     cert = b.sign(ca_key, hashes.SHA256())
     (out / f"{stem}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
 
 
-def make_pki(out: Path, device_id: str) -> Path:
-    """A test CA (``ca.crt``), ``server.crt`` for localhost/127.0.0.1 and ``<device>.crt``
-    (CN = device id), made with ``cryptography`` only where absent: never an agency's PKI."""
+def make_pki(out: Path, device_id: str, *, hosts: tuple[str, ...] = ()) -> Path:
+    """A test CA (``ca.crt``), ``server.crt`` for localhost/127.0.0.1 (and the IP addresses
+    ``hosts``) and ``<device>.crt`` (CN = device id), made with ``cryptography`` only where
+    absent: never an agency's PKI."""
     out.mkdir(parents=True, exist_ok=True, mode=0o700)
     ca_key = _key(out / "ca.key")
     if not (out / "ca.crt").exists():
@@ -105,7 +106,7 @@ def make_pki(out: Path, device_id: str) -> Path:
                    .sign(ca_key, hashes.SHA256()))
         (out / "ca.crt").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     ca = x509.load_pem_x509_certificate((out / "ca.crt").read_bytes())
-    _issue(out, "server", "localhost", ca_key, ca, server=True)
+    _issue(out, "server", "localhost", ca_key, ca, server=True, hosts=hosts)
     _issue(out, device_id, device_id, ca_key, ca, server=False)
     return out
 
@@ -131,9 +132,12 @@ def _bodycam(*args: str) -> subprocess.CompletedProcess[str]:
 class LoopbackStation:
     """``bodycam station run`` on 127.0.0.1 in a child process, data in ``root``."""
 
-    def __init__(self, root: Path, device_id: str, *, port: int = 0, **limits: int) -> None:
+    def __init__(self, root: Path, device_id: str, *, port: int = 0, listen: str = "127.0.0.1",
+                 prefix: tuple[str, ...] = (), **limits: int) -> None:
         self.root = Path(root)
         self.device_id = device_id
+        self.listen = listen
+        self.prefix = prefix  # e.g. ("ip", "netns", "exec", NS): where the station runs
         self.pki = self.root / "pki"
         self.config = self.root / "station.toml"
         self._port = port
@@ -144,8 +148,9 @@ class LoopbackStation:
     def prepare(self, key: DeviceKey) -> None:
         """PKI, configuration and the device's enrolment (idempotent)."""
         self.root.mkdir(parents=True, exist_ok=True)
-        make_pki(self.pki, self.device_id)
-        lines = ["[station]", 'listen = "127.0.0.1"', f"port = {self._port}",
+        make_pki(self.pki, self.device_id,
+                 hosts=() if self.listen == "127.0.0.1" else (self.listen,))
+        lines = ["[station]", f'listen = "{self.listen}"', f"port = {self._port}",
                  "[tls]", f'cafile = "{self.pki / "ca.crt"}"',
                  f'certfile = "{self.pki / "server.crt"}"',
                  f'keyfile = "{self.pki / "server.key"}"', "[limits]",
@@ -184,7 +189,8 @@ class LoopbackStation:
         """Start the station; its URL once it listens."""
         err = open(self.root / "station.log", "ab")  # noqa: SIM115 -- the child keeps it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "agent.cli", "station", "run", "--config", str(self.config),
+            [*self.prefix, sys.executable, "-m", "agent.cli", "station", "run", "--config",
+             str(self.config),
              "--data-dir", str(self.root)], stdout=subprocess.PIPE, stderr=err,
             start_new_session=True)
         err.close()

@@ -227,6 +227,9 @@ class Offloader:
             log.warning("offload: station store full; segment %d kept, retrying", seg.device_seq)
             self._set(state="station-full")
             return self._backoff.next()
+        if exc.status in (408, 423):  # a cut body the station has not given up on yet
+            self._set(state="unreachable")
+            return self._backoff.next()
         if exc.code in _RECOVERABLE:  # start that segment's upload afresh
             self._book.drop(seg.device_seq)
             return self._backoff.next()

@@ -19,9 +19,10 @@ log = logging.getLogger(__name__)
 
 def build_offloader(cfg: OffloadConfig, store: ReceiptTaker, *, device_id: str,
                     data_dir: Path, strained: Callable[[], bool],
-                    chunk_bytes: int = 1 << 20) -> Offloader:
+                    chunk_bytes: int = 1 << 20, timeout_s: float = 30.0) -> Offloader:
     """An :class:`Offloader` for the configured station (not started); ``chunk_bytes`` per
-    checksummed PATCH (what a cut link can cost again)."""
+    checksummed PATCH (what a cut link can cost again); ``timeout_s`` per request (how long a
+    silently dead link holds the uploader before it backs off)."""
     if cfg.url.startswith("http://"):
         log.warning("OFFLOAD OVER PLAIN HTTP to %s: NO ENCRYPTION IN TRANSIT, NO DEVICE "
                     "IDENTITY (offload.insecure_http is for lab benches only)", cfg.url)
@@ -32,7 +33,7 @@ def build_offloader(cfg: OffloadConfig, store: ReceiptTaker, *, device_id: str,
 
     def client() -> StationClient:
         return StationClient(cfg.url, cafile=cfg.cafile or None, certfile=cfg.certfile or None,
-                             keyfile=cfg.keyfile or None, timeout=30.0, trusted_keys=keys)
+                             keyfile=cfg.keyfile or None, timeout=timeout_s, trusted_keys=keys)
 
     return Offloader(store, device_id=device_id, data_dir=data_dir, client=client,
                      station=cfg.url, max_rate=cfg.max_rate, retry_s=cfg.retry_s,

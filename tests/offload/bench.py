@@ -64,16 +64,19 @@ def _utc(second: int) -> str:
 class OffloadBench:
     """One device data directory and one loopback station (not started until :meth:`up`)."""
 
-    def __init__(self, root: Path, **limits: int) -> None:
+    def __init__(self, root: Path, *, listen: str = "127.0.0.1", prefix: tuple[str, ...] = (),
+                 **limits: int) -> None:
         self.root = root
         self.data = root / "device"
         self.key = DeviceKey.generate(self.data / "keys" / "device.key")
         self.agency = Identity.generate()
         self.port = free_port()
-        self.station = LoopbackStation(root / "station", DEVICE, port=self.port, **limits)
+        self.host = listen
+        self.station = LoopbackStation(root / "station", DEVICE, port=self.port, listen=listen,
+                                       prefix=prefix, **limits)
         self.station.prepare(self.key)
         self.receipt_key = self.station.receipt_key()
-        self.url = f"https://127.0.0.1:{self.port}"
+        self.url = f"https://{listen}:{self.port}"
         self.store: EvidenceStore | None = None
         self.recording_id = uuid.uuid4().hex
         self.next_seq = 0
@@ -113,18 +116,19 @@ class OffloadBench:
 
     def config(self, **kw: Any) -> OffloadConfig:
         pki = self.station.pki
-        base = dict(enabled=True, url=f"https://127.0.0.1:{self.port}",
+        base = dict(enabled=True, url=f"https://{self.host}:{self.port}",
                     cafile=str(pki / "ca.crt"), certfile=str(pki / f"{DEVICE}.crt"),
                     keyfile=str(pki / f"{DEVICE}.key"), retry_s=0.5,
                     station_keys=[self.receipt_key])
         base.update(kw)
         return OffloadConfig(**base)
 
-    def offloader(self, *, chunk_bytes: int = 1 << 20, **kw: Any) -> Offloader:
+    def offloader(self, *, chunk_bytes: int = 1 << 20, timeout_s: float = 30.0,
+                  **kw: Any) -> Offloader:
         assert self.store is not None
         return build_offloader(self.config(**kw), self.store, device_id=DEVICE,
                                data_dir=self.data, strained=lambda: False,
-                               chunk_bytes=chunk_bytes)
+                               chunk_bytes=chunk_bytes, timeout_s=timeout_s)
 
     def station_segments(self) -> list[dict[str, Any]]:
         """``bodycam station list --json --check`` on the station's folder."""
