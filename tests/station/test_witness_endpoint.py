@@ -175,3 +175,28 @@ def test_a_smaller_checkpoint_is_answered_with_the_held_size(station: StationPro
     assert alarms(station, rec.device_id) == []
     kinds = [r[3] for r in index_rows(station.data_dir, "events") if r[2] == rec.device_id]
     assert "checkpoint-behind" in kinds
+
+
+@pytest.mark.parametrize("body", [b"", b"\xff\xfe garbage", b"old 1\n\nnot a note\n",
+                                  b"old 99999999999999999999999\n\n", b"x" * 200_000],
+                         ids=["empty", "binary", "no-note", "huge-size", "oversize"])
+def test_malformed_submissions_are_refused_plainly(station: StationProcess, pki: Path,
+                                                   body: bytes) -> None:
+    """Whatever the body, the answer is a 4xx (never a 5xx or a traceback) and nothing is held."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    before = index_rows(station.data_dir, "checkpoints")
+    parts = urlsplit(station.url)
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / "BC-ROGUE.crt"), str(pki / "BC-ROGUE.key"))
+    conn = http.client.HTTPSConnection(parts.hostname, parts.port, context=ctx, timeout=10)
+    try:
+        conn.request("POST", "/witness/add-checkpoint", body=body)
+        resp = conn.getresponse()
+        reply = resp.read()
+    finally:
+        conn.close()
+    assert 400 <= resp.status < 500, (resp.status, reply)
+    assert b"Traceback" not in reply
+    assert index_rows(station.data_dir, "checkpoints") == before
