@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.console.harness import ConsoleStation, make_broker, make_ca
+from tests.station.conftest import postgres  # noqa: F401 -- the shared-index fixture, reused
 from tests.sync.mqtt_harness import Broker
 
 UNITS = ("BC-CON-1", "BC-CON-2", "BC-CON-3")

@@ -4,6 +4,7 @@ and two simulated units publishing with their own device certificates."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,3 +167,10 @@ def test_a_viewer_cannot_start_or_stop(browser: Any, station: ConsoleStation,
     assert {a["action"] for a in refused} == {"start", "stop"}
     assert all(a["outcome"] == "refused 403" for a in refused)
     _shot(page, tmp_path, "viewer")
+
+
+def test_station_info_gives_the_console_url(station: ConsoleStation) -> None:
+    """``bodycam station info --json`` names the console's URL (the port it serves on)."""
+    r = station.cli("info", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["console_url"] == station.console_url

@@ -187,3 +187,36 @@ def test_console_configuration_names_the_missing_broker_and_bad_tiles() -> None:
         parse_station_config({**lab, "console": {"enabled": True, "broker": "mqtt://h:1",
                                                  "allow_plaintext": True,
                                                  "tile_url": "file:///etc/passwd"}})
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_users_sessions_and_audit_on_both_index_backends(backend: str, tmp_path: Path,
+                                                         request: pytest.FixtureRequest) -> None:
+    """The console's tables behave the same in SQLite and PostgreSQL: a taken name is refused,
+    a session is found by its token's hash until signed out, the audit reads back newest
+    first and per unit."""
+    from agent.station.index import PostgresIndex
+
+    if backend == "sqlite":
+        index: SqliteIndex | PostgresIndex = SqliteIndex(tmp_path / "index.sqlite")
+    else:
+        index = PostgresIndex(request.getfixturevalue("postgres"))
+    name = f"u{time.time_ns() % 10**9}"
+    try:
+        assert index.user_add(name, "scrypt$…", "viewer", "2026-11-30T00:00:00Z")
+        assert not index.user_add(name, "scrypt$…", "admin", "2026-11-30T00:00:00Z")
+        assert index.user_update(name, "role", "dispatcher", "2026-11-30T00:00:01Z")
+        assert not index.user_update(name + "x", "role", "admin", "2026-11-30T00:00:01Z")
+        assert (name, "dispatcher") in [(u[0], u[2]) for u in index.users()]
+        index.session_add("ab" * 32, name, "tok", address="127.0.0.1", created=1.0,
+                          expires=time.time() + 60)
+        assert index.session("ab" * 32, time.time())[:2] == (name, "tok")  # type: ignore[index]
+        assert index.session_end("ab" * 32, time.time()) >= 1
+        assert index.session("ab" * 32, time.time()) is None
+        for i, dev in enumerate(("BC-A", "BC-B", "BC-A")):
+            index.audit(f"2026-11-30T00:00:0{i}Z", name, "start", address="::1", device_id=dev,
+                        detail=f"act {i}", outcome="sent")
+        mine = [r for r in index.audit_log("BC-A") if r[1] == name]
+        assert [r[5] for r in mine] == ["act 2", "act 0"]
+    finally:
+        index.close()

@@ -254,7 +254,9 @@ class _Handlers:
             while time.time() < session.expires:
                 try:
                     msg = await asyncio.wait_for(q.get(), 15.0)
-                except TimeoutError:
+                except TimeoutError:  # quiet: is the sign-in still good (sign-out, role)?
+                    if await _session(self.c, request) != session:
+                        break
                     msg = b": keep-alive\n\n"
                 if msg is None:
                     break
