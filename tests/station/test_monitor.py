@@ -297,3 +297,41 @@ def _pg_held(url: str, device_id: str) -> int:
         pg.close()
     return row.size if row else 0
 
+
+
+def test_the_whole_scenario_witness_mqtt_alarm_and_offline_verify(
+        tmp_path: Path, pki: Path, broker: Broker) -> None:
+    """A real device folder is cosigned by the station; the device key then rewrites its
+    history: the station refuses it as witness, the alarm reaches MQTT, and offline
+    ``bodycam verify --witness <station witness_vkey>`` on the rewritten folder names the fork."""
+    from agent.evidence.keys import DeviceKey
+    from tests.station.test_witness_endpoint import record, station_info, submit_folder
+
+    station = monitored_station(tmp_path / "st", pki, broker).start()
+    device_id = DEVICES[33]
+    data = tmp_path / "device"
+    key = DeviceKey.generate(data / "keys" / "device.key")
+    enrol_direct(station.data_dir, SimRecorder(tmp_path / "enrol", device_id, pki, key=key))
+    try:
+        record(data, device_id, 3)
+        client = witness(station, pki, device_id)
+        (data / "log" / "witnessed").mkdir()
+        (data / "log" / "witnessed" / "station.note").write_bytes(submit_folder(client, data))
+        (data / "log" / "entries.bin").unlink()  # what the device key alone can do
+        (data / "log" / "checkpoint").unlink()
+        shutil.rmtree(data / "recordings")
+        record(data, device_id, 4)
+        with back_office("localhost", broker.port, tls=bo_tls(pki),
+                         topic=f"bodycam/v1/{device_id}/alarm") as bo:
+            bo.wait_subscribed()
+            with pytest.raises(ProofRejected):
+                submit_folder(client, data)
+            bo.wait_for(lambda ms: len(ms) >= 1)
+            assert bo.messages[0].json()["kind"] == "log-fork"
+        vkey = tmp_path / "station.vkey"
+        vkey.write_text(station_info(station)["witness_vkey"])
+        out = bodycam("verify", str(data), "--witness", str(vkey), "--json", check=False)
+        assert out.returncode == 1
+        assert "witnessed_fork" in {f["code"] for f in json.loads(out.stdout)["findings"]}
+    finally:
+        assert station.stop() == 0, station.stderr()
