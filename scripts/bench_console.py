@@ -192,7 +192,7 @@ def main() -> int:
             rate = (load.sent - sent0) / wall
             time.sleep(2.5)
             seen = page.evaluate("() => window.__seen")
-            shot = root / "console-1000.png"
+            shot = root / f"console-{args.units}.png"
             page.screenshot(path=str(shot))
             rss = _rss_mb(station.proc.pid)
             browser.close()

@@ -14,6 +14,7 @@ from tests.station.conftest import postgres  # noqa: F401 -- the shared-index fi
 from tests.sync.mqtt_harness import Broker
 
 UNITS = ("BC-CON-1", "BC-CON-2", "BC-CON-3")
+FORKED = "BC-CON-4"  # a unit whose log is forked (it has no position, so no map marker)
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +22,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The agency CA, the station/broker server certificate, three units and the back office."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
-    return make_ca(tmp_path_factory.mktemp("pki"), *UNITS)
+    return make_ca(tmp_path_factory.mktemp("pki"), *UNITS, FORKED)
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +38,10 @@ def broker(tmp_path_factory: pytest.TempPathFactory, pki: Path) -> Iterator[Brok
 @pytest.fixture(scope="module")
 def station(tmp_path_factory: pytest.TempPathFactory, pki: Path,
             broker: Broker) -> Iterator[ConsoleStation]:
-    """A station serving the console, with a dispatcher (alice) and a viewer (bob)."""
+    """A station with its checkpoint monitor and the console on the monitor's MQTT identity,
+    with a dispatcher (alice) and a viewer (bob)."""
     st = ConsoleStation(tmp_path_factory.mktemp("console"), pki, broker.port)
-    st.write_config()
+    st.write_config(monitor=True)
     st.add_user("alice", "dispatcher", "alice-password-1")
     st.add_user("bob", "viewer", "bob-password-12")
     st.start()

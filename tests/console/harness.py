@@ -67,9 +67,25 @@ class ConsoleStation:
     def data_dir(self) -> Path:
         return self.root / "station"
 
-    def write_config(self, **console: Any) -> Path:
+    def write_config(self, *, monitor: bool = False, **console: Any) -> Path:
+        """Console on its own broker settings, or (``monitor``) the station's checkpoint
+        monitor on [mqtt] with the console reusing that broker and identity."""
         p = self.pki
         extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in console.items())
+        broker = f"""broker = "mqtts://localhost:{self.broker_port}"
+cafile = "{p / 'ca.crt'}"
+certfile = "{p / 'backoffice.crt'}"
+keyfile = "{p / 'backoffice.key'}"
+"""
+        if monitor:
+            extra += f"""[mqtt]
+enabled = true
+url = "mqtts://localhost:{self.broker_port}"
+cafile = "{p / 'ca.crt'}"
+certfile = "{p / 'backoffice.crt'}"
+keyfile = "{p / 'backoffice.key'}"
+"""
+            broker = ""
         conf = self.root / "station.toml"
         conf.write_text(f"""[station]
 listen = "127.0.0.1"
@@ -81,11 +97,7 @@ keyfile = "{p / 'server.key'}"
 [console]
 enabled = true
 port = {free_port()}
-broker = "mqtts://localhost:{self.broker_port}"
-cafile = "{p / 'ca.crt'}"
-certfile = "{p / 'backoffice.crt'}"
-keyfile = "{p / 'backoffice.key'}"
-{extra}""")
+{broker}{extra}""")
         return conf
 
     def cli(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

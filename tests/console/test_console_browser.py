@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import UNITS
+from tests.console.conftest import FORKED, UNITS
 from tests.console.harness import CHROMIUM, ConsoleStation, SimUnit, backoffice_publish
 from tests.recording.conftest import running_agent, small_config, wait_for
 from tests.sync.mqtt_harness import Broker
@@ -174,3 +174,45 @@ def test_station_info_gives_the_console_url(station: ConsoleStation) -> None:
     r = station.cli("info", "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["console_url"] == station.console_url
+
+
+def test_a_log_fork_seen_by_the_station_monitor_appears_on_the_page(
+        browser: Any, station: ConsoleStation, pki: Path, broker: Broker,
+        tmp_path: Path) -> None:
+    """The station's own checkpoint monitor (not a stand-in) holds an enrolled unit's
+    published checkpoints; the unit's key then publishes a rewritten history whose proof
+    cannot extend the held one: the monitor's alarm reaches the open page as a banner and in
+    the unit's row, and the unit view lists it."""
+    from tests.station.conftest import enrol_direct
+    from tests.station.harness import SimRecorder
+    from tests.station.test_monitor import Device, held_size
+
+    page = _page(browser, station, "alice", "alice-password-1")
+    rec = SimRecorder(tmp_path / "dev", FORKED, pki)
+    twin = SimRecorder(tmp_path / "twin", FORKED, pki, key=rec.key)
+    enrol_direct(station.data_dir, rec)
+    device = Device(rec, pki, broker, tmp_path / "dev")
+    try:
+        device.append_and_publish(3)
+        page.wait_for_selector(_row(FORKED), timeout=15_000)  # its status and birth
+        wait_for(lambda: held_size(station.data_dir, FORKED) == 3)  # the monitor holds it
+    finally:
+        device.close()
+    for _ in range(4):
+        twin.seal(b"\x00" * 32)
+    forked = Device(twin, pki, broker, tmp_path / "twin")
+    try:
+        forked.published = 3  # a proof from size 3 of another history
+        forked.publish()
+        page.wait_for_selector(f'#alarms .alarm[data-device="{FORKED}"]', timeout=20_000)
+    finally:
+        forked.close()
+        rec.close()
+        twin.close()
+    assert "log-fork" in page.inner_text(f'#alarms .alarm[data-device="{FORKED}"]')
+    page.wait_for_selector(f'{_row(FORKED)} [data-field="alarms"]:has-text("log-fork")',
+                           timeout=2_000)
+    page.click(_row(FORKED))
+    page.wait_for_selector('#unit-alarms li:has-text("log-fork")', timeout=5_000)
+    assert page.locator("#unit-alarms li").count() == 1  # MQTT and index name it once
+    _shot(page, tmp_path, "monitor-fork")

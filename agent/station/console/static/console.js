@@ -160,7 +160,12 @@ async function refreshUnit() {
     cell(tr, r.receipt && r.receipt.signature ? "signed" : "–"); cell(tr, r.state);
     return tr;
   }));
-  const alarms = [...(d.alarm_list || []), ...(d.station_alarms || [])];
+  // the monitor's MQTT alarm and the station's alarms table name the same event once each
+  const seen = new Set();
+  const alarms = [...(d.alarm_list || []), ...(d.station_alarms || [])].filter((a) => {
+    const key = `${a.at}|${a.kind}|${a.detail}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
   list($("unit-alarms"), alarms, (a) => `${a.at} ${a.kind}: ${a.detail}`);
   list($("unit-events"), (d.events || []).slice(-30).reverse(), (e) => `${e.at} ${e.type || "event"} #${e.seq ?? ""}`);
   list($("unit-audit"), d.audit || [], (a) => `${a.at} ${a.user} ${a.action}: ${a.detail} → ${a.outcome}`);
