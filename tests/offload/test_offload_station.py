@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
+from agent.evidence.manifest import ClockInfo, SegmentInfo, Timestamp
 from agent.evidence.store import RetentionViolation
 from agent.offload.book import BOOK_FILE
+from agent.offload.wiring import build_offloader
 from tests.offload.bench import DEVICE, REPO, OffloadBench, wait_for
 
 
@@ -213,3 +218,53 @@ def test_a_device_killed_mid_upload_resumes_after_restart_instead_of_starting_ag
     cipher = next((bench.data / "recordings").glob("*/*.mp4.age")).stat().st_size
     assert off.status().bytes_sent <= cipher - held + 2 * chunk
     assert [s["device_seq"] for s in bench.station_segments()] == [0]
+
+
+def test_a_segment_recovered_after_a_crash_is_offloaded_like_any_other(
+        bench: OffloadBench) -> None:
+    """A segment a crash left open is sealed as recovered at the next start and then
+    uploaded, verified by the station and receipted (its ciphertext has no final age chunk)."""
+    bench.up()
+    store = bench.open_store()
+    seg = store.open_segment(SegmentInfo(
+        recording_id="de" * 16, seq=0, start=Timestamp("2026-11-30T10:00:00.000000Z", 0),
+        clock=ClockInfo("gps", 20), officer_id="O-1", unit="U-1", boot_id="b0" * 16))
+    seg.sink.write(os.urandom(300_000))
+    seg.sink.sync()
+    store.close()  # the process dies here: the segment is never sealed
+    bench.store = None
+    store = bench.open_store()
+    (recovered,) = store.recover()
+    assert "recovered" in recovered.manifest["flags"]
+    off = bench.offloader()
+    off.start()
+    try:
+        wait_for(lambda: store.acknowledged(0), what="the recovered segment's receipt")
+    finally:
+        off.close()
+    assert [(s["device_seq"], s["state"]) for s in bench.station_segments()] == [(0, "verified")]
+
+
+def test_the_uploader_pauses_while_the_camera_pipeline_is_strained(bench: OffloadBench) -> None:
+    """While the pipeline reports strain no byte goes out and the state says yielding; when it
+    passes, the upload carries on."""
+    bench.up()
+    store = bench.open_store()
+    bench.record(1, 1_000_000)
+    strained = threading.Event()
+    off = build_offloader(bench.config(max_rate=500_000), store, device_id=DEVICE,
+                          data_dir=bench.data, strained=strained.is_set, chunk_bytes=64 << 10)
+    off.start()
+    try:
+        wait_for(lambda: off.status().bytes_sent > 100_000, what="the upload under way")
+        strained.set()
+        wait_for(lambda: off.status().state == "yielding", what="yielding")
+        paused = off.status().bytes_sent
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:  # a second of strain: nothing may go out
+            assert off.status().bytes_sent == paused
+            time.sleep(0.05)
+        strained.clear()
+        wait_for(lambda: store.acknowledged(0), what="the receipt after the strain")
+    finally:
+        off.close()
