@@ -124,6 +124,17 @@ def enrolment_record(device_id: str, key: DeviceKey, tls_key_pem: bytes) -> dict
             "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
+def _previous_port(config: Path) -> int:
+    """The port a previous run's station listened on (0 = none: any free port)."""
+    import tomllib
+
+    try:
+        port = tomllib.loads(config.read_text())["station"]["port"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0
+    return port if isinstance(port, int) and 0 < port < 65536 else 0
+
+
 def _bodycam(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "agent.cli", *args], capture_output=True,
                           text=True, check=False, timeout=120)
@@ -140,7 +151,7 @@ class LoopbackStation:
         self.prefix = prefix  # e.g. ("ip", "netns", "exec", NS): where the station runs
         self.pki = self.root / "pki"
         self.config = self.root / "station.toml"
-        self._port = port
+        self.port = port
         self._limits = limits
         self.proc: subprocess.Popen[bytes] | None = None
         self.url = ""
@@ -150,12 +161,7 @@ class LoopbackStation:
         self.root.mkdir(parents=True, exist_ok=True)
         make_pki(self.pki, self.device_id,
                  hosts=() if self.listen == "127.0.0.1" else (self.listen,))
-        lines = ["[station]", f'listen = "{self.listen}"', f"port = {self._port}",
-                 "[tls]", f'cafile = "{self.pki / "ca.crt"}"',
-                 f'certfile = "{self.pki / "server.crt"}"',
-                 f'keyfile = "{self.pki / "server.key"}"', "[limits]",
-                 *(f"{k} = {v}" for k, v in self._limits.items())]
-        self.config.write_text("\n".join(lines) + "\n")
+        self._write_config()
         record = self.root / f"{self.device_id}.enrol.json"
         record.write_text(json.dumps(enrolment_record(
             self.device_id, key, (self.pki / f"{self.device_id}.key").read_bytes()), indent=2))
@@ -164,6 +170,15 @@ class LoopbackStation:
         if done.returncode != 0:
             raise RuntimeError(f"enrolling {self.device_id} at the loopback station failed: "
                                f"{done.stderr.strip() or done.stdout.strip()}")
+
+    def _write_config(self) -> None:
+        lines = ["[station]", f'listen = "{self.listen}"', f"port = {self.port}",
+                 f'url = "https://{self.listen}:{self.port}"' if self.port else "",
+                 "[tls]", f'cafile = "{self.pki / "ca.crt"}"',
+                 f'certfile = "{self.pki / "server.crt"}"',
+                 f'keyfile = "{self.pki / "server.key"}"', "[limits]",
+                 *(f"{k} = {v}" for k, v in self._limits.items())]
+        self.config.write_text("\n".join(line for line in lines if line) + "\n")
 
     def receipt_key(self) -> str:
         """The station's receipt key (base64), as ``station info --json`` reports it."""
@@ -209,6 +224,9 @@ class LoopbackStation:
                     chunk = os.read(self.proc.stdout.fileno(), 4096)
                     buf += chunk
         self.url = buf.split(b"listening on ", 1)[1].split(b"\n", 1)[0].decode().strip()
+        if self.port == 0:  # remember the port the system chose, for the next run
+            self.port = int(self.url.rsplit(":", 1)[1].rstrip("/"))
+            self._write_config()
         return self.url
 
     def offload_config(self, base: OffloadConfig, receipt_key: str) -> OffloadConfig:
@@ -257,11 +275,22 @@ def start_loopback(cfg: Config, data_dir: Path) -> tuple[Config, LoopbackStation
     except KeyMissing:
         log.warning("simulator: generating a device key at %s", key_path)
         key = DeviceKey.generate(key_path)
-    station = LoopbackStation(data_dir / STATION_DIR, cfg.device.id)
+    root = data_dir / STATION_DIR
+    # The port of the last run, if free: the station's URL names the uploads the device keeps
+    # in state/, so a stable URL resumes them instead of leaving them to expire at the station.
+    station = LoopbackStation(root, cfg.device.id, port=_previous_port(root / "station.toml"))
     try:
         station.prepare(key)
         receipt_key = station.receipt_key()
-        url = station.start()
+        try:
+            url = station.start()
+        except RuntimeError:
+            if station.port == 0:
+                raise
+            log.warning("loopback station: port %d is taken; using another", station.port)
+            station.port = 0
+            station.prepare(key)
+            url = station.start()
         witness = station.witness_config()
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         station.stop()
