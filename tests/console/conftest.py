@@ -15,6 +15,7 @@ from tests.sync.mqtt_harness import Broker
 
 UNITS = ("BC-CON-1", "BC-CON-2", "BC-CON-3")
 FORKED = "BC-CON-4"  # a unit whose log is forked (it has no position, so no map marker)
+TILED = "BC-CON-5"  # the unit on the tile-server map (its own station)
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The agency CA, the station/broker server certificate, three units and the back office."""
     if shutil.which("openssl") is None:
         pytest.skip("openssl not installed")
-    return make_ca(tmp_path_factory.mktemp("pki"), *UNITS, FORKED)
+    return make_ca(tmp_path_factory.mktemp("pki"), *UNITS, FORKED, TILED)
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,7 @@ def station(tmp_path_factory: pytest.TempPathFactory, pki: Path,
     st.write_config(monitor=True)
     st.add_user("alice", "dispatcher", "alice-password-1")
     st.add_user("bob", "viewer", "bob-password-12")
+    st.add_user("carol", "dispatcher", "carol-password-1")  # the sign-in limit's victim
     st.start()
     yield st
     st.stop()

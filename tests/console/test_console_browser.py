@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.console.conftest import FORKED, UNITS
+from tests.console.conftest import FORKED, TILED, UNITS
 from tests.console.harness import CHROMIUM, ConsoleStation, SimUnit, backoffice_publish
 from tests.recording.conftest import running_agent, small_config, wait_for
 from tests.sync.mqtt_harness import Broker
@@ -216,3 +216,70 @@ def test_a_log_fork_seen_by_the_station_monitor_appears_on_the_page(
     page.wait_for_selector('#unit-alarms li:has-text("log-fork")', timeout=5_000)
     assert page.locator("#unit-alarms li").count() == 1  # MQTT and index name it once
     _shot(page, tmp_path, "monitor-fork")
+
+
+# A 1x1 red PNG: what the agency's tile server answers for every tile here.
+_TILE = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                      "1f15c4890000000d4944415478da63f8cfc0f01f0005000201a3a1d1f10000"
+                      "000049454e44ae426082")
+
+
+@pytest.fixture
+def tile_server(pki: Path) -> Iterator[tuple[str, list[str]]]:
+    """An HTTPS tile server on loopback (the station's test certificate) logging each path."""
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    paths: list[str] = []
+
+    class Tiles(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            paths.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(_TILE)))
+            self.end_headers()
+            self.wfile.write(_TILE)
+
+        def log_message(self, *_a: Any) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Tiles)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(str(pki / "server.crt"), str(pki / "server.key"))
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"https://127.0.0.1:{httpd.server_address[1]}/tiles/{{z}}/{{x}}/{{y}}.png", paths
+    httpd.shutdown()
+
+
+def test_with_a_tile_server_the_map_draws_the_agencys_tiles(
+        browser: Any, pki: Path, broker: Broker, tile_server: tuple[str, list[str]],
+        tmp_path: Path) -> None:
+    """With ``tile_url`` configured the map is the agency's tiles (fetched by the browser from
+    that server, allowed by the page's CSP) under the units, instead of the plain grid."""
+    url, paths = tile_server
+    st = ConsoleStation(tmp_path / "tiles", pki, broker.port)
+    st.root.mkdir()
+    st.write_config(tile_url=url)
+    st.add_user("alice", "dispatcher", "alice-password-1")
+    unit = SimUnit(TILED, pki, broker.port, 31.2290, 121.4720).connect()
+    st.start()
+    try:
+        page = _page(browser, st, "alice", "alice-password-1")
+        page.wait_for_selector(_row(TILED), timeout=15_000)  # its retained state: subscribed
+        unit.telemetry()
+        page.wait_for_selector(f'#map g.unit[data-device="{TILED}"]', timeout=5_000)
+        page.wait_for_selector("#map image", state="attached", timeout=5_000)
+        assert page.locator("#map line.grid").count() == 0
+        hrefs = page.eval_on_selector_all("#map image", "els => els.map(e => e.getAttribute('href'))")
+        assert hrefs and all(h.startswith(url.split("{z}")[0]) for h in hrefs)
+        wanted = {h[len(url.split("/tiles/")[0]):] for h in hrefs}
+        wait_for(lambda: wanted <= set(paths), timeout=10)  # the browser fetched each one
+        zooms = {h.split("/")[2] for h in wanted}
+        assert len(zooms) == 1 and 10 <= int(zooms.pop()) <= 18  # one zoom, street level
+        _shot(page, tmp_path, "tiles")
+    finally:
+        unit.close()
+        st.stop()

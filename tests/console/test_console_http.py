@@ -1,0 +1,88 @@
+"""The console's HTTP rules from outside a browser (a client that ignores what a browser
+enforces): cookie flags, origin and CSRF checks, the sign-in limit, and what a viewer may
+send."""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import sqlite3
+import ssl
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from tests.console.harness import ConsoleStation
+
+
+class Client:
+    """An HTTPS client with a cookie jar, trusting the agency CA."""
+
+    def __init__(self, station: ConsoleStation, pki: Path) -> None:
+        self.origin = station.console_url.rsplit("/console/", 1)[0]
+        self.jar = http.cookiejar.CookieJar()
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        self.opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx),
+                                                  urllib.request.HTTPCookieProcessor(self.jar))
+
+    def call(self, path: str, body: Any = None, **headers: str) -> tuple[int, Any, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        h = {"Content-Type": "application/json", **headers} if data is not None else headers
+        req = urllib.request.Request(self.origin + path, data, h)
+        try:
+            with self.opener.open(req, timeout=10) as r:
+                return r.status, json.loads(r.read() or b"null"), r.headers
+        except urllib.error.HTTPError as e:
+            raw = e.read()
+            return e.code, json.loads(raw) if raw.startswith(b"{") else raw, e.headers
+
+    def sign_in(self, user: str, password: str) -> tuple[int, Any, Any]:
+        return self.call("/console/api/login", {"username": user, "password": password},
+                         Origin=self.origin)
+
+
+def test_cookie_is_httponly_secure_strict_and_posts_need_origin_and_csrf(
+        station: ConsoleStation, pki: Path) -> None:
+    """The session cookie carries HttpOnly, Secure and SameSite=Strict; a POST from another
+    origin, without an origin, or without the session's CSRF token is refused 403 even with
+    a valid cookie; nothing is readable without signing in."""
+    c = Client(station, pki)
+    assert c.call("/console/api/fleet")[0] == 401
+    assert c.call("/console/api/login", {"username": "alice", "password": "alice-password-1"},
+                  Origin="https://evil.example")[0] == 403
+    status, me, headers = c.sign_in("alice", "alice-password-1")
+    assert status == 200
+    cookie = headers["Set-Cookie"]
+    for flag in ("HttpOnly", "Secure", "SameSite=Strict", "Path=/console/"):
+        assert flag in cookie
+    assert "default-src 'none'" in headers["Content-Security-Policy"]
+    assert c.call("/console/api/fleet")[0] == 200
+    bookmark = "/console/api/units/BC-NOWHERE/bookmark"
+    assert c.call(bookmark, {"label": "x"}, Origin=c.origin)[0] == 403  # no CSRF token
+    assert c.call(bookmark, {"label": "x"}, Origin=c.origin, **{"X-CSRF-Token": "forged"})[0] \
+        == 403
+    assert c.call(bookmark, {"label": "x"}, **{"X-CSRF-Token": me["csrf"]})[0] == 403  # no Origin
+    assert c.call(bookmark, {"label": "x"}, Origin="https://evil.example",
+                  **{"X-CSRF-Token": me["csrf"]})[0] == 403
+    status, _, _ = c.call("/console/api/logout", {}, Origin=c.origin,
+                          **{"X-CSRF-Token": me["csrf"]})
+    assert status == 200
+    assert c.call("/console/api/fleet")[0] == 401
+
+
+def test_sign_in_is_limited_per_user_and_audited(station: ConsoleStation, pki: Path) -> None:
+    """After five wrong passwords for one name, even the right one is answered 429 with
+    Retry-After for the rest of the window; the refusals are in the audit table."""
+    c = Client(station, pki)
+    for _ in range(5):
+        assert c.sign_in("carol", "not-her-password")[0] == 401
+    status, _, headers = c.sign_in("carol", "carol-password-1")
+    assert status == 429 and int(headers["Retry-After"]) > 0
+    db = sqlite3.connect(station.data_dir / "index.sqlite")
+    try:
+        rows = db.execute("SELECT outcome FROM console_audit WHERE username = 'carol' AND "
+                          "action = 'sign-in'").fetchall()
+    finally:
+        db.close()
+    assert [r[0] for r in rows] == ["refused 401"] * 5 + ["refused 429"]
