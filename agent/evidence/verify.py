@@ -44,6 +44,7 @@ from agent.witness.cosignature import VerifierKey
 from agent.witness.errors import CosignatureInvalid
 
 from .age import AgeDecryptor, AgeFormatError, Identity
+from .bundle import bundle_main, is_bundle
 from .canonical import parse_canonical
 from .export import to_geojson, to_gpx, track_rows
 from .inventory import Node, UnsafeFile, open_regular, read_bounded, walk
@@ -570,6 +571,8 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
     except (OSError, UnsafeFile, EvidenceError, ValueError, CosignatureInvalid) as exc:
         print(f"bodycam verify: {exc}", file=sys.stderr)
         return 2
+    if is_bundle(args.path):  # a court bundle from `bodycam station export`
+        return bundle_main(args.path, pubkeys=keys, station_keys=station_keys, as_json=args.json)
     v = _Verifier(args.path, Trust(ids or [], keys, trusted, station_keys, witnesses, anchors))
     report = v.run()
     recordings = _coverage(v)

@@ -8,9 +8,11 @@ message naming the file, the entry and the field, not surface as an odd manifest
 Format (see the shipped file's header for the code scheme)::
 
     format = 1
+    retention_days = N  (optional; days a station keeps a recording, default 180)
     [categories.<id>]   zh = "...", en = "..."
     [[matter]]          code, category, name_zh, name_en, carriers, place_zh, place_en,
-                        record_zh, record_en, checklist = [{code, zh, en, required}, ...]
+                        record_zh, record_en, checklist = [{code, zh, en, required}, ...],
+                        retention_days (optional: overrides the default for this matter)
 
 A second ("extra") file in the same format is merged over the first: a matter whose code
 already exists replaces that entry whole, a new code is added, categories merge by id.
@@ -60,8 +62,12 @@ _ITEM_CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _CATEGORY_ID: Final = re.compile(r"[a-z][a-z0-9_]{0,31}")
 _TEXT_MAX: Final = 512
 _MATTER_KEYS: Final = ("code", "category", "name_zh", "name_en", "carriers", "place_zh",
-                       "place_en", "record_zh", "record_en", "checklist")
+                       "place_en", "record_zh", "record_en", "checklist", "retention_days")
 _ITEM_KEYS: Final = ("code", "zh", "en", "required")
+#: How long a station keeps a recording when neither its matter nor the catalogue says
+#: (``retention_days``): at least six months, the shortest period agencies keep footage.
+DEFAULT_RETENTION_DAYS: Final = 180
+_RETENTION_MAX: Final = 100 * 366
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,8 @@ class Matter:
     record_zh: str
     record_en: str
     checklist: tuple[ChecklistItem, ...]
+    #: Days a station keeps a recording under this matter (None: the catalogue's default).
+    retention_days: int | None = None
 
     @property
     def required_items(self) -> tuple[str, ...]:
@@ -125,7 +133,9 @@ class MatterCatalogue:
     """The matters an agent knows, by code."""
 
     def __init__(self, matters: Iterable[Matter], categories: Iterable[Category],
-                 *, sources: Sequence[str] = ()) -> None:
+                 *, sources: Sequence[str] = (),
+                 default_retention_days: int = DEFAULT_RETENTION_DAYS) -> None:
+        self.default_retention_days = default_retention_days
         self._matters: dict[str, Matter] = {}
         for m in matters:
             if m.code in self._matters:
@@ -141,24 +151,39 @@ class MatterCatalogue:
         """Read and validate a catalogue (``None`` or ``""`` = the shipped one), then merge
         ``extra`` over it. Raises :class:`MatterError` naming the file, entry and field."""
         base = Path(path) if path else SHIPPED_CATALOGUE
-        cats, matters = _parse(_read(base), _display(base))
+        base_doc = _read(base)
+        cats, matters = _parse(base_doc, _display(base))
+        days = _retention(base_doc, _display(base)) or DEFAULT_RETENTION_DAYS
         sources = [_display(base)]
         if extra:
             extra_path = Path(extra)
-            extra_cats, extra_matters = _parse(_read(extra_path), _display(extra_path),
+            extra_doc = _read(extra_path)
+            extra_cats, extra_matters = _parse(extra_doc, _display(extra_path),
                                                known_categories=cats)
             cats.update(extra_cats)
             matters.update(extra_matters)
+            days = _retention(extra_doc, _display(extra_path)) or days
             sources.append(_display(extra_path))
-        return cls(matters.values(), cats.values(), sources=sources)
+        return cls(matters.values(), cats.values(), sources=sources,
+                   default_retention_days=days)
 
     @classmethod
     def from_toml(cls, text: str, *, source: str = "<catalogue>") -> MatterCatalogue:
         """Parse catalogue text (for tools and tests that hold it in memory)."""
-        cats, matters = _parse(_loads(text, source), source)
-        return cls(matters.values(), cats.values(), sources=[source])
+        doc = _loads(text, source)
+        cats, matters = _parse(doc, source)
+        return cls(matters.values(), cats.values(), sources=[source],
+                   default_retention_days=_retention(doc, source) or DEFAULT_RETENTION_DAYS)
 
     # --- queries ----------------------------------------------------------------------------
+    def retention_days(self, code: str | None) -> int:
+        """Days a station keeps a recording under matter ``code`` (None, or a code this
+        catalogue does not know: the default — never shorter because a code is unknown)."""
+        m = self._matters.get(_normalise(code)) if code else None
+        if m is None or m.retention_days is None:
+            return self.default_retention_days
+        return m.retention_days
+
     def __len__(self) -> int:
         return len(self._matters)
 
@@ -250,7 +275,8 @@ def _loads(text: str, source: str) -> dict[str, Any]:
 def _parse(doc: Mapping[str, Any], source: str,
            known_categories: Mapping[str, Category] | None = None
            ) -> tuple[dict[str, Category], dict[str, Matter]]:
-    _only(doc, ("format", "categories", "matter"), source)
+    _only(doc, ("format", "retention_days", "categories", "matter"), source)
+    _retention(doc, source)
     fmt = doc.get("format")
     if fmt != _FORMAT or isinstance(fmt, bool):
         raise MatterError(f"{source}: format: expected {_FORMAT}, got {fmt!r}")
@@ -307,6 +333,7 @@ def _matter(raw: Any, where: str, categories: Mapping[str, Category]) -> Matter:
         place_zh=_text(raw, "place_zh", where), place_en=_text(raw, "place_en", where),
         record_zh=_text(raw, "record_zh", where), record_en=_text(raw, "record_en", where),
         checklist=_checklist(raw, where),
+        retention_days=_retention(raw, where),
     )
 
 
@@ -343,6 +370,17 @@ def _checklist(raw: Mapping[str, Any], where: str) -> tuple[ChecklistItem, ...]:
             raise MatterError(f"{at}: duplicate item code within the matter")
         items.append(ChecklistItem(code, _text(item, "zh", at), _text(item, "en", at), required))
     return tuple(items)
+
+
+def _retention(raw: Mapping[str, Any], where: str) -> int | None:
+    """An optional ``retention_days``: a whole number of days, 1 to 100 years."""
+    if "retention_days" not in raw:
+        return None
+    value = raw["retention_days"]
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= _RETENTION_MAX:
+        raise MatterError(f"{where}: retention_days: expected a whole number of days from 1 to "
+                          f"{_RETENTION_MAX}, got {value!r}")
+    return value
 
 
 def _present(raw: Mapping[str, Any], key: str, where: str) -> Any:

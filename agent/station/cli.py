@@ -16,20 +16,14 @@ import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from agent.errors import ConfigError, VerificationError
-from agent.evidence.inventory import UnsafeFile, read_bounded
-from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
-from agent.evidence.manifest import parse_envelope
+from agent.errors import ConfigError
 
 from .config import StationConfig, load_station_config
+from .deskcli import DESK_ACTIONS, add_desk_commands, desk_main
 from .enrolment import read_enrolment
-from .index import SegmentRow
-from .ingest import MAX_FINALISE_BYTES
 from .service import StationService, utc_now
-from .uploads import sha256_file
 from .witness import WITNESS_PREFIX, load_witness_cosigner
 
 __all__ = ["default_station_dir", "station_main"]
@@ -64,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     from .console.usercli import add_user_parser  # console accounts (docs/CONSOLE.md)
 
     add_user_parser(sub)
+    add_desk_commands(sub)
     return p
 
 
@@ -80,10 +75,10 @@ def station_main(argv: Sequence[str]) -> int:
             from .console.usercli import user_main
 
             return user_main(svc, args)
+        if args.action in DESK_ACTIONS:
+            return desk_main(svc, args)
         if args.action == "enrol":
             return _enrol(svc, args.records)
-        if args.action == "list":
-            return _list(svc, args.json, check=args.check)
         return _info(svc, args.json)
     finally:
         svc.close()
@@ -126,44 +121,6 @@ def _enrol(svc: StationService, records: list[Path]) -> int:
         print(f"{e.device_id}: {'enrolled' if added else 'already enrolled'} (evidence key "
               f"{fp[:16]}…{', TLS key pinned' if e.tls_key_sha256 else ''})")
     return status
-
-
-def _state(svc: StationService, s: SegmentRow, check: bool) -> str:
-    """``verified`` (at ingest; with ``check``, again now), ``missing-from-store``, ``changed``."""
-    media = svc.store.root / s.device_id / s.path
-    manifest = sidecar(media, MANIFEST_SUFFIX)
-    if not media.is_file() or not manifest.is_file():
-        return "missing-from-store"
-    if check:
-        try:
-            envelope = read_bounded(manifest, MAX_FINALISE_BYTES)
-            same = (sha256_file(media) == (s.cipher_sha256, s.cipher_bytes)
-                    and parse_envelope(envelope).sha256 == s.manifest_sha256)
-        except (OSError, UnsafeFile, VerificationError):
-            same = False
-        if not same:
-            return "changed"
-    return "verified"
-
-
-def _list(svc: StationService, as_json: bool, *, check: bool = False) -> int:
-    rows: list[dict[str, Any]] = []
-    for s in svc.index.segments():
-        rows.append({"device_id": s.device_id, "device_seq": s.device_seq,
-                     "recording_id": s.recording_id, "seq": s.seq, "path": s.path,
-                     "cipher_bytes": s.cipher_bytes, "manifest_bytes": s.manifest_bytes,
-                     "cipher_sha256": s.cipher_sha256, "state": _state(svc, s, check),
-                     "receipt_utc": s.stored_utc})
-    if as_json:
-        print(json.dumps({"station_id": svc.station_id, "segments": rows}, indent=2))
-        return 0 if all(r["state"] == "verified" for r in rows) else 1
-    print(f"{'device':<24} {'seq':>6} {'recording':<10} {'part':>5} {'bytes':>12}  state     "
-          "receipt (UTC)")
-    for r in rows:
-        print(f"{r['device_id']:<24} {r['device_seq']:>6} {r['recording_id'][:8]:<10} "
-              f"{r['seq']:>5} {r['cipher_bytes']:>12}  {r['state']:<9} {r['receipt_utc']}")
-    print(f"{len(rows)} segment(s)")
-    return 0 if all(r["state"] == "verified" for r in rows) else 1
 
 
 def _ca_fingerprint(cafile: str) -> str | None:

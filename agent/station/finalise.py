@@ -41,6 +41,7 @@ from .ingest import (
     check_segment,
     parse_finalise,
 )
+from .proofkeep import keep_consistency, keep_inclusion
 from .service import StationService, utc_now
 from .uploads import sha256_file
 
@@ -152,6 +153,9 @@ class ApiHandlers:
                 v.cipher_sha256, v.manifest.sha256, disk_size, len(req.manifest), req.leaf_index,
                 v.checkpoint.checkpoint.size, utc, mine))
             _same_segment(row, v)
+            keep_inclusion(svc.index, device_id, v.device_seq, entry=req.entry,
+                           leaf_index=req.leaf_index, inclusion=req.inclusion,
+                           checkpoint=req.checkpoint)
             if row.receipt == mine:
                 svc.index.event(utc, device_id, "segment-stored",
                                 f"device_seq {v.device_seq} {v.entry['path']} receipt "
@@ -164,7 +168,9 @@ class ApiHandlers:
         """Step 4: consistency with the held checkpoint; advance it by compare-and-swap."""
         index = self.svc.index
         held = index.checkpoint(device_id)
-        if check_consistency(held, req, v.checkpoint):
+        advance = check_consistency(held, req, v.checkpoint)
+        keep_consistency(index, device_id, held, v.checkpoint, req.consistency)
+        if advance:
             cp = v.checkpoint
             new = CheckpointRow(cp.checkpoint.size, base64.b64encode(cp.checkpoint.root).decode(),
                                 cp.text.decode())

@@ -31,8 +31,8 @@ from typing import Any
 
 from .enrolment import Enrolment, parse_enrolment
 
-__all__ = ["CheckpointRow", "Index", "PostgresIndex", "SegmentRow", "SqliteIndex", "UploadRow",
-           "open_index"]
+__all__ = ["CheckpointRow", "Index", "KeptConsistency", "KeptInclusion", "PostgresIndex",
+           "SegmentRow", "SqliteIndex", "UploadRow", "open_index"]
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS console_users (
@@ -79,6 +79,27 @@ CREATE TABLE IF NOT EXISTS alarms (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
 CREATE TABLE IF NOT EXISTS console_audit (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
     username TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL, device_id TEXT,
     detail TEXT NOT NULL, outcome TEXT NOT NULL);
+"""
+# The evidence desk's tables (agent/station/desk.py): the proofs a device handed over at
+# finalise (kept so that an exported bundle proves every segment without the device), legal
+# holds, and deletions at the end of retention. Exports, holds, releases and deletions are also
+# events (kind ``export``, ``hold``, ``release``, ``retention-delete``): the custody record.
+_DESK_TABLES = """
+CREATE TABLE IF NOT EXISTS segment_proofs (
+    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, entry TEXT NOT NULL,
+    leaf_index BIGINT NOT NULL, inclusion TEXT NOT NULL, checkpoint TEXT NOT NULL,
+    PRIMARY KEY (device_id, device_seq));
+CREATE TABLE IF NOT EXISTS consistency_proofs (
+    device_id TEXT NOT NULL, old_size BIGINT NOT NULL, old_root TEXT NOT NULL,
+    new_size BIGINT NOT NULL, new_root TEXT NOT NULL, hashes TEXT NOT NULL,
+    old_note TEXT NOT NULL, new_note TEXT NOT NULL,
+    PRIMARY KEY (device_id, old_size, old_root, new_size, new_root));
+CREATE TABLE IF NOT EXISTS holds (
+    recording_id TEXT PRIMARY KEY, reason TEXT NOT NULL, by_whom TEXT NOT NULL,
+    utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deletions (
+    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, utc TEXT NOT NULL,
+    reason TEXT NOT NULL, by_whom TEXT NOT NULL, PRIMARY KEY (device_id, device_seq));
 """
 _SEGMENT_COLUMNS = ("device_id", "device_seq", "recording_id", "seq", "path", "cipher_sha256",
                     "manifest_sha256", "cipher_bytes", "manifest_bytes", "leaf_index",
@@ -164,7 +185,7 @@ class Index:
 
     def create_schema(self) -> None:
         """Create the tables if they do not exist (idempotent; safe from several processes)."""
-        for stmt in (_TABLES + self._logs_ddl).split(";"):
+        for stmt in (_TABLES + self._logs_ddl + _DESK_TABLES).split(";"):
             if stmt.strip():
                 self._exec(stmt)
 
@@ -365,6 +386,94 @@ class Index:
         return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in self._rows(
             "SELECT utc, username, address, action, device_id, detail, outcome FROM "
             f"console_audit {where}ORDER BY id DESC LIMIT ?", args)]
+
+    # -- evidence desk: kept proofs, holds, deletions -------------------------------------
+    def keep_inclusion(self, p: KeptInclusion) -> None:
+        """Keep the inclusion proof a device gave for a stored segment (first one wins)."""
+        self._exec("INSERT INTO segment_proofs (device_id, device_seq, entry, leaf_index, "
+                   "inclusion, checkpoint) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT "
+                   "(device_id, device_seq) DO NOTHING",
+                   (p.device_id, p.device_seq, p.entry, p.leaf_index, json.dumps(p.hashes),
+                    p.checkpoint))
+
+    def kept_inclusion(self, device_id: str, device_seq: int) -> KeptInclusion | None:
+        """The kept inclusion proof of a segment, or None (stored before proofs were kept)."""
+        rows = self._rows("SELECT entry, leaf_index, inclusion, checkpoint FROM segment_proofs "
+                          "WHERE device_id = ? AND device_seq = ?", (device_id, device_seq))
+        if not rows:
+            return None
+        r = rows[0]
+        return KeptInclusion(device_id, device_seq, r[0], int(r[1]), tuple(json.loads(r[2])),
+                             r[3])
+
+    def keep_consistency(self, p: KeptConsistency) -> None:
+        """Keep a verified consistency proof between two signed checkpoints of a device."""
+        self._exec("INSERT INTO consistency_proofs (device_id, old_size, old_root, new_size, "
+                   "new_root, hashes, old_note, new_note) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (device_id, old_size, old_root, new_size, new_root) DO NOTHING",
+                   (p.device_id, p.old_size, p.old_root, p.new_size, p.new_root,
+                    json.dumps(p.hashes), p.old_note, p.new_note))
+
+    def kept_consistency(self, device_id: str) -> list[KeptConsistency]:
+        """Every kept consistency proof of a device, smallest trees first."""
+        rows = self._rows("SELECT old_size, old_root, new_size, new_root, hashes, old_note, "
+                          "new_note FROM consistency_proofs WHERE device_id = ? "
+                          "ORDER BY old_size, new_size", (device_id,))
+        return [KeptConsistency(device_id, int(r[0]), r[1], int(r[2]), r[3],
+                                tuple(json.loads(r[4])), r[5], r[6]) for r in rows]
+
+    def hold(self, recording_id: str, reason: str, by: str, utc: str) -> bool:
+        """Put a recording under legal hold; False if it already is (the first hold stays)."""
+        return self._exec("INSERT INTO holds (recording_id, reason, by_whom, utc) VALUES "
+                          "(?, ?, ?, ?) ON CONFLICT (recording_id) DO NOTHING",
+                          (recording_id, reason, by, utc)) == 1
+
+    def release(self, recording_id: str) -> bool:
+        """Lift a recording's legal hold; False if it was not held."""
+        return self._exec("DELETE FROM holds WHERE recording_id = ?", (recording_id,)) == 1
+
+    def holds(self) -> dict[str, tuple[str, str, str]]:
+        """Held recordings: recording id → (reason, by, utc)."""
+        return {r[0]: (r[1], r[2], r[3]) for r in
+                self._rows("SELECT recording_id, reason, by_whom, utc FROM holds")}
+
+    def record_deletion(self, device_id: str, device_seq: int, utc: str, reason: str,
+                        by: str) -> bool:
+        """Note that a segment's files were deleted at the end of retention (once)."""
+        return self._exec("INSERT INTO deletions (device_id, device_seq, utc, reason, by_whom) "
+                          "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, device_seq) DO NOTHING",
+                          (device_id, device_seq, utc, reason, by)) == 1
+
+    def deletions(self) -> dict[tuple[str, int], tuple[str, str, str]]:
+        """Deleted segments: (device, device_seq) → (utc, reason, by)."""
+        return {(r[0], int(r[1])): (r[2], r[3], r[4]) for r in
+                self._rows("SELECT device_id, device_seq, utc, reason, by_whom FROM deletions")}
+
+
+@dataclass(frozen=True, slots=True)
+class KeptInclusion:
+    """The inclusion proof (RFC 9162 audit path) a device gave when it finalised a segment."""
+
+    device_id: str
+    device_seq: int
+    entry: str  # the log entry's exact text (canonical JSON)
+    leaf_index: int
+    hashes: tuple[str, ...]  # base64
+    checkpoint: str  # the signed note the path leads to
+
+
+@dataclass(frozen=True, slots=True)
+class KeptConsistency:
+    """A verified consistency proof from one signed checkpoint of a device to a larger one."""
+
+    device_id: str
+    old_size: int
+    old_root: str  # base64
+    new_size: int
+    new_root: str
+    hashes: tuple[str, ...]
+    old_note: str
+    new_note: str
 
 
 def _segment(r: tuple[Any, ...]) -> SegmentRow:
