@@ -86,3 +86,29 @@ def test_sign_in_is_limited_per_user_and_audited(station: ConsoleStation, pki: P
     finally:
         db.close()
     assert [r[0] for r in rows] == ["refused 401"] * 5 + ["refused 429"]
+
+
+def test_malformed_requests_get_a_clear_refusal_never_a_500(station: ConsoleStation,
+                                                            pki: Path) -> None:
+    """Odd ids, bodies that are not JSON objects, oversized bodies and unknown actions are
+    each refused with a 4xx and a JSON reason."""
+    c = Client(station, pki)
+    status, me, _ = c.sign_in("alice", "alice-password-1")
+    assert status == 200
+    ok = {"Origin": c.origin, "X-CSRF-Token": me["csrf"]}
+    assert c.call("/console/api/units/bad%20id")[0] == 404
+    assert c.call("/console/api/units/" + "x" * 65)[0] == 404
+    assert c.call("/console/api/units/BC-CON-2/delete", {}, **ok)[0] == 404
+    assert c.call("/console/api/units/BC-CON-2/bookmark", [1, 2], **ok)[0] == 400
+    assert c.call("/console/api/units/BC-CON-2/bookmark", {"label": "x" * 50_000}, **ok)[0] \
+        == 413
+    req = urllib.request.Request(c.origin + "/console/api/units/BC-CON-2/start", b"start",
+                                 {"Content-Type": "text/plain", **ok})
+    try:
+        c.opener.open(req, timeout=10)
+        raise AssertionError("a text/plain action was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 415
+    status, body, _ = c.call("/console/api/login", {"username": ["a"], "password": 1},
+                             Origin=c.origin)
+    assert status == 400 and "error" in body

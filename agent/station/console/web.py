@@ -28,7 +28,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from agent.errors import ConfigError
 from agent.matters.catalogue import MatterCatalogue
+from agent.sync.topics import check_device_id
 
 from ..service import StationService, utc_now
 from .accounts import Accounts, LoginLimiter, Session, may_act
@@ -231,6 +233,10 @@ class _Handlers:
 
     async def unit(self, request: web.Request) -> web.StreamResponse:
         device_id = request.match_info["device_id"]
+        try:
+            check_device_id(device_id)  # the topic rule: any id a unit can publish under
+        except ConfigError:
+            raise Refusal(404, "not a device id") from None
         unit = self.c.hub.fleet.units.get(device_id)
         doc: dict[str, Any] = unit.detail(time.time()) if unit else {"device_id": device_id}
         doc.update(await self.c.svc.db(_station_records, self.c.svc, device_id))
