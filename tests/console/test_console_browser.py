@@ -106,6 +106,16 @@ def test_dispatcher_sees_the_fleet_live_and_starts_and_stops_a_recording(  # noq
     print(f"start → REC on the page: {shown_s:.3f} s")
     assert agent.recorder.state == "recording"
 
+    # a matter from the catalogue: the unit acknowledges it and records under it
+    code = page.eval_on_selector("#matter-code", "s => s.options[1].value")
+    page.select_option("#matter-code", code)
+    page.click('#actions button[data-action="matter"]')
+    page.wait_for_selector("#confirm[open]")
+    page.click("#confirm-ok")
+    page.wait_for_selector(f'#toast:has-text("{REAL}: matter succeeded (by alice)")',
+                           timeout=5_000)
+    assert agent.commands.matter_for_manifest()["code"] == code
+
     # stop: refused without a reason (nothing sent), then confirmed with one
     page.click('#actions button[data-action="stop"]')
     assert "reason" in page.inner_text("#toast")
@@ -117,6 +127,8 @@ def test_dispatcher_sees_the_fleet_live_and_starts_and_stops_a_recording(  # noq
     page.click("#confirm-ok")
     page.wait_for_selector(f'{_row(REAL)} .rec', state="detached", timeout=10_000)
     wait_for(lambda: agent.recorder.state == "standby")
+    # the unit's next state snapshot (sent on the stop) names the matter
+    page.wait_for_selector(f'{_row(REAL)} td:has-text("{code}")', timeout=5_000)
 
     # a forked log, as the station's checkpoint monitor reports it
     backoffice_publish(pki, broker.port, f"bodycam/v1/{UNITS[2]}/alarm",
@@ -134,6 +146,7 @@ def test_dispatcher_sees_the_fleet_live_and_starts_and_stops_a_recording(  # noq
     log = page.evaluate("fetch('/console/api/units/" + REAL + "').then(r => r.json())")
     acts = [(a["user"], a["action"], a["outcome"]) for a in log["audit"]]
     assert ("alice", "start", "sent") in acts and ("alice", "stop", "sent") in acts
+    assert ("alice", "matter-ack", "succeeded") in acts
     assert any(a["action"] == "stop" and "suspect in custody" in a["detail"] for a in log["audit"])
     assert shown_s < 2.0
 

@@ -163,6 +163,7 @@ class Accounts:
             return None
         token, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), time.time()
         expires = now + self.session_s
+        self.index.session_end(None, now)  # expired sessions go as new ones come
         self.index.session_add(_token_hash(token), username, csrf, address=address[:64],
                                created=now, expires=expires)
         return token, Session(username, row[1], csrf, expires)

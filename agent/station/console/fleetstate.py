@@ -71,7 +71,7 @@ class Unit:
             "device_id": self.device_id,
             "online": self.online,
             "officer_id": _text(s.get("officer_id") or t.get("officer_id")),
-            "unit": _text(s.get("unit") or t.get("unit") or s.get("profile")),
+            "unit": _text(s.get("unit") or t.get("unit")),
             "recording": recording,
             "recorder_state": _text(s.get("state") or t.get("recorder_state")),
             "matter": _text(matter.get("code")) if isinstance(matter, dict) else _text(matter),
