@@ -19,7 +19,9 @@ What is checked, and what each check rules out:
    hashes) is in the device-signed log; each consistency proof; and every inclusion proof's
    checkpoint leads through them to the newest checkpoint the station held (one history);
 6. the joined MP4 holds exactly the segments' frames: its packet count per stream equals the
-   sum of the decrypted segments' (nothing dropped, nothing added).
+   sum of the decrypted segments' (nothing dropped, nothing added);
+7. the station witness's cosignature over the newest checkpoint (with ``--witness``, by the
+   key given), when the bundle holds one.
 
 Like ``bodycam verify``, nothing in the folder can make it raise or hang: files are opened
 without following links, sizes are bounded before JSON is parsed, and every problem is a
@@ -40,6 +42,8 @@ from typing import Any
 from cryptography.exceptions import UnsupportedAlgorithm
 
 from agent.errors import EvidenceError, VerificationError
+from agent.witness.cosignature import VerifierKey, verified_cosignatures
+from agent.witness.errors import CosignatureInvalid
 
 from .checkpoint import parse_signed_checkpoint
 from .inventory import UnsafeFile, read_bounded
@@ -195,7 +199,8 @@ def _key(root: Path, rel: Any, given: Sequence[bytes], r: BundleReport, what: st
 
 
 def check_contents(root: Path, *, pubkeys: Sequence[bytes] = (),
-                   station_keys: Sequence[bytes] = ()) -> BundleReport:
+                   station_keys: Sequence[bytes] = (),
+                   witnesses: Sequence[VerifierKey] = ()) -> BundleReport:
     """Checks 2–6 (everything but the hash list): what the evidence in the bundle proves."""
     r = BundleReport()
     try:
@@ -209,6 +214,7 @@ def check_contents(root: Path, *, pubkeys: Sequence[bytes] = (),
             raise ValueError("the marker lists no segments")
         leaves = [_check_segment(root, s, device_key, station_key, r) for s in segments]
         _check_history(root, marker, device_key, [x for x in leaves if x is not None], r)
+        _check_witness(root, marker, witnesses, r)
         _check_joined(root, marker, segments, r)
     except (OSError, UnsafeFile, EvidenceError, ValueError, KeyError, TypeError, AttributeError,
             RecursionError) as exc:
@@ -298,6 +304,34 @@ def _check_history(root: Path, marker: dict[str, Any], device_key: bytes,
           "signed by the device key")
 
 
+def _check_witness(root: Path, marker: dict[str, Any], witnesses: Sequence[VerifierKey],
+                   r: BundleReport) -> None:
+    """The station witness's cosignature is valid and over the bundle's newest checkpoint."""
+    w = marker.get("witness")
+    if not isinstance(w, dict):
+        r.add("warn", "no_witness", MARKER, "no witness cosignature held")
+        return
+    try:
+        vkey = VerifierKey.parse(read_bounded(_rel(root, w["vkey"], "vkey"), _MAX_KEY)
+                                 .decode().strip())
+        note = read_bounded(_rel(root, w["note"], "cosigned note"), _MAX_KEY)
+        ok = vkey.name in verified_cosignatures(note, [vkey])
+    except CosignatureInvalid as exc:
+        r.add("fail", "cosignature_invalid", str(w.get("note")), str(exc))
+        return
+    newest = read_bounded(_rel(root, marker["checkpoint"], "checkpoint"), _MAX_KEY)
+    if not ok or note.split(b"\n\n", 1)[0] != newest.split(b"\n\n", 1)[0]:
+        r.add("fail", "cosignature_invalid", str(w["note"]),
+              "no valid cosignature by the bundle's witness key over the newest checkpoint")
+        return
+    if witnesses and str(vkey) not in {str(k) for k in witnesses}:
+        r.add("fail", "untrusted_key", str(w["vkey"]), "the bundle's witness key is not one given")
+    elif not witnesses:
+        r.add("warn", "self_trusted_keys", str(w["vkey"]), "checked with the witness key in the "
+              "bundle itself; pass --witness with the station's published key")
+    r.add("ok", "witness", str(w["note"]), f"cosigned by {vkey.name}")
+
+
 def _check_joined(root: Path, marker: dict[str, Any], segments: list[Any],
                   r: BundleReport) -> None:
     """Check 6: the joined MP4 holds exactly the decrypted segments' packets."""
@@ -325,18 +359,20 @@ def _check_joined(root: Path, marker: dict[str, Any], segments: list[Any],
 
 
 def check_bundle(root: Path, *, pubkeys: Sequence[bytes] = (),
-                 station_keys: Sequence[bytes] = ()) -> BundleReport:
+                 station_keys: Sequence[bytes] = (),
+                 witnesses: Sequence[VerifierKey] = ()) -> BundleReport:
     """All checks (module doc)."""
     r = BundleReport()
     _check_hash_list(root, r)
-    r.findings += check_contents(root, pubkeys=pubkeys, station_keys=station_keys).findings
+    r.findings += check_contents(root, pubkeys=pubkeys, station_keys=station_keys,
+                                 witnesses=witnesses).findings
     return r
 
 
 def bundle_main(root: Path, *, pubkeys: Sequence[bytes], station_keys: Sequence[bytes],
-                as_json: bool) -> int:
+                witnesses: Sequence[VerifierKey], as_json: bool) -> int:
     """``bodycam verify BUNDLE``: print the report; exit 0 intact, 1 not."""
-    report = check_bundle(root, pubkeys=pubkeys, station_keys=station_keys)
+    report = check_bundle(root, pubkeys=pubkeys, station_keys=station_keys, witnesses=witnesses)
     if as_json:
         print(json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False))
     else:

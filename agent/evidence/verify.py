@@ -572,7 +572,8 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
         print(f"bodycam verify: {exc}", file=sys.stderr)
         return 2
     if is_bundle(args.path):  # a court bundle from `bodycam station export`
-        return bundle_main(args.path, pubkeys=keys, station_keys=station_keys, as_json=args.json)
+        return bundle_main(args.path, pubkeys=keys, station_keys=station_keys,
+                           witnesses=witnesses, as_json=args.json)
     v = _Verifier(args.path, Trust(ids or [], keys, trusted, station_keys, witnesses, anchors))
     report = v.run()
     recordings = _coverage(v)

@@ -25,6 +25,7 @@ from .desk import RecordingView, find_recording, recordings
 from .export import ExportError, export_recording
 from .retention import apply_retention, due_recordings, parse_utc
 from .service import StationService, utc_now
+from .witness import load_witness_cosigner
 
 __all__ = ["DESK_ACTIONS", "add_desk_commands", "desk_main"]
 
@@ -162,7 +163,8 @@ def _export(svc: StationService, view: RecordingView, args: argparse.Namespace) 
     try:
         done = export_recording(view, index=svc.index, station_id=svc.station_id,
                                 station_key=svc.key.public_bytes, identities=ids, out=args.out,
-                                by=by, utc=utc_now())
+                                by=by, utc=utc_now(),
+                                cosigner=load_witness_cosigner(svc.data_dir, svc.station_id))
     except (ExportError, EvidenceError, OSError, ValueError) as exc:
         print(f"bodycam station export: {exc}", file=sys.stderr)
         return 1

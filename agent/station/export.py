@@ -16,6 +16,7 @@ Steps, in order; the bundle is built in a fresh folder and nothing in the store 
 3. proofs, receipts, keys, track, coverage and the joined MP4 are written;
 4. the bundle's own contents are checked (agent/evidence/bundle.py); the report says what was
    checked and what it means;
+   the station's witness key cosigns the newest checkpoint it holds (tlog-cosignature/v1);
 5. ``MANIFEST.sha256`` lists every file; its SHA-256 is the bundle's hash;
 6. the export is recorded in the index (who, what, when, bundle hash): custody continues
    past the device.
@@ -28,6 +29,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,7 @@ from agent.evidence.export import to_gpx, track_rows
 from agent.evidence.journal import sidecar
 from agent.evidence.layout import CREDENTIAL_SUFFIX
 from agent.evidence.proof import PROOF_FORMAT
+from agent.witness.cosignature import Cosigner, add_cosignatures
 
 from .desk import RecordingView, SegmentView
 from .index import Index, KeptConsistency
@@ -173,19 +176,26 @@ def _history(out: Path, index: Index, device_id: str, notes: list[str]) -> dict[
             "old_size": p.old_size, "new_size": p.new_size, "hashes": list(p.hashes),
             "old_checkpoint": p.old_note, "checkpoint": p.new_note}))
         files.append(rel)
-    cosigned = [line for line in newest.split("\n\n", 1)[-1].splitlines()
-                if line.startswith("— ") and line.split(" ")[1] != goal_cp.origin]
-    witness: list[str] = []
-    if cosigned:
-        _write(out / "witness/cosigned-checkpoint.txt", newest.encode())
-        witness.append("witness/cosigned-checkpoint.txt")
     return {"checkpoint": "proofs/checkpoint.txt", "consistency": files,
-            "history_unlinked_sizes": unlinked, "witness": witness}
+            "history_unlinked_sizes": unlinked}
+
+
+def _witness(out: Path, note: str, cosigner: Cosigner | None) -> dict[str, Any] | None:
+    """The station's witness cosignature (tlog-cosignature/v1) over the newest checkpoint it
+    holds — its witness state, which it only ever advanced after proving consistency — with
+    the witness's verifier key. None when the station has no witness key to cosign with."""
+    if cosigner is None:
+        return None
+    body = note.encode().split(b"\n\n", 1)[0] + b"\n"
+    cosigned = add_cosignatures(note.encode(), [cosigner.cosign(body, int(time.time()))])
+    _write(out / "witness/cosigned-checkpoint.txt", cosigned)
+    _write(out / "witness/station-witness.vkey", f"{cosigner.vkey}\n".encode())
+    return {"note": "witness/cosigned-checkpoint.txt", "vkey": "witness/station-witness.vkey"}
 
 
 def export_recording(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
-                     identities: Sequence[Identity], out: Path, by: str,
-                     utc: str) -> Exported:
+                     identities: Sequence[Identity], out: Path, by: str, utc: str,
+                     cosigner: Cosigner | None = None) -> Exported:
     """Build the bundle of ``view`` in ``out`` (which must not exist); module steps 1–6."""
     bad = [f"seq {s.row.seq}: {s.state}" for s in view.segments if s.state != "verified"]
     if bad:
@@ -196,7 +206,8 @@ def export_recording(view: RecordingView, *, index: Index, station_id: str, stat
     out.mkdir(parents=False, exist_ok=False)
     try:
         return _build(view, index=index, station_id=station_id, station_key=station_key,
-                      identities=identities, out=out, by=by, utc=utc, device_key=device.public_key)
+                      identities=identities, out=out, by=by, utc=utc, device_key=device.public_key,
+                      cosigner=cosigner)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # ours, made above: no half bundle is left
         raise
@@ -204,7 +215,7 @@ def export_recording(view: RecordingView, *, index: Index, station_id: str, stat
 
 def _build(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
            identities: Sequence[Identity], out: Path, by: str, utc: str,
-           device_key: bytes) -> Exported:
+           device_key: bytes, cosigner: Cosigner | None) -> Exported:
     """Steps 2–6 in the new folder ``out``."""
     _write(out / "keys/device.pub", _pem(device_key))
     _write(out / "keys/station.pub", _pem(station_key))
@@ -215,12 +226,14 @@ def _build(view: RecordingView, *, index: Index, station_id: str, station_key: b
         if note is not None:
             notes.append(note)
     history = _history(out, index, view.device_id, notes) if notes else {
-        "checkpoint": None, "consistency": [], "history_unlinked_sizes": [], "witness": []}
+        "checkpoint": None, "consistency": [], "history_unlinked_sizes": []}
     if history["checkpoint"] is None:
         held = index.checkpoint(view.device_id)
         if held is not None:
             _write(out / "proofs/checkpoint.txt", held.note.encode())
             history["checkpoint"] = "proofs/checkpoint.txt"
+    history["witness"] = (_witness(out, (out / history["checkpoint"]).read_text(), cosigner)
+                          if history["checkpoint"] else None)
     manifests = view.manifests
     rid8 = view.recording_id[:8]
     joined_rel = f"joined/{view.device_id}_{rid8}.mp4"

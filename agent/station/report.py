@@ -26,6 +26,8 @@ MEANING = {
     "history_unlinked": "The station kept no proof linking this segment's log state to the "
                         "newest one; each segment is still proven in the log it was uploaded "
                         "with.",
+    "witness": "The station, acting as a witness of the camera's log, countersigned the newest "
+               "log state it holds: it saw this history and no conflicting one.",
     "joined": "The joined video holds exactly the frames of the segments, no more and no fewer. "
               "It is made for viewing; the segments are the evidence.",
     "self_trusted_keys": "The keys used are those carried in this bundle. To rule out a "
@@ -69,7 +71,8 @@ def render_html(marker: dict[str, Any], report: BundleReport, cov: RecordingCove
              ("Start (UTC)", marker.get("start_utc")), ("End (UTC)", marker.get("end_utc")),
              ("Segments", len(marker["segments"])), ("Station", marker["station_id"]),
              ("Exported (UTC)", marker["exported_utc"]), ("Exported by", marker["exported_by"]),
-             ("Witness cosignatures", ", ".join(marker.get("witness") or []) or "none held")]
+             ("Witness cosignatures", "the station's witness, over the newest checkpoint it "
+              "holds" if marker.get("witness") else "none held")]
     fact_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
     coverage = _e("\n".join(cov.render_text()))
     first = marker["segments"][0]

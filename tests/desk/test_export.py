@@ -84,20 +84,20 @@ def test_joined_mp4_is_one_continuous_timeline_of_every_frame(bundle, desk):
 
 def test_bundle_verifies_offline_with_our_tool_and_stock_tools(bundle, desk):
     """bodycam verify BUNDLE passes (self-contained keys are named as such; with the
-    registered device key and the station key given, they are not), sha256sum -c passes,
-    and the bundle holds what a court needs."""
+    registered device key, the station's receipt key and its witness key given, they are
+    not), sha256sum -c passes, and the bundle holds what a court needs."""
     done = bodycam("verify", str(bundle), "--json", check=False)
     assert done.returncode == 0, done.stdout
     codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
     assert "self_trusted_keys" in codes
     assert codes.count("segment") == desk.segments
-    assert {"hash_list", "history", "joined"} <= set(codes)
+    assert {"hash_list", "history", "joined", "witness"} <= set(codes)
     info = json.loads(bodycam("station", "info", *_station(desk), "--json").stdout)
     station_pub = bundle.parent / "station.b64"
     station_pub.write_text(info["receipt_key"])
     done = bodycam("verify", str(bundle), "--json", "--pubkey",
                    str(desk.device_data / "keys" / "device.pub"), "--station-key",
-                   str(station_pub), check=False)
+                   str(station_pub), "--witness", info["witness_vkey"], check=False)
     assert done.returncode == 0, done.stdout
     assert "self_trusted_keys" not in done.stdout
     assert subprocess.run(["sha256sum", "--quiet", "-c", HASH_LIST], cwd=bundle,
@@ -109,7 +109,7 @@ def test_bundle_verifies_offline_with_our_tool_and_stock_tools(bundle, desk):
     assert list(bundle.glob("proofs/consistency-*.json")), "no consistency proof"
     assert len(list(bundle.glob("receipts/*.json"))) == desk.segments
     report = (bundle / "report.html").read_text()
-    assert "Every check passed" in report and "none held" in report
+    assert "Every check passed" in report and "witness" in report
     coverage = json.loads((bundle / "coverage.json").read_text())
     assert [m["code"] for m in coverage["matters"]] == ["XCJC"]
 
@@ -143,16 +143,21 @@ def _rehash(root: Path) -> None:
 
 def test_a_rewritten_bundle_with_a_fresh_hash_list_is_still_caught(bundle, tmp_path):
     """An adversary who also rewrites MANIFEST.sha256: an altered decrypted segment, a joined
-    MP4 missing a segment, or an extra file are each still caught by what the signatures and
-    frame counts prove."""
+    MP4 missing a segment, the witness's cosignature moved onto another checkpoint, or an
+    extra file are each still caught by what the signatures and frame counts prove."""
     marker = json.loads((bundle / "BODYCAM-BUNDLE.json").read_text())
     cases = {"plaintext_altered": marker["segments"][1]["decrypted"],
-             "joined_frames": marker["joined"]["file"]}
+             "joined_frames": marker["joined"]["file"],
+             "cosignature_invalid": marker["witness"]["note"]}
     for code, rel in cases.items():
         work = tmp_path / code
         shutil.copytree(bundle, work)
         if code == "joined_frames":
             shutil.copyfile(work / marker["segments"][0]["decrypted"], work / rel)
+        elif code == "cosignature_invalid":  # the cosigned note of an older checkpoint
+            older = json.loads((work / marker["segments"][0]["inclusion"]).read_text())
+            line = (work / rel).read_text().splitlines()[-1]
+            (work / rel).write_text(older["checkpoint"] + line + "\n")
         else:
             data = bytearray((work / rel).read_bytes())
             data[len(data) // 2] ^= 0x40
