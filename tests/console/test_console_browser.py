@@ -206,9 +206,14 @@ def test_a_log_fork_seen_by_the_station_monitor_appears_on_the_page(
     enrol_direct(station.data_dir, rec)
     device = Device(rec, pki, broker, tmp_path / "dev")
     try:
-        device.append_and_publish(3)
+        seg = rec.seal(b"\x01" * 4096)
+        device.publish()
+        device.append_and_publish(2)
         page.wait_for_selector(_row(FORKED), timeout=15_000)  # its status and birth
         wait_for(lambda: held_size(station.data_dir, FORKED) == 3)  # the monitor holds it
+        with rec.client(station.url) as c:  # the unit offloads one segment: stored, receipted
+            c.finalise(FORKED, c.upload_file(FORKED, seg.media), manifest=seg.manifest,
+                       entry=seg.entry, leaf_index=seg.index, log=rec.log)
     finally:
         device.close()
     for _ in range(4):
@@ -228,6 +233,8 @@ def test_a_log_fork_seen_by_the_station_monitor_appears_on_the_page(
     page.click(_row(FORKED))
     page.wait_for_selector('#unit-alarms li:has-text("log-fork")', timeout=5_000)
     assert page.locator("#unit-alarms li").count() == 1  # MQTT and index name it once
+    row = page.inner_text("#recordings tbody tr")  # the stored segment with its receipt
+    assert "signed" in row and "verified at ingest" in row and "4096" in row
     _shot(page, tmp_path, "monitor-fork")
 
 
