@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from tests.console.conftest import TILED
 from tests.console.harness import ConsoleStation
 
 
@@ -112,3 +113,32 @@ def test_malformed_requests_get_a_clear_refusal_never_a_500(station: ConsoleStat
     status, body, _ = c.call("/console/api/login", {"username": ["a"], "password": 1},
                              Origin=c.origin)
     assert status == 400 and "error" in body
+
+
+def test_a_command_the_broker_refuses_is_reported_not_sent(pki: Path, broker: Any,
+                                                           tmp_path: Path) -> None:
+    """A console wrongly given a unit's certificate (not a back-office identity) cannot write
+    ``cmd/``: the broker's PUBACK reason code is surfaced as 503 "not sent", and the audit says
+    so, instead of the dispatcher believing the unit was told."""
+    st = ConsoleStation(tmp_path, pki, broker.port)
+    conf = st.write_config()
+    conf.write_text(conf.read_text().replace("backoffice.crt", f"{TILED}.crt")
+                    .replace("backoffice.key", f"{TILED}.key"))
+    st.add_user("alice", "dispatcher", "alice-password-1")
+    st.start()
+    try:
+        c = Client(st, pki)
+        status, me, _ = c.sign_in("alice", "alice-password-1")
+        assert status == 200
+        status, body, _ = c.call("/console/api/units/BC-CON-2/start", {}, Origin=c.origin,
+                                 **{"X-CSRF-Token": me["csrf"]})
+        assert status == 503 and "refused" in body["error"]
+    finally:
+        st.stop()
+    db = sqlite3.connect(st.data_dir / "index.sqlite")
+    try:
+        (outcome,) = db.execute("SELECT outcome FROM console_audit WHERE action = 'start'"
+                                ).fetchone()
+    finally:
+        db.close()
+    assert outcome.startswith("not sent: the broker refused")
