@@ -23,6 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from agent.sync.commands import iso_utc
 from tests.sync.mqtt_harness import Broker, free_port, make_ca, tls_broker_conf
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,9 +32,9 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 __all__ = ["CHROMIUM", "ConsoleStation", "SimUnit", "make_broker", "make_ca", "utc"]
 
 
-def utc(t: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if t is None else t, UTC).strftime(
-        "%Y-%m-%dT%H:%M:%S.%fZ")
+def utc() -> str:
+    """Now, as the units write ``at`` (the agent's own formatter)."""
+    return iso_utc(datetime.now(UTC))
 
 
 def make_broker(work: Path, pki: Path) -> Broker:

@@ -25,6 +25,7 @@ from typing import Final
 from agent.errors import ConfigError
 
 from ..index import Index
+from ..service import utc_now
 from .passwords import MIN_PASSWORD, hash_password, verify_password
 
 __all__ = ["ROLES", "Accounts", "LoginLimiter", "Session", "check_username", "may_act"]
@@ -44,10 +45,6 @@ def check_username(name: str) -> str:
 def may_act(role: str) -> bool:
     """Whether ``role`` may send commands to units."""
     return role in ("dispatcher", "admin")
-
-
-def _utc() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def _token_hash(token: str) -> str:
@@ -127,20 +124,20 @@ class Accounts:
         name already taken."""
         check_username(username)
         self._check(password, role)
-        if not self.index.user_add(username, hash_password(password), role, _utc()):
+        if not self.index.user_add(username, hash_password(password), role, utc_now()):
             raise ConfigError(f"user {username} exists (use passwd or role)", key="username")
 
     def passwd(self, username: str, password: str) -> None:
         """Set a new password and sign the user out everywhere."""
         self._check(password, "viewer")
-        if not self.index.user_update(username, "password", hash_password(password), _utc()):
+        if not self.index.user_update(username, "password", hash_password(password), utc_now()):
             raise ConfigError(f"no user {username}", key="username")
         self.index.session_end(None, time.time(), username=username)
 
     def set_role(self, username: str, role: str) -> None:
         """Change the role and sign the user out everywhere (the new role applies at once)."""
         self._check(None, role)
-        if not self.index.user_update(username, "role", role, _utc()):
+        if not self.index.user_update(username, "role", role, utc_now()):
             raise ConfigError(f"no user {username}", key="username")
         self.index.session_end(None, time.time(), username=username)
 

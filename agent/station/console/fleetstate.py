@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Final
 
+from agent.sync.commands import iso_utc
 from agent.sync.topics import PREFIX
 
 __all__ = ["SERIES_POINTS", "TRACK_POINTS", "FleetState", "Unit"]
@@ -253,4 +254,4 @@ def _text(v: Any) -> str | None:
 
 
 def _iso(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+    return iso_utc(datetime.fromtimestamp(t, UTC))
