@@ -131,6 +131,7 @@ class Offloader:
         self._live = live
         self._recordings = Path(data_dir) / "recordings"
         self._live_offsets: dict[int, int] = {}  # open segment → bytes the station holds
+        self._live_seq: int | None = None  # the open segment being streamed
         self._book = UploadBook(Path(data_dir) / "state")
         self._not_before: dict[int, float] = {}
         self._client: StationClient | None = None
@@ -195,7 +196,7 @@ class Offloader:
         due = [p for p in pending if self._not_before.get(p.device_seq, 0.0) <= now]
         if not due:
             if self._live:
-                return self._live_step(pending)
+                return self._live_guarded(pending)
             if not pending:
                 self._set(state="idle")
             return _IDLE_POLL_S
@@ -285,6 +286,27 @@ class Offloader:
         return None, 0, False
 
     # --- live mode ---------------------------------------------------------------------------
+    def _live_guarded(self, pending: list[PendingSegment]) -> float:
+        """:meth:`_live_step`, its failures judged as the sealed path's are (a live upload the
+        station lost is started afresh; the sealed path finishes whatever is left)."""
+        try:
+            return self._live_step(pending)
+        except StationUnreachable as exc:
+            self._set(state="unreachable", error=str(exc))
+            return self._backoff.next()
+        except StationRefused as exc:
+            self._set(error=str(exc))
+            if exc.status == 507:
+                self._set(state="station-full")
+            elif (exc.code in _RECOVERABLE or exc.status in (404, 410)) and \
+                    self._live_seq is not None:
+                self._book.drop(self._live_seq)
+                self._live_offsets.pop(self._live_seq, None)
+            return self._backoff.next()
+        except (OSError, EvidenceError) as exc:  # the open file went away (sealed, abandoned)
+            log.debug("offload: live segment not readable: %s", exc)
+            return _LIVE_POLL_S
+
     def _live_step(self, pending: list[PendingSegment]) -> float:
         """Stream the open segment's durable bytes (``offload.live``); sealed ones go first."""
         open_seg = self._open_segment({p.device_seq for p in pending})
@@ -293,6 +315,7 @@ class Offloader:
                 self._set(state="idle")
             return _LIVE_POLL_S
         seq, media = open_seg
+        self._live_seq = seq
         client = self._connection()
         ref = self._book.get(seq, self._station, None)
         if ref is None:

@@ -61,3 +61,33 @@ def test_the_open_segment_streams_within_a_second_and_the_seal_sends_only_its_ta
     assert statistics.median(lags) < 1.0
     assert off.status().bytes_sent == cipher
     assert [s["device_seq"] for s in bench.station_segments()] == [0]
+
+
+def test_a_live_stream_survives_a_station_crash_and_the_seal_completes_it(
+        bench: OffloadBench) -> None:
+    """The station is SIGKILLed while the open segment streams: the uploader reports the
+    station unreachable, resumes the same upload from the durable offset after the restart,
+    and the sealed segment is receipted and held once."""
+    bench.up()
+    store = bench.open_store()
+    off = bench.offloader(live=True)
+    off.start()
+    try:
+        seg = store.open_segment(SegmentInfo(
+            recording_id="be" * 16, seq=0,
+            start=Timestamp("2026-11-30T10:00:00.000000Z", 0), clock=ClockInfo("gps", 20),
+            officer_id="O-1", unit="U-1", boot_id="b0" * 16))
+        seg.sink.write(os.urandom(300_000))
+        wait_for(lambda: off.status().bytes_sent > 0, what="the stream under way")
+        bench.station.kill()
+        seg.sink.write(os.urandom(300_000))
+        wait_for(lambda: off.status().state == "unreachable", what="unreachable")
+        bench.up()
+        seg.sink.write(os.urandom(300_000))
+        store.seal(seg, end=Timestamp("2026-11-30T10:00:03.000000Z", 3_000_000),
+                   media=MediaInfo(video={"codec": "h264"}, frames=90, duration_us=3_000_000),
+                   gps=GpsSummary())
+        wait_for(lambda: store.acknowledged(0), timeout=30, what="the receipt")
+    finally:
+        off.close()
+    assert [s["device_seq"] for s in bench.station_segments()] == [0]
