@@ -28,15 +28,15 @@ fsync costs 5-50 ms on a microSD card; the seal used to take nine):
    re-signs it at open if a crash left it behind -- the entries are the truth);
 5. rename the temporary file to ``.manifest.json`` and remove the journal. Both are entries
    of one directory, made durable together by its next fsync (the next segment's open, or
-   :meth:`settle`, which a timer runs about a second after the seal): after a crash the directory shows either the journal and the complete
-   temporary envelope -- recovery finds the envelope in the log and finishes step 5 -- or
-   the manifest and no journal.
+   :meth:`settle`, which a timer runs about a second after the seal): after a crash the
+   directory shows either the journal and the complete temporary envelope -- recovery finds
+   the envelope in the log and finishes step 5 -- or the manifest and no journal.
 
 Recovery writes every file durably before its next step (the old sequence).
 
 Locking: ``_lock`` (an ``RLock``) serialises every state change — device sequence numbers,
-the journals, the log append and the acknowledgement registry (derived from the log) — so that a manifest's
-``prev_leaf`` is the leaf immediately before its own. The sink itself belongs to the writer
+the journals, the log append and the acknowledgement registry (derived from the log) — so
+that a manifest's ``prev_leaf`` is the leaf immediately before its own. The sink itself belongs to the writer
 thread; ``seal`` closes it, so call ``seal`` once the writer has stopped writing. A timer
 thread (``evidence-settle``) runs :meth:`settle` under ``_lock`` about a second after a seal.
 """
