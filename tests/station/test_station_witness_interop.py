@@ -8,7 +8,7 @@ describes it)::
 
     python3.12 -m venv /tmp/aics && /tmp/aics/bin/pip install aics-witness==0.1.0
     BODYCAM_AICS_WITNESS=/tmp/aics/bin/aics-witness \\
-        .venv/bin/python -m pytest -q tests/station/test_witness_interop.py
+        .venv/bin/python -m pytest -q tests/station/test_station_witness_interop.py
 """
 
 from __future__ import annotations
