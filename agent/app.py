@@ -48,6 +48,7 @@ from agent.power.policy import BatteryPolicy
 from agent.power.projection import PowerProjector
 from agent.recorder import Recorder
 from agent.sdnotify import Notifier
+from agent.segment_worker import SegmentWorker
 from agent.storage.policy import BitrateMeter, StoragePolicy
 from agent.supervisor import Supervisor
 from agent.timekeeping import TimeKeeper
@@ -180,6 +181,7 @@ class Agent:
                               audio=mic.format if mic else None, audio_bitrate=cfg.audio.bitrate,
                               on_sealed=self._on_sealed)
         self.night = self._night_vision()
+        self.segment_worker = SegmentWorker()  # the recording's file work (agent.segment_worker)
         self.recorder = Recorder(
             port=NightPort(self.port, self.night) if self.night else self.port,
             video=cam.format if cam else None, audio=mic.format if mic else None,
@@ -188,6 +190,7 @@ class Agent:
             prerecord_audio=cfg.recording.prerecord_audio, segment_s=cfg.recording.segment_s,
             on_event=self._on_recorder_event,
             fault_boundary_gap_us=cfg.sim.boundary_gap_ms * 1000 if self.hw.kind == "sim" else 0,
+            worker=self.segment_worker,
         )
         frame_us = cam.format.frame_interval_us if cam else 0
         self.controller = Controller(
@@ -196,6 +199,7 @@ class Agent:
                                        double_press_s=cfg.recording.double_press_s),
             frame_interval_us=frame_us, sync_interval_s=cfg.recording.sync_interval_s,
         )
+        self.segment_worker.set_wake(lambda: self.controller.post("wake"))
         self.feedback = Feedback(hw.controls, reminder_s=cfg.recording.reminder_s)
         nominal_bps = (cfg.video.bitrate if cam else 0) + (cfg.audio.bitrate if mic else 0)
         self.meter = BitrateMeter(max(1, nominal_bps) / 8)
@@ -330,6 +334,7 @@ class Agent:
                 except Exception:
                     log.exception("stopping %s failed", type(dev).__name__)
         self.controller.stop()
+        self.segment_worker.close()
         self._threads_stop.set()
         self.commands.close()
         self.ctl.stop()

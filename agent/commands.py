@@ -423,6 +423,7 @@ class CommandSet:
             self.stop_reason = "shutdown"
             rec.stop(reason="shutdown")
             rec.tick(10**18)  # do not wait for the audio tail: the devices are stopping
+            rec.drain()  # the last seal is logged before the shutdown event
         self.a.store.log_event("shutdown", reason=str(req.args.get("reason", "requested")))
         return {}
 

@@ -10,6 +10,11 @@ Commands (button gestures, ``bodycam ctl``, MQTT ``cmd/*``) all become :class:`R
 objects answered through the same state machine, so a remote start behaves exactly like a
 press.
 
+The recorder's file work (muxing, encryption, fsyncs, seals) runs on the segment worker
+(:mod:`agent.segment_worker`); the loop takes in its outcomes with ``recorder.poll()`` after
+every event (the worker posts a ``wake`` event when one is ready) and drains it before it
+exits, so nothing submitted is lost at shutdown.
+
 Locking: ``queue.SimpleQueue`` is the only shared structure; :class:`Request` carries its own
 ``threading.Event`` for the reply. Everything else belongs to the controller thread.
 """
@@ -201,11 +206,13 @@ class Controller:
             except queue.Empty:
                 kind, payload = "idle", None
             if kind == "quit":
+                self._take_outcomes(self.recorder.drain)
                 break
             try:
                 self._dispatch(kind, payload)
             except Exception:  # one bad event must not end recording; it is logged loudly
                 log.exception("controller: handling %s failed", kind)
+            self._take_outcomes(self.recorder.poll)
             now = self._mono()
             self.heartbeat = now
             if now >= next_tick:
@@ -213,6 +220,13 @@ class Controller:
                 self._tick(now)
             depth = self._queue.qsize()
             self.max_queue = max(self.max_queue, depth)
+
+    @staticmethod
+    def _take_outcomes(take: Callable[[], None]) -> None:
+        try:
+            take()
+        except Exception:  # an outcome's handler failed: logged, the loop goes on
+            log.exception("controller: handling a segment worker outcome failed")
 
     def _dispatch(self, kind: str, payload: Any) -> None:
         if kind == "video":

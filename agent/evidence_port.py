@@ -5,7 +5,9 @@ files, hashes, signatures and the log. This module fills the manifest's typed pa
 things around the recorder -- the clock (monotonic → UTC and its source), the GPS track, the
 enforcement matter, the officer -- so neither side needs to know the other's details.
 
-Thread model: called only from the controller thread (the store has its own lock).
+Thread model: called from the controller thread (the store has its own lock), except the
+functions :meth:`StorePort.seal_later` returns and :meth:`StorePort.sync`, which the segment
+worker runs: they touch only the segment's sink and the store, never the context.
 """
 
 from __future__ import annotations
@@ -123,21 +125,39 @@ class StorePort:
         bookmarks: list[dict[str, Any]],
     ) -> dict[str, Any]:
         """Sign and log the segment; returns the manifest."""
+        finish = self.seal_later(handle, end_mono_us=end_mono_us, flags=flags,
+                                 bookmarks=bookmarks)
+        return self.sealed(finish(stats, []))
+
+    def seal_later(
+        self,
+        handle: OpenSegment,
+        *,
+        end_mono_us: int,
+        flags: list[str],
+        bookmarks: list[dict[str, Any]],
+    ) -> Callable[[SegmentStats, list[str]], SignedManifest]:
+        """Read the world now (matter, GPS track, clock: controller thread); the returned
+        function seals with the final stats on any thread; pass its result to :meth:`sealed`."""
         start_us = handle.info.start.mono_us
         matter = self.ctx.matter()
         all_flags = list(flags)
         if matter is None:
             all_flags.append("uncategorised")
-        signed = self.store.seal(
-            handle,
-            end=Timestamp(self.ctx.utc_for_mono_us(end_mono_us), end_mono_us),
-            media=self._media(stats),
-            gps=self.ctx.gps_summary(start_us, end_mono_us),
-            bookmarks=bookmarks,
-            matter=matter,
-            flags=all_flags,
-            clock=self.ctx.clock_info(),
-        )
+        end = Timestamp(self.ctx.utc_for_mono_us(end_mono_us), end_mono_us)
+        gps = self.ctx.gps_summary(start_us, end_mono_us)
+        clock = self.ctx.clock_info()
+        marks = list(bookmarks)
+
+        def finish(stats: SegmentStats, extra_flags: list[str]) -> SignedManifest:
+            return self.store.seal(handle, end=end, media=self._media(stats), gps=gps,
+                                   bookmarks=marks, matter=matter,
+                                   flags=[*all_flags, *extra_flags], clock=clock)
+
+        return finish
+
+    def sealed(self, signed: SignedManifest) -> dict[str, Any]:
+        """Hand a sealed segment on (outbox, offload; controller thread); its manifest."""
         self._on_sealed(signed)
         return signed.manifest
 

@@ -154,6 +154,20 @@ class NightPort:
         return self._port.seal(handle, stats=stats, end_mono_us=end_mono_us,
                                flags=[*flags, *(["night_ir"] if ir else [])], bookmarks=merged)
 
+    def seal_later(self, handle: Any, *, end_mono_us: int, flags: list[str],
+                   bookmarks: list[dict[str, Any]]) -> Callable[[SegmentStats, list[str]], Any]:
+        """As :meth:`seal`, in two steps (the file work may run on the segment worker)."""
+        start = self._starts.pop(id(handle), end_mono_us)
+        marks, ir = self._night.marks(start, end_mono_us)
+        merged = sorted([*bookmarks, *marks], key=lambda b: int(b.get("mono_us", 0)))
+        return self._port.seal_later(handle, end_mono_us=end_mono_us,
+                                     flags=[*flags, *(["night_ir"] if ir else [])],
+                                     bookmarks=merged)
+
+    def sealed(self, result: Any) -> dict[str, Any]:
+        """Forwarded."""
+        return self._port.sealed(result)
+
     def abandon(self, handle: Any) -> None:
         """Forwarded (crash recovery seals it, without night marks)."""
         self._starts.pop(id(handle), None)

@@ -10,9 +10,17 @@ for audio packets stamped before the boundary (audio arrives a few tens of ms af
 reach it; then it is sealed. Every video frame goes to exactly one segment and consecutive
 segments meet exactly (the end of one is the first pts of the next).
 
-Not thread-safe by design: only the controller thread calls it (DESIGN.md §1). Sealing
-(fsync, signing, log append) happens on that thread; the controller queue absorbs the frames
-that arrive meanwhile, so nothing is dropped.
+Threads (DESIGN.md §1): only the controller thread calls the recorder and changes its state;
+it *decides* -- which segment a packet goes to, when to roll, seal or stop -- and hands the
+file work to the segment worker (:mod:`agent.segment_worker`): muxing, hashing, encryption,
+every fsync and the seal run there, in the order decided, so a press gives its feedback at
+once and the pre-event buffer is written (and fsynced) behind it while new frames keep being
+routed. An :class:`OpenSegment`'s ``writer`` is the worker's (the recorder reads only the
+``routed_*`` times it keeps itself); outcomes (a sealed manifest, a storage failure) come back
+on the controller thread through :meth:`Recorder.poll`, and events keep their order: a
+segment's ``segment_sealed`` before the ``recording_stopped`` or ``fault`` that followed it.
+Opening a segment (journal, file) still happens on the controller thread, after the start
+feedback.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from agent.errors import RecorderError, StorageError
 from agent.media import MediaPacket
 from agent.preroll import PreRoll
 from agent.segment import SegmentStats, SegmentWriter
+from agent.segment_worker import InlineWorker, Worker
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 
@@ -63,6 +72,17 @@ class SegmentPort(Protocol):
         """Close the sink, sign the manifest, append the log; return the manifest envelope."""
         ...
 
+    def seal_later(self, handle: Any, *, end_mono_us: int, flags: list[str],
+                   bookmarks: list[dict[str, Any]]) -> Callable[[SegmentStats, list[str]], Any]:
+        """Gather now (controller thread) what the manifest needs from the world; the returned
+        function does the file work -- close, fsync, sign, log -- with the final stats and
+        extra flags, on the segment worker; hand its result to :meth:`sealed`."""
+        ...
+
+    def sealed(self, result: Any) -> dict[str, Any]:
+        """Announce a seal's result (controller thread); returns the manifest."""
+        ...
+
     def abandon(self, handle: Any) -> None:
         """Give up a segment whose storage failed; its crash journal seals it later."""
         ...
@@ -80,6 +100,9 @@ class OpenSegment:
     bookmarks: list[dict[str, Any]] = field(default_factory=list)
     boundary_us: int | None = None  # set when the next segment took over
     closing_since_us: int | None = None
+    routed_end_us: int | None = None  # end of the last frame routed here (controller's view)
+    routed_audio_end_us: int | None = None  # end of the last audio packet routed here
+    failed: bool = False  # a write failed (set by the worker); later writes are skipped
 
 
 class Recorder:
@@ -98,8 +121,10 @@ class Recorder:
         segment_s: float = 60.0,
         on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
         fault_boundary_gap_us: int = 0,
+        worker: Worker | None = None,
     ) -> None:
         self._port = port
+        self._worker: Worker = worker or InlineWorker()
         self._video = video
         self._audio = audio
         self._audio_extradata = audio_extradata
@@ -147,16 +172,18 @@ class Recorder:
         self._pending_flags = seg_flags
         if first_video is not None:
             preroll_us = self._latest_us - first_video.pts_us
-            for p in packets:
-                self._record(p)
+        # Feedback first: the officer feels the start before any byte is written.
         self._on_event(
             "recording_started",
             {"recording_id": self.recording_id, "reason": reason, "preroll_us": preroll_us},
         )
-        # The pre-roll went to storage in one burst: make it durable now, not at the next
-        # periodic sync, so a power cut right after a press keeps the pre-event media (every
-        # complete age chunk; the chunk being filled cannot be written before it is full).
-        # After the event, so the start feedback does not wait for the fsync.
+        if first_video is not None:
+            for p in packets:
+                self._record(p)
+        # The pre-roll goes to storage in one burst (on the worker): make it durable right
+        # after, not at the next periodic sync, so a power cut right after a press keeps the
+        # pre-event media (every complete age chunk; the chunk being filled cannot be written
+        # before it is full).
         self.sync()
         return self.recording_id
 
@@ -167,7 +194,7 @@ class Recorder:
         self.state = "stopping"
         self._stop_reason = reason
         seg = self._current
-        end = seg.writer.stats.end_pts_us if seg is not None else None
+        end = seg.routed_end_us if seg is not None else None
         self._stop_at_us = end if end is not None else self._latest_us
         if seg is not None:
             seg.boundary_us = self._stop_at_us
@@ -204,7 +231,7 @@ class Recorder:
             if seg is not None:
                 seg.flags.append("fault")
                 self._seal(seg)
-        self._on_event("fault", {"reason": reason, "recording_id": self.recording_id})
+        self._after_work("fault", {"reason": reason, "recording_id": self.recording_id})
 
     def set_segment_s(self, seconds: float) -> None:
         """Change the segment length (remote configuration); applies from the next roll."""
@@ -250,10 +277,23 @@ class Recorder:
                 self._seal_closing()
 
     def sync(self) -> None:
-        """fsync the open segments (called about once a second)."""
+        """fsync the open segments (called about once a second; on the worker)."""
         for seg in (self._current, self._closing):
             if seg is not None:
-                self._guard(functools.partial(self._port.sync, seg.handle))
+                self._io(seg, functools.partial(self._port.sync, seg.handle))
+
+    def poll(self) -> None:
+        """Take in the outcomes of finished file work (controller thread, every loop)."""
+        self._worker.poll()
+
+    def drain(self) -> None:
+        """Wait for all file work submitted so far and take in its outcomes (shutdown)."""
+        self._worker.drain()
+
+    @property
+    def backlog(self) -> int:
+        """File jobs (packets, fsyncs, seals) not yet done by the worker."""
+        return self._worker.backlog
 
     # --- internals --------------------------------------------------------------------------
     def _record(self, packet: MediaPacket) -> None:
@@ -320,7 +360,12 @@ class Recorder:
             target = closing
         if target is None:
             return
-        self._guard(lambda: target.writer.write(packet))
+        end = packet.pts_us + packet.duration_us
+        if packet.kind == "video":
+            target.routed_end_us = end
+        else:
+            target.routed_audio_end_us = end
+        self._io(target, functools.partial(target.writer.write, packet))
 
     def _maybe_seal_closing(self, packet: MediaPacket) -> None:
         closing = self._closing
@@ -341,7 +386,7 @@ class Recorder:
         if closing is None:
             self._finish_stop()
             return
-        audio_end = closing.writer.stats.audio_end_us
+        audio_end = closing.routed_audio_end_us
         if self._audio is None or (audio_end is not None and closing.boundary_us is not None
                                    and audio_end >= closing.boundary_us):
             self._finish_stop()
@@ -350,41 +395,66 @@ class Recorder:
         self._seal_closing()
         rid = self.recording_id
         self.state = "standby"
-        self._on_event("recording_stopped", {"recording_id": rid,
-                                             "reason": self._stop_reason})
+        self._after_work("recording_stopped", {"recording_id": rid, "reason": self._stop_reason})
         self.recording_id = None
 
     def _seal(self, seg: OpenSegment) -> None:
-        """Seal one segment; if storage fails, leave it to crash recovery and fault."""
-        try:
-            stats = seg.writer.close()
-        except (StorageError, OSError, RecorderError) as exc:
-            stats = seg.writer.stats
-            seg.flags.append("write_error")
-            log.error("closing segment %s failed: %s", seg.seq, exc)
-        end = seg.boundary_us if seg.boundary_us is not None else stats.end_pts_us
-        try:
-            manifest = self._port.seal(
-                seg.handle,
-                stats=stats,
-                end_mono_us=end if end is not None else seg.start_mono_us,
-                flags=seg.flags,
-                bookmarks=seg.bookmarks,
-            )
-        except (StorageError, OSError) as exc:
-            log.error("sealing segment %s failed: %s (its journal is kept for recovery)",
-                      seg.seq, exc)
-            self._port.abandon(seg.handle)
-            self.fault(f"storage: {exc}")
-            return
-        self.sealed.append(manifest)
-        self._on_event("segment_sealed", {"manifest": manifest})
+        """Seal one segment on the worker; if storage fails, leave it to crash recovery and
+        fault (the outcome is taken in on the controller thread)."""
+        end = seg.boundary_us if seg.boundary_us is not None else seg.routed_end_us
+        finish = self._port.seal_later(seg.handle, end_mono_us=end if end is not None
+                                       else seg.start_mono_us, flags=list(seg.flags),
+                                       bookmarks=list(seg.bookmarks))
+        writer, number = seg.writer, seg.seq
 
-    def _guard(self, action: Callable[[], None]) -> None:
-        """Run a storage action; a storage failure moves the recorder to ``fault``."""
-        try:
-            action()
-        except (StorageError, OSError) as exc:
-            self.fault(f"storage: {exc}")
-        except RecorderError as exc:
-            self.fault(str(exc))
+        def work() -> Any:
+            extra: list[str] = []
+            try:
+                stats = writer.close()
+            except (StorageError, OSError, RecorderError) as exc:
+                stats = writer.stats
+                extra.append("write_error")
+                log.error("closing segment %s failed: %s", number, exc)
+            return finish(stats, extra)
+
+        def done(result: Any, error: BaseException | None) -> None:
+            if isinstance(error, (StorageError, OSError)):
+                log.error("sealing segment %s failed: %s (its journal is kept for recovery)",
+                          number, error)
+                self._port.abandon(seg.handle)
+                self.fault(f"storage: {error}")
+                return
+            if error is not None:
+                raise error
+            manifest = self._port.sealed(result)
+            self.sealed.append(manifest)
+            self._on_event("segment_sealed", {"manifest": manifest})
+
+        self._worker.submit(work, done)
+
+    def _after_work(self, kind: str, data: dict[str, Any]) -> None:
+        """Emit an event once the file work submitted before it is done (a stop or fault is
+        announced after the seals it caused)."""
+        self._worker.submit(lambda: None, lambda _r, _e: self._on_event(kind, data))
+
+    def _io(self, seg: OpenSegment, action: Callable[[], None]) -> None:
+        """Run a write or fsync of ``seg`` on the worker; a storage failure faults."""
+
+        def job() -> None:
+            if seg.failed:
+                return  # its sink is poisoned; the fault is already on its way
+            try:
+                action()
+            except Exception:
+                seg.failed = True
+                raise
+
+        self._worker.submit(job, self._io_failed, errors_only=True)
+
+    def _io_failed(self, _result: Any, error: BaseException | None) -> None:
+        if isinstance(error, (StorageError, OSError)):
+            self.fault(f"storage: {error}")
+        elif isinstance(error, RecorderError):
+            self.fault(str(error))
+        elif error is not None:
+            raise error

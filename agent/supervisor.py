@@ -106,6 +106,7 @@ class Supervisor:
     def _retry_storage(self) -> None:
         """After a storage fault: once the disk takes writes again, seal what the fault left
         open (its journal) and return to standby."""
+        self.a.recorder.drain()  # the seals the fault started are done (or abandoned)
         try:
             self._probe_storage()
             recovered = self.a.store.recover()

@@ -16,8 +16,10 @@ What it keeps of the :mod:`hw.camera` contract, and how:
   converted by libavcodec's ``h264_mp4toannexb``; a raw stream that sends them once gets the
   last ones seen inserted before every IDR). The clip must open on an IDR, and for keyframes to
   stay ``gop`` apart across a loop its length must be a whole number of GOPs.
-* A frame that is due while the thread is late is dropped and counted (index gap), as the
-  simulator and a real sensor do.
+* A hardware encoder queues a few finished frames (picamera2 keeps several buffers), so a
+  consumer thread that wakes late gets them late, not never: frames up to
+  ``_QUEUED_FRAMES`` late are delivered (with their capture time); beyond that they are
+  dropped and counted (index gap), as the simulator and a real sensor do.
 
 The clip has no overlay stage: the pictures are whatever was recorded. Only the packets of one
 loop of the file are held (read once at construction), so the clip should be short -- a few
@@ -44,6 +46,7 @@ __all__ = ["ReplayCamera", "ReplayClip", "load_clip"]
 _NAL_IDR, _NAL_SPS, _NAL_PPS = 5, 7, 8
 _START = b"\x00\x00\x00\x01"
 _MAX_CLIP_BYTES = 256 * 1024 * 1024
+_QUEUED_FRAMES = 6  # frames an encoder holds for a late reader (~200 ms at 30 fps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,11 +254,11 @@ class ReplayCamera:
             with self._lock:
                 stalled = self._stalled
             data, key = frames[index % count]
-            if late > 0 or stalled or (need_key and not key):
+            if late > _QUEUED_FRAMES or stalled or (need_key and not key):
                 # A late thread or a stalled sensor loses these frames; the clip position
                 # advances with the index (a loop stays GOP-aligned) and delivery resumes on
                 # the next keyframe, as predicted frames without their reference are garbage.
-                skip = max(1, int(late))
+                skip = max(1, int(late) if late > _QUEUED_FRAMES else 1)
                 index += skip
                 self._dropped += skip
                 need_key = True

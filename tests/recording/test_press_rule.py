@@ -1,0 +1,141 @@
+"""The press rule, instantly: feedback first, file work behind it, events in order.
+
+The recorder runs with a worker that only *queues* the file work, so the test sees exactly
+what the controller thread did at the press (decide, open, emit) and what it left to the
+segment worker (mux the pre-roll, fsync it, seal). No threads, no sleeps; the media are real
+H.264 access units (an ffmpeg clip) muxed by the real segment writer into memory.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent.media import MediaPacket
+from agent.recorder import Recorder
+from agent.segment import SegmentStats
+from hw.camera import VideoFormat
+from hw.camera_replay import load_clip
+
+FPS = 30
+
+
+class QueuedWorker:
+    """Holds the file work until the test runs it (a segment worker that has not yet run)."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Callable[[], Any], Any, bool]] = []
+        self.done: list[tuple[Any, Any, BaseException | None]] = []
+
+    def submit(self, job: Callable[[], Any], done: Any = None, *, errors_only: bool = False) -> None:
+        self.jobs.append((job, done, errors_only))
+
+    def run(self) -> None:
+        jobs, self.jobs = self.jobs, []
+        for job, done, errors_only in jobs:
+            try:
+                result, error = job(), None
+            except Exception as exc:
+                result, error = None, exc
+            if done is not None and (error is not None or not errors_only):
+                self.done.append((done, result, error))
+
+    def poll(self) -> None:
+        done, self.done = self.done, []
+        for fn, result, error in done:
+            fn(result, error)
+
+    def drain(self) -> None:
+        self.run()
+        self.poll()
+
+    @property
+    def backlog(self) -> int:
+        return len(self.jobs)
+
+
+@dataclass
+class _Handle:
+    sink: io.BytesIO = field(default_factory=io.BytesIO)
+
+
+class Port:
+    """Records what the recorder asked for, in order."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.handles: list[_Handle] = []
+
+    def open_segment(self, **kw: Any) -> _Handle:
+        self.calls.append("open")
+        self.handles.append(_Handle())
+        return self.handles[-1]
+
+    def sync(self, handle: _Handle) -> None:
+        self.calls.append(f"sync:{len(handle.sink.getvalue())}")
+
+    def seal(self, handle: Any, **kw: Any) -> dict[str, Any]:
+        raise AssertionError("the recorder seals in two steps")
+
+    def seal_later(self, handle: _Handle, **kw: Any) -> Callable[[SegmentStats, list[str]], Any]:
+        self.calls.append("seal_later")
+
+        def finish(stats: SegmentStats, extra: list[str]) -> dict[str, Any]:
+            self.calls.append("seal")
+            return {"frames": stats.frames, "bytes": len(handle.sink.getvalue())}
+
+        return finish
+
+    def sealed(self, result: Any) -> dict[str, Any]:
+        self.calls.append("sealed")
+        return dict(result)
+
+    def abandon(self, handle: Any) -> None:
+        self.calls.append("abandon")
+
+
+@pytest.fixture(scope="module")
+def units(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[bytes, bool]]:
+    path = tmp_path_factory.mktemp("press") / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size=320x240:rate={FPS}", "-t", "1", "-c:v", "libx264", "-preset",
+                    "ultrafast", "-g", "15", "-bf", "0", "-pix_fmt", "yuv420p", str(path)],
+                   check=True, timeout=60)
+    return list(load_clip(Path(path)).frames)
+
+
+def test_feedback_comes_first_and_the_preroll_is_written_and_synced_behind_it(
+        units: list[tuple[bytes, bool]]) -> None:
+    """At a press the controller opens the segment and emits recording_started without
+    muxing a byte; the worker then writes the whole pre-roll and fsyncs it; a stop is
+    announced only after the seal it caused."""
+    port, worker, events = Port(), QueuedWorker(), []
+    rec = Recorder(port=port, video=VideoFormat(320, 240, FPS, 2_000_000, gop=15), audio=None,
+                   prerecord_s=2, segment_s=60, worker=worker,
+                   on_event=lambda kind, data: events.append(kind))
+    interval = 1_000_000 // FPS
+    for i in range(90):  # three seconds of video: the buffer holds two and a GOP at most
+        data, key = units[i % len(units)]
+        rec.on_packet(MediaPacket("video", data, 10_000_000 + i * interval, interval, key, i))
+    held = len(rec.preroll)
+    assert held >= 2 * FPS
+
+    rec.start()
+    assert events == ["recording_started"]
+    assert port.calls == ["open"], "the controller did file work at the press"
+    assert port.handles[0].sink.getvalue() == b"", "pre-roll muxed on the controller thread"
+    assert worker.backlog == held + 1  # every pre-roll packet, then the fsync
+
+    worker.run()
+    assert port.calls[-1].startswith("sync:") and int(port.calls[-1][5:]) > 0
+    rec.stop()
+    assert events == ["recording_started"], "stop announced before its seal was done"
+    worker.drain()
+    assert events == ["recording_started", "segment_sealed", "recording_stopped"]
+    assert rec.sealed == [{"frames": held, "bytes": len(port.handles[0].sink.getvalue())}]
