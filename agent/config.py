@@ -86,6 +86,8 @@ class HardwareConfig:
     """Which hardware set to build; ``auto`` picks ``pi`` on a Raspberry Pi, else ``sim``."""
 
     kind: str = _f("auto", "hardware set", choices=("auto", "sim", "pi"))
+    memory_mb: int = _f(0, "board RAM in MiB, for the pre-roll memory check; 0 = not checked",
+                        lo=0, hi=1_048_576)
 
 
 @dataclass(frozen=True)
@@ -490,6 +492,7 @@ def _cross_checks(cfg: Config, source: str) -> None:
             key="evidence.recipients",
             source=source,
         )
+    _check_preroll_memory(cfg, source)
     if cfg.sim.camera == "replay" and not cfg.sim.replay:
         raise ConfigError("the replay camera needs a clip (sim.replay = \"FILE\")",
                           key="sim.replay", source=source)
@@ -523,6 +526,23 @@ def _check_witnesses(witnesses: list[WitnessConfig], source: str) -> None:
             raise ConfigError("give both certfile and keyfile, or neither",
                               key=f"witnesses[{i}].certfile", source=source)
         names.add(vkey.name)
+
+
+def _check_preroll_memory(cfg: Config, source: str) -> None:
+    """The pre-event buffer lives in RAM: refuse one larger than an eighth of a declared RAM
+    (512 MB boards: the kernel, the camera's buffers and the agent's ~90 MB share the rest)."""
+    ram = cfg.hardware.memory_mb
+    if not ram:
+        return
+    bits = (cfg.video.bitrate if cfg.device.profile != "audio" else 0) + (
+        cfg.audio.bitrate if cfg.audio.enabled else 0)
+    need_mb = cfg.recording.prerecord_s * bits / 8 / 1_048_576
+    if need_mb > ram / 8:
+        raise ConfigError(
+            f"{cfg.recording.prerecord_s} s of pre-event buffer at {bits / 1e6:g} Mbit/s holds "
+            f"~{need_mb:.0f} MiB in RAM, more than an eighth of hardware.memory_mb = {ram}: "
+            "lower recording.prerecord_s or video.bitrate", key="recording.prerecord_s",
+            source=source)
 
 
 def _check_pins(cfg: Config, source: str) -> None:

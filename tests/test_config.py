@@ -140,3 +140,17 @@ def test_station_keys_are_base64_or_pem_files(tmp_path: Path):
         with pytest.raises(ConfigError) as err:
             parse_config({"offload": {"station_keys": [bad]}}, source="t.toml")
         assert err.value.key == "offload.station_keys[0]" and words in str(err.value)
+
+
+def test_a_long_preroll_is_refused_on_the_zero_2w_profile(tmp_path: Path):
+    """The Zero 2 W profile (512 MB) accepts its 30 s pre-roll and refuses 120 s at config
+    check, naming the key; without a declared RAM size nothing is refused."""
+    zero = (CONFIG / "profiles" / "reference-zero2w.toml").read_text()
+    assert load_config(CONFIG / "profiles" / "reference-zero2w.toml").recording.prerecord_s == 30
+    long = tmp_path / "zero-120.toml"
+    long.write_text(zero.replace("prerecord_s = 30", "prerecord_s = 120"))
+    with pytest.raises(ConfigError, match=r"recording\.prerecord_s.*memory_mb = 512"):
+        load_config(long)
+    unchecked = tmp_path / "zero-120-unchecked.toml"
+    unchecked.write_text(long.read_text().replace("memory_mb = 512", "memory_mb = 0"))
+    assert load_config(unchecked).recording.prerecord_s == 120
