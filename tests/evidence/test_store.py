@@ -183,7 +183,12 @@ def test_no_other_code_path_deletes_media() -> None:
                # the bench's tamper suite deletes only inside its temporary hard-link copy
                ("agent/bench/tamper.py", "_delete"), ("agent/bench/tamper.py", "_discard"),
                # bodycam decrypt removes only its own unfinished output (<out>.partial)
-               ("agent/evidence/decrypt.py", "_output")}
+               ("agent/evidence/decrypt.py", "_output"),
+               # the station's one deletion of stored evidence: past its matter's retention,
+               # never under a legal hold, recorded in the index before the files go
+               ("agent/station/retention.py", "apply_retention"),
+               # a failed export removes the bundle folder it made itself, nothing stored
+               ("agent/station/export.py", "export_recording")}
     media_words = ("recordings", ".mp4", "segment", "media")
     offenders = []
     for path in sorted([*REPO.glob("agent/**/*.py"), *REPO.glob("hw/**/*.py")]):
