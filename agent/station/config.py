@@ -34,6 +34,15 @@ Example (every key optional)::
                                    # mqtts://… with its own cafile/certfile/keyfile here
     tile_url = ""                  # e.g. "https://tiles.agency.example/{z}/{x}/{y}.png"
     session_s = 28800
+
+    [group]                        # group activation (docs/STATION-API.md §12); needs [mqtt]
+    enabled = false
+    radius_m = 150
+    max_fix_age_s = 30
+    cooldown_s = 120
+    [[group.teams]]
+    name = "alpha"
+    devices = ["bc-0001", "bc-0002", "bc-0003"]
 """
 
 from __future__ import annotations
@@ -46,11 +55,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.config import _build_section, rule
+from agent.config import _build_section, _build_table_array, rule
 from agent.errors import ConfigError
+from agent.evidence.ids import DEVICE_ID_PATTERN
 
-__all__ = ["ConsoleConfig", "LimitsConfig", "StationConfig", "StationSection", "TlsConfig",
-           "load_station_config", "parse_station_config"]
+__all__ = ["ConsoleConfig", "GroupConfig", "GroupTeam", "LimitsConfig", "StationConfig",
+           "StationSection", "TlsConfig", "load_station_config", "parse_station_config"]
 
 _STATION_ID = r"^([A-Za-z0-9][A-Za-z0-9.-]{0,63})?$"  # a receipt's station_id rule, or empty
 
@@ -131,6 +141,28 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True)
+class GroupTeam:
+    """One team whose members the station starts together (agent/station/group.py)."""
+
+    name: str = _f("", "team name (in the station's log)", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    devices: list[str] = field(default_factory=list, metadata=rule(
+        "the team's device ids", pattern=DEVICE_ID_PATTERN))
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    """Group activation: when a unit starts recording, the station starts its team-mates nearby
+    (``[group]`` with ``[[group.teams]]``; needs ``[mqtt]``)."""
+
+    enabled: bool = _f(False, "start nearby team-mates when a unit starts recording")
+    radius_m: float = _f(150.0, "how near a team-mate must be", lo=1, hi=100_000)
+    max_fix_age_s: float = _f(30.0, "a fix older than this is not a position", lo=0.1, hi=3600)
+    cooldown_s: float = _f(120.0, "a device the station started is not started (nor cascades) "
+                           "again within this", lo=0, hi=86_400)
+    teams: list[GroupTeam] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class StationConfig:
     """The whole station configuration."""
 
@@ -139,6 +171,7 @@ class StationConfig:
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
+    group: GroupConfig = field(default_factory=GroupConfig)
 
 
 def parse_station_config(raw: typing.Mapping[str, Any], *,
@@ -151,10 +184,27 @@ def parse_station_config(raw: typing.Mapping[str, Any], *,
         if name not in sections:
             allowed = ", ".join(sorted(sections))
             raise ConfigError(f"unknown section (allowed: {allowed})", key=name, source=source)
-        built[name] = _build_section(hints[name], value, name, source)
+        if name == "group":
+            built[name] = _group(value, source)
+        else:
+            built[name] = _build_section(hints[name], value, name, source)
     cfg = StationConfig(**built)
     _cross_checks(cfg, source)
     return cfg
+
+
+def _group(raw: Any, source: str) -> GroupConfig:
+    """``[group]`` with its ``[[group.teams]]`` array of tables."""
+    if not isinstance(raw, typing.Mapping):
+        raise ConfigError(f"must be a table, got {raw!r}", key="group", source=source)
+    rest = {k: v for k, v in raw.items() if k != "teams"}
+    teams = _build_table_array(list[GroupTeam], raw.get("teams", []), "group.teams", source)
+    for i, t in enumerate(teams):
+        if not t.name or not t.devices:
+            raise ConfigError("a team needs a name and at least one device",
+                              key=f"group.teams[{i}]", source=source)
+    section: GroupConfig = _build_section(GroupConfig, rest, "group", source)
+    return dataclasses.replace(section, teams=teams)
 
 
 def _cross_checks(cfg: StationConfig, source: str) -> None:
@@ -170,6 +220,9 @@ def _cross_checks(cfg: StationConfig, source: str) -> None:
                                   key=f"tls.{name}", source=source)
     _mqtt_checks(cfg.mqtt, source)
     _console_checks(cfg.console, cfg.mqtt, source)
+    if cfg.group.enabled and not cfg.mqtt.enabled:
+        raise ConfigError("group activation watches and commands the fleet over MQTT: enable "
+                          "[mqtt]", key="group.enabled", source=source)
 
 
 def _console_checks(c: ConsoleConfig, m: MqttConfig, source: str) -> None:

@@ -125,6 +125,10 @@ def build_app(svc: StationService) -> web.Application:
         from .monitor import monitor_context  # only a station watching MQTT needs paho
 
         app.cleanup_ctx.append(monitor_context(svc, witness.listeners))
+        if svc.cfg.group.enabled:  # group activation (agent/station/group.py)
+            from .group import group_context
+
+            app.cleanup_ctx.append(group_context(svc))
     app.cleanup_ctx.append(_expiry(svc))
     return app
 
