@@ -68,6 +68,7 @@ from agent.sync.transport import TlsSettings, parse_broker_url
 
 from .config import MqttConfig
 from .index import CheckpointRow
+from .proofkeep import keep_consistency
 from .service import StationService, utc_now
 from .witness import raise_fork
 
@@ -274,6 +275,8 @@ class CheckpointMonitor:
                 new = CheckpointRow(size, base64.b64encode(signed.checkpoint.root).decode(),
                                     note.decode())
                 if index.advance_checkpoint(device_id, held, new, utc_now()):
+                    if proof is not None:  # verified by judge() from the held size
+                        keep_consistency(index, device_id, held, signed, proof.hashes)
                     return "hold"
                 continue  # another process advanced it meanwhile: judge against the new state
             if verdict.action == "wait" and time.monotonic() < deadline:

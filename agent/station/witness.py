@@ -60,6 +60,7 @@ from agent.witness.witness import TreeHead
 
 from .finalise import read_body
 from .index import CheckpointRow, Index
+from .proofkeep import keep_consistency
 from .service import StationService, utc_now
 
 __all__ = ["ORIGIN_PREFIX", "WITNESS_PREFIX", "EnrolledKeys", "HeldCheckpoints",
@@ -129,9 +130,11 @@ class HeldCheckpoints:
     with the head, so ``GET /v1/devices/<d>/log`` answers the signed checkpoint it advanced to.
     """
 
-    def __init__(self, index: Index, note: bytes) -> None:
+    def __init__(self, index: Index, note: bytes,
+                 request: AddCheckpointRequest | None = None) -> None:
         self._index = index
         self._note = note.decode("utf-8")
+        self._request = request  # its consistency proof is kept once the witness verified it
 
     def get(self, origin: str) -> TreeHead | None:
         """The held ``(size, root)`` of the device the origin names."""
@@ -146,9 +149,18 @@ class HeldCheckpoints:
             return False
         old = None if expected is None else CheckpointRow(
             expected[0], base64.b64encode(expected[1]).decode(), "")
-        return self._index.advance_checkpoint(
-            device_id, old, CheckpointRow(new[0], base64.b64encode(new[1]).decode(), self._note),
-            utc_now())
+        held = self._index.checkpoint(device_id)  # its note goes with the kept proof
+        if not self._index.advance_checkpoint(
+                device_id, old, CheckpointRow(new[0], base64.b64encode(new[1]).decode(),
+                                              self._note), utc_now()):
+            return False
+        if (self._request is not None and held is not None and old is not None
+                and (held.size, held.root) == (old.size, old.root)):
+            # The witness verified this proof from the held size before asking to advance:
+            # keep it, so an export chains older segments to the checkpoint held now.
+            keep_consistency(self._index, device_id, held, self._request.checkpoint,
+                             self._request.proof)
+        return True
 
 
 def raise_fork(svc: StationService, device_id: str, held: CheckpointRow | None, *, kind: str,
@@ -190,11 +202,13 @@ class StationWitness:
 
     def handle(self, body: bytes) -> tuple[int, str, bytes]:
         """tlog-witness over the index (blocking)."""
+        req: AddCheckpointRequest | None
         try:
-            note = AddCheckpointRequest.parse(body).checkpoint.text
+            req = AddCheckpointRequest.parse(body)
+            note = req.checkpoint.text
         except BadRequest:
-            note = b""  # the witness answers 400 before it touches the state
-        witness = Witness(cosigner=self.cosigner, state=HeldCheckpoints(self.svc.index, note),
+            req, note = None, b""  # the witness answers 400 before it touches the state
+        witness = Witness(cosigner=self.cosigner, state=HeldCheckpoints(self.svc.index, note, req),
                           registry=self._registry, on_refusal=self._refused)
         return witness.handle_add_checkpoint(body)
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import random
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,12 @@ import pytest
 
 from agent.evidence.age import Identity
 from agent.evidence.bundle import HASH_LIST, check_bundle
-from tests.desk.conftest import Desk
+from agent.evidence.checkpoint import Checkpoint, sign_checkpoint
+from agent.evidence.keys import DeviceKey
+from agent.evidence.log import origin_for, replay_entries
+from agent.evidence.merkle import consistency_proof, leaf_hash, root_of
+from agent.witness import WitnessClient
+from tests.desk.conftest import DEVICE, Desk
 from tests.station.harness import bodycam, index_rows
 
 
@@ -210,3 +216,33 @@ def test_export_refuses_bad_requests_clearly(desk, tmp_path):
     after = len([r for r in index_rows(desk.station.data_dir, "events") if r[3] == "export"])
     assert after == before
     assert not (tmp_path / "o3").exists(), "a failed export leaves no half bundle"
+
+
+def test_a_checkpoint_advanced_by_the_witness_still_chains_every_segment(desk, tmp_path):
+    """The device's witness client advances the station's held checkpoint past the last
+    upload (a log entry after the recording); the station keeps the consistency proof it
+    verified, so a bundle exported afterwards chains every segment to that newer checkpoint
+    with no ``history_unlinked`` warning. Runs last: it moves the held checkpoint."""
+    key = DeviceKey.load(desk.device_data / "keys" / "device.key")
+    leaves = [leaf_hash(r) for r in replay_entries(
+        (desk.device_data / "log" / "entries.bin").read_bytes()).records]
+    leaves.append(leaf_hash(b'{"kind":"note","text":"after the recording"}'))
+    note = sign_checkpoint(Checkpoint(origin_for(DEVICE), len(leaves), root_of(leaves)), key)
+    held = [r for r in index_rows(desk.station.data_dir, "checkpoints") if r[0] == DEVICE]
+    assert held and int(held[0][1]) < len(leaves)
+    pki = desk.station.config.parent / "pki"
+    info = json.loads(bodycam("station", "info", *_station(desk), "--json").stdout)
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    ctx.load_cert_chain(str(pki / f"{DEVICE}.crt"), str(pki / f"{DEVICE}.key"))
+    client = WitnessClient(desk.station.url + "/witness", info["witness_vkey"], ssl_context=ctx)
+    client.add_checkpoint(note, lambda old: consistency_proof(leaves, old) if old else [])
+    out = tmp_path / "bundle"
+    done = bodycam("station", "export", desk.recording_id, *_station(desk), "--identity",
+                   str(desk.identity), "--out", str(out), "--by", "Sgt. A. Clerk", check=False)
+    assert done.returncode == 0, done.stderr
+    assert (out / "proofs/checkpoint.txt").read_bytes() == note
+    assert list(out.glob(f"proofs/consistency-*-{len(leaves):06d}.json"))
+    done = bodycam("verify", str(out), "--json", check=False)
+    assert done.returncode == 0, done.stdout
+    codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
+    assert "history_unlinked" not in codes and "history" in codes
