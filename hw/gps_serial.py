@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import termios
 import threading
 import time
 
@@ -28,7 +29,12 @@ from hw.gps_nmea import NmeaDecoder, stale_marker
 __all__ = ["SerialGps"]
 
 _log = logging.getLogger(__name__)
-_READ_TIMEOUT_S = 0.05
+# A read returns when the receiver has been quiet this long after a byte (the end of a
+# sentence burst) or when the next deadline is due -- not on a fixed short poll, so the
+# thread wakes about once per burst instead of ~20 times a second.
+_BURST_GAP_S = 0.02
+_READ_SIZE = 4096
+_IDLE_WAIT_S = 1.0
 
 
 class SerialGps:
@@ -59,6 +65,7 @@ class SerialGps:
         self.reconnects = 0
         self.bytes_read = 0
         self.sink_errors = 0
+        self.reads = 0  # reader wake-ups (returned reads), for the CPU budget
         self.connected = threading.Event()
         self.last_fix: Fix | None = None
 
@@ -120,7 +127,8 @@ class SerialGps:
     def _open_port(self) -> bool:
         try:
             # exclusive: a second reader on the same UART would steal half the sentences
-            handle = serial.Serial(self.port, self.baud, timeout=_READ_TIMEOUT_S, exclusive=True)
+            handle = serial.Serial(self.port, self.baud, timeout=self._idle_wait_s(),
+                                   inter_byte_timeout=_BURST_GAP_S, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             _log.debug("GPS port %s unavailable: %s", self.port, exc)
             self._check_stale(time.monotonic_ns())
@@ -150,12 +158,18 @@ class SerialGps:
         flushed = True
         while not self._stop.is_set():
             try:
-                data = handle.read(max(1, handle.in_waiting))
-            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
-                # TypeError/AttributeError: pyserial on a handle closed by stop()
+                # Wait for the pending epoch's quiet flush, else for the stale check.
+                wait = self.quiet_flush_s if not flushed else self._idle_wait_s()
+                if handle.timeout != wait:
+                    handle.timeout = wait
+                data = handle.read(_READ_SIZE)
+            except (serial.SerialException, OSError, termios.error, TypeError,
+                    AttributeError) as exc:
+                # TypeError/AttributeError/termios.error: pyserial on a handle closed by stop()
                 if not self._stop.is_set():
                     _log.warning("GPS port %s failed: %s", self.port, exc)
                 return
+            self.reads += 1
             now = time.monotonic_ns()
             if data:
                 last_data_ns, flushed = now, False
@@ -170,6 +184,11 @@ class SerialGps:
                 if pending is not None:
                     self._deliver(pending)
             self._check_stale(now)
+
+    def _idle_wait_s(self) -> float:
+        """Longest read wait with nothing pending: a stale fix is noticed within a quarter of
+        ``stale_after_s`` (at most a second late)."""
+        return min(_IDLE_WAIT_S, self.stale_after_s / 4)
 
     def _check_stale(self, now_ns: int) -> None:
         last = self.last_fix
