@@ -166,7 +166,8 @@ class Agent:
     def _build_pipeline(self) -> None:
         cfg, hw = self.cfg, self.hw
         cam, mic = hw.camera, hw.microphone
-        self.aac = AacEncoder(mic.format, bitrate=cfg.audio.bitrate) if mic is not None else None
+        self.aac = AacEncoder(mic.format, bitrate=cfg.audio.bitrate,
+                              coder=cfg.audio.aac_coder) if mic is not None else None
         self.ctx = ManifestContext(
             utc_for_mono_us=self.time.utc_for_mono_us,
             clock_info=self.time.clock_info,

@@ -124,6 +124,9 @@ class AudioConfig:
     sample_rate: int = _f(48_000, "capture rate in Hz", lo=8_000, hi=96_000)
     channels: int = _f(1, "capture channels", lo=1, hi=2)
     bitrate: int = _f(96_000, "AAC bitrate in bit/s", lo=16_000, hi=320_000)
+    # fast: a third of twoloop's CPU and better speech PESQ at 48-96 kb/s (docs/PERFORMANCE.md).
+    aac_coder: str = _f("fast", "libavcodec AAC coder", choices=("fast", "twoloop"))
+    chunk_ms: int = _f(100, "capture chunk length in ms (fewer wake-ups when longer)", lo=5, hi=500)
     device: str = _f("", "PortAudio input device name (substring); empty = default input")
 
 

@@ -87,6 +87,11 @@ def _controls(cfg: Any, pin_factory: Any) -> Controls:
                     vibration=g.vibration)
 
 
+def _chunk_frames(sample_rate: int, chunk_ms: int) -> int:
+    """Sample frames per capture chunk: each chunk wakes the controller once."""
+    return max(1, sample_rate * chunk_ms // 1000)
+
+
 def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
     from gpiozero.pins.mock import MockFactory
 
@@ -113,7 +118,8 @@ def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
     mic = None
     if a.enabled and profile != "stills":
         mic = SimMicrophone(sample_rate=a.sample_rate, channels=a.channels, clapper_s=s.clapper_s,
-                            delay_ms=s.audio_delay_ms)
+                            delay_ms=s.audio_delay_ms,
+                            chunk_frames=_chunk_frames(a.sample_rate, a.chunk_ms))
     factory = MockFactory()
     controls = _controls(cfg, factory)
     sim: dict[str, Any] = {"pins": factory}
@@ -172,7 +178,8 @@ def _build_pi(cfg: Any, data_dir: Path) -> Hardware:
         from hw.audio_pyaudio import PyAudioMicrophone
 
         mic = PyAudioMicrophone(device=cfg.audio.device, sample_rate=cfg.audio.sample_rate,
-                                channels=cfg.audio.channels)
+                                channels=cfg.audio.channels,
+                                chunk_frames=_chunk_frames(cfg.audio.sample_rate, cfg.audio.chunk_ms))
         closers.append(mic.close)
     gps = _pi_gps(cfg)
     power = _pi_power(cfg)

@@ -12,7 +12,7 @@ microphone simulator's synthesis thread:
 * peak RSS (the pre-roll is full in both phases).
 
 The baseline is a minimal PyAV script doing the same media work for the same media time with
-the SAME audio settings (sample rate, channels, AAC bitrate, chunk size): libavcodec AAC
+the SAME audio settings (sample rate, channels, AAC bitrate and coder, chunk size): libavcodec AAC
 encoding of the PCM and fragmented-MP4 muxing of the clip's H.264 and the AAC packets into
 memory -- no hashing, no encryption, no evidence. Standby's bare cost is the AAC encoding alone.
 
@@ -54,7 +54,7 @@ def make_clip(directory: Path) -> Path:
 
 
 def baseline(clip: Path, seconds: float, *, rate: int, channels: int, bitrate: int,
-             chunk: int) -> tuple[float, float]:
+             chunk: int, coder: str) -> tuple[float, float]:
     """(CPU s for AAC alone, CPU s for AAC + mux) over ``seconds`` of media."""
     frames = load_clip(clip).frames
     pcm = (np.sin(np.arange(chunk * channels) * 0.05) * 8000).astype(np.int16)
@@ -63,6 +63,7 @@ def baseline(clip: Path, seconds: float, *, rate: int, channels: int, bitrate: i
     enc = av.CodecContext.create("aac", "w")
     enc.sample_rate, enc.layout, enc.format, enc.bit_rate = rate, layout, "fltp", bitrate
     enc.time_base = Fraction(1, rate)
+    enc.options = {"aac_coder": coder}
     enc.open()
     aac = []
     for i in range(int(seconds * rate / chunk)):
@@ -128,9 +129,9 @@ def main() -> None:
     chunks = agent.controller.audio_chunks_in
     agent.shutdown()
     a = cfg.audio
-    chunk = max(1, int(a.sample_rate * 0.1))
+    chunk = max(1, a.sample_rate * a.chunk_ms // 1000)
     audio_cpu, media_cpu = baseline(clip, 60.0, rate=a.sample_rate, channels=a.channels,
-                                    bitrate=a.bitrate, chunk=chunk)
+                                    bitrate=a.bitrate, chunk=chunk, coder=a.aac_coder)
     print(json.dumps({
         "agent_standby_cpu_s_per_min": round(standby, 3),
         "bare_aac_cpu_s_per_min": round(audio_cpu, 3),
@@ -139,7 +140,7 @@ def main() -> None:
         "bare_pyav_media_cpu_s_per_min": round(media_cpu, 3),
         "recording_vs_bare": round(recording / media_cpu, 2),
         "audio": {"rate": a.sample_rate, "channels": a.channels, "bitrate": a.bitrate,
-                  "chunks_in_total": chunks},
+                  "aac_coder": a.aac_coder, "chunk_ms": a.chunk_ms, "chunks_in_total": chunks},
         "peak_rss_mb_standby": round(rss_standby, 1),
         "peak_rss_mb_recording": round(rss_end, 1),
         "mic_sim_cpu_excluded_s": round(mic.cpu_seconds - mic_cpu, 2),  # type: ignore[attr-defined]
