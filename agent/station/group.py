@@ -163,9 +163,11 @@ class GroupActivation:
         elif kind == "state":
             with self._lock:
                 self.units.setdefault(device, Unit()).recording = doc.get("state") == "recording"
-        elif kind == "event" and doc.get("type") == "recording_started":
-            rid = doc.get("recording_id")
-            return self.started(device, rid if isinstance(rid, str) else "")
+        elif kind == "event":  # {device_id, seq, event: {type, …}} (schemas/event.json)
+            ev = doc.get("event")
+            if isinstance(ev, dict) and ev.get("type") == "recording_started":
+                rid = ev.get("recording_id")
+                return self.started(device, rid if isinstance(rid, str) else "")
         return []
 
     def _telemetry(self, device: str, doc: dict[str, Any]) -> None:

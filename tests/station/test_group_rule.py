@@ -106,7 +106,8 @@ def test_messages_drive_the_view_and_commands_pass_the_devices_strict_parser():
     for junk in (b"\xff", b"[]", b"{", b"x" * 70_000):  # adversarial input changes nothing
         assert g.message("bodycam/v1/B/telemetry", junk) == []
     assert g.message("bodycam/v1/bad id/event", b"{}") == []
-    event = {"type": "recording_started", "recording_id": "r" * 32}
+    event = {"device_id": "A", "seq": 1,
+             "event": {"type": "recording_started", "recording_id": "r" * 32}}
     assert g.message("bodycam/v1/A/event", json.dumps(event).encode()) == ["B"]
     [(topic, payload)] = sent
     assert topic == "bodycam/v1/B/cmd/start"
