@@ -16,7 +16,8 @@ device of D's team(s) that has a fresh fix (reported age plus time since the rep
 ≤ ``max_fix_age_s``) within ``radius_m`` of D's own fresh fix (haversine on the e7 coordinates),
 that is not recording and that the station has not commanded within ``cooldown_s``. Never D;
 never a stop. A start the station caused does not cascade: an event from a device the station
-commanded within ``cooldown_s`` activates nobody.
+commanded within ``cooldown_s`` activates nobody; nor does a start queued more than
+``max_fix_age_s`` ago (delivered late from the outbox of a unit that was out of coverage).
 
 Subscriptions: telemetry and state of every device (each process keeps its own view), and the
 fleet's events through the shared subscription of ``[mqtt] share_group``, so one station process
@@ -136,6 +137,7 @@ class GroupActivation:
     send: Sender
     record: Recorder
     clock: Callable[[], float] = time.monotonic
+    wall: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     units: dict[str, Unit] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -167,8 +169,25 @@ class GroupActivation:
             ev = doc.get("event")
             if isinstance(ev, dict) and ev.get("type") == "recording_started":
                 rid = ev.get("recording_id")
+                if not self._recent(doc.get("queued_at")):
+                    log.info("group activation: %s's start queued at %.40r is too old to act on",
+                             device, doc.get("queued_at"))
+                    return []
                 return self.started(device, rid if isinstance(rid, str) else "")
         return []
+
+    def _recent(self, queued_at: Any) -> bool:
+        """Whether an event was queued within ``max_fix_age_s``: a start delivered late from a
+        device's outbox (it was out of coverage) is history, not a reason to start anyone now."""
+        if not isinstance(queued_at, str) or len(queued_at) > 40:
+            return False
+        try:
+            moment = datetime.fromisoformat(queued_at)
+        except ValueError:
+            return False
+        if moment.utcoffset() is None:
+            return False
+        return abs((self.wall() - moment).total_seconds()) <= self.cfg.max_fix_age_s
 
     def _telemetry(self, device: str, doc: dict[str, Any]) -> None:
         lat, lon, age = _int(doc.get("gps_lat_e7")), _int(doc.get("gps_lon_e7")), _num(

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from agent.errors import ConfigError
 from agent.station.config import GroupConfig, GroupTeam, parse_station_config
 from agent.station.group import ISSUER, Fix, GroupActivation, Unit, command_id, haversine_m, pick
-from agent.sync.commands import parse_command
+from agent.sync.commands import iso_utc, parse_command
 
 RULE = {"radius_m": 100.0, "max_fix_age_s": 30.0, "cooldown_s": 60.0}
 HERE = (312_304_160, 1_214_737_010)  # 31.230416 N, 121.473701 E
@@ -106,8 +106,13 @@ def test_messages_drive_the_view_and_commands_pass_the_devices_strict_parser():
     for junk in (b"\xff", b"[]", b"{", b"x" * 70_000):  # adversarial input changes nothing
         assert g.message("bodycam/v1/B/telemetry", junk) == []
     assert g.message("bodycam/v1/bad id/event", b"{}") == []
-    event = {"device_id": "A", "seq": 1,
+    queued = iso_utc(datetime.now(UTC))
+    event = {"device_id": "A", "seq": 1, "queued_at": queued,
              "event": {"type": "recording_started", "recording_id": "r" * 32}}
+    for late in ("2020-01-01T00:00:00Z", "2026-11-30T03:00:00", "yesterday", None):
+        old = {**event, "queued_at": late}  # delivered late from an outbox: history
+        assert g.message("bodycam/v1/A/event", json.dumps(old).encode()) == []
+    assert not sent
     assert g.message("bodycam/v1/A/event", json.dumps(event).encode()) == ["B"]
     [(topic, payload)] = sent
     assert topic == "bodycam/v1/B/cmd/start"
