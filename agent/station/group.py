@@ -235,6 +235,7 @@ def group_context(svc: Any) -> Callable[[Any], Any]:
     """An aiohttp cleanup context running group activation for the app's lifetime, with the
     ``[mqtt]`` broker and back-office identity."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion
@@ -260,12 +261,19 @@ def group_context(svc: Any) -> Callable[[Any], Any]:
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 log.error("group activation: %s not sent (%s)", topic, mqtt.error_string(info.rc))
 
-        def record(utc: str, device: str, kind: str, detail: str) -> None:
+        # Index writes leave paho's network thread (a slow database must not stall the
+        # broker connection), in order, on one writer thread.
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-activation")
+
+        def write(utc: str, device: str, kind: str, detail: str) -> None:
             try:
                 svc.index.event(utc or utc_now(), device, kind, detail)
             except Exception:  # the command went out; the log line keeps the record
                 log.exception("group activation: %s of %s not recorded in the index", kind,
                               device)
+
+        def record(utc: str, device: str, kind: str, detail: str) -> None:
+            writer.submit(write, utc, device, kind, detail)
 
         group = GroupActivation(svc.cfg.group, send, record)
 
@@ -292,5 +300,6 @@ def group_context(svc: Any) -> Callable[[Any], Any]:
         yield
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
+        await asyncio.to_thread(writer.shutdown)  # what was commanded is recorded
 
     return ctx
