@@ -25,6 +25,7 @@ from .desk import RecordingView, find_recording, recordings
 from .export import ExportError, export_recording
 from .retention import apply_retention, due_recordings, parse_utc
 from .service import StationService, utc_now
+from .stationlog import StationLog
 from .witness import load_witness_cosigner
 
 __all__ = ["DESK_ACTIONS", "add_desk_commands", "desk_main"]
@@ -163,7 +164,7 @@ def _export(svc: StationService, view: RecordingView, args: argparse.Namespace) 
     try:
         done = export_recording(view, index=svc.index, station_id=svc.station_id,
                                 station_key=svc.key.public_bytes, identities=ids, out=args.out,
-                                by=by, utc=utc_now(),
+                                by=by, utc=utc_now(), station_log=_station_log(svc),
                                 cosigner=load_witness_cosigner(svc.data_dir, svc.station_id))
     except (ExportError, EvidenceError, OSError, ValueError) as exc:
         print(f"bodycam station export: {exc}", file=sys.stderr)
@@ -174,6 +175,11 @@ def _export(svc: StationService, view: RecordingView, args: argparse.Namespace) 
         print("bodycam station export: the bundle does NOT check out; see report.html",
               file=sys.stderr)
     return 0 if done.ok else 1
+
+
+def _station_log(svc: StationService) -> StationLog:
+    """The station's signed custody log (agent/station/stationlog.py)."""
+    return StationLog(svc.data_dir, svc.station_id, svc.key)
 
 
 def _hold(svc: StationService, view: RecordingView, args: argparse.Namespace) -> int:
@@ -188,6 +194,13 @@ def _hold(svc: StationService, view: RecordingView, args: argparse.Namespace) ->
             return 0
     elif not svc.index.release(rid):
         print(f"bodycam station release: recording {rid[:8]} is not held", file=sys.stderr)
+        return 1
+    try:
+        _station_log(svc).append(args.action, {"recording_id": rid, "device_id": view.device_id,
+                                               "reason": reason, "by": by, "utc": utc})
+    except (EvidenceError, OSError) as exc:
+        print(f"bodycam station {args.action}: the station log could not record it: {exc}",
+              file=sys.stderr)
         return 1
     svc.index.event(utc, view.device_id, args.action,
                     json.dumps({"recording_id": rid, "reason": reason, "by": by}))
@@ -208,7 +221,8 @@ def _retention(svc: StationService, args: argparse.Namespace) -> int:
         removed = None
         if d.due and args.apply:
             try:
-                removed = apply_retention(svc.index, d, by=by, utc=utc_now())
+                removed = apply_retention(svc.index, d, by=by, utc=utc_now(),
+                                          station_log=_station_log(svc))
             except ValueError as exc:
                 print(f"bodycam station retention: {exc}", file=sys.stderr)
         rows.append({"device_id": d.view.device_id, "recording_id": d.view.recording_id,

@@ -39,6 +39,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.atomic import fsync_dir
+from agent.errors import EvidenceError
 from agent.evidence.age import Identity
 from agent.evidence.bundle import BUNDLE_FORMAT, HASH_LIST, MARKER, check_contents
 from agent.evidence.checkpoint import parse_signed_checkpoint
@@ -54,6 +55,7 @@ from .index import Index, KeptConsistency
 from .joined import join_segments
 from .proofkeep import consistency_chain
 from .report import render_html
+from .stationlog import StationLog
 
 __all__ = ["ExportError", "Exported", "export_recording"]
 
@@ -195,7 +197,7 @@ def _witness(out: Path, note: str, cosigner: Cosigner | None) -> dict[str, Any] 
 
 def export_recording(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
                      identities: Sequence[Identity], out: Path, by: str, utc: str,
-                     cosigner: Cosigner | None = None) -> Exported:
+                     station_log: StationLog, cosigner: Cosigner | None = None) -> Exported:
     """Build the bundle of ``view`` in ``out`` (which must not exist); module steps 1–6."""
     bad = [f"seq {s.row.seq}: {s.state}" for s in view.segments if s.state != "verified"]
     if bad:
@@ -207,7 +209,7 @@ def export_recording(view: RecordingView, *, index: Index, station_id: str, stat
     try:
         return _build(view, index=index, station_id=station_id, station_key=station_key,
                       identities=identities, out=out, by=by, utc=utc, device_key=device.public_key,
-                      cosigner=cosigner)
+                      cosigner=cosigner, station_log=station_log)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # ours, made above: no half bundle is left
         raise
@@ -215,7 +217,7 @@ def export_recording(view: RecordingView, *, index: Index, station_id: str, stat
 
 def _build(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
            identities: Sequence[Identity], out: Path, by: str, utc: str,
-           device_key: bytes, cosigner: Cosigner | None) -> Exported:
+           device_key: bytes, cosigner: Cosigner | None, station_log: StationLog) -> Exported:
     """Steps 2–6 in the new folder ``out``."""
     _write(out / "keys/device.pub", _pem(device_key))
     _write(out / "keys/station.pub", _pem(station_key))
@@ -268,6 +270,13 @@ def _build(view: RecordingView, *, index: Index, station_id: str, station_key: b
     _write(out / "report.html", render_html(marker, report, cov).encode())
     files = _hash_list(out)
     bundle_sha = hashlib.sha256((out / HASH_LIST).read_bytes()).hexdigest()
+    try:  # the station's signed log witnesses the export before the index records it
+        station_log.append("export", {
+            "recording_id": view.recording_id, "device_id": view.device_id, "by": by,
+            "utc": utc, "bundle_sha256": bundle_sha, "files": files, "checked_ok": report.ok,
+            "segments": [s["device_seq"] for s in segments]})
+    except (EvidenceError, OSError) as exc:
+        raise ExportError(f"the station log could not record the export: {exc}") from None
     index.event(utc, view.device_id, "export", json.dumps({
         "by": by, "recording_id": view.recording_id, "bundle_sha256": bundle_sha,
         "files": files, "segments": [s["device_seq"] for s in segments],

@@ -9,9 +9,13 @@ under legal hold (``bodycam station hold``) is never due.
 Deleting (``--apply``) is the one place the write-once store loses a file. Steps per segment:
 
 1. the hold is checked again (a hold placed since the listing wins: nothing is deleted);
-2. the deletion is recorded first (``deletions`` row and a ``retention-delete`` event with the
-   reason), so no file ever disappears without a record; a crash after this step leaves a
-   recorded deletion whose files are still present, and the next ``--apply`` finishes it;
+2. the deletion is recorded first: one entry in the station's own signed log
+   (:mod:`.stationlog`: recording, segments and their cipher hashes, matters, retention period,
+   reason, who — an entry an index administrator cannot erase unseen; if it cannot be
+   appended nothing is deleted), then a ``deletions`` row and a ``retention-delete`` event per
+   segment, so no file ever disappears without a record; a crash after this step leaves a
+   recorded deletion whose files are still present, and the next ``--apply`` finishes it
+   (and logs that it did);
 3. each file (media, manifest, credential) is made writable again and unlinked;
 4. the directory is fsynced, and removed (parent fsynced) once empty.
 
@@ -27,12 +31,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.atomic import fsync_dir
+from agent.errors import EvidenceError
 from agent.evidence.journal import sidecar
 from agent.evidence.layout import CREDENTIAL_SUFFIX
 from agent.matters.catalogue import MatterCatalogue
 
 from .desk import RecordingView
 from .index import Index
+from .stationlog import StationLog
 
 __all__ = ["Due", "apply_retention", "due_recordings", "parse_utc"]
 
@@ -97,12 +103,23 @@ def _unlink(path: Path) -> bool:
     return False
 
 
-def apply_retention(index: Index, due: Due, *, by: str, utc: str) -> int:
+def apply_retention(index: Index, due: Due, *, by: str, utc: str, station_log: StationLog) -> int:
     """Delete a due recording's segments (module steps); the number of files removed."""
     if not due.due:
         raise ValueError(f"recording {due.view.recording_id} is not due: {due.why}")
     if due.view.recording_id in index.holds():  # step 2: a hold placed meanwhile wins
         raise ValueError(f"recording {due.view.recording_id} was put on hold meanwhile")
+    try:
+        station_log.append("retention-delete", {
+            "recording_id": due.view.recording_id, "device_id": due.view.device_id,
+            "segments": [{"device_seq": s.row.device_seq, "seq": s.row.seq, "path": s.row.path,
+                          "cipher_sha256": s.row.cipher_sha256,
+                          "manifest_sha256": s.row.manifest_sha256} for s in due.view.segments],
+            "matters": due.view.matter_codes, "retention_days": due.days,
+            "reason": due.why, "by": by, "utc": utc})
+    except (EvidenceError, OSError) as exc:
+        raise ValueError(f"recording {due.view.recording_id}: the station log could not record "
+                         f"the deletion ({exc}); nothing was deleted") from None
     removed = 0
     for seg in due.view.segments:
         row = seg.row

@@ -190,6 +190,12 @@ def test_every_export_is_recorded_in_the_index(bundle, desk):
     assert mine[0]["checked_ok"] is True
     assert mine[0]["bundle_sha256"] == hashlib.sha256(
         (bundle / HASH_LIST).read_bytes()).hexdigest()
+    logged = [json.loads(r) for r in replay_entries(
+        (desk.station.data_dir / "log" / "entries.bin").read_bytes()).records]
+    exports = [e for e in logged if e["kind"] == "export"
+               and e["bundle_sha256"] == mine[0]["bundle_sha256"]]
+    assert len(exports) == 1, "the station's signed log witnesses the export"
+    assert exports[0]["by"] == "Sgt. A. Clerk" and exports[0]["recording_id"] == desk.recording_id
 
 
 def test_export_refuses_bad_requests_clearly(desk, tmp_path):

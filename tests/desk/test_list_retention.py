@@ -5,11 +5,18 @@ so it must survive every ``--apply`` here."""
 
 from __future__ import annotations
 
+import base64
 import json
+import sqlite3
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from agent.evidence.log import replay_entries
+from agent.evidence.proof import ProofError, check_proof, inclusion
 from tests.desk.conftest import DEVICE, OFFICER, OTHER, Desk, station_cli
 from tests.station.harness import bodycam, index_rows
 
@@ -136,6 +143,49 @@ def test_retention_never_deletes_early_or_held_and_records_every_deletion(desk, 
     assert {(d[0], d[4]) for d in deletions} == {(OTHER, "records officer")}
     again = _retention(desk, capsys, cat, "2028-01-01T00:00:00Z", "--apply")
     assert again[other]["due"] is False and again[other]["why"] == "already deleted"
+    _station_log_witnessed_it(desk, other)
+
+
+def _station_log_witnessed_it(desk: Desk, other: str) -> None:
+    """The hold, the release and the deletion are entries of the station's own log, signed by
+    the key ``station info`` publishes: an inclusion proof of the deletion checks out offline,
+    erasing the index rows leaves it there, and dropping it from the log is caught."""
+    data = desk.station.data_dir
+    records = replay_entries((data / "log" / "entries.bin").read_bytes()).records
+    mine = [(i, json.loads(r)) for i, r in enumerate(records) if other in r.decode()]
+    assert [e["kind"] for _, e in mine] == ["hold", "release", "retention-delete"]
+    at, deletion = mine[-1]
+    assert deletion["by"] == "records officer" and deletion["retention_days"] == 1
+    assert deletion["device_id"] == OTHER and deletion["matters"] == []
+    assert "retention of 1 days" in deletion["reason"]
+    stored = sorted((int(r[1]), r[5]) for r in index_rows(data, "segments") if r[2] == other)
+    assert len(stored) == 2
+    assert sorted((s["device_seq"], s["cipher_sha256"]) for s in deletion["segments"]) == stored
+    info = json.loads(bodycam("station", "info", *_station(desk), "--json").stdout)
+    station_key = base64.b64decode(info["receipt_key"])
+    assert "is in the log bodycam-station/v1/" in check_proof(inclusion(data, f"#{at}"),
+                                                              [station_key])
+    con = sqlite3.connect(data / "index.sqlite")  # an index administrator erases the record
+    with con:
+        con.execute("DELETE FROM deletions")
+        con.execute("DELETE FROM events WHERE kind IN ('hold', 'release', 'retention-delete')")
+    con.close()
+    assert index_rows(data, "deletions") == []
+    assert check_proof(inclusion(data, f"#{at}"), [station_key])
+    stranger = Ed25519PrivateKey.generate().public_key().public_bytes_raw()
+    with pytest.raises(ProofError, match="checkpoint"):
+        check_proof(inclusion(data, f"#{at}"), [stranger])
+    forged = data.parent / "forged"  # the log without the deletion, the old signed checkpoint
+    (forged / "log").mkdir(parents=True)
+    (forged / "log" / "checkpoint").write_bytes((data / "log" / "checkpoint").read_bytes())
+    (forged / "log" / "entries.bin").write_bytes(b"".join(
+        _frame(r) for i, r in enumerate(records) if i != at))
+    with pytest.raises(ProofError, match="does not match its signed checkpoint"):
+        inclusion(forged, "#0")
+
+
+def _frame(record: bytes) -> bytes:
+    return struct.pack(">II", len(record), zlib.crc32(record)) + record
 
 
 def test_hold_and_release_refuse_what_they_cannot_do(desk):
