@@ -38,7 +38,7 @@ Example (every key optional)::
     [group]                        # group activation (docs/STATION-API.md §12); needs [mqtt]
     enabled = false
     radius_m = 150
-    max_fix_age_s = 30
+    max_fix_age_s = 90
     cooldown_s = 120
     [[group.teams]]
     name = "alpha"
@@ -156,7 +156,8 @@ class GroupConfig:
 
     enabled: bool = _f(False, "start nearby team-mates when a unit starts recording")
     radius_m: float = _f(150.0, "how near a team-mate must be", lo=1, hi=100_000)
-    max_fix_age_s: float = _f(30.0, "a fix older than this is not a position", lo=0.1, hi=3600)
+    max_fix_age_s: float = _f(90.0, "a fix older than this is not a position (devices report "
+                              "every mqtt.telemetry_s, 60 s by default)", lo=0.1, hi=3600)
     cooldown_s: float = _f(120.0, "a device the station started is not started (nor cascades) "
                            "again within this", lo=0, hi=86_400)
     teams: list[GroupTeam] = field(default_factory=list)
