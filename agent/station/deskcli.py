@@ -23,6 +23,7 @@ from agent.matters.catalogue import MatterCatalogue
 
 from .desk import RecordingView, find_recording, recordings
 from .export import ExportError, export_recording
+from .joinedcredential import load_station_identity
 from .retention import apply_retention, due_recordings, parse_utc
 from .service import StationService, utc_now
 from .stationlog import StationLog
@@ -165,7 +166,8 @@ def _export(svc: StationService, view: RecordingView, args: argparse.Namespace) 
         done = export_recording(view, index=svc.index, station_id=svc.station_id,
                                 station_key=svc.key.public_bytes, identities=ids, out=args.out,
                                 by=by, utc=utc_now(), station_log=_station_log(svc),
-                                cosigner=load_witness_cosigner(svc.data_dir, svc.station_id))
+                                cosigner=load_witness_cosigner(svc.data_dir, svc.station_id),
+                                c2pa_identity=load_station_identity(svc.data_dir))
     except (ExportError, EvidenceError, OSError, ValueError) as exc:
         print(f"bodycam station export: {exc}", file=sys.stderr)
         return 1

@@ -35,10 +35,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import c2pa
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from agent.atomic import fsync_dir
+from agent.c2pa.credentials import SigningIdentity
 from agent.errors import EvidenceError
 from agent.evidence.age import Identity
 from agent.evidence.bundle import BUNDLE_FORMAT, HASH_LIST, MARKER, check_contents
@@ -53,6 +55,7 @@ from agent.witness.cosignature import Cosigner, add_cosignatures
 from .desk import RecordingView, SegmentView
 from .index import Index, KeptConsistency
 from .joined import join_segments
+from .joinedcredential import Part, sign_joined
 from .proofkeep import consistency_chain
 from .report import render_html
 from .stationlog import StationLog
@@ -197,7 +200,8 @@ def _witness(out: Path, note: str, cosigner: Cosigner | None) -> dict[str, Any] 
 
 def export_recording(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
                      identities: Sequence[Identity], out: Path, by: str, utc: str,
-                     station_log: StationLog, cosigner: Cosigner | None = None) -> Exported:
+                     station_log: StationLog, cosigner: Cosigner | None = None,
+                     c2pa_identity: SigningIdentity | None = None) -> Exported:
     """Build the bundle of ``view`` in ``out`` (which must not exist); module steps 1–6."""
     bad = [f"seq {s.row.seq}: {s.state}" for s in view.segments if s.state != "verified"]
     if bad:
@@ -209,7 +213,7 @@ def export_recording(view: RecordingView, *, index: Index, station_id: str, stat
     try:
         return _build(view, index=index, station_id=station_id, station_key=station_key,
                       identities=identities, out=out, by=by, utc=utc, device_key=device.public_key,
-                      cosigner=cosigner, station_log=station_log)
+                      cosigner=cosigner, station_log=station_log, c2pa_identity=c2pa_identity)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # ours, made above: no half bundle is left
         raise
@@ -217,7 +221,8 @@ def export_recording(view: RecordingView, *, index: Index, station_id: str, stat
 
 def _build(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
            identities: Sequence[Identity], out: Path, by: str, utc: str,
-           device_key: bytes, cosigner: Cosigner | None, station_log: StationLog) -> Exported:
+           device_key: bytes, cosigner: Cosigner | None, station_log: StationLog,
+           c2pa_identity: SigningIdentity | None) -> Exported:
     """Steps 2–6 in the new folder ``out``."""
     _write(out / "keys/device.pub", _pem(device_key))
     _write(out / "keys/station.pub", _pem(station_key))
@@ -243,6 +248,15 @@ def _build(view: RecordingView, *, index: Index, station_id: str, station_key: b
     joined = join_segments([out / s["decrypted"] for s in segments],
                            [int(m["media"]["video"]["first_pts_us"]) for m in manifests],
                            out / joined_rel)
+    credential = None
+    if c2pa_identity is not None:
+        parts = [Part(Path(s["decrypted"]).name, out / s["decrypted"],
+                      (out / s["c2pa"]).read_bytes() if s["c2pa"] else None) for s in segments]
+        try:
+            credential = sign_joined(out / joined_rel, c2pa_identity, station_id, parts)
+        except c2pa.C2paError as exc:
+            raise ExportError(f"the station could not sign the joined MP4's Content "
+                              f"Credential: {exc}") from None
     _write(out / "track.gpx", to_gpx(track_rows(manifests), name=f"{view.device_id} {rid8}")
            .encode())
     from agent.matters.coverage import recording_coverage
@@ -261,7 +275,7 @@ def _build(view: RecordingView, *, index: Index, station_id: str, station_key: b
               "segments": segments,
               "joined": {"file": joined_rel, "video_packets": joined.video_packets,
                          "audio_packets": joined.audio_packets,
-                         "duration_us": joined.duration_us},
+                         "duration_us": joined.duration_us, "c2pa": credential},
               "track": "track.gpx", "coverage": "coverage.json", **history}
     _write(out / MARKER, _json(marker))
     report = check_contents(out)

@@ -15,11 +15,16 @@ from typing import Any
 
 import pytest
 
+from agent.c2pa import c2pa_status
+from agent.c2pa.sidecar import ContentCredentials
+from agent.c2pa.status import read_credential
+from agent.c2pa.testca import ensure_sim_identity
 from agent.evidence.age import Identity
 from agent.evidence.bundle import HASH_LIST, check_bundle
 from agent.evidence.checkpoint import Checkpoint, sign_checkpoint
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import origin_for, replay_entries
+from agent.evidence.manifest import parse_envelope
 from agent.evidence.merkle import consistency_proof, leaf_hash, root_of
 from agent.witness import WitnessClient
 from tests.desk.conftest import DEVICE, Desk
@@ -252,3 +257,44 @@ def test_a_checkpoint_advanced_by_the_witness_still_chains_every_segment(desk, t
     assert done.returncode == 0, done.stdout
     codes = [f["code"] for f in json.loads(done.stdout)["findings"]]
     assert "history_unlinked" not in codes and "history" in codes
+
+
+def test_the_joined_mp4_carries_a_station_signed_content_credential(desk, tmp_path):
+    """With a station C2PA identity (test CA), the export embeds a manifest signed by the
+    station in the joined MP4 whose ingredients are the segments, each with the device-signed
+    credential (.c2pa sidecar) the store holds: the reference reader validates it against the
+    test CA and lists them, the bundle verifier reports it, and a flipped bit is caught."""
+    _, station_ca = ensure_sim_identity(desk.station.data_dir, "station")
+    device_identity, _ = ensure_sim_identity(desk.device_data, DEVICE)
+    issuer = ContentCredentials(device_identity)
+    store = desk.station.data_dir / "store"
+    for manifest in sorted((desk.device_data / "recordings").rglob("*.manifest.json")):
+        stored = next(store.rglob(manifest.name))
+        media = stored.with_name(manifest.name.removesuffix(".manifest.json") + ".mp4.age")
+        # what the device's store writes beside each segment, here beside the station's copy
+        assert issuer.issue(media, parse_envelope(manifest.read_bytes())).is_file()
+    out = tmp_path / "bundle"
+    done = bodycam("station", "export", desk.recording_id, *_station(desk), "--identity",
+                   str(desk.identity), "--out", str(out), check=False)
+    assert done.returncode == 0, done.stderr
+    marker = json.loads((out / "BODYCAM-BUNDLE.json").read_text())
+    assert marker["joined"]["c2pa"] == {"ingredients": desk.segments,
+                                        "with_credentials": desk.segments}
+    joined = out / marker["joined"]["file"]
+    assert c2pa_status(joined, station_ca) == ("valid", "signature, certificate chain and hash "
+                                               "binding verified")
+    manifest = read_credential(joined, station_ca)
+    assert manifest is not None
+    assert [i["title"] for i in manifest["ingredients"]] == [
+        Path(s["decrypted"]).name for s in marker["segments"]]
+    assert all(i["relationship"] == "componentOf" and i.get("active_manifest")
+               for i in manifest["ingredients"])
+    assert c2pa_status(joined, b"")[0] == "invalid"  # no trust anchor, no trust
+    done = bodycam("verify", str(out), "--json", check=False)
+    assert done.returncode == 0, done.stdout
+    assert "joined_c2pa" in [f["code"] for f in json.loads(done.stdout)["findings"]]
+    flipped = tmp_path / "flipped.mp4"
+    data = bytearray(joined.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    flipped.write_bytes(bytes(data))
+    assert c2pa_status(flipped, station_ca)[0] == "invalid"
