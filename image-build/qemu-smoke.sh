@@ -355,7 +355,8 @@ io="$work/io.d"
 rm -rf "$io"; mkdir -p "$io/files"
 if (( tests )); then
   # The test tools (pure Python but for PyYAML and jsonschema's rpds-py), and the suites with
-  # the project's pytest configuration; not the agent's sources: the installed agent is tested.
+  # the project's pytest configuration and the documents they check; not the agent's sources:
+  # the installed agent is tested.
   test_deps=("pytest>=8" "pytest-timeout>=2.2" "hypothesis>=6.100" "jsonschema>=4.20" "pyyaml>=6")
   twheels="$cache/testwheels-$(printf '%s\n' "${test_deps[@]}" "${pip_target[@]}" | key)"
   if [[ ! -d $twheels ]]; then
@@ -367,7 +368,7 @@ if (( tests )); then
   printf '%s\n' "${test_deps[@]}" >"$io/testwheels/requirements.txt"
   mkdir -p "$io/src"
   cp "$repo/pyproject.toml" "$io/src/"
-  (cd "$repo" && git ls-files -z --cached --others --exclude-standard tests) \
+  (cd "$repo" && git ls-files -z --cached --others --exclude-standard tests docs) \
     | (cd "$repo" && while IFS= read -r -d '' f; do
          if [[ -f $f ]]; then cp --parents -- "$f" "$io/src/"; fi
        done)
@@ -518,7 +519,7 @@ report "bodycam verify exit status $vrc; segments: $(find "$data/recordings" -na
 [[ $vrc == 0 ]] || finish "FAIL bodycam verify exit status $vrc"
 if [[ -e $io/run-tests ]]; then
   report "T arm64 test suites start"
-  (cd "$io/src" && timeout 5400 /opt/bodycam/venv/bin/python -m pytest -q -p no:cacheprovider \
+  (cd "$io/src" && timeout -s INT 1800 /opt/bodycam/venv/bin/python -m pytest -q -rfEs -p no:cacheprovider \
      -o cache_dir=/tmp/pytest-cache tests/contract tests/evidence) >"$io/out/pytest-arm64.txt" 2>&1
   report "T arm64 test suites done"
   report "pytest (arm64): $(tail -n 1 "$io/out/pytest-arm64.txt")"
