@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import select
 import termios
 import threading
 import time
@@ -127,8 +128,7 @@ class SerialGps:
     def _open_port(self) -> bool:
         try:
             # exclusive: a second reader on the same UART would steal half the sentences
-            handle = serial.Serial(self.port, self.baud, timeout=self._idle_wait_s(),
-                                   inter_byte_timeout=_BURST_GAP_S, exclusive=True)
+            handle = serial.Serial(self.port, self.baud, timeout=_BURST_GAP_S, exclusive=True)
         except (serial.SerialException, OSError, ValueError) as exc:
             _log.debug("GPS port %s unavailable: %s", self.port, exc)
             self._check_stale(time.monotonic_ns())
@@ -160,12 +160,10 @@ class SerialGps:
             try:
                 # Wait for the pending epoch's quiet flush, else for the stale check.
                 wait = self.quiet_flush_s if not flushed else self._idle_wait_s()
-                if handle.timeout != wait:
-                    handle.timeout = wait
-                data = handle.read(_READ_SIZE)
-            except (serial.SerialException, OSError, termios.error, TypeError,
+                data, arrived_ns = _read_burst(handle, wait)
+            except (serial.SerialException, OSError, ValueError, termios.error, TypeError,
                     AttributeError) as exc:
-                # TypeError/AttributeError/termios.error: pyserial on a handle closed by stop()
+                # ValueError/TypeError/AttributeError/termios.error: a handle closed by stop()
                 if not self._stop.is_set():
                     _log.warning("GPS port %s failed: %s", self.port, exc)
                 return
@@ -173,7 +171,10 @@ class SerialGps:
             now = time.monotonic_ns()
             if data:
                 last_data_ns, flushed = now, False
-                for fix in self._decoder.feed(data, now):
+                # Stamped with the burst's first byte: a fix's time is when its sentences
+                # began to arrive, not when the line went quiet (the clock discipline and
+                # the drift estimate depend on it).
+                for fix in self._decoder.feed(data, arrived_ns):
                     self._deliver(fix)
                 self.bytes_read += len(data)  # after delivery: "all read" means "all decoded"
                 self._check_stale(now)  # bytes are not fixes: noise alone must not look fresh
@@ -209,3 +210,29 @@ class SerialGps:
         except Exception:  # the sink's failure must not kill the receiver
             self.sink_errors += 1
             _log.exception("GPS fix sink raised")
+
+
+def _read_burst(handle: serial.Serial, wait_s: float) -> tuple[bytes, int]:
+    """Wait up to ``wait_s`` for a byte, then read until the line has been quiet for
+    ``_BURST_GAP_S`` (or ``_READ_SIZE`` bytes came): one wake-up per sentence burst.
+
+    Returns the bytes and the monotonic time the first of them was seen -- when nothing came,
+    ``b""`` and the time the wait ended.
+    """
+    fd = handle.fileno()
+    ready, _, _ = select.select([fd], [], [], wait_s)
+    first_ns = time.monotonic_ns()
+    if not ready:
+        return b"", first_ns
+    chunks: list[bytes] = []
+    size = 0
+    while size < _READ_SIZE:
+        data = handle.read(max(1, min(handle.in_waiting, _READ_SIZE - size)))
+        if not data:
+            break
+        chunks.append(data)
+        size += len(data)
+        ready, _, _ = select.select([fd], [], [], _BURST_GAP_S)
+        if not ready:
+            break
+    return b"".join(chunks), first_ns
