@@ -30,7 +30,6 @@ Locking: ``_lock`` guards the stimulus state (stall); the playback thread owns e
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from pathlib import Path
 import av
 
 from hw.camera import EncodedFrame, FrameSink, VideoFormat
+from hw.camera_thread import ThreadedCamera
 from hw.errors import CameraError
 
 __all__ = ["ReplayCamera", "ReplayClip", "load_clip"]
@@ -148,8 +148,10 @@ def _clip(path: Path, units: list[bytes], *, width: int, height: int, fps: int,
     return ReplayClip(tuple(frames), width, height, fps, bitrate, gop, profile)
 
 
-class ReplayCamera:
+class ReplayCamera(ThreadedCamera):
     """A camera whose encoder output is a recorded clip, looped, paced in real time."""
+
+    _thread_name = "replay-camera"
 
     def __init__(
         self,
@@ -160,34 +162,12 @@ class ReplayCamera:
     ) -> None:
         self._clip = load_clip(Path(path), fps=fps)
         c = self._clip
-        self._format = VideoFormat(width=c.width, height=c.height, fps=c.fps, bitrate=c.bitrate,
-                                   profile=c.profile.lower(), gop=c.gop)
-        self._mono_ns = mono_ns
-        self._lock = threading.Lock()
-        self._stalled = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._delivered = 0
-        self._dropped = 0
+        super().__init__(VideoFormat(width=c.width, height=c.height, fps=c.fps,
+                                     bitrate=c.bitrate, profile=c.profile.lower(), gop=c.gop),
+                         mono_ns=mono_ns)
         self._loops = 0
-        self._error: BaseException | None = None
 
     # --- contract ---------------------------------------------------------------------------
-    @property
-    def format(self) -> VideoFormat:
-        """The clip's format (size, rate and GOP from the stream, bitrate measured)."""
-        return self._format
-
-    @property
-    def frames_delivered(self) -> int:
-        """Access units handed to the sink."""
-        return self._delivered
-
-    @property
-    def frames_dropped(self) -> int:
-        """Frames that were due but not delivered (the thread was late, or stalled)."""
-        return self._dropped
-
     def lux(self) -> float | None:
         """None: a recorded clip carries no light estimate (night vision stays as it is)."""
         return None
@@ -197,47 +177,8 @@ class ReplayCamera:
         """Times the clip wrapped around since construction."""
         return self._loops
 
-    @property
-    def error(self) -> BaseException | None:
-        """The exception that ended the playback thread, if any."""
-        return self._error
-
-    def start(self, sink: FrameSink) -> None:
-        """Start playback from the clip's first keyframe; index restarts at 0."""
-        if self._thread is not None and self._thread.is_alive():
-            raise CameraError("camera already started")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(sink,), name="replay-camera",
-                                        daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop playback; returns after the last sink call."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
-    # --- stimuli ----------------------------------------------------------------------------
-    def stall(self) -> None:
-        """Stop delivering frames while staying 'alive' (picamera2's silent stall)."""
-        with self._lock:
-            self._stalled = True
-
-    def resume(self) -> None:
-        """End a stall; the frames due meanwhile count as dropped."""
-        with self._lock:
-            self._stalled = False
-
     # --- internals --------------------------------------------------------------------------
-    def _run(self, sink: FrameSink) -> None:
-        try:
-            self._play(sink)
-        except BaseException as exc:  # the thread must not die silently: record it for health
-            self._error = exc
-            raise
-
-    def _play(self, sink: FrameSink) -> None:
+    def _produce(self, sink: FrameSink) -> None:
         frames = self._clip.frames
         count = len(frames)
         interval = 1_000_000_000 // self._format.fps

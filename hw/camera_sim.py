@@ -21,7 +21,6 @@ Everything else is owned by the capture thread.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hw.camera import EncodedFrame, FrameSink, VideoFormat
-from hw.errors import CameraError
+from hw.camera_thread import ThreadedCamera
 from hw.font5x7 import render_text
 from hw.light_sim import SimLight
 from hw.still import Still, encode_jpeg
@@ -43,8 +42,10 @@ __all__ = ["DroppingCamera", "SimCamera", "StallingCamera"]
 _US = Fraction(1, 1_000_000)
 
 
-class SimCamera:
+class SimCamera(ThreadedCamera):
     """A camera whose sensor is a frame generator and whose encoder is libx264."""
+
+    _thread_name = "sim-camera"
 
     def __init__(
         self,
@@ -62,25 +63,16 @@ class SimCamera:
         wall: Callable[[], float] = time.time,
         light: SimLight | None = None,
     ) -> None:
-        self._format = VideoFormat(
-            width=width, height=height, fps=fps, bitrate=bitrate, profile="baseline", gop=gop
-        )
+        super().__init__(VideoFormat(width=width, height=height, fps=fps, bitrate=bitrate,
+                                     profile="baseline", gop=gop), mono_ns=mono_ns)
         self.light = light or SimLight()
         self._lux: float | None = None
         self._device_id = device_id
         self._officer_id = officer_id
         self._overlay = overlay
         self._clapper_ns = int(clapper_s * 1e9)
-        self._mono_ns = mono_ns
         self._wall = wall
-        self._lock = threading.Lock()
-        self._stalled = False
         self._drop_every = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._delivered = 0
-        self._dropped = 0
-        self._error: BaseException | None = None
         self._cpu_s = 0.0
         self._bg = self._background()
         self._noise = self._sensor_noise()
@@ -88,21 +80,6 @@ class SimCamera:
         self._scale = max(1, height // 270)
 
     # --- contract ---------------------------------------------------------------------------
-    @property
-    def format(self) -> VideoFormat:
-        """The encoded stream's format."""
-        return self._format
-
-    @property
-    def frames_delivered(self) -> int:
-        """Access units handed to the sink."""
-        return self._delivered
-
-    @property
-    def frames_dropped(self) -> int:
-        """Frames that were due but not delivered (injected drops and late encodes)."""
-        return self._dropped
-
     def lux(self) -> float | None:
         """The light estimate of the latest frame (None before the first one)."""
         return self._lux
@@ -113,39 +90,7 @@ class SimCamera:
         that must separate the simulator's cost from the recorder's."""
         return self._cpu_s
 
-    @property
-    def error(self) -> BaseException | None:
-        """The exception that ended the capture thread, if any."""
-        return self._error
-
-    def start(self, sink: FrameSink) -> None:
-        """Start the capture thread."""
-        if self._thread is not None and self._thread.is_alive():
-            raise CameraError("camera already started")
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(sink,), name="sim-camera", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop capturing; returns after the last sink call."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-
     # --- stimuli ----------------------------------------------------------------------------
-    def stall(self) -> None:
-        """Stop delivering frames while staying 'alive' (picamera2's silent stall)."""
-        with self._lock:
-            self._stalled = True
-
-    def resume(self) -> None:
-        """End a stall."""
-        with self._lock:
-            self._stalled = False
-
     def drop_every(self, n: int) -> None:
         """Drop every n-th frame (0 = none), as an overloaded sensor pipeline would."""
         with self._lock:
@@ -222,14 +167,7 @@ class SimCamera:
             region[:] = np.where(mask[:, :mw], 235, 16)
         return np.concatenate([y, self._chroma])
 
-    def _run(self, sink: FrameSink) -> None:
-        try:
-            self._capture(sink)
-        except BaseException as exc:  # the thread must not die silently: record it for health
-            self._error = exc
-            raise
-
-    def _capture(self, sink: FrameSink) -> None:
+    def _produce(self, sink: FrameSink) -> None:
         enc = self._open_encoder()
         interval = 1_000_000_000 // self._format.fps
         t0 = self._mono_ns()
