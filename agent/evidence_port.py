@@ -8,6 +8,11 @@ enforcement matter, the officer -- so neither side needs to know the other's det
 Thread model: called from the controller thread (the store has its own lock), except the
 functions :meth:`StorePort.seal_later` returns and :meth:`StorePort.sync`, which the segment
 worker runs: they touch only the segment's sink and the store, never the context.
+
+The evidence path ends where the store's seal returns: a failure there is the recorder's
+(it faults). Announcing the sealed segment (``on_sealed``: outbox, published checkpoint,
+offload) is a side channel (:mod:`agent.side_channel`): its failure is logged and counted in
+:attr:`StorePort.announce_sealed`, never raised into the seal.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Any
 from agent.evidence.manifest import ClockInfo, GpsSummary, MediaInfo, SegmentInfo, SignedManifest, Timestamp
 from agent.evidence.store import EvidenceStore, OpenSegment
 from agent.segment import SegmentStats
+from agent.side_channel import SideChannel
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 from hw.still import Still
@@ -58,7 +64,8 @@ class StorePort:
         self._video = video
         self._audio = audio
         self._audio_bitrate = audio_bitrate
-        self._on_sealed = on_sealed
+        self.announce_sealed: SideChannel[[SignedManifest]] = SideChannel(
+            "announcing a sealed segment (on_sealed)", on_sealed)
 
     def open_segment(
         self, *, recording_id: str, seq: int, start_mono_us: int, flags: list[str]
@@ -104,8 +111,7 @@ class StorePort:
             gps=self.ctx.gps_summary(still.mono_us, still.mono_us), bookmarks=bookmarks,
             matter=matter, flags=[*flags, *([] if matter else ["uncategorised"])],
             clock=self.ctx.clock_info())
-        self._on_sealed(signed)
-        return signed.manifest
+        return self.sealed(signed)
 
     def sync(self, handle: OpenSegment) -> None:
         """fsync what the sink has written."""
@@ -157,8 +163,10 @@ class StorePort:
         return finish
 
     def sealed(self, signed: SignedManifest) -> dict[str, Any]:
-        """Hand a sealed segment on (outbox, offload; controller thread); its manifest."""
-        self._on_sealed(signed)
+        """Hand a sealed segment on (outbox, offload; controller thread); its manifest.
+
+        Never raises: the segment is evidence already, whatever its announcement does."""
+        self.announce_sealed(signed)
         return signed.manifest
 
     def _media(self, stats: SegmentStats) -> MediaInfo:

@@ -1,8 +1,8 @@
 """The recorder state machine: pre-roll, gapless rolling segments, stop, fault.
 
-States: ``standby`` (buffering the pre-event ring) → ``recording`` → ``stopping`` (the audio
-tail catches up with the last frame) → ``standby``; any state → ``fault`` on a storage or
-camera failure, with the open segment sealed first.
+States (:class:`RecorderState`): ``standby`` (buffering the pre-event ring) → ``recording`` →
+``stopping`` (the audio tail catches up with the last frame) → ``standby``; any state →
+``fault`` on a storage or camera failure, with the open segment sealed first.
 
 Gapless rolling: a segment rolls at the first keyframe at or after ``segment_s``. That
 keyframe opens the next segment at once, while the previous one stays open just long enough
@@ -21,6 +21,13 @@ on the controller thread through :meth:`Recorder.poll`, and events keep their or
 segment's ``segment_sealed`` before the ``recording_stopped`` or ``fault`` that followed it.
 Opening a segment (journal, file) still happens on the controller thread, after the start
 feedback.
+
+Only evidence can stop a recording: the ``on_event`` consumer (feedback, log, sync) is a side
+channel (:mod:`agent.side_channel`) whose failures are logged and counted in
+:attr:`Recorder.events`, and a port's announcement of a seal (:meth:`SegmentPort.sealed`)
+that raises anyway is logged, never a fault: the segment is sealed. What the recorder keeps
+for the life of the process is bounded: the count and the last manifest of what it sealed
+(:class:`SealedTally`), never the list.
 """
 
 from __future__ import annotations
@@ -30,62 +37,52 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from enum import StrEnum
+from typing import Any
 
 from agent.errors import RecorderError, StorageError
 from agent.media import MediaPacket
 from agent.preroll import PreRoll
-from agent.segment import SegmentStats, SegmentWriter
+from agent.segment import SegmentPort, SegmentWriter
 from agent.segment_worker import InlineWorker, Worker
+from agent.side_channel import SideChannel
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 
-__all__ = ["OpenSegment", "Recorder", "SegmentPort"]
+__all__ = ["OpenSegment", "Recorder", "RecorderState", "SealedTally", "SegmentPort"]
 
 log = logging.getLogger(__name__)
 
 _AUDIO_TAIL_US = 600_000  # longest wait for audio to catch up before sealing anyway
 
 
-class SegmentHandle(Protocol):
-    """What the evidence store hands back for an open segment."""
+class RecorderState(StrEnum):
+    """The recorder's states; a ``str``, so ``state == "recording"`` and JSON keep working."""
 
-    @property
-    def sink(self) -> BinaryIO:
-        """Where the muxer writes (hash → encrypt → append)."""
-        ...
+    STANDBY = "standby"
+    RECORDING = "recording"
+    STOPPING = "stopping"
+    FAULT = "fault"
 
 
-class SegmentPort(Protocol):
-    """The recorder's view of the evidence store (see :mod:`agent.evidence_port`)."""
+@dataclass
+class SealedTally:
+    """What the recorder sealed since the process started: how many, and the last manifest.
 
-    def open_segment(self, *, recording_id: str, seq: int, start_mono_us: int, flags: list[str]) -> Any:
-        """Create the segment's file and crash journal; return a handle with ``.sink``."""
-        ...
+    A weeks-long uptime seals tens of thousands of segments (~2.5 kB of manifest each); only
+    the count and the newest are ever read, so only they are kept. ``len()`` is the count."""
 
-    def sync(self, handle: Any) -> None:
-        """Make what was written so far durable (fsync)."""
-        ...
+    count: int = 0
+    last: dict[str, Any] | None = None
 
-    def seal(self, handle: Any, *, stats: SegmentStats, end_mono_us: int, flags: list[str],
-             bookmarks: list[dict[str, Any]]) -> dict[str, Any]:
-        """Close the sink, sign the manifest, append the log; return the manifest envelope."""
-        ...
+    def add(self, manifest: dict[str, Any] | None) -> None:
+        """Count one sealed segment (``None``: its manifest could not be announced)."""
+        self.count += 1
+        if manifest is not None:
+            self.last = manifest
 
-    def seal_later(self, handle: Any, *, end_mono_us: int, flags: list[str],
-                   bookmarks: list[dict[str, Any]]) -> Callable[[SegmentStats, list[str]], Any]:
-        """Gather now (controller thread) what the manifest needs from the world; the returned
-        function does the file work -- close, fsync, sign, log -- with the final stats and
-        extra flags, on the segment worker; hand its result to :meth:`sealed`."""
-        ...
-
-    def sealed(self, result: Any) -> dict[str, Any]:
-        """Announce a seal's result (controller thread); returns the manifest."""
-        ...
-
-    def abandon(self, handle: Any) -> None:
-        """Give up a segment whose storage failed; its crash journal seals it later."""
-        ...
+    def __len__(self) -> int:
+        return self.count
 
 
 @dataclass
@@ -134,10 +131,11 @@ class Recorder:
         # every roll, so a lab can prove its bench catches a gap between segments.
         self._fault_gap_us = fault_boundary_gap_us
         self._gap_until_us: int | None = None
-        self._on_event = on_event
+        self.events: SideChannel[[str, dict[str, Any]]] = SideChannel(
+            "recorder event consumer (on_event)", on_event)
         self.preroll = PreRoll(prerecord_s, keep_audio=prerecord_audio, audio_only=video is None)
         self._anchor = "video" if video is not None else "audio"
-        self.state = "standby"
+        self.state = RecorderState.STANDBY
         self.fault_reason: str | None = None
         self.recording_id: str | None = None
         self._seq = 0
@@ -147,23 +145,23 @@ class Recorder:
         self._latest_us = 0
         self._pending_flags: list[str] = []
         self._stop_reason = "stop"
-        self.sealed: list[dict[str, Any]] = []
+        self.sealed = SealedTally()
         self.last_video_index = -1
         self.frames_gap = 0
 
     # --- commands ---------------------------------------------------------------------------
     def start(self, *, reason: str = "button", flags: list[str] | None = None) -> str:
         """Begin a recording with the pre-event buffer; returns the recording id."""
-        if self.state == "recording":
+        if self.state == RecorderState.RECORDING:
             assert self.recording_id is not None
             return self.recording_id
-        if self.state == "fault":
+        if self.state == RecorderState.FAULT:
             raise RecorderError(f"recorder is in fault state: {self.fault_reason}")
-        if self.state == "stopping":
+        if self.state == RecorderState.STOPPING:
             self._finish_stop()
         self.recording_id = uuid.uuid4().hex
         self._seq = 0
-        self.state = "recording"
+        self.state = RecorderState.RECORDING
         packets = self.preroll.drain()
         preroll_us = 0
         first_video = next((p for p in packets if p.kind == self._anchor), None)
@@ -173,7 +171,7 @@ class Recorder:
         if first_video is not None:
             preroll_us = self._latest_us - first_video.pts_us
         # Feedback first: the officer feels the start before any byte is written.
-        self._on_event(
+        self.events(
             "recording_started",
             {"recording_id": self.recording_id, "reason": reason, "preroll_us": preroll_us},
         )
@@ -189,9 +187,9 @@ class Recorder:
 
     def stop(self, *, reason: str = "button") -> None:
         """End the recording; the last segment is sealed once the audio tail arrived."""
-        if self.state != "recording":
+        if self.state != RecorderState.RECORDING:
             return
-        self.state = "stopping"
+        self.state = RecorderState.STOPPING
         self._stop_reason = reason
         seg = self._current
         end = seg.routed_end_us if seg is not None else None
@@ -207,7 +205,7 @@ class Recorder:
                  extra: dict[str, Any] | None = None) -> bool:
         """Mark a moment of the current recording (media time); False when not recording."""
         seg = self._current
-        if self.state != "recording" or seg is None:
+        if self.state != RecorderState.RECORDING or seg is None:
             return False
         at = mono_us if mono_us is not None else self._latest_us
         mark: dict[str, Any] = {"label": label, "mono_us": at, "offset_us": at - seg.start_mono_us}
@@ -215,15 +213,15 @@ class Recorder:
             mark["item"] = item
         mark.update({k: v for k, v in (extra or {}).items() if v is not None})
         seg.bookmarks.append(mark)
-        self._on_event("bookmark", {"recording_id": self.recording_id, "seq": seg.seq, **mark})
+        self.events("bookmark", {"recording_id": self.recording_id, "seq": seg.seq, **mark})
         return True
 
     def fault(self, reason: str) -> None:
         """Enter the fault state, sealing whatever is open (or leaving it to recovery)."""
-        if self.state == "fault":
+        if self.state == RecorderState.FAULT:
             return
         log.error("recorder fault: %s", reason)
-        self.state = "fault"
+        self.state = RecorderState.FAULT
         self.fault_reason = reason
         segments = (self._closing, self._current)
         self._closing = self._current = None
@@ -239,8 +237,8 @@ class Recorder:
 
     def clear_fault(self) -> None:
         """Return to standby after the cause was removed (pipeline restarted)."""
-        if self.state == "fault":
-            self.state = "standby"
+        if self.state == RecorderState.FAULT:
+            self.state = RecorderState.STANDBY
             self.fault_reason = None
             self.recording_id = None
 
@@ -254,13 +252,13 @@ class Recorder:
             self._latest_us = packet.pts_us
         elif self._anchor == "audio":
             self._latest_us = packet.pts_us + packet.duration_us
-        if self.state == "fault":
+        if self.state == RecorderState.FAULT:
             self.preroll.push(packet)
             return
-        if self.state == "recording":
+        if self.state == RecorderState.RECORDING:
             self._record(packet)
         else:
-            if self.state == "stopping" and packet.kind == "audio":
+            if self.state == RecorderState.STOPPING and packet.kind == "audio":
                 self._route(packet)
             else:
                 self.preroll.push(packet)
@@ -271,7 +269,7 @@ class Recorder:
         closing = self._closing
         since = closing.closing_since_us if closing is not None else None
         if since is not None and now_mono_us - since > _AUDIO_TAIL_US:
-            if self.state == "stopping":
+            if self.state == RecorderState.STOPPING:
                 self._finish_stop()
             else:
                 self._seal_closing()
@@ -380,7 +378,7 @@ class Recorder:
             self._seal(seg)
 
     def _maybe_finish_stop(self) -> None:
-        if self.state != "stopping":
+        if self.state != RecorderState.STOPPING:
             return
         closing = self._closing
         if closing is None:
@@ -394,7 +392,7 @@ class Recorder:
     def _finish_stop(self) -> None:
         self._seal_closing()
         rid = self.recording_id
-        self.state = "standby"
+        self.state = RecorderState.STANDBY
         self._after_work("recording_stopped", {"recording_id": rid, "reason": self._stop_reason})
         self.recording_id = None
 
@@ -426,16 +424,24 @@ class Recorder:
                 return
             if error is not None:
                 raise error
-            manifest = self._port.sealed(result)
-            self.sealed.append(manifest)
-            self._on_event("segment_sealed", {"manifest": manifest})
+            try:
+                manifest: dict[str, Any] | None = self._port.sealed(result)
+            except Exception:  # the port's announcement broke its contract; the seal stands
+                log.exception("segment %s is sealed; announcing it failed", number)
+                manifest = None
+            self.sealed.add(manifest)
+            if manifest is not None:
+                self.events("segment_sealed", {"manifest": manifest})
 
         self._worker.submit(work, done)
 
     def _after_work(self, kind: str, data: dict[str, Any]) -> None:
         """Emit an event once the file work submitted before it is done (a stop or fault is
         announced after the seals it caused)."""
-        self._worker.submit(lambda: None, lambda _r, _e: self._on_event(kind, data))
+        def announce(_result: Any, _error: BaseException | None) -> None:
+            self.events(kind, data)
+
+        self._worker.submit(lambda: None, announce)
 
     def _io(self, seg: OpenSegment, action: Callable[[], None]) -> None:
         """Run a write or fsync of ``seg`` on the worker; a storage failure faults."""

@@ -29,17 +29,21 @@ What the file says about itself (docs/MEDIA.md):
   exact duration; players that take it from the ``mfra`` index show the start of the last
   fragment instead.
 
-Not thread-safe: owned by the controller thread.
+Not thread-safe: a writer is owned by the segment worker.
+
+:class:`SegmentPort` is how the recorder reaches the evidence store (implemented by
+:mod:`agent.evidence_port`); it lives here, beside the stats it carries, so neither side
+imports the other.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import av
 
@@ -48,7 +52,7 @@ from agent.media import MediaPacket, h264_parameter_sets
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 
-__all__ = ["SegmentStats", "SegmentWriter"]
+__all__ = ["SegmentHandle", "SegmentPort", "SegmentStats", "SegmentWriter"]
 
 _MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+frag_discont"
 # use_editlist=1 selects the frag_discont branch that keeps each track's first timestamp
@@ -96,6 +100,49 @@ class SegmentStats:
         if self.last_pts_us is None:
             return None
         return self.last_pts_us + self.last_duration_us
+
+
+class SegmentHandle(Protocol):
+    """What the evidence store hands back for an open segment."""
+
+    @property
+    def sink(self) -> BinaryIO:
+        """Where the muxer writes (hash → encrypt → append)."""
+        ...
+
+
+class SegmentPort(Protocol):
+    """The recorder's view of the evidence store (see :mod:`agent.evidence_port`)."""
+
+    def open_segment(self, *, recording_id: str, seq: int, start_mono_us: int, flags: list[str]) -> Any:
+        """Create the segment's file and crash journal; return a handle with ``.sink``."""
+        ...
+
+    def sync(self, handle: Any) -> None:
+        """Make what was written so far durable (fsync)."""
+        ...
+
+    def seal(self, handle: Any, *, stats: SegmentStats, end_mono_us: int, flags: list[str],
+             bookmarks: list[dict[str, Any]]) -> dict[str, Any]:
+        """Close the sink, sign the manifest, append the log; return the manifest envelope."""
+        ...
+
+    def seal_later(self, handle: Any, *, end_mono_us: int, flags: list[str],
+                   bookmarks: list[dict[str, Any]]) -> Callable[[SegmentStats, list[str]], Any]:
+        """Gather now (controller thread) what the manifest needs from the world; the returned
+        function does the file work -- close, fsync, sign, log -- with the final stats and
+        extra flags, on the segment worker; hand its result to :meth:`sealed`."""
+        ...
+
+    def sealed(self, result: Any) -> dict[str, Any]:
+        """Announce a seal's result (controller thread); returns the manifest. Must not
+        raise: the segment is evidence already, and what hears about it is a side channel
+        (:mod:`agent.side_channel`) that logs its own failures."""
+        ...
+
+    def abandon(self, handle: Any) -> None:
+        """Give up a segment whose storage failed; its crash journal seals it later."""
+        ...
 
 
 @contextmanager

@@ -138,4 +138,5 @@ def test_feedback_comes_first_and_the_preroll_is_written_and_synced_behind_it(
     assert events == ["recording_started"], "stop announced before its seal was done"
     worker.drain()
     assert events == ["recording_started", "segment_sealed", "recording_stopped"]
-    assert rec.sealed == [{"frames": held, "bytes": len(port.handles[0].sink.getvalue())}]
+    assert len(rec.sealed) == 1
+    assert rec.sealed.last == {"frames": held, "bytes": len(port.handles[0].sink.getvalue())}
