@@ -177,9 +177,8 @@ class StorePort:
                 "codec": v.codec, "profile": v.profile, "width": v.width, "height": v.height,
                 "fps": v.fps, "bitrate": v.bitrate, "gop": v.gop,
                 "first_pts_us": stats.first_pts_us, "last_pts_us": stats.last_pts_us,
-                "first_index": stats.frame_indices[0] if stats.frame_indices else None,
-                "last_index": stats.frame_indices[-1] if stats.frame_indices else None,
-                "missing_frames": _missing(stats.frame_indices),
+                "first_index": stats.first_index, "last_index": stats.last_index,
+                "missing_frames": stats.missing_frames,
             }
         audio = None
         if self._audio is not None:
@@ -191,13 +190,6 @@ class StorePort:
             }
         return MediaInfo(video=video, audio=audio, frames=stats.frames if video else None,
                          duration_us=stats.duration_us if video else _audio_duration(stats))
-
-
-def _missing(indices: list[int]) -> int:
-    """Frames the camera counted but never delivered within this segment."""
-    if len(indices) < 2:
-        return 0
-    return indices[-1] - indices[0] + 1 - len(indices)
 
 
 def _audio_duration(stats: SegmentStats) -> int | None:

@@ -6,6 +6,11 @@ memory bound independent of bitrate spikes. The ring always begins with a video 
 (carrying SPS/PPS), so it can open a segment directly; the span held is between
 ``seconds`` and ``seconds`` + one GOP.
 
+The ring is trimmed by video time, so audio alone cannot make it grow: when no frame has come
+for longer than the window (a stalled or dead camera, the microphone still running -- also
+in the fault state, for as long as the process lives), the video held is no longer pre-event
+media and the ring empties until the next keyframe.
+
 Not thread-safe: owned by the controller thread.
 """
 
@@ -16,6 +21,8 @@ from collections import deque
 from agent.media import MediaPacket
 
 __all__ = ["PreRoll"]
+
+_STALL_SLACK_US = 2_000_000  # audio may run ahead of the newest frame by this much beyond the window
 
 
 class PreRoll:
@@ -38,6 +45,9 @@ class PreRoll:
             self._keyframes.append(packet.pts_us)
         elif packet.kind == "audio":
             if not self.keep_audio or not self._keyframes:
+                return
+            if packet.pts_us - self._newest_us > self._span_us + _STALL_SLACK_US:
+                self.drain()  # no video for a whole window: what is held is stale
                 return
         elif packet.keyframe:
             self._keyframes.append(packet.pts_us)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO, Protocol
 
@@ -85,7 +85,16 @@ class SegmentStats:
     audio_end_us: int | None = None
     skipped_before_keyframe: int = 0
     audio_dropped: int = 0
-    frame_indices: list[int] = field(default_factory=list)
+    first_index: int | None = None  # the camera's frame counter of the first and last frame
+    last_index: int | None = None
+
+    @property
+    def missing_frames(self) -> int:
+        """Frames the camera counted but never delivered within this segment (from the first
+        and last index and the count: constant memory however long the segment)."""
+        if self.first_index is None or self.last_index is None or self.frames < 2:
+            return 0
+        return self.last_index - self.first_index + 1 - self.frames
 
     @property
     def duration_us(self) -> int:
@@ -249,7 +258,9 @@ class SegmentWriter:
             st.first_pts_us = packet.pts_us
         st.last_pts_us = packet.pts_us
         st.last_duration_us = packet.duration_us
-        st.frame_indices.append(packet.index)
+        if st.first_index is None:
+            st.first_index = packet.index
+        st.last_index = packet.index
 
     def _write_audio(self, packet: MediaPacket) -> None:
         if self._astream is None and self._container is not None:

@@ -14,13 +14,11 @@ segments, no missing frames), no journal is left and the folder verifies.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import itertools
 import json
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +35,6 @@ from agent.evidence.verify import verify
 from agent.evidence_port import ManifestContext, StorePort
 from agent.media import MediaPacket
 from agent.recorder import Recorder, RecorderState
-from agent.segment import SegmentStats
 from agent.segment_worker import SegmentWorker
 from hw.audio import AudioChunk, AudioFormat
 from hw.camera import VideoFormat
@@ -243,47 +240,3 @@ def test_a_failing_announcement_of_a_still_returns_its_manifest(tmp_path: Path) 
     assert port.announce_sealed.failures == 1 and "outbox is full" in str(port.announce_sealed.last_error)
     assert not list((data / "recordings").glob(f"*/*{JOURNAL_SUFFIX}"))
     assert verify(data).ok
-
-
-def test_the_recorder_keeps_a_count_of_seals_not_their_manifests() -> None:
-    """Process-lifetime memory: ``sealed`` is a count and the newest manifest, whatever the
-    uptime."""
-    rec = Recorder(port=_NullPort(), video=None, audio=AUDIO, segment_s=0.02)
-    aac = AacEncoder(AUDIO, bitrate=64_000)
-    rec.start()
-    for i in range(200):  # 4 s of audio in 20 ms segments: ~200 seals
-        pcm = bytes(2 * AUDIO.sample_rate * CHUNK_US // 1_000_000)
-        for p in aac.encode(AudioChunk(pcm, BASE_US + i * CHUNK_US, len(pcm) // 2)):
-            rec.on_packet(p)
-    assert len(rec.sealed) > 100
-    assert rec.sealed.last == {"seq": len(rec.sealed) - 1}
-    assert not hasattr(rec.sealed, "__iter__"), "the tally must not hold every manifest"
-
-
-@dataclass
-class _Handle:
-    sink: io.BytesIO
-    number: int
-
-
-class _NullPort:
-    """A store that keeps nothing: only the recorder's own memory is measured."""
-
-    def open_segment(self, *, recording_id: str, seq: int, start_mono_us: int,
-                     flags: list[str]) -> Any:
-        return _Handle(io.BytesIO(), seq)
-
-    def sync(self, handle: Any) -> None:
-        pass
-
-    def seal(self, handle: Any, **kw: Any) -> dict[str, Any]:
-        raise AssertionError("the recorder seals in two steps")
-
-    def seal_later(self, handle: Any, **kw: Any) -> Callable[[SegmentStats, list[str]], Any]:
-        return lambda stats, extra: {"seq": handle.number}
-
-    def sealed(self, result: Any) -> dict[str, Any]:
-        return dict(result)
-
-    def abandon(self, handle: Any) -> None:
-        pass
