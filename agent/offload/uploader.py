@@ -15,6 +15,11 @@ For each pending segment (:mod:`.backlog`, derived from the log):
    (names exactly this segment; signed by a configured station key) by the client and again by
    :meth:`EvidenceStore.accept_receipt`, which logs it as ``acknowledged`` with origin
    ``{"via": "offload", "station": <station id>}``. Only then is the book entry dropped.
+   Before the receipt is logged, the segment's C2PA sidecar ``<stem>.c2pa`` (``[evidence]
+   c2pa``), if it has one, is handed over (``PUT …/segments/<seq>/c2pa``, STATION-API §4a):
+   after a crash the receipt is fetched again and the sidecar sent again (idempotent), so it
+   reaches the station whenever the receipt does. A credential the station refuses (4xx) is
+   logged and does not hold the segment back: the segment is stored and receipted either way.
 
 Live mode (``offload.live``): when no sealed segment is owed, the open segment (the one whose
 journal exists) is streamed as it grows -- a tus upload with ``Upload-Defer-Length``, PATCHed
@@ -46,6 +51,7 @@ from agent.station.client import StationClient, StationRefused, StationUnreachab
 
 from .backlog import Backlog, PendingSegment
 from .book import UploadBook, UploadRef
+from .credential import hand_over_credential
 from .pacing import Backoff, RateLimiter
 
 __all__ = ["OffloadStatus", "Offloader", "ReceiptTaker"]
@@ -80,6 +86,8 @@ class ReceiptTaker(Protocol):
     def log(self) -> Any: ...
 
     def accept_receipt(self, receipt: Receipt, *, origin: Mapping[str, Any]) -> int: ...
+
+    def leaf_index(self, device_seq: int) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +260,7 @@ class Offloader:
         if upload is None:
             stored = client.receipt(self._device_id, seg.device_seq)  # finalised before a crash?
             if stored is not None:
-                self._accept(seg, self._trusted(client, stored))
+                self._accept(seg, self._trusted(client, stored), client)
                 return
             upload = client.create_upload(self._device_id, total, {"filename": seg.media.name})
             self._book.put(seg.device_seq, UploadRef(self._station, upload, seg.cipher_sha256))
@@ -267,7 +275,7 @@ class Offloader:
         receipt = client.finalise(self._device_id, upload, manifest=manifest,
                                   entry=self._store.log.entry(seg.index), leaf_index=seg.index,
                                   log=self._store.log)
-        self._accept(seg, receipt)
+        self._accept(seg, receipt, client)
 
     def _resume(self, client: StationClient,
                 seg: PendingSegment) -> tuple[str | None, int, bool]:
@@ -388,7 +396,13 @@ class Offloader:
                 offset = new
         return offset
 
-    def _accept(self, seg: PendingSegment, receipt: Receipt) -> None:
+    def _accept(self, seg: PendingSegment, receipt: Receipt, client: StationClient) -> None:
+        # The store writes a credential under its lock right after the segment's log leaf:
+        # asking it anything under that lock waits until a credential being written is there.
+        self._store.leaf_index(seg.device_seq)
+        problem = hand_over_credential(client, self._device_id, seg.device_seq, seg.media)
+        if problem:
+            self._set(error=problem)
         self._store.accept_receipt(receipt, origin={"via": "offload",
                                                     "station": receipt.station_id})
         self._book.drop(seg.device_seq)

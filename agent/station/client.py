@@ -294,6 +294,14 @@ class StationClient:
             return self._checked_receipt(answer.json()["receipt"], device_id, manifest)
         raise AssertionError("unreachable")  # the loop returns or raises
 
+    def put_credential(self, device_id: str, device_seq: int, data: bytes) -> dict[str, Any]:
+        """Hand over a stored segment's C2PA sidecar (``PUT …/segments/<seq>/c2pa``, API
+        §4a); the station's answer, ``{"device_seq", "c2pa": {"state", "reason", …}}``."""
+        path = f"/v1/devices/{device_id}/segments/{device_seq}/c2pa"
+        doc: dict[str, Any] = self._request("PUT", path, {"Content-Type": "application/c2pa"},
+                                            data).json()
+        return doc
+
     def receipt(self, device_id: str, device_seq: int) -> Receipt | None:
         """Fetch a stored segment's receipt again; None if the station does not hold it."""
         try:

@@ -5,7 +5,9 @@ know the rest (officer, matter, start and end, checklist marks). A :class:`Recor
 the two for one recording, and says plainly whether every segment is still as it was received,
 whether it is under legal hold, and which of its segments were deleted at the end of retention.
 Manifests are read bounded and parsed like any untrusted file: a damaged one makes its segment
-``changed``, never a traceback.
+``changed``, never a traceback. Each segment also shows the state of its device-signed C2PA
+credential as the station checked it at upload (``valid``, ``invalid`` with the reason, or
+``absent``; STATION-API §4a).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from agent.evidence.inventory import UnsafeFile, read_bounded
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.manifest import parse_envelope
 
-from .index import Index, SegmentRow
+from .index import ABSENT_CREDENTIAL, CredentialRow, Index, SegmentRow
 from .ingest import MAX_FINALISE_BYTES
 from .uploads import sha256_file
 
@@ -37,6 +39,7 @@ class SegmentView:
     manifest_path: Path
     manifest: dict[str, Any] | None
     state: str  # verified | changed | missing-from-store | deleted
+    c2pa: dict[str, Any] = field(default_factory=lambda: dict(ABSENT_CREDENTIAL))
 
 
 @dataclass
@@ -112,11 +115,19 @@ class RecordingView:
                          if self.hold else None),
                 "coverage": cov,
                 "receipts": [{"device_seq": s.row.device_seq, "stored_utc": s.row.stored_utc,
-                              "receipt": json.loads(s.row.receipt), "state": s.state}
-                             for s in self.segments]}
+                              "receipt": json.loads(s.row.receipt), "state": s.state,
+                              "c2pa": s.c2pa} for s in self.segments]}
 
 
-def _view(store_root: Path, row: SegmentRow, deleted: bool, check: bool) -> SegmentView:
+def _view(store_root: Path, row: SegmentRow, deleted: bool, check: bool,
+          credential: CredentialRow | None = None) -> SegmentView:
+    view = _plain_view(store_root, row, deleted, check)
+    if credential is not None:
+        view.c2pa.update(credential.to_json())
+    return view
+
+
+def _plain_view(store_root: Path, row: SegmentRow, deleted: bool, check: bool) -> SegmentView:
     media = store_root / row.device_id / row.path
     manifest_path = sidecar(media, MANIFEST_SUFFIX)
     if deleted:
@@ -145,6 +156,7 @@ def recordings(index: Index, store_root: Path, *, check: bool = False) -> list[R
     """Every recording the index knows, oldest first (by start, then id)."""
     deleted = index.deletions()
     holds = index.holds()
+    credentials = index.credentials()
     by_rec: dict[tuple[str, str], RecordingView] = {}
     rows: dict[tuple[str, str], list[SegmentRow]] = defaultdict(list)
     for row in index.segments():
@@ -153,7 +165,7 @@ def recordings(index: Index, store_root: Path, *, check: bool = False) -> list[R
         view = RecordingView(device, rid, hold=holds.get(rid))
         for row in sorted(segs, key=lambda r: (r.seq, r.device_seq)):
             view.segments.append(_view(store_root, row, (device, row.device_seq) in deleted,
-                                       check))
+                                       check, credentials.get((device, row.device_seq))))
         by_rec[(device, rid)] = view
     return sorted(by_rec.values(), key=lambda v: (v.start_utc or "", v.recording_id))
 

@@ -15,12 +15,17 @@ at any step answers a refusal and promises nothing:
    answer whichever receipt the index holds — so every caller, on any station process, gets
    the same receipt for the same segment;
 7. only then mark the upload stored and drop its partial name.
+
+``PUT /v1/devices/<device>/segments/<device_seq>/c2pa`` (§4a) then hands over the segment's
+device-signed C2PA credential, if the device has one (:mod:`.segmentcredential`); receipts and
+finalise answers carry the segment's credential state (``c2pa``: valid, invalid, absent).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import time
 from typing import Any
@@ -32,9 +37,10 @@ from agent.evidence.canonical import canonical_json
 from agent.evidence.receipt import issue_receipt
 
 from .errors import Refused
-from .index import CheckpointRow, SegmentRow
+from .index import ABSENT_CREDENTIAL, CheckpointRow, CredentialRow, SegmentRow
 from .ingest import (
     MAX_FINALISE_BYTES,
+    MAX_SIDECAR_BYTES,
     Verified,
     check_cipher,
     check_consistency,
@@ -42,6 +48,7 @@ from .ingest import (
     parse_finalise,
 )
 from .proofkeep import keep_consistency, keep_inclusion
+from .segmentcredential import accept_credential, record_too_large
 from .service import StationService, utc_now
 from .uploads import sha256_file
 
@@ -87,15 +94,46 @@ class ApiHandlers:
         return _json(200, {"size": held.size if held else 0, "root": held.root if held else None,
                            "checkpoint": held.note if held else None})
 
-    async def receipt(self, request: web.Request) -> web.Response:
-        """A stored segment's receipt, fetched again."""
+    async def _stored(self, request: web.Request) -> SegmentRow:
         seq = request.match_info["device_seq"]
         if not seq.isdigit() or len(seq) > 19:
             raise Refused(404, "no-such-segment", "device_seq must be a non-negative integer")
         row = await self.svc.db(self.svc.index.segment, request.match_info["device_id"], int(seq))
         if row is None:
             raise Refused(404, "no-such-segment", "the station holds no such segment")
-        return _json(200, _answer(row))
+        return row
+
+    async def receipt(self, request: web.Request) -> web.Response:
+        """A stored segment's receipt, fetched again, with its credential state."""
+        row = await self._stored(request)
+        return _json(200, await self._answer(row))
+
+    async def _answer(self, row: SegmentRow) -> dict[str, Any]:
+        held = await self.svc.db(self.svc.index.credential, row.device_id, row.device_seq)
+        return _answer(row, held)
+
+    async def credential(self, request: web.Request) -> web.Response:
+        """A stored segment's device C2PA credential (§4a): checked, kept, its state indexed."""
+        svc = self.svc
+        row = await self._stored(request)
+        try:
+            body = await read_body(request, MAX_SIDECAR_BYTES, svc.cfg.limits.body_timeout_s)
+        except Refused as exc:
+            if exc.status == 413:
+                await svc.db(record_too_large, svc, row, request.content_length,
+                             MAX_SIDECAR_BYTES)
+                raise Refused(413, "c2pa-too-large", f"a Content Credential is at most "
+                              f"{MAX_SIDECAR_BYTES} bytes; the segment stays stored with its "
+                              "receipt") from None
+            raise
+        held = await svc.db(svc.index.credential, row.device_id, row.device_seq)
+        if held is not None and held.state == "valid":
+            if held.sha256 == hashlib.sha256(body).hexdigest():
+                return _json(200, _credential_answer(held))
+            raise Refused(409, "c2pa-conflict", "another valid credential is already held for "
+                          "this segment; it is kept")
+        stored, new = await svc.db(accept_credential, svc, row, body)
+        return _json(201 if new else 200, _credential_answer(stored))
 
     async def finalise(self, request: web.Request) -> web.Response:
         """Verify, store, receipt (module steps)."""
@@ -112,11 +150,11 @@ class ApiHandlers:
         if existing is not None:
             _same_segment(existing, v)
         if row.state == "stored" and existing is not None:
-            return _json(200, _answer(existing))
+            return _json(200, await self._answer(existing))
         if row.state != "open":
             raise Refused(410, "upload-gone", f"the upload was {row.state}: start a new upload")
         stored, new = await svc.db(self._verify_and_store, req, v, row.upload_id, row.length)
-        return _json(201 if new else 200, _answer(stored))
+        return _json(201 if new else 200, await self._answer(stored))
 
     def _verify_and_store(self, req: Any, v: Verified, upload_id: str,
                           length: int | None) -> tuple[SegmentRow, bool]:
@@ -185,9 +223,14 @@ def _same_segment(row: SegmentRow, v: Verified) -> None:
                       "with other bytes; the stored segment is kept", alarm=True)
 
 
-def _answer(row: SegmentRow) -> dict[str, Any]:
+def _answer(row: SegmentRow, credential: CredentialRow | None) -> dict[str, Any]:
     return {"receipt": json.loads(row.receipt), "device_seq": row.device_seq,
-            "path": row.path, "stored_utc": row.stored_utc}
+            "path": row.path, "stored_utc": row.stored_utc,
+            "c2pa": credential.to_json() if credential else dict(ABSENT_CREDENTIAL)}
+
+
+def _credential_answer(held: CredentialRow) -> dict[str, Any]:
+    return {"device_seq": held.device_seq, "c2pa": held.to_json()}
 
 
 def api_routes(svc: StationService) -> list[Any]:
@@ -196,4 +239,5 @@ def api_routes(svc: StationService) -> list[Any]:
     dev = "/v1/devices/{device_id}"
     return [web.get("/v1/station", h.station), web.get(dev + "/log", h.log_state),
             web.post(dev + "/segments", h.finalise),
+            web.put(dev + "/segments/{device_seq}/c2pa", h.credential),
             web.get(dev + "/receipts/{device_seq}", h.receipt)]

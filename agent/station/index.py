@@ -31,8 +31,8 @@ from typing import Any
 
 from .enrolment import Enrolment, parse_enrolment
 
-__all__ = ["CheckpointRow", "Index", "KeptConsistency", "KeptInclusion", "PostgresIndex",
-           "SegmentRow", "SqliteIndex", "UploadRow", "open_index"]
+__all__ = ["ABSENT_CREDENTIAL", "CheckpointRow", "CredentialRow", "Index", "KeptConsistency",
+           "KeptInclusion", "PostgresIndex", "SegmentRow", "SqliteIndex", "UploadRow", "open_index"]
 
 _TABLES = """
 CREATE TABLE IF NOT EXISTS console_users (
@@ -101,6 +101,15 @@ CREATE TABLE IF NOT EXISTS deletions (
     device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, utc TEXT NOT NULL,
     reason TEXT NOT NULL, by_whom TEXT NOT NULL, PRIMARY KEY (device_id, device_seq));
 """
+# A stored segment's device-signed C2PA credential (docs/STATION-API.md §4a): ``valid`` once a
+# checked sidecar is linked beside the segment (final), or ``invalid`` with the reason the last
+# refused one got (a later valid one replaces it). No row: ``absent``.
+_CREDENTIAL_TABLE = """
+CREATE TABLE IF NOT EXISTS segment_credentials (
+    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, state TEXT NOT NULL,
+    reason TEXT NOT NULL, sha256 TEXT NOT NULL, bytes BIGINT NOT NULL, utc TEXT NOT NULL,
+    PRIMARY KEY (device_id, device_seq));
+"""
 _SEGMENT_COLUMNS = ("device_id", "device_seq", "recording_id", "seq", "path", "cipher_sha256",
                     "manifest_sha256", "cipher_bytes", "manifest_bytes", "leaf_index",
                     "checkpoint_size", "stored_utc", "receipt")
@@ -137,6 +146,29 @@ class SegmentRow:
     checkpoint_size: int
     stored_utc: str
     receipt: str  # the receipt envelope, canonical JSON
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRow:
+    """The C2PA state of a stored segment's device credential (no row: ``absent``)."""
+
+    device_id: str
+    device_seq: int
+    state: str  # valid | invalid
+    reason: str
+    sha256: str  # of the sidecar's bytes ("" when none were read: too large)
+    bytes: int
+    utc: str
+
+    def to_json(self) -> dict[str, Any]:
+        """What receipts and listings show."""
+        return {"state": self.state, "reason": self.reason, "sha256": self.sha256 or None,
+                "bytes": self.bytes, "utc": self.utc}
+
+
+ABSENT_CREDENTIAL: dict[str, Any] = {"state": "absent", "reason": "the device sent no "
+                                     "Content Credential", "sha256": None, "bytes": 0,
+                                     "utc": None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +217,7 @@ class Index:
 
     def create_schema(self) -> None:
         """Create the tables if they do not exist (idempotent; safe from several processes)."""
-        for stmt in (_TABLES + self._logs_ddl + _DESK_TABLES).split(";"):
+        for stmt in (_TABLES + self._logs_ddl + _DESK_TABLES + _CREDENTIAL_TABLE).split(";"):
             if stmt.strip():
                 self._exec(stmt)
 
@@ -331,6 +363,34 @@ class Index:
                           "ORDER BY device_id, device_seq")
         return [_segment(r) for r in rows]
 
+    # -- device C2PA credentials ---------------------------------------------------------
+    def record_credential(self, row: CredentialRow) -> CredentialRow:
+        """Record a credential's state unless a valid one is recorded (that one is final);
+        the row the index now holds."""
+        cols = "device_id, device_seq, state, reason, sha256, bytes, utc"
+        self._exec(f"INSERT INTO segment_credentials ({cols}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                   "ON CONFLICT (device_id, device_seq) DO UPDATE SET state = excluded.state, "
+                   "reason = excluded.reason, sha256 = excluded.sha256, bytes = excluded.bytes, "
+                   "utc = excluded.utc WHERE segment_credentials.state <> 'valid'",
+                   (row.device_id, row.device_seq, row.state, row.reason[:500], row.sha256,
+                    row.bytes, row.utc))
+        held = self.credential(row.device_id, row.device_seq)
+        assert held is not None  # inserted or kept; rows are never deleted
+        return held
+
+    def credential(self, device_id: str, device_seq: int) -> CredentialRow | None:
+        """The recorded credential state of one segment, or None (absent)."""
+        rows = self._rows("SELECT device_id, device_seq, state, reason, sha256, bytes, utc FROM "
+                          "segment_credentials WHERE device_id = ? AND device_seq = ?",
+                          (device_id, device_seq))
+        return _credential(rows[0]) if rows else None
+
+    def credentials(self) -> dict[tuple[str, int], CredentialRow]:
+        """Every recorded credential state, by (device, device_seq)."""
+        rows = self._rows("SELECT device_id, device_seq, state, reason, sha256, bytes, utc FROM "
+                          "segment_credentials")
+        return {(r[0], int(r[1])): _credential(r) for r in rows}
+
     # -- console: users, sessions, audit (agent/station/console) ---------------------------
     def user_add(self, username: str, password: str, role: str, utc: str) -> bool:
         """Add a console user; False if the name is taken."""
@@ -474,6 +534,10 @@ class KeptConsistency:
     hashes: tuple[str, ...]
     old_note: str
     new_note: str
+
+
+def _credential(r: tuple[Any, ...]) -> CredentialRow:
+    return CredentialRow(r[0], int(r[1]), r[2], r[3], r[4], int(r[5]), r[6])
 
 
 def _segment(r: tuple[Any, ...]) -> SegmentRow:

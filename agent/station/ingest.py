@@ -39,10 +39,13 @@ from .enrolment import Enrolment
 from .errors import Refused
 from .index import CheckpointRow
 
-__all__ = ["MAX_FINALISE_BYTES", "Finalise", "Verified", "check_cipher", "check_consistency",
-           "check_segment", "parse_finalise"]
+__all__ = ["MAX_FINALISE_BYTES", "MAX_SIDECAR_BYTES", "Finalise", "Verified", "check_cipher",
+           "check_consistency", "check_segment", "parse_finalise"]
 
 MAX_FINALISE_BYTES = 4 << 20  # a manifest with a long GPS track, proofs of 64 hashes each
+#: A segment's C2PA sidecar (§4a): ~4.4 KB from our devices; the same bound as
+#: agent.c2pa.binding.MAX_SIDECAR_BYTES (that module loads the C2PA library, this one must not).
+MAX_SIDECAR_BYTES = 64 << 10
 _MAX_PROOF_HASHES = 128
 
 

@@ -15,6 +15,11 @@ Crash-safety steps of :meth:`WriteOnceStore.place`:
 
 A crash between any two steps leaves either nothing in the store or a complete, verified file
 (a retried upload finds it and succeeds idempotently); nothing partial ever has a final name.
+
+A segment's checked C2PA credential (:meth:`WriteOnceStore.place_credential`) goes beside it as
+``<stem>.c2pa`` the same way: a new 0444 file in ``.incoming``, fsynced, linked to its final
+name (never replaced), the directory fsynced. A refused credential is kept once per segment in
+``.quarantine/`` (:meth:`WriteOnceStore.quarantine_credential`), never beside the segment.
 """
 
 from __future__ import annotations
@@ -22,15 +27,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.atomic import fsync_dir
 from agent.errors import StorageFull
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
+from agent.evidence.layout import CREDENTIAL_SUFFIX
 
 from .errors import Refused
-from .uploads import sha256_file
+from .uploads import INCOMING, QUARANTINE, sha256_file
 
 __all__ = ["Placement", "WriteOnceStore"]
 
@@ -76,6 +83,49 @@ class WriteOnceStore:
                 raise StorageFull(f"the store is full ({exc.strerror})") from exc
             raise
         return Placement(media, manifest, new)
+
+    def place_credential(self, media: Path, data: bytes) -> bool:
+        """Link a checked credential beside its stored segment as ``<stem>.c2pa``; False if
+        exactly these bytes are already there, 409 if other bytes are (the stored ones stay)."""
+        final = sidecar(media, CREDENTIAL_SUFFIX)
+        tmp = self.root / INCOMING / f"{secrets.token_hex(16)}.c2pa"
+        try:
+            _write_new(tmp, data)
+            try:
+                os.link(tmp, final)
+                new = True
+            except FileExistsError:
+                with open(final, "rb") as f:
+                    if f.read(len(data) + 1) != data:
+                        raise Refused(409, "c2pa-conflict", "another credential is already "
+                                      "stored beside this segment; it is kept") from None
+                new = False
+            finally:
+                _discard_temp(tmp)
+            fsync_dir(final.parent)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(f"the store is full ({exc.strerror})") from exc
+            raise
+        return new
+
+    def quarantine_credential(self, device_id: str, device_seq: int, data: bytes) -> Path | None:
+        """Keep the first refused credential of a segment (for whoever investigates); None if
+        one is already kept (the index event names every refusal's hash)."""
+        path = self.root / QUARANTINE / f"{device_id}.{device_seq}{CREDENTIAL_SUFFIX}"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        except FileExistsError:
+            return None
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(path.parent)
+        return path
 
     def _mkdirs(self, path: Path) -> None:
         missing = []
