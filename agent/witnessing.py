@@ -18,7 +18,7 @@ from agent.config import WitnessConfig
 from agent.evidence.log import EvidenceLog
 from agent.witness import WitnessClient, WitnessPool
 
-__all__ = ["start_witnessing", "witness_status"]
+__all__ = ["WITNESSED_DIR", "start_witnessing", "witness_status", "witness_tls"]
 
 WITNESSED_DIR = "witnessed"
 
@@ -29,7 +29,7 @@ def start_witnessing(witnesses: Sequence[WitnessConfig], log: EvidenceLog,
     checkpoint is submitted at once, so a history written while offline is witnessed too."""
     if not witnesses:
         return None
-    clients = [WitnessClient(w.url, w.vkey, timeout_s=w.timeout_s, ssl_context=_tls(w))
+    clients = [WitnessClient(w.url, w.vkey, timeout_s=w.timeout_s, ssl_context=witness_tls(w))
                for w in witnesses]
     pool = WitnessPool(clients, directory=log_dir / WITNESSED_DIR, proof=log.consistency_proof)
     pool.start()
@@ -38,9 +38,10 @@ def start_witnessing(witnesses: Sequence[WitnessConfig], log: EvidenceLog,
     return pool
 
 
-def _tls(w: WitnessConfig) -> ssl.SSLContext | None:
+def witness_tls(w: WitnessConfig) -> ssl.SSLContext | None:
     """TLS for an https witness: its CA, and the device's client certificate when the witness
-    requires one (a collection station accepts only agency certificates)."""
+    requires one (a collection station accepts only agency certificates). The station's
+    custody log uses it too (agent/station/custodywitness.py)."""
     if not w.url.startswith("https:") or not (w.cafile or w.certfile):
         return None
     ctx = ssl.create_default_context(cafile=w.cafile or None)

@@ -16,19 +16,26 @@ import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from agent.errors import ConfigError
+from agent.errors import ConfigError, VerificationError
+from agent.evidence.checkpoint import parse_signed_checkpoint
+from agent.witness import VerifierKey
 
 from .config import StationConfig, load_station_config
+from .custodycheck import add_check_log_parser, check_log_main
+from .custodywitness import custody_witness_status
 from .deskcli import DESK_ACTIONS, add_desk_commands, desk_main
 from .enrolment import read_enrolment
 from .service import StationService, utc_now
+from .stationlog import station_log_origin
 from .witness import WITNESS_PREFIX, load_witness_cosigner
 
 __all__ = ["default_station_dir", "station_main"]
 
-USAGE = "usage: bodycam station run|enrol|list|info|user [--config FILE] [--data-dir DIR] …"
+USAGE = ("usage: bodycam station run|enrol|list|info|user|check-log [--config FILE] "
+         "[--data-dir DIR] …")
 
 
 def default_station_dir() -> Path:
@@ -59,12 +66,15 @@ def _parser() -> argparse.ArgumentParser:
 
     add_user_parser(sub)
     add_desk_commands(sub)
+    add_check_log_parser(sub)
     return p
 
 
 def station_main(argv: Sequence[str]) -> int:
     """Entry point of ``bodycam station``."""
     args = _parser().parse_args(list(argv))
+    if args.action == "check-log":  # offline: a copy of the log, no station opened
+        return check_log_main(args)
     cfg = load_station_config(args.config)
     data_dir = args.data_dir or default_station_dir()
     if args.action == "run":
@@ -99,6 +109,7 @@ def _run(cfg: StationConfig, data_dir: Path, args: argparse.Namespace) -> int:
         print(f"bodycam station: listening on {url}", flush=True)
 
     try:
+        svc.start_witnessing()  # the custody log's witnesses (agent/station/custodywitness.py)
         asyncio.run(serve(svc, on_ready=ready))
     finally:
         svc.close()
@@ -134,22 +145,45 @@ def _ca_fingerprint(cafile: str) -> str | None:
     return hashlib.sha256(der).hexdigest()
 
 
+def _custody_log(svc: StationService) -> dict[str, Any]:
+    """The custody log's origin and the verifier key a witness operator registers for it, its
+    size, and each configured witness's state (docs/EVIDENCE-DESK.md)."""
+    origin = station_log_origin(svc.station_id)
+    status = custody_witness_status(svc.data_dir, svc.cfg.witnesses)
+    try:
+        size: int | None = parse_signed_checkpoint(
+            (svc.custody_log.directory / "checkpoint").read_bytes()).checkpoint.size
+    except (OSError, VerificationError):
+        size = None
+    return {"origin": origin, "vkey": str(VerifierKey.for_ed25519(origin, svc.key.public_bytes)),
+            "size": size, "witnesses": status}
+
+
 def _info(svc: StationService, as_json: bool) -> int:
     st = svc.cfg.station
     url = st.url or f"{'http' if st.insecure_http else 'https'}://{st.listen}:{st.port}"
-    doc = {"station_id": svc.station_id, "url": url, "receipt_key": svc.receipt_key,
+    custody = _custody_log(svc)
+    doc: dict[str, Any] = {"station_id": svc.station_id, "url": url, "receipt_key": svc.receipt_key,
            "receipt_key_fingerprint": svc.key.fingerprint,
            "tls_ca_sha256": _ca_fingerprint(svc.cfg.tls.cafile),
            "store": str(svc.store.root), "index": "postgresql" if st.database else "sqlite",
            "witness_vkey": str(load_witness_cosigner(svc.data_dir, svc.station_id).vkey),
-           "witness_url": url.rstrip("/") + WITNESS_PREFIX}
+           "witness_url": url.rstrip("/") + WITNESS_PREFIX,
+           "custody_log": custody}
     if svc.cfg.console.enabled:  # the browsers' listener (docs/CONSOLE.md)
         host = urlsplit(url).hostname or st.listen
         doc["console_url"] = (f"{'http' if st.insecure_http else 'https'}://{host}:"
                               f"{svc.cfg.console.port}/console/")
     if as_json:
         print(json.dumps(doc, indent=2))
-    else:
-        for k, v in doc.items():
+        return 0
+    for k, v in doc.items():
+        if k != "custody_log":
             print(f"{k}: {v}")
+    print(f"custody_log: {custody['origin']}, {custody['size'] or 0} entries, "
+          f"vkey {custody['vkey']}")
+    for w in custody["witnesses"]:
+        error = f"; last error: {w['last_error']}" if w["last_error"] else ""
+        print(f"custody_witness {w['name']}: cosigned {w['cosigned_size'] or 0} "
+              f"({w['behind']} behind){error}")
     return 0

@@ -43,6 +43,15 @@ Example (every key optional)::
     [[group.teams]]
     name = "alpha"
     devices = ["bc-0001", "bc-0002", "bc-0003"]
+
+    [witnessing]                   # how the custody log's witnesses are asked (docs/EVIDENCE-DESK.md)
+    retry_s = 2                    # first retry after a witness failed; doubles each time
+    max_retry_s = 300
+    watch_s = 2                    # how often acts by other processes are looked for
+
+    [[witnesses]]                  # C2SP tlog-witnesses of the custody log, as a device's
+    url = "https://witness.agency.example/bodycam"
+    vkey = "witness.agency.example+1a2b3c4d+…"
 """
 
 from __future__ import annotations
@@ -55,12 +64,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from agent.config import _build_section, _build_table_array, rule
+from agent.config import WitnessConfig, _build_section, _build_table_array, _check_witnesses, rule
 from agent.errors import ConfigError
 from agent.evidence.ids import DEVICE_ID_PATTERN
 
 __all__ = ["ConsoleConfig", "GroupConfig", "GroupTeam", "LimitsConfig", "StationConfig",
-           "StationSection", "TlsConfig", "load_station_config", "parse_station_config"]
+           "StationSection", "TlsConfig", "WitnessingConfig", "load_station_config",
+           "parse_station_config"]
 
 _STATION_ID = r"^([A-Za-z0-9][A-Za-z0-9.-]{0,63})?$"  # a receipt's station_id rule, or empty
 
@@ -164,6 +174,18 @@ class GroupConfig:
 
 
 @dataclass(frozen=True)
+class WitnessingConfig:
+    """How the station's custody log is submitted to its ``[[witnesses]]``
+    (agent/station/custodywitness.py)."""
+
+    retry_s: float = _f(2.0, "first retry after a witness failed (doubles each time)", lo=0.05,
+                        hi=3600)
+    max_retry_s: float = _f(300.0, "longest wait between retries", lo=0.05, hi=86_400)
+    watch_s: float = _f(2.0, "how often the log is looked at for acts of other processes",
+                        lo=0.05, hi=600)
+
+
+@dataclass(frozen=True)
 class StationConfig:
     """The whole station configuration."""
 
@@ -173,6 +195,8 @@ class StationConfig:
     mqtt: MqttConfig = field(default_factory=MqttConfig)
     console: ConsoleConfig = field(default_factory=ConsoleConfig)
     group: GroupConfig = field(default_factory=GroupConfig)
+    witnessing: WitnessingConfig = field(default_factory=WitnessingConfig)
+    witnesses: list[WitnessConfig] = field(default_factory=list)
 
 
 def parse_station_config(raw: typing.Mapping[str, Any], *,
@@ -187,6 +211,8 @@ def parse_station_config(raw: typing.Mapping[str, Any], *,
             raise ConfigError(f"unknown section (allowed: {allowed})", key=name, source=source)
         if name == "group":
             built[name] = _group(value, source)
+        elif name == "witnesses":  # [[witnesses]]: the device's schema and checks
+            built[name] = _build_table_array(hints[name], value, name, source)
         else:
             built[name] = _build_section(hints[name], value, name, source)
     cfg = StationConfig(**built)
@@ -221,6 +247,14 @@ def _cross_checks(cfg: StationConfig, source: str) -> None:
                                   key=f"tls.{name}", source=source)
     _mqtt_checks(cfg.mqtt, source)
     _console_checks(cfg.console, cfg.mqtt, source)
+    _check_witnesses(cfg.witnesses, source)
+    for i, w in enumerate(cfg.witnesses):
+        if not w.url:
+            raise ConfigError("a witness needs its submission URL", key=f"witnesses[{i}].url",
+                              source=source)
+    if cfg.witnessing.max_retry_s < cfg.witnessing.retry_s:
+        raise ConfigError(f"must be at least witnessing.retry_s ({cfg.witnessing.retry_s})",
+                          key="witnessing.max_retry_s", source=source)
     if cfg.group.enabled and not cfg.mqtt.enabled:
         raise ConfigError("group activation watches and commands the fleet over MQTT: enable "
                           "[mqtt]", key="group.enabled", source=source)

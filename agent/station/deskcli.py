@@ -21,6 +21,7 @@ from agent.evidence.age import Identity
 from agent.evidence.inventory import UnsafeFile, read_bounded
 from agent.matters.catalogue import MatterCatalogue
 
+from .custodywitness import CustodyWitnessing
 from .desk import RecordingView, find_recording, recordings
 from .export import ExportError, export_recording
 from .joinedcredential import load_station_identity
@@ -94,7 +95,40 @@ def _by(args: argparse.Namespace) -> str:
 
 
 def desk_main(svc: StationService, args: argparse.Namespace) -> int:
-    """Run one desk action on an open station."""
+    """Run one desk action on an open station; what it logged goes to the witnesses."""
+    appended: list[bytes] = []
+    svc.custody_log.subscribe(appended.append)
+    try:
+        return _act(svc, args)
+    finally:
+        if appended and svc.cfg.witnesses:
+            _witness(svc)
+
+
+def _witness(svc: StationService) -> None:
+    """Give the custody log's witnesses a bounded chance to cosign what this command logged.
+    The act is done whatever they answer; a running ``station run`` (which then holds the
+    submitter's lock) or the next start submits it otherwise."""
+    w = svc.cfg.witnessing
+    try:
+        status = CustodyWitnessing(svc.cfg.witnesses, svc.data_dir, retry_s=w.retry_s,
+                                   max_retry_s=w.max_retry_s, watch_s=w.watch_s).submit_once(
+            max(x.timeout_s for x in svc.cfg.witnesses) + 1.0)
+    except (ConfigError, EvidenceError, OSError) as exc:
+        print(f"custody log: not submitted to the witnesses ({exc}); the station submits it "
+              "when it runs", file=sys.stderr)
+        return
+    if status is None:
+        print("custody log: the running station submits this act to the witnesses",
+              file=sys.stderr)
+        return
+    for name, s in status.items():
+        state = (f"cosigned {s['cosigned_size']} entries" if not s["failures"] else
+                 f"not reached ({s['last_error']}); the station retries when it runs")
+        print(f"custody log witness {name}: {state}", file=sys.stderr)
+
+
+def _act(svc: StationService, args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list(svc, args)
     if args.action == "retention":
@@ -181,7 +215,7 @@ def _export(svc: StationService, view: RecordingView, args: argparse.Namespace) 
 
 def _station_log(svc: StationService) -> StationLog:
     """The station's signed custody log (agent/station/stationlog.py)."""
-    return StationLog(svc.data_dir, svc.station_id, svc.key)
+    return svc.custody_log
 
 
 def _hold(svc: StationService, view: RecordingView, args: argparse.Namespace) -> int:

@@ -13,15 +13,17 @@ import base64
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.evidence.keys import DeviceKey
 
 from .config import StationConfig
+from .custodywitness import CustodyWitnessing
 from .errors import Refused
 from .index import Index, open_index
+from .stationlog import StationLog
 from .store import WriteOnceStore
 from .uploads import Incoming
 
@@ -60,6 +62,8 @@ class StationService:
     index: Index
     store: WriteOnceStore
     incoming: Incoming
+    custody_witnessing: CustodyWitnessing | None = field(default=None, init=False)
+    _custody_log: StationLog | None = field(default=None, init=False, repr=False)
 
     @classmethod
     def open(cls, cfg: StationConfig, data_dir: Path) -> StationService:
@@ -80,6 +84,30 @@ class StationService:
     def receipt_key(self) -> str:
         """The receipt key, base64 of the raw Ed25519 public key."""
         return base64.b64encode(self.key.public_bytes).decode()
+
+    @property
+    def custody_log(self) -> StationLog:
+        """The station's signed custody log (:mod:`.stationlog`); its appends are queued for
+        the witnesses once :meth:`start_witnessing` ran."""
+        if self._custody_log is None:
+            self._custody_log = StationLog(self.data_dir, self.station_id, self.key)
+            self._custody_log.subscribe(self._appended)
+        return self._custody_log
+
+    def _appended(self, checkpoint: bytes) -> None:
+        if self.custody_witnessing is not None:
+            self.custody_witnessing.notify(checkpoint)
+
+    def start_witnessing(self) -> CustodyWitnessing | None:
+        """Start submitting the custody log to the ``[[witnesses]]`` (a long-running process:
+        ``station run``); None when none is configured."""
+        if self.cfg.witnesses and self.custody_witnessing is None:
+            w = self.cfg.witnessing
+            self.custody_witnessing = CustodyWitnessing(
+                self.cfg.witnesses, self.data_dir, retry_s=w.retry_s, max_retry_s=w.max_retry_s,
+                watch_s=w.watch_s)
+            self.custody_witnessing.start()
+        return self.custody_witnessing
 
     async def db(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking index (or file) call in a worker thread."""
@@ -103,5 +131,8 @@ class StationService:
                           device_id)
 
     def close(self) -> None:
-        """Close the index."""
+        """Stop witnessing (the submitter's lock passes on) and close the index."""
+        if self.custody_witnessing is not None:
+            self.custody_witnessing.close()
+            self.custody_witnessing = None
         self.index.close()

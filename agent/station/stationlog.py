@@ -15,14 +15,19 @@ An entry is appended *before* the act's files are touched (a deletion that canno
 deletes nothing). Station processes share the log through a blocking lock on
 ``log.lock``, waited for at most :data:`LOCK_WAIT_S`; each append opens, appends (fsynced,
 checkpoint re-signed) and closes, so no process keeps the log open.
+
+Witnesses (:mod:`.custodywitness`) learn of an append in this process through
+:meth:`StationLog.subscribe`: the listener gets the new signed checkpoint after the lock is
+released and may only queue it, so no custody act ever waits on a witness.
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +36,8 @@ from agent.evidence.keys import DeviceKey
 from agent.evidence.log import EvidenceLog
 
 __all__ = ["LOCK_WAIT_S", "STATION_LOG_DIR", "StationLog", "station_log_origin"]
+
+_log = logging.getLogger("bodycam.station")
 
 STATION_LOG_DIR = "log"
 ORIGIN_PREFIX = "bodycam-station/v1/"
@@ -53,6 +60,13 @@ class StationLog:
         self.origin = station_log_origin(station_id)
         self._key = key
         self._lockfile = Path(data_dir) / "log.lock"
+        self._listeners: list[Callable[[bytes], None]] = []
+
+    def subscribe(self, listener: Callable[[bytes], None]) -> None:
+        """Call ``listener(signed checkpoint)`` after every append made through this object.
+        It runs on the appending thread once the act is logged; an exception from it is logged
+        and never fails the append."""
+        self._listeners.append(listener)
 
     def append(self, kind: str, fields: Mapping[str, Any]) -> int:
         """Durably append one entry ``{"kind", "station_id", **fields}``; its leaf index.
@@ -73,6 +87,13 @@ class StationLog:
                                             f"by another process for {LOCK_WAIT_S:.0f} s") from None
                     time.sleep(0.02)
             with EvidenceLog(self.directory, self._key, self.origin) as log:
-                return log.append(entry).index
+                result = log.append(entry)
         finally:
             os.close(fd)  # releases the lock
+        for listener in self._listeners:
+            try:
+                listener(result.checkpoint)
+            except Exception:  # the act is logged; a witness hiccup must not undo it
+                _log.exception("a station log listener failed; entry %d is logged regardless",
+                               result.index)
+        return result.index

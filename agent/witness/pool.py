@@ -115,6 +115,8 @@ class WitnessPool:
                 note = path.read_bytes()[: MAX_NOTE_BYTES + 1]
                 cosig = verified_cosignatures(note, [client.vkey]).get(client.name)
                 size = parse_signed_checkpoint(note).checkpoint.size
+            except FileNotFoundError:
+                raise  # no note yet (first contact): nothing to report
             except (VerificationError, OSError) as exc:
                 status = replace(status, last_error=f"stored cosignature unusable: {exc}")
             else:
