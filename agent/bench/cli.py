@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default /var/lib/bodycam)")
     p.add_argument("--identity", type=Path,
                    help="agency age identity to read the media (pi; sim uses its own key)")
+    p.add_argument("--c2pa-ca", type=Path, dest="c2pa_ca", metavar="PEM",
+                   help="agency CA for the segments' C2PA credentials (sim: its test CA)")
     p.add_argument("--fault", action="append", default=[], choices=sorted(FAULTS),
                    help="inject a known fault into the simulated unit (repeatable)")
     p.add_argument("--no-rundown", action="store_true", help="skip the battery rundown")
@@ -62,7 +64,8 @@ def bench_main(argv: Sequence[str]) -> int:
         specs = [load_spec(p) for p in (args.spec or DEFAULT_SPECS)]
         opts = BenchOptions(hw=args.hw, minutes=args.minutes, specs=specs, config=args.config,
                             data_dir=args.data_dir, report_dir=args.report, faults=args.fault,
-                            identity=args.identity, rundown=not args.no_rundown,
+                            identity=args.identity, c2pa_ca=args.c2pa_ca,
+                            rundown=not args.no_rundown,
                             crash=not args.no_crash, operator=print_operator)
         doc = run_bench(opts, progress)
     except ConfigError as exc:

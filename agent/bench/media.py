@@ -25,9 +25,11 @@ import numpy.typing as npt
 from agent.evidence.age import AgeDecryptor, Identity
 from agent.evidence.manifest import parse_envelope
 
+from .credentials import segment_credential
 from .unit import BenchError
 
-__all__ = ["Recording", "SegmentMedia", "decode_segment", "load_recordings", "probe"]
+__all__ = ["Recording", "SegmentMedia", "check_credential", "decode_segment", "load_recordings",
+           "probe"]
 
 _READ = 1 << 20
 _BEEP_THRESHOLD = 0.5  # of the loudest sample: the beep's rising edge, well above room tone
@@ -44,6 +46,7 @@ class SegmentMedia:
     beeps_us: list[int] = field(default_factory=list)  # absolute onsets of loud audio
     probe: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    c2pa: tuple[str, str] | None = None  # the credential's (state, reason), once checked
 
 
 @dataclass(slots=True)
@@ -97,8 +100,9 @@ def probe(path: Path) -> dict[str, Any]:
 
 
 def decode_segment(seg: SegmentMedia, identities: list[Identity], *,
-                   want_audio: bool = True) -> None:
-    """Decrypt, probe and decode one segment in place; errors go to ``seg.error``."""
+                   want_audio: bool = True, c2pa_anchors: bytes | None = None) -> None:
+    """Decrypt, probe and decode one segment in place, and check its C2PA credential against
+    the plaintext (:mod:`.credentials`); errors go to ``seg.error``."""
     with tempfile.TemporaryDirectory(prefix="bodycam-bench-") as tmp:
         plain = Path(tmp) / "segment.mp4"
         try:
@@ -106,10 +110,20 @@ def decode_segment(seg: SegmentMedia, identities: list[Identity], *,
                 _decrypt(seg.media_path, plain, identities)
             else:
                 plain.write_bytes(seg.media_path.read_bytes())
+            seg.c2pa = check_credential(seg, plain, c2pa_anchors)
             seg.probe = probe(plain)
             _decode(seg, plain, want_audio=want_audio)
         except (OSError, av.FFmpegError, BenchError, ValueError) as exc:
             seg.error = f"{seg.media_path.name}: {exc}"
+
+
+def check_credential(seg: SegmentMedia, plain: Path | None,
+                     anchors: bytes | None) -> tuple[str, str]:
+    """The segment's C2PA (state, reason); ``plain`` is its decrypted copy when there is one."""
+    try:
+        return segment_credential(seg.media_path, seg.manifest, plain, anchors)
+    except OSError as exc:
+        return "invalid", f"credential unreadable: {exc}"
 
 
 def _decode(seg: SegmentMedia, plain: Path, *, want_audio: bool) -> None:

@@ -89,6 +89,10 @@ def _markdown(doc: dict[str, Any]) -> str:
     for ch in doc["checks"]:
         lines.append(f"| {ch['outcome']} | {ch['id']} | {ch['clause']} | "
                      f"{_value(ch['value'], ch['unit'])} | {_required(ch)} |")
+    segs = doc["series"].get("segments") or []
+    if segs:
+        lines += ["", "| segment | file | C2PA |", "|---|---|---|"]
+        lines += [f"| {r['seq']} | {r['file']} | {_c2pa_cell(r)} |" for r in segs]
     lines += ["", "Figures not confirmed against the text they cite are marked in report.html."]
     return "\n".join(lines) + "\n"
 
@@ -117,6 +121,7 @@ def _html(doc: dict[str, Any]) -> str:
         "<h2>Battery and load</h2>", _plot_battery(s), _plot_cpu(s), _plot_rundown(s),
         "<h2>Storage</h2>", _plot_storage(doc),
         "<h2>Integrity</h2>", _tamper_table(s.get("tamper", [])),
+        "<h2>Content Credentials (C2PA) per segment</h2>", _segments_table(s.get("segments", [])),
         "<h2>All measured figures</h2>", _figures_table(doc["figures"]),
         "<h2>Unit under test</h2>",
         f"<pre class='small'>{escape(str(m.get('config_text', '')))}</pre>",
@@ -168,6 +173,25 @@ def _tamper_table(cases: list[dict[str, Any]]) -> str:
                     f"<td class='small'>{escape(t['detail'])}</td></tr>")
     rows.append("</table>")
     return "".join(rows)
+
+
+def _c2pa_cell(row: dict[str, Any]) -> str:
+    return row["c2pa"] if row["c2pa"] == "valid" else f"{row['c2pa']}: {row['c2pa_reason']}"
+
+
+def _segments_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "<p>No segments were read.</p>"
+    out = ["<table><tr><th>segment</th><th>file</th><th>C2PA</th><th>why</th></tr>"]
+    for r in rows:
+        cls = {"valid": "pass", "invalid": "fail"}.get(r["c2pa"], "nm")
+        out.append(f"<tr><td class='num'>{r['seq']}</td><td>{escape(r['file'])}</td>"
+                   f"<td class='{cls}'>{escape(r['c2pa'])}</td>"
+                   f"<td class='small'>{escape(r['c2pa_reason'])}</td></tr>")
+    out.append("</table><p class='small'>valid: the reference library validated the "
+               "credential (signature, chain to the agency CA, hash binding); absent: the unit "
+               "wrote none ([evidence] c2pa off, or a recovered segment).</p>")
+    return "".join(out)
 
 
 def _plot_intervals(s: dict[str, Any]) -> str:

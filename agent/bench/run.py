@@ -22,8 +22,9 @@ from agent.errors import ConfigError
 from agent.evidence.age import Identity
 from agent.evidence.verify import verify
 
+from .credentials import c2pa_rows, trust_anchors
 from .figures import Figures, battery_figures, evidence_figures, integrity_figures, rundown_figures
-from .media import Recording, decode_segment, load_recordings
+from .media import Recording, check_credential, decode_segment, load_recordings
 from .night import NIGHT_FIGURES, night_figures
 from .progress import Progress
 from .report import build_document, write_reports
@@ -63,6 +64,7 @@ class BenchOptions:
     report_dir: Path = Path("bench-report")
     faults: list[str] = field(default_factory=list)
     identity: Path | None = None
+    c2pa_ca: Path | None = None  # agency CA for the segments' C2PA credentials
     rundown: bool = True
     crash: bool = True
     operator: Callable[[str], None] | None = None
@@ -130,7 +132,8 @@ def _run_sim(opts: BenchOptions, progress: Progress, fig: Figures) -> dict[str, 
         unit.stop()
     run.samples = _until(sampler.samples(), run.ended_at)
     identity = Identity.from_file((unit.data_dir / "sim-agency.key").read_text())
-    _analyse(fig, unit.data_dir, run, crash, identity=identity, progress=progress)
+    _analyse(fig, unit.data_dir, run, crash, identity=identity, progress=progress,
+             c2pa_ca=opts.c2pa_ca)
     if opts.rundown:
         _rundown(opts, cfg_path, work, progress, fig)
     else:
@@ -184,7 +187,8 @@ def _run_service(opts: BenchOptions, progress: Progress, fig: Figures) -> dict[s
     identity: list[Identity] = []
     if opts.identity is not None:
         identity = Identity.from_file(opts.identity.read_text())
-    _analyse(fig, unit.data_dir, run, crash, identity=identity, progress=progress)
+    _analyse(fig, unit.data_dir, run, crash, identity=identity, progress=progress,
+             c2pa_ca=opts.c2pa_ca)
     rundown_figures(fig, None, "not measurable on this unit: the battery cannot be fast-"
                                "forwarded (run a real discharge and read the log)")
     fig.missing(NIGHT_FIGURES, "", "not measurable here: the light cannot be fast-forwarded "
@@ -194,22 +198,27 @@ def _run_service(opts: BenchOptions, progress: Progress, fig: Figures) -> dict[s
 
 
 def _analyse(fig: Figures, data_dir: Path, run: RecordRun, crash: CrashRun | None, *,
-             identity: list[Identity], progress: Progress) -> None:
+             identity: list[Identity], progress: Progress, c2pa_ca: Path | None = None) -> None:
     progress.phase("reading the evidence back")
     recs = {r.recording_id: r for r in load_recordings(data_dir)}
     main = recs.get(str(run.recording_id))
     if main is None:
         raise BenchError(f"recording {run.recording_id} not found in {data_dir}")
+    anchors = trust_anchors(data_dir, c2pa_ca)
     if identity:
         for i, seg in enumerate(main.segments):
             progress.tick(f"decoding segment {i + 1}/{len(main.segments)}")
-            decode_segment(seg, identity)
+            decode_segment(seg, identity, c2pa_anchors=anchors)
         evidence_figures(fig, main, run)
     else:
         fig.missing(("video_width", "video_height", "video_fps", "frames_dropped",
                      "frames_duplicated", "frame_interval_jitter_ms", "segment_gap_ms_max",
                      "av_offset_ms_max", "av_offset_ms_min", "preroll_captured_s"), "",
                     "media not readable: give the agency identity with --identity")
+    for seg in main.segments:
+        if seg.c2pa is None:  # not decrypted: the check that needs no plaintext
+            seg.c2pa = check_credential(seg, None, anchors)
+    fig.series["segments"] = c2pa_rows(main.segments)
     battery_figures(fig, run, measured_bps=_stored_bps(main))
     progress.phase("integrity: verify and the tamper suite")
     report = verify(data_dir, identity=identity)
