@@ -183,7 +183,7 @@ def _info(svc: StationService, as_json: bool) -> int:
     print(f"custody_log: {custody['origin']}, {custody['size'] or 0} entries, "
           f"vkey {custody['vkey']}")
     for w in custody["witnesses"]:
-        error = f"; last error: {w['last_error']}" if w["last_error"] else ""
+        error = f"; failing: {w['last_error']}" if w["failures"] else ""
         print(f"custody_witness {w['name']}: cosigned {w['cosigned_size'] or 0} "
               f"({w['behind']} behind){error}")
     return 0

@@ -47,6 +47,10 @@ def check_custody_log(path: Path, station_keys: Sequence[bytes],
     """Check the custody log in ``path`` (a station data dir or its ``log/``); the findings."""
     log_dir = path / STATION_LOG_DIR if (path / STATION_LOG_DIR).is_dir() else path
     report = Report(str(log_dir))
+    if not (log_dir / "entries.bin").exists():
+        report.add("fail", "no_log", str(log_dir), "no custody log here (entries.bin): not a "
+                   "station data directory or its log/, or no custody act was logged yet")
+        return report
     st = _replayed(log_dir, station_keys, report)
     if st is None or not witnesses:
         return report

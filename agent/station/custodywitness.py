@@ -235,9 +235,16 @@ class CustodyWitnessing:
             st = os.stat(path)
             sig = (st.st_ino, st.st_mtime_ns, st.st_size)
             text = path.read_bytes()[:_MAX_CHECKPOINT]
-            size = parse_signed_checkpoint(text).checkpoint.size
         except FileNotFoundError:
             return -1  # no custody act yet
+        try:
+            size = parse_signed_checkpoint(text).checkpoint.size
+        except VerificationError as exc:
+            if sig != self._seen:  # once per damaged file, not every watch_s
+                log.error("custody log witnessing: %s is not a signed checkpoint (%s); "
+                          "nothing submitted", path, exc)
+                self._seen = sig
+            return -1
         if sig != self._seen and self._pool is not None:
             self._pool.submit(text)
             self._seen = sig

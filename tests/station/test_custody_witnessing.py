@@ -5,6 +5,7 @@ a witness that is down delays its cosignature, never an act."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from agent.witness import (
     Witness,
     verified_cosignatures,
 )
-from tests.station.harness import wait_for
+from tests.station.harness import bodycam, wait_for
 from tests.witness.witnessbench import serve_witness
 
 STATION = "ST-WIT-1"
@@ -126,6 +127,10 @@ def test_custody_acts_are_cosigned_and_a_rewritten_history_is_refused_and_named(
     assert not report.ok
     fork = [f for f in report.failures if f.code == "witnessed_fork"]
     assert fork and w.vkey.name in fork[0].message, report.render()
+    checked = bodycam("station", "check-log", str(data / "log"), "--station-key",
+                      key.public_b64, "--witness", str(w.vkey), "--json", check=False)
+    assert checked.returncode == 1, checked.stderr
+    assert "witnessed_fork" in {f["code"] for f in json.loads(checked.stdout)["findings"]}
 
 
 def test_a_witness_that_is_down_delays_the_cosignature_not_the_act(bench):
