@@ -15,6 +15,10 @@ The recorder's file work (muxing, encryption, fsyncs, seals) runs on the segment
 every event (the worker posts a ``wake`` event when one is ready) and drains it before it
 exits, so nothing submitted is lost at shutdown.
 
+Packet observers and periodic tasks are side channels (:mod:`agent.side_channel`): the
+recorder has the packet before any observer sees it, and whatever an observer or a periodic
+task raises is logged (rate-limited) and counted, never the loop's or the recording's end.
+
 Locking: ``queue.SimpleQueue`` is the only shared structure; :class:`Request` carries its own
 ``threading.Event`` for the reply. Everything else belongs to the controller thread.
 """
@@ -34,6 +38,7 @@ from agent.errors import CommandRejected, RecorderError
 from agent.gestures import GestureRecognizer
 from agent.media import MediaPacket
 from agent.recorder import Recorder
+from agent.side_channel import SideChannel
 from hw.audio import AudioChunk
 from hw.camera import EncodedFrame
 
@@ -115,8 +120,8 @@ class Controller:
         self._queue: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._handlers: dict[str, Handler] = {}
         self._gesture_handlers: dict[str, Callable[[], None]] = {}
-        self._periodic: list[Callable[[float], None]] = []
-        self._packet_observers: list[Callable[[MediaPacket], None]] = []
+        self._periodic: list[SideChannel[[float]]] = []
+        self._packet_observers: list[SideChannel[[MediaPacket]]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_sync = 0.0
@@ -136,11 +141,11 @@ class Controller:
 
     def every_tick(self, fn: Callable[[float], None]) -> None:
         """Run ``fn(now)`` on each loop iteration (about 20 times a second)."""
-        self._periodic.append(fn)
+        self._periodic.append(SideChannel(f"periodic task {_name(fn)}", fn))
 
     def observe_packets(self, fn: Callable[[MediaPacket], None]) -> None:
-        """See every encoded packet (bitrate metering, benches)."""
-        self._packet_observers.append(fn)
+        """See every encoded packet, after the recorder (bitrate metering, benches)."""
+        self._packet_observers.append(SideChannel(f"packet observer {_name(fn)}", fn))
 
     # --- producers (any thread) -------------------------------------------------------------
     def post(self, kind: str, payload: Any = None) -> None:
@@ -193,6 +198,14 @@ class Controller:
     def running(self) -> bool:
         """True while the loop thread lives."""
         return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def side_channel_failures(self) -> int:
+        """Failures of the recorder's event consumer, packet observers and periodic tasks
+        (each logged where it happened; none stopped anything)."""
+        periodic = sum(c.failures for c in self._periodic)
+        observers = sum(c.failures for c in self._packet_observers)
+        return self.recorder.events.failures + periodic + observers
 
     def queue_depth(self) -> int:
         """Events waiting (a growing queue means the controller cannot keep up)."""
@@ -275,7 +288,9 @@ class Controller:
             self._last_sync = now
             self.recorder.sync()
         for fn in self._periodic:
-            try:
-                fn(now)
-            except Exception:
-                log.exception("controller: periodic task failed")
+            fn(now)
+
+
+def _name(fn: Callable[..., Any]) -> str:
+    """A callback's name for the log."""
+    return str(getattr(fn, "__qualname__", None) or repr(fn))

@@ -12,24 +12,35 @@ worker runs: they touch only the segment's sink and the store, never the context
 The evidence path ends where the store's seal returns: a failure there is the recorder's
 (it faults). Announcing the sealed segment (``on_sealed``: outbox, published checkpoint,
 offload) is a side channel (:mod:`agent.side_channel`): its failure is logged and counted in
-:attr:`StorePort.announce_sealed`, never raised into the seal.
+:attr:`StorePort.announce_sealed`, never raised into the seal. Likewise a context reading
+that fails (a bug in the GPS track, the matter or the clock code) costs the manifest that
+part, flagged ``<part>_unavailable`` and counted in :attr:`StorePort.context_failures`,
+never the segment: raised at a roll it would leave the segment unsealed.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from agent.evidence.manifest import ClockInfo, GpsSummary, MediaInfo, SegmentInfo, SignedManifest, Timestamp
 from agent.evidence.store import EvidenceStore, OpenSegment
 from agent.segment import SegmentStats
 from agent.side_channel import SideChannel
+from agent.timebase import iso_utc
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 from hw.still import Still
 
 __all__ = ["ManifestContext", "StorePort"]
+
+log = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -66,51 +77,80 @@ class StorePort:
         self._audio_bitrate = audio_bitrate
         self.announce_sealed: SideChannel[[SignedManifest]] = SideChannel(
             "announcing a sealed segment (on_sealed)", on_sealed)
+        self.context_failures = 0
+
+    def _read(self, part: str, read: Callable[[], _T], fallback: _T, flags: list[str]) -> _T:
+        """One reading of the world for a manifest; on failure the manifest goes without it."""
+        try:
+            return read()
+        except Exception as exc:  # the segment matters more than this part of its manifest
+            self.context_failures += 1
+            log.error("segment manifest without its %s (%s: %s)", part, type(exc).__name__, exc,
+                      exc_info=self.context_failures == 1)
+            if f"{part}_unavailable" not in flags:
+                flags.append(f"{part}_unavailable")
+            return fallback
+
+    def _start(self, mono_us: int, flags: list[str]) -> tuple[Timestamp, ClockInfo]:
+        """The UTC of ``mono_us`` and where it came from (the system clock if that failed)."""
+        utc = self._read("clock", lambda: self.ctx.utc_for_mono_us(mono_us),
+                         "", flags) or _system_utc(mono_us)
+        clock = self._read("clock", self.ctx.clock_info, _NO_CLOCK, flags)
+        return Timestamp(utc, mono_us), clock if utc else _NO_CLOCK
+
+    def _opened(self, mono_us: int) -> None:
+        self._read("track", lambda: self.ctx.segment_opened(mono_us), None, [])
 
     def open_segment(
         self, *, recording_id: str, seq: int, start_mono_us: int, flags: list[str]
     ) -> OpenSegment:
         """Open the file and journal of one segment."""
+        marks = [f for f in flags if f != "preroll"]
+        start, clock = self._start(start_mono_us, marks)
         info = SegmentInfo(
             recording_id=recording_id,
             seq=seq,
-            start=Timestamp(self.ctx.utc_for_mono_us(start_mono_us), start_mono_us),
-            clock=self.ctx.clock_info(),
-            officer_id=self.ctx.officer_id() or None,
+            start=start,
+            clock=clock,
+            officer_id=self._read("officer", self.ctx.officer_id, "", marks) or None,
             unit=self.ctx.unit or None,
             boot_id=self.ctx.boot_id or None,
             preroll="preroll" in flags,
-            flags=tuple(f for f in flags if f != "preroll"),
+            flags=tuple(marks),
         )
         handle = self.store.open_segment(info)
-        self.ctx.segment_opened(start_mono_us)
+        self._opened(start_mono_us)
         return handle
 
     def seal_still(self, still: Still, *, recording_id: str, flags: list[str],
                    bookmarks: list[dict[str, Any]]) -> dict[str, Any]:
         """Seal one still picture as a one-picture recording (stills profile)."""
+        marks = ["still"]
+        start, clock = self._start(still.mono_us, marks)
         info = SegmentInfo(
-            recording_id=recording_id, seq=0,
-            start=Timestamp(self.ctx.utc_for_mono_us(still.mono_us), still.mono_us),
-            clock=self.ctx.clock_info(), officer_id=self.ctx.officer_id() or None,
+            recording_id=recording_id, seq=0, start=start, clock=clock,
+            officer_id=self._read("officer", self.ctx.officer_id, "", marks) or None,
             unit=self.ctx.unit or None, boot_id=self.ctx.boot_id or None,
-            flags=("still",), extension="jpg",
+            flags=tuple(marks), extension="jpg",
         )
         handle = self.store.open_segment(info)
-        self.ctx.segment_opened(still.mono_us)
+        self._opened(still.mono_us)
         try:
             handle.sink.write(still.jpeg)
         except OSError:
             self.store.abandon(handle)
             raise
-        matter = self.ctx.matter()
+        all_flags = list(flags)
+        matter = self._read("matter", self.ctx.matter, None, all_flags)
+        gps = self._read("gps", lambda: self.ctx.gps_summary(still.mono_us, still.mono_us),
+                         GpsSummary(), all_flags)
         signed = self.store.seal(
             handle, end=info.start,
             media=MediaInfo(container="jpeg", frames=1, duration_us=0,
                             video={"codec": "mjpeg", "width": still.width, "height": still.height}),
-            gps=self.ctx.gps_summary(still.mono_us, still.mono_us), bookmarks=bookmarks,
-            matter=matter, flags=[*flags, *([] if matter else ["uncategorised"])],
-            clock=self.ctx.clock_info())
+            gps=gps, bookmarks=bookmarks,
+            matter=matter, flags=[*all_flags, *([] if matter else ["uncategorised"])],
+            clock=self._read("clock", self.ctx.clock_info, _NO_CLOCK, all_flags))
         return self.sealed(signed)
 
     def sync(self, handle: OpenSegment) -> None:
@@ -146,13 +186,13 @@ class StorePort:
         """Read the world now (matter, GPS track, clock: controller thread); the returned
         function seals with the final stats on any thread; pass its result to :meth:`sealed`."""
         start_us = handle.info.start.mono_us
-        matter = self.ctx.matter()
         all_flags = list(flags)
+        matter = self._read("matter", self.ctx.matter, None, all_flags)
         if matter is None:
             all_flags.append("uncategorised")
-        end = Timestamp(self.ctx.utc_for_mono_us(end_mono_us), end_mono_us)
-        gps = self.ctx.gps_summary(start_us, end_mono_us)
-        clock = self.ctx.clock_info()
+        end, clock = self._start(end_mono_us, all_flags)
+        gps = self._read("gps", lambda: self.ctx.gps_summary(start_us, end_mono_us),
+                         GpsSummary(), all_flags)
         marks = list(bookmarks)
 
         def finish(stats: SegmentStats, extra_flags: list[str]) -> SignedManifest:
@@ -196,3 +236,12 @@ def _audio_duration(stats: SegmentStats) -> int | None:
     if stats.audio_first_pts_us is None or stats.audio_end_us is None:
         return None
     return stats.audio_end_us - stats.audio_first_pts_us
+
+
+_NO_CLOCK = ClockInfo("none", None)  # nothing bounds the error of this UTC
+
+
+def _system_utc(mono_us: int) -> str:
+    """UTC of a monotonic instant by the system clock alone (the clock code failed)."""
+    offset_us = time.time_ns() // 1000 - time.monotonic_ns() // 1000
+    return iso_utc(datetime.fromtimestamp((mono_us + offset_us) / 1e6, UTC))

@@ -27,6 +27,7 @@ Not thread-safe: owned by the thread that calls it (the controller thread).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Generic, ParamSpec
 
@@ -35,15 +36,19 @@ __all__ = ["SideChannel"]
 log = logging.getLogger(__name__)
 
 _P = ParamSpec("_P")
-_TRACEBACK_EVERY = 100  # a consumer failing at every seal logs one line each, a traceback now and then
+_LOG_EVERY_S = 10.0  # a consumer failing at every packet logs a line per 10 s, not 30 a second
 
 
 class SideChannel(Generic[_P]):
     """Calls ``fn`` so that nothing it raises reaches the caller; failures are logged, counted."""
 
-    def __init__(self, name: str, fn: Callable[_P, object]) -> None:
+    def __init__(self, name: str, fn: Callable[_P, object], *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self._fn = fn
+        self._clock = clock
+        self._next_log = float("-inf")
+        self._logged = 0
         self.calls = 0
         self.failures = 0
         self.last_error: str | None = None
@@ -56,9 +61,14 @@ class SideChannel(Generic[_P]):
         except Exception as exc:  # the boundary: a side channel's failure stays its own
             self.failures += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            log.error("%s failed (%d of %d calls so far; the recording is unaffected): %s",
-                      self.name, self.failures, self.calls, self.last_error,
-                      exc_info=self.failures % _TRACEBACK_EVERY == 1)
+            now = self._clock()
+            if now >= self._next_log:
+                self._next_log = now + _LOG_EVERY_S
+                log.error("%s failed (%d of %d calls so far, %d not logged; the recording is "
+                          "unaffected): %s", self.name, self.failures, self.calls,
+                          self.failures - self._logged - 1, self.last_error,
+                          exc_info=self._logged == 0)
+                self._logged = self.failures
             return False
         return True
 

@@ -5,10 +5,11 @@ worker, no sleeps -- over synthetic packets (real H.264 access units from an ffm
 AAC from the agent's encoder) into a real :class:`EvidenceStore` in ``tmp_path``. Faults are
 injected as wrappers around the real ports and callbacks, never inside the state machine:
 the outbox raises :class:`SyncError`, the ``published-checkpoint.json`` write raises
-``OSError``, or the port's announcement of a seal raises -- at every seal -- and the event
-consumer raises at every event. Each test shows the recording stays ``recording`` across
-several rolls, every frame lands in exactly one sealed segment (indices contiguous across
-segments, no missing frames), no journal is left and the folder verifies.
+``OSError``, the port's announcement of a seal raises, or the manifest's context (GPS track,
+matter) cannot be read -- at every seal -- and the event consumer raises at every event.
+Each test shows the recording stays ``recording`` across several rolls, every frame lands in
+exactly one sealed segment (indices contiguous across segments, no missing frames), no
+journal is left and the folder verifies.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from agent.atomic import atomic_write
 from agent.errors import SyncError
 from agent.evidence.journal import JOURNAL_SUFFIX, MANIFEST_SUFFIX
 from agent.evidence.keys import DeviceKey
-from agent.evidence.manifest import ClockInfo, SignedManifest, parse_envelope
+from agent.evidence.manifest import ClockInfo, GpsSummary, SignedManifest, parse_envelope
 from agent.evidence.store import EvidenceStore
 from agent.evidence.verify import verify
 from agent.evidence_port import ManifestContext, StorePort
@@ -127,7 +128,12 @@ class Bench:
             self.sync.enqueue = Failing(self.sync.outbox.append, SyncError("outbox is full"))
         elif fault == "state_file":
             self.sync.write_state = Failing(atomic_write, OSError(30, "Read-only file system"))
-        self.port = StorePort(self.store, ManifestContext(utc_for_mono_us, lambda: ClockInfo("gps", 20)),
+        ctx = ManifestContext(utc_for_mono_us, lambda: ClockInfo("gps", 20))
+        if fault == "context":  # the GPS track, the matter and the track opening all broken
+            ctx.gps_summary = Failing(lambda start, end: GpsSummary(), RuntimeError("track broken"))
+            ctx.matter = Failing(lambda: None, KeyError("matter"))
+            ctx.segment_opened = Failing(lambda start: None, ValueError("no track"))
+        self.port = StorePort(self.store, ctx,
                               video=VideoFormat(160, 120, FPS, 400_000, gop=GOP), audio=AUDIO,
                               audio_bitrate=64_000, on_sealed=self.sync.segment_sealed)
         self.recorder_port: Any = AnnounceRaises(self.port) if fault == "port" else self.port
@@ -174,7 +180,7 @@ class Bench:
 
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["inline", "segment_worker"])
-@pytest.mark.parametrize("fault", ["outbox", "state_file", "port"])
+@pytest.mark.parametrize("fault", ["outbox", "state_file", "port", "context"])
 def test_failing_side_channels_at_every_seal_and_roll_lose_nothing(
         tmp_path: Path, units: list[tuple[bytes, bool]], fault: str, threaded: bool) -> None:
     """With the sealed-segment announcement and every recorder event failing, a recording
@@ -210,9 +216,14 @@ def test_failing_side_channels_at_every_seal_and_roll_lose_nothing(
     # The failures happened, every time, and were counted rather than raised.
     assert len(rec.sealed) == len(segments)
     assert bench.port.announce_sealed.calls == len(segments)
+    if fault == "context":
+        assert all({"gps_unavailable", "matter_unavailable"} <= set(m["flags"]) for m in segments)
+        assert bench.port.context_failures == 3 * len(segments)
     if fault == "port":
         assert bench.recorder_port.calls == len(segments)
         assert rec.sealed.last is None and "segment_sealed" not in bench.events
+        assert bench.port.announce_sealed.failures == 0
+    elif fault == "context":
         assert bench.port.announce_sealed.failures == 0
     else:
         assert bench.port.announce_sealed.failures == len(segments)
