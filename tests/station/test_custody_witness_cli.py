@@ -38,7 +38,7 @@ def test_desk_acts_are_cosigned_through_outages_and_check_out_offline(tmp_path, 
         port = int(url.split(":")[2].split("/")[0])
         cfg.write_text(cfg.read_text() + "[witnessing]\nretry_s = 0.05\nmax_retry_s = 0.5\n"
                        f'watch_s = 0.1\n[[witnesses]]\nurl = "{url}"\nvkey = "{w.vkey}"\n'
-                       "timeout_s = 2\n")
+                       "timeout_s = 5\n")
         station = StationProcess(cfg, data).start()
         try:
             rec = recorder(station)
