@@ -116,6 +116,9 @@ class ApiHandlers:
         """A stored segment's device C2PA credential (§4a): checked, kept, its state indexed."""
         svc = self.svc
         row = await self._stored(request)
+        if await svc.db(svc.index.deleted, row.device_id, row.device_seq):
+            raise Refused(410, "segment-gone", f"device_seq {row.device_seq} was deleted at the "
+                          "end of retention: there is nothing to attach a credential to")
         try:
             body = await read_body(request, MAX_SIDECAR_BYTES, svc.cfg.limits.body_timeout_s)
         except Refused as exc:

@@ -504,6 +504,11 @@ class Index:
                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT (device_id, device_seq) DO NOTHING",
                           (device_id, device_seq, utc, reason, by)) == 1
 
+    def deleted(self, device_id: str, device_seq: int) -> bool:
+        """Whether a segment's files were deleted at the end of retention."""
+        return bool(self._rows("SELECT 1 FROM deletions WHERE device_id = ? AND device_seq = ?",
+                               (device_id, device_seq)))
+
     def deletions(self) -> dict[tuple[str, int], tuple[str, str, str]]:
         """Deleted segments: (device, device_seq) → (utc, reason, by)."""
         return {(r[0], int(r[1])): (r[2], r[3], r[4]) for r in

@@ -71,6 +71,9 @@ def accept_credential(svc: StationService, row: SegmentRow, data: bytes
     from agent.c2pa.claim import media_format
 
     media = svc.store.root / row.device_id / row.path
+    if svc.index.deleted(row.device_id, row.device_seq):
+        raise Refused(410, "segment-gone", f"device_seq {row.device_seq} was deleted at the end "
+                      "of retention: there is nothing to attach a credential to")
     try:
         signed = parse_envelope(read_bounded(sidecar(media, MANIFEST_SUFFIX), MAX_FINALISE_BYTES))
     except (OSError, UnsafeFile, VerificationError) as exc:

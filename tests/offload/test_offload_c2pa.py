@@ -206,3 +206,25 @@ def test_handing_over_a_credential_costs_one_short_request(bench: OffloadBench) 
     print(f"credential hand-over: median {median_ms:.1f} ms, max {took[-1] * 1000:.1f} ms, "
           f"{len(data[1])} bytes")
     assert median_ms < 500
+
+
+def test_a_credential_for_a_segment_deleted_at_end_of_retention_is_gone(
+        bench: OffloadBench) -> None:
+    """Nothing is re-created beside a segment whose files retention deleted: 410."""
+    from agent.station.index import SqliteIndex
+
+    bench.up()
+    _store_with_credentials(bench)
+    signed = bench.record(1, 20_000)
+    data = credential_path(next((bench.data / "recordings").rglob(
+        signed[0].manifest["file"]["name"]))).read_bytes()
+    _offload_all(bench, 1)
+    index = SqliteIndex(bench.station.root / "index.sqlite")
+    try:
+        assert index.record_deletion(DEVICE, 0, "2026-11-30T00:00:00Z", "retention", "test")
+    finally:
+        index.close()
+    with _client(bench) as c, pytest.raises(StationRefused) as err:
+        c.put_credential(DEVICE, 0, data)
+    assert (err.value.status, err.value.code) == (410, "segment-gone")
+
