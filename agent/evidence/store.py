@@ -57,6 +57,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from agent.atomic import atomic_write, fsync_dir
 from agent.errors import EvidenceError, ReceiptRejected, StorageError, VerificationError
+from agent.side_channel import SideChannel
 
 from .age import Recipient
 from .canonical import canonical_json, parse_canonical
@@ -165,9 +166,9 @@ class EvidenceStore:
         self._open_append = open_append
         self._clock = clock
         self._station_keys = frozenset(bytes(k) for k in station_keys)
-        # Called once a segment is sealed and logged (Content Credentials, agent/c2pa); it must
-        # not raise, because the segment is already evidence by then.
-        self._after_seal = after_seal
+        # Called once a segment is sealed and logged (Content Credentials, agent/c2pa): the
+        # segment is evidence by then, so whatever it raises is logged and counted, not raised.
+        self.after_seal = SideChannel("after-seal hook", after_seal) if after_seal else None
         self._lock = threading.RLock()
         self._recordings = self._root / "recordings"
         self._recordings.mkdir(parents=True, exist_ok=True)
@@ -493,8 +494,8 @@ class EvidenceStore:
             self._schedule_settle()
         else:
             self._write(lambda: self._drop_journal(journal.path))
-        if self._after_seal is not None:
-            self._after_seal(journal.media, signed)
+        if self.after_seal is not None:
+            self.after_seal(journal.media, signed)
         return signed
 
     def _recover_one(self, journal: Journal) -> SignedManifest | None:

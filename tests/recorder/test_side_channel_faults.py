@@ -5,8 +5,9 @@ worker, no sleeps -- over synthetic packets (real H.264 access units from an ffm
 AAC from the agent's encoder) into a real :class:`EvidenceStore` in ``tmp_path``. Faults are
 injected as wrappers around the real ports and callbacks, never inside the state machine:
 the outbox raises :class:`SyncError`, the ``published-checkpoint.json`` write raises
-``OSError``, the port's announcement of a seal raises, or the manifest's context (GPS track,
-matter) cannot be read -- at every seal -- and the event consumer raises at every event.
+``OSError``, the port's announcement of a seal raises, the store's after-seal hook (Content
+Credentials) raises, or the manifest's context (GPS track, matter) cannot be read -- at every
+seal -- and the event consumer raises at every event.
 Each test shows the recording stays ``recording`` across several rolls, every frame lands in
 exactly one sealed segment (indices contiguous across segments, no missing frames), no
 journal is left and the folder verifies.
@@ -121,8 +122,10 @@ class Bench:
     def __init__(self, data: Path, units: list[tuple[bytes, bool]], *, fault: str,
                  threaded: bool) -> None:
         DeviceKey.generate(data / "keys" / "device.key")
+        self.after_seal = Failing(lambda media, signed: None, RuntimeError("credential broken"))
         self.store = EvidenceStore(data, key=DeviceKey.load(data / "keys" / "device.key"),
-                                   recipients=[], encrypt=False, device_id="BC-0001")
+                                   recipients=[], encrypt=False, device_id="BC-0001",
+                                   after_seal=self.after_seal if fault == "after_seal" else None)
         self.sync = SyncStandIn(self.store)
         if fault == "outbox":
             self.sync.enqueue = Failing(self.sync.outbox.append, SyncError("outbox is full"))
@@ -180,7 +183,7 @@ class Bench:
 
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["inline", "segment_worker"])
-@pytest.mark.parametrize("fault", ["outbox", "state_file", "port", "context"])
+@pytest.mark.parametrize("fault", ["outbox", "state_file", "port", "context", "after_seal"])
 def test_failing_side_channels_at_every_seal_and_roll_lose_nothing(
         tmp_path: Path, units: list[tuple[bytes, bool]], fault: str, threaded: bool) -> None:
     """With the sealed-segment announcement and every recorder event failing, a recording
@@ -216,6 +219,9 @@ def test_failing_side_channels_at_every_seal_and_roll_lose_nothing(
     # The failures happened, every time, and were counted rather than raised.
     assert len(rec.sealed) == len(segments)
     assert bench.port.announce_sealed.calls == len(segments)
+    if fault == "after_seal":
+        assert bench.after_seal.calls == len(segments)
+        assert bench.store.after_seal is not None and bench.store.after_seal.failures == len(segments)
     if fault == "context":
         assert all({"gps_unavailable", "matter_unavailable"} <= set(m["flags"]) for m in segments)
         assert bench.port.context_failures == 3 * len(segments)
@@ -223,7 +229,7 @@ def test_failing_side_channels_at_every_seal_and_roll_lose_nothing(
         assert bench.recorder_port.calls == len(segments)
         assert rec.sealed.last is None and "segment_sealed" not in bench.events
         assert bench.port.announce_sealed.failures == 0
-    elif fault == "context":
+    elif fault in ("context", "after_seal"):
         assert bench.port.announce_sealed.failures == 0
     else:
         assert bench.port.announce_sealed.failures == len(segments)
