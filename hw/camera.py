@@ -17,6 +17,14 @@ Contract (checked by ``tests/contract/test_camera_contract.py``):
   frame -- picamera2/libcamera's per-frame ``Lux`` metadata; the simulator's light model --
   or None before the first frame or when the pipeline gives no estimate. Night vision
   (:mod:`agent.night`) switches on it. Every backend implements it; there is no default.
+* ``frames_dropped`` counts frames that were due but never reached the sink (the status and
+  the offload pacing read it); ``set_officer`` changes the officer id burned into the picture
+  (a backend whose picture carries no overlay accepts and ignores it).
+* ``restart(sink)`` is the recovery from a stall (picamera2 #1090: the pipeline stops
+  returning buffers and only a close and reopen brings it back): stop however the pipeline
+  lets it, bring the device back, and start delivering to ``sink`` again. It raises
+  :class:`hw.errors.CameraError` when the camera cannot be brought back; the recorder's
+  watchdog then retries.
 """
 
 from __future__ import annotations
@@ -81,7 +89,22 @@ class Camera(Protocol):
         """Access units handed to the sink since the first ``start()``."""
         ...
 
+    @property
+    def frames_dropped(self) -> int:
+        """Frames that were due but were never handed to the sink (sensor, encoder or a
+        stall lost them)."""
+        ...
+
     def lux(self) -> float | None:
         """Estimated scene illuminance of the latest frame in lux; None if not known (yet).
         Safe to call from any thread."""
+        ...
+
+    def set_officer(self, officer_id: str) -> None:
+        """Burn ``officer_id`` into the picture from the next frame on (thread-safe)."""
+        ...
+
+    def restart(self, sink: FrameSink) -> None:
+        """Stop, bring the capture pipeline back (however wedged) and start again with
+        ``sink``; raises :class:`hw.errors.CameraError` if the camera cannot be recovered."""
         ...

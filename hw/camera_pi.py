@@ -61,8 +61,8 @@ and its issue tracker):
   advice), so the text mask is rendered once per second and each frame costs one slice copy.
 
 Locking: ``_lock`` guards the officer id and the cached overlay block (written by the
-controller, read by the camera thread). :class:`_AccessUnitOutput` has its own ``_gate``
-lock, held around every sink call, so closing it waits for a call in progress.
+controller, read by the camera thread). :class:`hw.camera_pi_stream._AccessUnitOutput` has its
+own ``_gate`` lock, held around every sink call, so closing it waits for a call in progress.
 """
 
 from __future__ import annotations
@@ -78,7 +78,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from hw.camera import EncodedFrame, FrameSink, VideoFormat
+from hw.camera import FrameSink, VideoFormat
+from hw.camera_pi_stream import make_encoder, make_output
 from hw.errors import CameraError, CameraStalled, DeviceMissing
 from hw.font5x7 import render_text
 from hw.still import Still, encode_jpeg, i420_from_padded
@@ -87,165 +88,8 @@ __all__ = ["PiCamera"]
 
 log = logging.getLogger(__name__)
 
-_NAL_IDR, _NAL_SPS, _NAL_PPS = 5, 7, 8
 _CLOCK_TOLERANCE_US = 1_000_000
 _INK, _PAPER = 235, 16  # video-range white text on a black box
-
-
-def _nal_units(data: bytes) -> list[tuple[int, int, int]]:
-    """(type, start, end) of each NAL unit in an Annex-B access unit, end excluding the next code."""
-    starts: list[tuple[int, int]] = []  # (start code offset, payload offset)
-    i = data.find(b"\x00\x00\x01")
-    while i >= 0:
-        code = i - 1 if i > 0 and data[i - 1] == 0 else i
-        starts.append((code, i + 3))
-        i = data.find(b"\x00\x00\x01", i + 3)
-    units = []
-    for k, (code, payload) in enumerate(starts):
-        end = starts[k + 1][0] if k + 1 < len(starts) else len(data)
-        if payload < end:
-            units.append((data[payload] & 0x1F, code, end))
-    return units
-
-
-def _with_parameter_sets(data: bytes, cached: bytes) -> tuple[bytes, bytes]:
-    """The access unit with SPS/PPS guaranteed when it is an IDR, and the SPS/PPS to cache."""
-    units = _nal_units(data)
-    params = b"".join(data[s:e] for t, s, e in units if t in (_NAL_SPS, _NAL_PPS))
-    has_sps = any(t == _NAL_SPS for t, _, _ in units)
-    if has_sps:
-        return data, params
-    if cached and any(t == _NAL_IDR for t, _, _ in units):
-        return cached + data, cached
-    return data, cached
-
-
-class _AccessUnitOutput:
-    """Turns picamera2 ``outputframe`` calls into :class:`EncodedFrame` sink calls.
-
-    Built by :meth:`PiCamera.start` as an instance of a subclass of ``picamera2.outputs.Output``
-    (see :func:`_make_output`), so this module imports without picamera2.
-    """
-
-    def __init__(self, camera: PiCamera, sink: FrameSink, encoder: Any) -> None:
-        self._camera = camera
-        self._sink = sink
-        self._encoder = encoder
-        self._interval_us = camera.format.frame_interval_us
-        self._gate = threading.Lock()
-        self._open = True
-        self._base_us: int | None = None
-        self._prev_pts: int | None = None
-        self._index = -1
-        self._started_key = False
-        self._params = b""
-
-    def close_within(self, timeout_s: float) -> bool:
-        """Deliver nothing more, waiting for a sink call in progress (False: it overran)."""
-        if not self._gate.acquire(timeout=timeout_s):
-            self._open = False  # a wedged sink call: at least nothing new starts after this
-            return False
-        try:
-            self._open = False
-        finally:
-            self._gate.release()
-        return True
-
-    def outputframe(
-        self,
-        frame: Any,
-        keyframe: bool = True,
-        timestamp: int | None = None,
-        packet: Any = None,
-        audio: bool = False,
-    ) -> None:
-        """Called by the encoder thread for every encoded buffer; never raises."""
-        if audio or frame is None or timestamp is None:
-            return
-        try:
-            with self._gate:
-                if self._open:
-                    self._deliver(bytes(frame), bool(keyframe), int(timestamp))
-        except Exception as exc:  # an escaping exception would stop the encoder thread for good
-            self._camera._record_error(CameraError(f"delivering a frame failed: {exc!r}"))
-
-    def _deliver(self, data: bytes, keyframe: bool, rel_us: int) -> None:
-        if self._base_us is None:
-            first = self._encoder.firsttimestamp
-            self._base_us = int(first) if first is not None else 0
-            self._camera._check_clock(self._base_us + rel_us)
-        pts = self._base_us + rel_us
-        if self._prev_pts is not None and pts <= self._prev_pts:
-            self._camera._record_error(
-                CameraError(f"encoder returned a non-increasing timestamp ({pts} after {self._prev_pts})")
-            )
-            return
-        if self._prev_pts is None:
-            steps = 1
-        else:  # whole frame periods since the previous frame; more than one means drops
-            steps = max(1, round((pts - self._prev_pts) / self._interval_us))
-            self._camera._count_dropped(steps - 1)
-        self._prev_pts = pts
-        self._index += steps
-        if not self._started_key and not keyframe:  # a stream must open on an IDR
-            self._camera._count_dropped(1)
-            return
-        self._started_key = True
-        if keyframe:
-            data, self._params = _with_parameter_sets(data, self._params)
-        self._sink(EncodedFrame(data=data, pts_us=pts, keyframe=keyframe, index=self._index))
-        self._camera._count_delivered()
-
-
-def _make_output(camera: PiCamera, sink: FrameSink, encoder: Any) -> Any:
-    """An ``Output`` picamera2's encoders accept, forwarding to :class:`_AccessUnitOutput`."""
-    from picamera2.outputs import Output
-
-    class _Output(Output):  # type: ignore[misc]  # picamera2 ships no type information
-        def __init__(self) -> None:
-            super().__init__()
-            self.units = _AccessUnitOutput(camera, sink, encoder)
-
-        def outputframe(
-            self,
-            frame: Any,
-            keyframe: bool = True,
-            timestamp: int | None = None,
-            packet: Any = None,
-            audio: bool = False,
-        ) -> None:
-            self.units.outputframe(frame, keyframe, timestamp, packet, audio)
-
-    return _Output()
-
-
-def _make_encoder(fmt: VideoFormat) -> tuple[Any, str]:
-    """The H.264 encoder for this Pi, chosen explicitly, and a name saying which it is."""
-    from picamera2.platform import Platform, get_platform
-
-    if get_platform() == Platform.VC4:
-        from picamera2.encoders.h264_encoder import H264Encoder
-
-        encoder = H264Encoder(
-            bitrate=fmt.bitrate, repeat=True, iperiod=fmt.gop, framerate=fmt.fps, profile=fmt.profile
-        )
-        return encoder, "h264_v4l2m2m (bcm2835-codec hardware)"
-    from picamera2.encoders.libav_h264_encoder import LibavH264Encoder
-
-    class _FixedGopLibavEncoder(LibavH264Encoder):  # type: ignore[misc]  # untyped base
-        """libx264 with the GOP pinned: no scene-cut keyframes, no B-frames."""
-
-        def _start(self) -> None:
-            super()._start()
-            self._stream.codec_context.options["x264-params"] = (
-                f"keyint={fmt.gop}:min-keyint={fmt.gop}:scenecut=0:bframes=0"
-            )
-
-    encoder = _FixedGopLibavEncoder(
-        bitrate=fmt.bitrate, repeat=True, iperiod=fmt.gop, framerate=fmt.fps, profile=fmt.profile
-    )
-    log.info("Pi 5 (PiSP) has no hardware H.264 encoder: encoding with libx264 in software")
-    return encoder, "libx264 (software)"
 
 
 class PiCamera:
@@ -289,6 +133,8 @@ class PiCamera:
         self._lux: float | None = None
         self._stamp_block: npt.NDArray[np.uint8] | None = None
         self._scale = max(1, height // 270)
+        self._camera_num = camera_num
+        self._buffer_count = buffer_count
         self._picam2 = self._open(camera_num)
         try:
             from libcamera import controls
@@ -301,7 +147,7 @@ class PiCamera:
             self._format = VideoFormat(width=width, height=height, fps=fps, bitrate=bitrate,
                                        profile=self._platform_profile, gop=gop)
             self._configure(buffer_count)
-            self._encoder, self._encoder_name = _make_encoder(self._format)
+            self._encoder, self._encoder_name = make_encoder(self._format)
         except Exception as exc:
             self._picam2.close()
             raise CameraError(f"cannot configure the camera for {width}x{height}@{fps}: {exc}") from exc
@@ -341,7 +187,7 @@ class PiCamera:
         """Start the encoder and the camera; ``sink`` runs on picamera2's threads."""
         if self._running:
             raise CameraError("camera already started")
-        output = _make_output(self, sink, self._encoder)
+        output = make_output(self, sink, self._encoder)
         self._output = output
         self._picam2.pre_callback = self._per_frame
         try:
@@ -386,6 +232,30 @@ class PiCamera:
         if failure:
             raise CameraError(f"stopping the camera failed: {failure[0]}") from failure[0]
 
+    def restart(self, sink: FrameSink) -> None:
+        """Recover from a stall: stop (a wedged pipeline raises :class:`CameraStalled`, which
+        is expected here), close picamera2, open and configure the camera afresh with a new
+        encoder, and start delivering to ``sink``. A stalled camera or V4L2 codec comes back
+        only through a close and reopen (#1090, #1392). Raises :class:`CameraError` when the
+        camera cannot be reopened (for instance while the old instance stays wedged); the
+        caller retries later. ``frames_delivered``/``frames_dropped`` keep counting."""
+        try:
+            self.stop()
+        except CameraError as exc:
+            log.warning("camera restart: %s", exc)
+        self._close_picam2()
+        try:
+            self._picam2 = self._open(self._camera_num)
+        except DeviceMissing as exc:
+            raise CameraError(f"camera restart: {exc}") from exc
+        try:
+            self._configure(self._buffer_count)
+            self._encoder, self._encoder_name = make_encoder(self._format)
+        except Exception as exc:
+            self._close_picam2()
+            raise CameraError(f"camera restart: cannot configure the camera again: {exc}") from exc
+        self.start(sink)
+
     # --- controller verbs -------------------------------------------------------------------
     def set_officer(self, officer_id: str) -> None:
         """Change the officer id burned into the picture from the next frame on."""
@@ -428,12 +298,16 @@ class PiCamera:
         try:
             self.stop()
         finally:
-            closer = threading.Thread(target=self._picam2.close, name="picamera2-close", daemon=True)
-            closer.start()
-            closer.join(self._stop_timeout_s)
-            if closer.is_alive():
-                log.error("the camera did not close within %.1f s; it stays wedged until reboot",
-                          self._stop_timeout_s)
+            self._close_picam2()
+
+    def _close_picam2(self) -> None:
+        """Close the current Picamera2 instance, waiting at most ``stop_timeout_s``."""
+        closer = threading.Thread(target=self._picam2.close, name="picamera2-close", daemon=True)
+        closer.start()
+        closer.join(self._stop_timeout_s)
+        if closer.is_alive():
+            log.error("the camera did not close within %.1f s; it stays wedged until reboot",
+                      self._stop_timeout_s)
 
     # --- picamera2 plumbing -----------------------------------------------------------------
     @staticmethod

@@ -74,6 +74,15 @@ class ThreadedCamera:
             self._thread.join(timeout=10)
             self._thread = None
 
+    def restart(self, sink: FrameSink) -> None:
+        """Stop, end a simulated stall (as a reopen of picamera2 ends a real one), start again."""
+        self.stop()
+        self.resume()
+        self.start(sink)
+
+    def set_officer(self, officer_id: str) -> None:
+        """No overlay to change here (a subclass that draws one overrides this)."""
+
     # --- stimuli ----------------------------------------------------------------------------
     def stall(self) -> None:
         """Stop delivering frames while staying 'alive' (picamera2's silent stall)."""
