@@ -11,12 +11,14 @@ Not thread-safe: owned by the controller thread.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from agent.errors import HardwareError
-from agent.power.policy import BatteryPolicy, BatteryVerdict
+from agent.power.policy import Admission, BatteryPolicy, BatteryVerdict
 from agent.power.projection import PowerProjection, PowerProjector
 from agent.power.telemetry import power_telemetry
+from agent.storage.eviction import EvictionPlan, SealedSegment
 from agent.storage.policy import BitrateMeter, StoragePolicy, StorageVerdict
 from agent.storage.telemetry import storage_telemetry
 from hw.power import BatteryReading, PowerMonitor
@@ -59,6 +61,14 @@ class PowerWatch:
         self.projection = self.projector.update(reading, load=load, now=now)
         return self.policy.evaluate(reading, self.projection, now)
 
+    def can_start(self) -> Admission:
+        """Whether the battery allows a recording to start (refused while critical)."""
+        return self.policy.can_start()
+
+    def set_warn_s(self, seconds: float) -> None:
+        """Warn when less than ``seconds`` of recording are left (live configuration)."""
+        self.policy.set_warn_s(seconds)
+
     def telemetry(self) -> dict[str, Any]:
         """``battery_*`` fields for status and MQTT."""
         if self.reading is None:
@@ -93,6 +103,29 @@ class StorageWatch:
             log.warning("storage reading failed: %s", exc)
             return None
         return self.policy.evaluate(self.reading, self.meter.rate)
+
+    def can_start(self, now: float) -> Admission:
+        """Whether the disk can hold a recording started now: measured afresh (a start must
+        not be admitted on a reading up to ``poll_s`` old)."""
+        self.poll(now, force=True)
+        return self.policy.can_start()
+
+    def set_warn_s(self, seconds: float) -> None:
+        """Warn when less than ``seconds`` of recording are left (live configuration)."""
+        self.policy.set_warn_s(seconds)
+
+    def clear_fault(self) -> None:
+        """The disk takes writes again: no fault in telemetry any more."""
+        self.fault = None
+
+    def plan_eviction(self, segments: Sequence[SealedSegment], *, now_wall: float,
+                      min_age_s: float) -> EvictionPlan | None:
+        """What to evict to get back above the reserve at the measured bitrate, or None
+        before the first reading (nothing is evicted on a guess)."""
+        if self.reading is None:
+            return None
+        return self.policy.plan_eviction(segments, self.reading, self.meter.rate, now=now_wall,
+                                         min_age_s=min_age_s)
 
     def telemetry(self) -> dict[str, Any]:
         """``storage_*`` fields for status and MQTT."""

@@ -136,6 +136,11 @@ class BatteryPolicy:
                                        projection.recording_s)
         return self._verdict
 
+    def set_warn_s(self, seconds: float) -> None:
+        """A new warning threshold (recording time left), effective from the next reading;
+        set live by a remote ``power.warn_min`` change (range-checked by the allow-list)."""
+        self.warn_s = seconds
+
     def can_start(self) -> Admission:
         """Refuse to start a recording while the battery is critical."""
         if self._verdict.level == CRITICAL:

@@ -156,6 +156,11 @@ class StoragePolicy:
                                        bitrate_bps)
         return self._verdict
 
+    def set_warn_s(self, seconds: float) -> None:
+        """A new warning threshold (recording time left), effective from the next reading;
+        set live by a remote ``storage.warn_min`` change (range-checked by the allow-list)."""
+        self.warn_s = seconds
+
     def can_start(self) -> Admission:
         """Refuse to start a recording the disk cannot hold (or before any reading)."""
         if self._verdict is None:
