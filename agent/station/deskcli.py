@@ -162,7 +162,7 @@ def _list(svc: StationService, args: argparse.Namespace) -> int:
              "recording_id": s.row.recording_id, "seq": s.row.seq, "path": s.row.path,
              "cipher_bytes": s.row.cipher_bytes, "manifest_bytes": s.row.manifest_bytes,
              "cipher_sha256": s.row.cipher_sha256, "state": s.state,
-             "receipt_utc": s.row.stored_utc} for v in views for s in v.segments]
+             "receipt_utc": s.row.stored_utc, "c2pa": s.c2pa} for v in views for s in v.segments]
     fine = all(s["state"] in ("verified", "deleted") for s in segs)
     if args.json:
         print(json.dumps({"station_id": svc.station_id, "recordings": [v.to_json() for v in views],

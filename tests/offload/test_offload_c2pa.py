@@ -92,6 +92,8 @@ def test_device_credentials_are_uploaded_checked_and_kept_beside_each_segment(
         assert c2pa["state"] == "valid", c2pa
         assert "chained to the station's trust anchors" in c2pa["reason"]
         assert c2pa["bytes"] == len(mine.read_bytes()) < 8192
+    flat = {s["device_seq"]: s["c2pa"]["state"] for s in bench.station_segments()}
+    assert flat == {0: "valid", 1: "valid", 2: "valid"}
     with _client(bench) as c:  # the receipt, fetched again, carries the state too
         doc = c._request("GET", f"/v1/devices/{DEVICE}/receipts/0", {}).json()
     assert doc["c2pa"]["state"] == "valid"
