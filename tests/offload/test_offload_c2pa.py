@@ -230,3 +230,42 @@ def test_a_credential_for_a_segment_deleted_at_end_of_retention_is_gone(
         c.put_credential(DEVICE, 0, data)
     assert (err.value.status, err.value.code) == (410, "segment-gone")
 
+
+def test_live_offload_waits_for_a_credential_still_being_written(bench: OffloadBench) -> None:
+    """Live mode: the station holds the open segment's bytes before the seal, so finalise can
+    follow the seal within milliseconds, while the credential (issued right after the log
+    leaf, under the store's lock) may still be on its way to disk -- here it takes 0.5 s. The
+    uploader waits for it and the station lists the segment ``valid``, not ``absent``."""
+    from agent.evidence.manifest import ClockInfo, GpsSummary, MediaInfo, SegmentInfo, Timestamp
+    from agent.offload.book import BOOK_FILE
+
+    bench.up()
+    identity, _ = ensure_sim_identity(bench.data, DEVICE)
+    issue = ContentCredentials(identity)
+
+    def slow_port(media: Path, signed: Any) -> None:
+        time.sleep(0.5)  # a slow flash write of the credential (an injected fault, not a wait)
+        issue(media, signed)
+
+    store = bench.store = EvidenceStore(
+        bench.data, key=bench.key, recipients=[bench.agency.recipient], encrypt=True,
+        device_id=DEVICE, station_keys=[base64.b64decode(bench.receipt_key)],
+        after_seal=slow_port)
+    off = bench.offloader(live=True)
+    off.start()
+    try:
+        seg = store.open_segment(SegmentInfo(
+            recording_id="c2" * 16, seq=0, start=Timestamp("2026-11-30T10:00:00.000000Z", 0),
+            clock=ClockInfo("gps", 20), officer_id="O-1", unit="U-1", boot_id="b0" * 16))
+        seg.sink.write(os.urandom(300_000))
+        book = bench.data / "state" / BOOK_FILE
+        wait_for(lambda: book.exists() and json.loads(book.read_text())["uploads"],
+                 what="the live upload")
+        store.seal(seg, end=Timestamp("2026-11-30T10:00:03.000000Z", 3_000_000),
+                   media=MediaInfo(video={"codec": "h264"}, frames=90, duration_us=3_000_000),
+                   gps=GpsSummary())
+        wait_for(lambda: store.acknowledged(0), what="the receipt")
+    finally:
+        off.close()
+    assert _listing(bench)[0]["c2pa"]["state"] == "valid"
+
