@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from agent.errors import RecorderError, StorageError
+from agent.errors import EvidenceError, RecorderError, StorageError
 from agent.media import MediaPacket
 from agent.preroll import PreRoll
 from agent.segment import SegmentPort, SegmentWriter
@@ -178,6 +178,8 @@ class Recorder:
         if first_video is not None:
             for p in packets:
                 self._record(p)
+                if self.state is RecorderState.FAULT:
+                    raise RecorderError(f"the recording could not start: {self.fault_reason}")
         # The pre-roll goes to storage in one burst (on the worker): make it durable right
         # after, not at the next periodic sync, so a power cut right after a press keeps the
         # pre-event media (every complete age chunk; the chunk being filled cannot be written
@@ -307,8 +309,8 @@ class Recorder:
                 self._pending_flags = []
             elif self._should_roll(packet):
                 self._roll(packet.pts_us)
-                if self._current is None:
-                    return
+            if self._current is None:
+                return  # a bench gap, or the open failed and the recorder is in fault
         self._route(packet)
         if self._closing is not None:
             self._maybe_seal_closing(packet)
@@ -317,11 +319,17 @@ class Recorder:
         seg = self._current
         return seg is not None and packet.pts_us - seg.start_mono_us >= self._segment_us
 
-    def _open(self, start_us: int, flags: list[str]) -> OpenSegment:
+    def _open(self, start_us: int, flags: list[str]) -> OpenSegment | None:
+        """Open the next segment; if the store cannot, fault (sealing what is open) → None."""
         assert self.recording_id is not None
-        handle = self._port.open_segment(
-            recording_id=self.recording_id, seq=self._seq, start_mono_us=start_us, flags=list(flags)
-        )
+        try:
+            handle = self._port.open_segment(recording_id=self.recording_id, seq=self._seq,
+                                             start_mono_us=start_us, flags=list(flags))
+        except (StorageError, OSError, EvidenceError) as exc:
+            log.error("opening segment %s failed: %s", self._seq, exc)
+            kind = "evidence" if isinstance(exc, EvidenceError) else "storage"
+            self.fault(f"{kind}: {exc}")
+            return None
         writer = SegmentWriter(
             handle.sink,
             video=self._video,
@@ -346,9 +354,9 @@ class Recorder:
             return
         old.boundary_us = boundary_us
         old.closing_since_us = self._latest_us
-        self._closing = old
+        self._closing, self._current = old, None
         self._current = self._open(boundary_us, [])
-        if self._audio is None:
+        if self._audio is None and self._current is not None:
             self._seal_closing()
 
     def _route(self, packet: MediaPacket) -> None:
@@ -416,11 +424,12 @@ class Recorder:
             return finish(stats, extra)
 
         def done(result: Any, error: BaseException | None) -> None:
-            if isinstance(error, (StorageError, OSError)):
+            if isinstance(error, (StorageError, OSError, EvidenceError)):
                 log.error("sealing segment %s failed: %s (its journal is kept for recovery)",
                           number, error)
                 self._port.abandon(seg.handle)
-                self.fault(f"storage: {error}")
+                kind = "evidence" if isinstance(error, EvidenceError) else "storage"
+                self.fault(f"{kind}: {error}")
                 return
             if error is not None:
                 raise error
