@@ -79,6 +79,14 @@ class StorePort:
             "announcing a sealed segment (on_sealed)", on_sealed)
         self.context_failures = 0
 
+    @property
+    def side_channel_failures(self) -> int:
+        """Failures outside the evidence path around this port's seals (announcement, context
+        readings, the store's after-seal hook), each logged where it happened."""
+        hook = self.store.after_seal
+        return (self.announce_sealed.failures + self.context_failures
+                + (hook.failures if hook is not None else 0))
+
     def _read(self, part: str, read: Callable[[], _T], fallback: _T, flags: list[str]) -> _T:
         """One reading of the world for a manifest; on failure the manifest goes without it."""
         try:

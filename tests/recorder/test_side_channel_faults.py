@@ -238,6 +238,8 @@ def test_failing_side_channels_at_every_seal_and_roll_lose_nothing(
     assert "fault" not in bench.events and bench.events[0] == "recording_started"
     assert bench.events[-1] == "recording_stopped"
     assert rec.events.failures == bench.on_event.calls == len(bench.events)
+    assert bench.port.side_channel_failures == {"port": 0, "context": 3 * len(segments)}.get(
+        fault, len(segments))
 
 
 def test_a_failing_announcement_of_a_still_returns_its_manifest(tmp_path: Path) -> None:
