@@ -583,9 +583,11 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False))
     else:
         print(report.render())
+        from agent.matters.render import render_coverage
+
         for cov in recordings:
             print()
-            print("\n".join(cov.render_text()))
+            print("\n".join(render_coverage(cov)))
     if args.gpx or args.geojson:
         rows = [r for _, rs in sorted(v.tracks().items()) for r in rs]
         name = report.device_id or args.path.name

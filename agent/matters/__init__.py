@@ -24,6 +24,7 @@ from agent.matters.coverage import (
     recording_coverage,
 )
 from agent.matters.quick import QuickList, QuickStep
+from agent.matters.render import render_coverage
 
 __all__ = [
     "CARRIERS",
@@ -41,4 +42,5 @@ __all__ = [
     "RecordingCoverage",
     "coverage_for_dir",
     "recording_coverage",
+    "render_coverage",
 ]

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any, Final
 
 from agent.matters.catalogue import MatterCatalogue
-from agent.matters.render import render_coverage
 
 __all__ = [
     "Discontinuity",
@@ -185,10 +184,6 @@ class RecordingCoverage:
             "discontinuities": [d.to_json() for d in self.discontinuities],
             "unassigned_marks": [m.to_json() for m in self.unassigned_marks],
         }
-
-    def render_text(self) -> list[str]:
-        """Plain-language report lines (item names from the catalogue when one is given)."""
-        return render_coverage(self, self.catalogue)
 
 
 # --- reading ------------------------------------------------------------------------------------

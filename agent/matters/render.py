@@ -18,7 +18,9 @@ __all__ = ["render_coverage"]
 
 
 def render_coverage(cov: RecordingCoverage, catalogue: MatterCatalogue | None = None) -> list[str]:
-    """Report lines for one recording."""
+    """Plain-language report lines for one recording (item names from ``catalogue``, else from
+    the catalogue the coverage was computed with, when there is one)."""
+    catalogue = catalogue if catalogue is not None else cov.catalogue
     lines = [f"recording {cov.recording_id}: {len(cov.segments)} segment(s), "
              f"{_s(cov.duration_us)}, {cov.start_utc or '?'} → {cov.end_utc or '?'}"]
     if cov.continuous:

@@ -260,10 +260,11 @@ def _build(view: RecordingView, *, index: Index, station_id: str, station_key: b
     _write(out / "track.gpx", to_gpx(track_rows(manifests), name=f"{view.device_id} {rid8}")
            .encode())
     from agent.matters.coverage import recording_coverage
+    from agent.matters.render import render_coverage
 
     cov = recording_coverage(manifests)
     _write(out / "coverage.json", _json(cov.to_json()))
-    _write(out / "coverage.txt", ("\n".join(cov.render_text()) + "\n").encode())
+    _write(out / "coverage.txt", ("\n".join(render_coverage(cov)) + "\n").encode())
     doc = _DOCS / "EVIDENCE-FORMAT.md"
     if doc.is_file():
         shutil.copyfile(doc, out / "EVIDENCE-FORMAT.md")

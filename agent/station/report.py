@@ -12,6 +12,7 @@ from typing import Any
 
 from agent.evidence.bundle import HASH_LIST, BundleReport
 from agent.matters.coverage import RecordingCoverage
+from agent.matters.render import render_coverage
 
 __all__ = ["MEANING", "render_html"]
 
@@ -74,7 +75,7 @@ def render_html(marker: dict[str, Any], report: BundleReport, cov: RecordingCove
              ("Witness cosignatures", "the station's witness, over the newest checkpoint it "
               "holds" if marker.get("witness") else "none held")]
     fact_rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
-    coverage = _e("\n".join(cov.render_text()))
+    coverage = _e("\n".join(render_coverage(cov)))
     first = marker["segments"][0]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Evidence bundle {_e(marker['recording_id'][:8])}</title>

@@ -18,7 +18,12 @@ from matters_harness import (
     write_recording,
 )
 
-from agent.matters import MatterCatalogue, coverage_for_dir, recording_coverage
+from agent.matters import (
+    MatterCatalogue,
+    coverage_for_dir,
+    recording_coverage,
+    render_coverage,
+)
 
 ZJSD = entry("ZJSD")  # required: service_time, service_result
 FCZX = entry("FCZX")
@@ -55,10 +60,10 @@ def test_missing_required_items_are_named() -> None:
     (m,) = cov.matters
     assert cov.continuous and not cov.complete and not m.complete
     assert m.missing == ("reasons_read", "legal_basis", "statement", "measure", "items_counted")
-    text = "\n".join(cov.render_text())
+    text = "\n".join(render_coverage(cov))
     assert "2/7 required item(s) marked, 5 required item(s) MISSING" in text
     assert "[ ] items_counted — MISSING" in text
-    named = "\n".join(recording_coverage(segs, catalogue=MatterCatalogue.load()).render_text())
+    named = "\n".join(render_coverage(recording_coverage(segs, catalogue=MatterCatalogue.load())))
     assert ("[ ] items_counted 封存的资料和物品的清点情况 (Sealed materials and items counted)"
             " — MISSING") in named
     assert "[x] identity 表明执法人员身份 (Identity shown) — marked at 0.000 s (segment 0" in named
@@ -104,7 +109,7 @@ def test_truncated_segment_is_not_continuous() -> None:
     kinds = sorted(d.kind for d in cov.discontinuities)
     assert kinds == ["recovered", "truncated"]
     assert not cov.complete
-    assert "segment 1 truncated (sealed after a crash; its end is lost)" in "\n".join(cov.render_text())
+    assert "segment 1 truncated (sealed after a crash; its end is lost)" in "\n".join(render_coverage(cov))
 
 
 def test_missing_segments_and_lost_frames() -> None:
@@ -134,7 +139,7 @@ def test_matter_change_splits_the_checklist_by_time() -> None:
     (c,) = cov.changes
     assert (c.previous, c.matter, c.seq, c.offset_us, c.media_us) == ("ZJSD", "FCZX", 1, 500_000,
                                                                       SEG_US + 500_000)
-    assert "matter changed at 3.500 s (segment 1 +0.500 s" in "\n".join(cov.render_text())
+    assert "matter changed at 3.500 s (segment 1 +0.500 s" in "\n".join(render_coverage(cov))
 
 
 def test_returning_to_a_matter_merges_its_spans() -> None:
@@ -164,7 +169,7 @@ def test_change_inside_the_first_segment() -> None:
     assert [m.item for m in cov.unassigned_marks] == ["identity"]
     assert [(c.previous, c.matter) for c in cov.changes] == [(None, "FCZX")]
     assert cov.matters[0].missing[0] == "identity"
-    assert "  uncategorised for 0.001 s of the recording" in cov.render_text()
+    assert "  uncategorised for 0.001 s of the recording" in render_coverage(cov)
 
 
 def test_change_bookmark_naming_the_previous_matter() -> None:
@@ -194,7 +199,7 @@ def test_uncategorised_recording() -> None:
     cov = recording_coverage(segs)
     assert cov.uncategorised and not cov.complete and cov.continuous
     assert cov.uncategorised_us == 2 * SEG_US
-    lines = cov.render_text()
+    lines = render_coverage(cov)
     assert "  matter: UNCATEGORISED (no enforcement matter was assigned)" in lines
     assert any("marked identity at 0.000 s" in x and "no matter was assigned" in x for x in lines)
 
@@ -204,7 +209,7 @@ def test_entry_without_checklist_is_reported_unknown() -> None:
     cov = recording_coverage([manifest(0, matter={"code": "XCJC"})])
     (m,) = cov.matters
     assert m.required is None and not m.complete and not cov.complete
-    assert "    checklist: unknown (the manifests carry no required items)" in cov.render_text()
+    assert "    checklist: unknown (the manifests carry no required items)" in render_coverage(cov)
 
 
 def test_coverage_for_dir_reads_manifests_from_disk(tmp_path: Path) -> None:

@@ -17,7 +17,13 @@ import pytest
 from matters_harness import SimAgent, sim_agent
 
 from agent.evidence.verify import verify
-from agent.matters import MatterCatalogue, QuickList, RecordingCoverage, coverage_for_dir
+from agent.matters import (
+    MatterCatalogue,
+    QuickList,
+    RecordingCoverage,
+    coverage_for_dir,
+    render_coverage,
+)
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -49,7 +55,7 @@ def _assert_one_whole(cov: RecordingCoverage, manifests: list[dict[str, Any]]) -
     """Continuous at every boundary, nothing damaged. Frames the simulated camera dropped
     because this shared host was too busy to encode in time are real losses: they must be
     reported, exactly where the manifests count them, and be the only problem."""
-    text = "\n".join(cov.render_text())
+    text = "\n".join(render_coverage(cov))
     lost = {m["seq"] for m in manifests if (m["media"]["video"] or {}).get("missing_frames")}
     assert all(d.kind == "missing_frames" for d in cov.discontinuities), text
     assert {d.seq for d in cov.discontinuities} == lost, text
@@ -83,7 +89,7 @@ def test_ctl_path_matter_and_marks_reach_the_manifests(agent: SimAgent) -> None:
     assert zjsd.complete and zjsd.missing == ()
     assert list(zjsd.marked) == ["service_time", "service_result"]
     assert zjsd.marked["service_time"].media_us < zjsd.marked["service_result"].media_us
-    text = "\n".join(cov.render_text())
+    text = "\n".join(render_coverage(cov))
     assert "[x] service_time 送达时间 (Time of service) — marked at" in text
     report = verify(agent.data_dir)  # the same evidence is sealed and verifies offline
     assert report.ok, report.render()
@@ -108,7 +114,7 @@ def test_recording_without_a_matter_is_flagged_uncategorised(tmp_path: Path) -> 
     assert manifests and all(m["matter"] is None and "uncategorised" in m["flags"]
                              for m in manifests)
     assert cov.uncategorised and not cov.complete
-    assert "  matter: UNCATEGORISED (no enforcement matter was assigned)" in cov.render_text()
+    assert "  matter: UNCATEGORISED (no enforcement matter was assigned)" in render_coverage(cov)
 
 
 def test_lost_frames_and_boundary_gaps_are_reported(tmp_path: Path) -> None:
@@ -128,11 +134,11 @@ def test_lost_frames_and_boundary_gaps_are_reported(tmp_path: Path) -> None:
         manifests, cov = _finish(a, rid)
     assert not cov.continuous and not cov.complete
     kinds = {d.kind for d in cov.discontinuities}
-    assert {"missing_frames", "gap"} <= kinds, "\n".join(cov.render_text())
+    assert {"missing_frames", "gap"} <= kinds, "\n".join(render_coverage(cov))
     gap = next(d for d in cov.discontinuities if d.kind == "gap")
     assert gap.seq >= 1 and "not recorded between segment" in gap.detail
     assert manifests[0]["media"]["video"]["missing_frames"] > 0  # dropped by the camera
-    assert "continuous: NO" in "\n".join(cov.render_text())
+    assert "continuous: NO" in "\n".join(render_coverage(cov))
 
 
 def _triple_press(a: SimAgent) -> None:
