@@ -101,10 +101,11 @@ class StorePort:
 
     def _start(self, mono_us: int, flags: list[str]) -> tuple[Timestamp, ClockInfo]:
         """The UTC of ``mono_us`` and where it came from (the system clock if that failed)."""
-        utc = self._read("clock", lambda: self.ctx.utc_for_mono_us(mono_us),
-                         "", flags) or _system_utc(mono_us)
+        utc = self._read("clock", lambda: self.ctx.utc_for_mono_us(mono_us), None, flags)
         clock = self._read("clock", self.ctx.clock_info, _NO_CLOCK, flags)
-        return Timestamp(utc, mono_us), clock if utc else _NO_CLOCK
+        if utc is None:
+            return Timestamp(_system_utc(mono_us), mono_us), _NO_CLOCK
+        return Timestamp(utc, mono_us), clock
 
     def _opened(self, mono_us: int) -> None:
         self._read("track", lambda: self.ctx.segment_opened(mono_us), None, [])
@@ -158,7 +159,7 @@ class StorePort:
                             video={"codec": "mjpeg", "width": still.width, "height": still.height}),
             gps=gps, bookmarks=bookmarks,
             matter=matter, flags=[*all_flags, *([] if matter else ["uncategorised"])],
-            clock=self._read("clock", self.ctx.clock_info, _NO_CLOCK, all_flags))
+            clock=clock)
         return self.sealed(signed)
 
     def sync(self, handle: OpenSegment) -> None:

@@ -20,6 +20,7 @@ import itertools
 import json
 import shutil
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -258,4 +259,23 @@ def test_a_failing_announcement_of_a_still_returns_its_manifest(tmp_path: Path) 
     assert manifest["file"]["name"].endswith(".jpg")
     assert port.announce_sealed.failures == 1 and "outbox is full" in str(port.announce_sealed.last_error)
     assert not list((data / "recordings").glob(f"*/*{JOURNAL_SUFFIX}"))
+    assert verify(data).ok
+
+
+def test_a_failing_clock_reading_seals_with_the_system_clock_and_says_so(tmp_path: Path) -> None:
+    """If the clock code fails, the still is sealed anyway, stamped by the system clock with a
+    source of ``none`` (nothing bounds its error) and flagged ``clock_unavailable``."""
+    data = tmp_path / "data"
+    DeviceKey.generate(data / "keys" / "device.key")
+    store = EvidenceStore(data, key=DeviceKey.load(data / "keys" / "device.key"), recipients=[],
+                          encrypt=False, device_id="BC-0001")
+    broken = Failing(utc_for_mono_us, RuntimeError("discipline broken"))
+    port = StorePort(store, ManifestContext(broken, lambda: ClockInfo("gps", 20)),
+                     video=None, audio=None, audio_bitrate=0)
+    manifest = port.seal_still(Still(b"\xff\xd8still\xff\xd9", 2, 2, time.monotonic_ns() // 1000),
+                               recording_id="b" * 32, flags=[], bookmarks=[])
+    store.close()
+    assert manifest["clock"] == {"source": "none", "est_error_ms": None}
+    assert "clock_unavailable" in manifest["flags"] and port.context_failures >= 1
+    assert manifest["start"]["utc"].startswith(str(dt.datetime.now(dt.UTC).year))
     assert verify(data).ok
