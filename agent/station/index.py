@@ -25,166 +25,37 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .enrolment import Enrolment, parse_enrolment
+from .indexrows import (
+    ABSENT_CREDENTIAL,
+    CheckpointRow,
+    CredentialRow,
+    KeptConsistency,
+    KeptInclusion,
+    SegmentRow,
+    UploadRow,
+    credential_row,
+    segment_row,
+)
+from .indexschema import CREDENTIAL_TABLE, DESK_TABLES, PG_LOGS, SQLITE_LOGS, TABLES
 
 __all__ = ["ABSENT_CREDENTIAL", "CheckpointRow", "CredentialRow", "Index", "KeptConsistency",
            "KeptInclusion", "PostgresIndex", "SegmentRow", "SqliteIndex", "UploadRow", "open_index"]
 
-_TABLES = """
-CREATE TABLE IF NOT EXISTS console_users (
-    username TEXT PRIMARY KEY, password TEXT NOT NULL, role TEXT NOT NULL,
-    created_utc TEXT NOT NULL, updated_utc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS console_sessions (
-    token_sha256 TEXT PRIMARY KEY, username TEXT NOT NULL, csrf TEXT NOT NULL,
-    address TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS devices (
-    device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, tls_key_sha256 TEXT,
-    record TEXT NOT NULL, enrolled_utc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS uploads (
-    upload_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, length BIGINT, metadata TEXT NOT NULL,
-    state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS uploads_open ON uploads (device_id, state);
-CREATE TABLE IF NOT EXISTS segments (
-    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, recording_id TEXT NOT NULL,
-    seq BIGINT NOT NULL, path TEXT NOT NULL, cipher_sha256 TEXT NOT NULL,
-    manifest_sha256 TEXT NOT NULL, cipher_bytes BIGINT NOT NULL, manifest_bytes BIGINT NOT NULL,
-    leaf_index BIGINT NOT NULL, checkpoint_size BIGINT NOT NULL, stored_utc TEXT NOT NULL,
-    receipt TEXT NOT NULL, PRIMARY KEY (device_id, device_seq));
-CREATE TABLE IF NOT EXISTS checkpoints (
-    device_id TEXT PRIMARY KEY, size BIGINT NOT NULL, root TEXT NOT NULL, note TEXT NOT NULL,
-    updated_utc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS log_forks (
-    device_id TEXT NOT NULL, held_size BIGINT NOT NULL, held_root TEXT NOT NULL,
-    kind TEXT NOT NULL, detail TEXT NOT NULL, utc TEXT NOT NULL,
-    PRIMARY KEY (device_id, held_size, held_root));
-"""
-_SQLITE_LOGS = """
-CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
-    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
-    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS console_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
-    username TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL, device_id TEXT,
-    detail TEXT NOT NULL, outcome TEXT NOT NULL);
-"""
-_PG_LOGS = """
-CREATE TABLE IF NOT EXISTS events (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
-    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS alarms (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
-    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS console_audit (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
-    username TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL, device_id TEXT,
-    detail TEXT NOT NULL, outcome TEXT NOT NULL);
-"""
-# The evidence desk's tables (agent/station/desk.py): the proofs a device handed over at
-# finalise (kept so that an exported bundle proves every segment without the device), legal
-# holds, and deletions at the end of retention. Exports, holds, releases and deletions are also
-# events (kind ``export``, ``hold``, ``release``, ``retention-delete``): the custody record.
-_DESK_TABLES = """
-CREATE TABLE IF NOT EXISTS segment_proofs (
-    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, entry TEXT NOT NULL,
-    leaf_index BIGINT NOT NULL, inclusion TEXT NOT NULL, checkpoint TEXT NOT NULL,
-    PRIMARY KEY (device_id, device_seq));
-CREATE TABLE IF NOT EXISTS consistency_proofs (
-    device_id TEXT NOT NULL, old_size BIGINT NOT NULL, old_root TEXT NOT NULL,
-    new_size BIGINT NOT NULL, new_root TEXT NOT NULL, hashes TEXT NOT NULL,
-    old_note TEXT NOT NULL, new_note TEXT NOT NULL,
-    PRIMARY KEY (device_id, old_size, old_root, new_size, new_root));
-CREATE TABLE IF NOT EXISTS holds (
-    recording_id TEXT PRIMARY KEY, reason TEXT NOT NULL, by_whom TEXT NOT NULL,
-    utc TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS deletions (
-    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, utc TEXT NOT NULL,
-    reason TEXT NOT NULL, by_whom TEXT NOT NULL, PRIMARY KEY (device_id, device_seq));
-"""
-# A stored segment's device-signed C2PA credential (docs/STATION-API.md §4a): ``valid`` once a
-# checked sidecar is linked beside the segment (final), or ``invalid`` with the reason the last
-# refused one got (a later valid one replaces it). No row: ``absent``.
-_CREDENTIAL_TABLE = """
-CREATE TABLE IF NOT EXISTS segment_credentials (
-    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, state TEXT NOT NULL,
-    reason TEXT NOT NULL, sha256 TEXT NOT NULL, bytes BIGINT NOT NULL, utc TEXT NOT NULL,
-    PRIMARY KEY (device_id, device_seq));
-"""
 _SEGMENT_COLUMNS = ("device_id", "device_seq", "recording_id", "seq", "path", "cipher_sha256",
                     "manifest_sha256", "cipher_bytes", "manifest_bytes", "leaf_index",
                     "checkpoint_size", "stored_utc", "receipt")
 _UPLOAD_COLUMNS = "upload_id, device_id, length, metadata, state, created, updated"
 
 
-@dataclass(frozen=True, slots=True)
-class UploadRow:
-    """An upload as the index knows it; its bytes are in the store's ``.incoming``."""
-
-    upload_id: str
-    device_id: str
-    length: int | None
-    metadata: str
-    state: str  # open | stored | expired | refused
-    created: float
-    updated: float
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentRow:
-    """A stored segment and the receipt every request for it gets."""
-
-    device_id: str
-    device_seq: int
-    recording_id: str
-    seq: int
-    path: str
-    cipher_sha256: str
-    manifest_sha256: str
-    cipher_bytes: int
-    manifest_bytes: int
-    leaf_index: int
-    checkpoint_size: int
-    stored_utc: str
-    receipt: str  # the receipt envelope, canonical JSON
-
-
-@dataclass(frozen=True, slots=True)
-class CredentialRow:
-    """The C2PA state of a stored segment's device credential (no row: ``absent``)."""
-
-    device_id: str
-    device_seq: int
-    state: str  # valid | invalid
-    reason: str
-    sha256: str  # of the sidecar's bytes ("" when none were read: too large)
-    bytes: int
-    utc: str
-
-    def to_json(self) -> dict[str, Any]:
-        """What receipts and listings show."""
-        return {"state": self.state, "reason": self.reason, "sha256": self.sha256 or None,
-                "bytes": self.bytes, "utc": self.utc}
-
-
-ABSENT_CREDENTIAL: dict[str, Any] = {"state": "absent", "reason": "the device sent no "
-                                     "Content Credential", "sha256": None, "bytes": 0,
-                                     "utc": None}
-
-
-@dataclass(frozen=True, slots=True)
-class CheckpointRow:
-    """The newest checkpoint of a device's log the station holds (its witness state)."""
-
-    size: int
-    root: str  # base64
-    note: str
-
-
 class Index:
     """The index operations; subclasses supply the connection and the SQL dialect."""
 
     _placeholder = "?"
-    _logs_ddl = _SQLITE_LOGS
+    _logs_ddl = SQLITE_LOGS
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -217,7 +88,7 @@ class Index:
 
     def create_schema(self) -> None:
         """Create the tables if they do not exist (idempotent; safe from several processes)."""
-        for stmt in (_TABLES + self._logs_ddl + _DESK_TABLES + _CREDENTIAL_TABLE).split(";"):
+        for stmt in (TABLES + self._logs_ddl + DESK_TABLES + CREDENTIAL_TABLE).split(";"):
             if stmt.strip():
                 self._exec(stmt)
 
@@ -355,13 +226,13 @@ class Index:
         """One stored segment, or None."""
         rows = self._rows(f"SELECT {', '.join(_SEGMENT_COLUMNS)} FROM segments WHERE "
                           "device_id = ? AND device_seq = ?", (device_id, device_seq))
-        return _segment(rows[0]) if rows else None
+        return segment_row(rows[0]) if rows else None
 
     def segments(self) -> list[SegmentRow]:
         """Every stored segment, by device and sequence."""
         rows = self._rows(f"SELECT {', '.join(_SEGMENT_COLUMNS)} FROM segments "
                           "ORDER BY device_id, device_seq")
-        return [_segment(r) for r in rows]
+        return [segment_row(r) for r in rows]
 
     # -- device C2PA credentials ---------------------------------------------------------
     def record_credential(self, row: CredentialRow) -> CredentialRow:
@@ -383,13 +254,13 @@ class Index:
         rows = self._rows("SELECT device_id, device_seq, state, reason, sha256, bytes, utc FROM "
                           "segment_credentials WHERE device_id = ? AND device_seq = ?",
                           (device_id, device_seq))
-        return _credential(rows[0]) if rows else None
+        return credential_row(rows[0]) if rows else None
 
     def credentials(self) -> dict[tuple[str, int], CredentialRow]:
         """Every recorded credential state, by (device, device_seq)."""
         rows = self._rows("SELECT device_id, device_seq, state, reason, sha256, bytes, utc FROM "
                           "segment_credentials")
-        return {(r[0], int(r[1])): _credential(r) for r in rows}
+        return {(r[0], int(r[1])): credential_row(r) for r in rows}
 
     # -- console: users, sessions, audit (agent/station/console) ---------------------------
     def user_add(self, username: str, password: str, role: str, utc: str) -> bool:
@@ -515,41 +386,6 @@ class Index:
                 self._rows("SELECT device_id, device_seq, utc, reason, by_whom FROM deletions")}
 
 
-@dataclass(frozen=True, slots=True)
-class KeptInclusion:
-    """The inclusion proof (RFC 9162 audit path) a device gave when it finalised a segment."""
-
-    device_id: str
-    device_seq: int
-    entry: str  # the log entry's exact text (canonical JSON)
-    leaf_index: int
-    hashes: tuple[str, ...]  # base64
-    checkpoint: str  # the signed note the path leads to
-
-
-@dataclass(frozen=True, slots=True)
-class KeptConsistency:
-    """A verified consistency proof from one signed checkpoint of a device to a larger one."""
-
-    device_id: str
-    old_size: int
-    old_root: str  # base64
-    new_size: int
-    new_root: str
-    hashes: tuple[str, ...]
-    old_note: str
-    new_note: str
-
-
-def _credential(r: tuple[Any, ...]) -> CredentialRow:
-    return CredentialRow(r[0], int(r[1]), r[2], r[3], r[4], int(r[5]), r[6])
-
-
-def _segment(r: tuple[Any, ...]) -> SegmentRow:
-    return SegmentRow(r[0], int(r[1]), r[2], int(r[3]), r[4], r[5], r[6], int(r[7]), int(r[8]),
-                      int(r[9]), int(r[10]), r[11], r[12])
-
-
 class SqliteIndex(Index):
     """The index in one SQLite file (WAL), for a station on one machine."""
 
@@ -569,7 +405,7 @@ class PostgresIndex(Index):
     """The index in PostgreSQL, shared by several station processes and machines."""
 
     _placeholder = "%s"
-    _logs_ddl = _PG_LOGS
+    _logs_ddl = PG_LOGS
 
     def __init__(self, url: str) -> None:
         super().__init__()

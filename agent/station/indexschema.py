@@ -1,0 +1,82 @@
+"""The station index's tables, in the SQL both SQLite and PostgreSQL accept (the logs table
+differs only in its key column). Kept apart from :mod:`.index` so the rules read without the DDL.
+"""
+
+__all__ = ["CREDENTIAL_TABLE", "DESK_TABLES", "PG_LOGS", "SQLITE_LOGS", "TABLES"]
+
+TABLES = """
+CREATE TABLE IF NOT EXISTS console_users (
+    username TEXT PRIMARY KEY, password TEXT NOT NULL, role TEXT NOT NULL,
+    created_utc TEXT NOT NULL, updated_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_sessions (
+    token_sha256 TEXT PRIMARY KEY, username TEXT NOT NULL, csrf TEXT NOT NULL,
+    address TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS devices (
+    device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, tls_key_sha256 TEXT,
+    record TEXT NOT NULL, enrolled_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads (
+    upload_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, length BIGINT, metadata TEXT NOT NULL,
+    state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS uploads_open ON uploads (device_id, state);
+CREATE TABLE IF NOT EXISTS segments (
+    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, recording_id TEXT NOT NULL,
+    seq BIGINT NOT NULL, path TEXT NOT NULL, cipher_sha256 TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL, cipher_bytes BIGINT NOT NULL, manifest_bytes BIGINT NOT NULL,
+    leaf_index BIGINT NOT NULL, checkpoint_size BIGINT NOT NULL, stored_utc TEXT NOT NULL,
+    receipt TEXT NOT NULL, PRIMARY KEY (device_id, device_seq));
+CREATE TABLE IF NOT EXISTS checkpoints (
+    device_id TEXT PRIMARY KEY, size BIGINT NOT NULL, root TEXT NOT NULL, note TEXT NOT NULL,
+    updated_utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS log_forks (
+    device_id TEXT NOT NULL, held_size BIGINT NOT NULL, held_root TEXT NOT NULL,
+    kind TEXT NOT NULL, detail TEXT NOT NULL, utc TEXT NOT NULL,
+    PRIMARY KEY (device_id, held_size, held_root));
+"""
+SQLITE_LOGS = """
+CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
+    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarms (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
+    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, utc TEXT NOT NULL,
+    username TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL, device_id TEXT,
+    detail TEXT NOT NULL, outcome TEXT NOT NULL);
+"""
+PG_LOGS = """
+CREATE TABLE IF NOT EXISTS events (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
+    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS alarms (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
+    device_id TEXT, kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS console_audit (id BIGSERIAL PRIMARY KEY, utc TEXT NOT NULL,
+    username TEXT NOT NULL, address TEXT NOT NULL, action TEXT NOT NULL, device_id TEXT,
+    detail TEXT NOT NULL, outcome TEXT NOT NULL);
+"""
+# The evidence desk's tables (agent/station/desk.py): the proofs a device handed over at
+# finalise (kept so that an exported bundle proves every segment without the device), legal
+# holds, and deletions at the end of retention. Exports, holds, releases and deletions are also
+# events (kind ``export``, ``hold``, ``release``, ``retention-delete``): the custody record.
+DESK_TABLES = """
+CREATE TABLE IF NOT EXISTS segment_proofs (
+    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, entry TEXT NOT NULL,
+    leaf_index BIGINT NOT NULL, inclusion TEXT NOT NULL, checkpoint TEXT NOT NULL,
+    PRIMARY KEY (device_id, device_seq));
+CREATE TABLE IF NOT EXISTS consistency_proofs (
+    device_id TEXT NOT NULL, old_size BIGINT NOT NULL, old_root TEXT NOT NULL,
+    new_size BIGINT NOT NULL, new_root TEXT NOT NULL, hashes TEXT NOT NULL,
+    old_note TEXT NOT NULL, new_note TEXT NOT NULL,
+    PRIMARY KEY (device_id, old_size, old_root, new_size, new_root));
+CREATE TABLE IF NOT EXISTS holds (
+    recording_id TEXT PRIMARY KEY, reason TEXT NOT NULL, by_whom TEXT NOT NULL,
+    utc TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS deletions (
+    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, utc TEXT NOT NULL,
+    reason TEXT NOT NULL, by_whom TEXT NOT NULL, PRIMARY KEY (device_id, device_seq));
+"""
+# A stored segment's device-signed C2PA credential (docs/STATION-API.md §4a): ``valid`` once a
+# checked sidecar is linked beside the segment (final), or ``invalid`` with the reason the last
+# refused one got (a later valid one replaces it). No row: ``absent``.
+CREDENTIAL_TABLE = """
+CREATE TABLE IF NOT EXISTS segment_credentials (
+    device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, state TEXT NOT NULL,
+    reason TEXT NOT NULL, sha256 TEXT NOT NULL, bytes BIGINT NOT NULL, utc TEXT NOT NULL,
+    PRIMARY KEY (device_id, device_seq));
+"""
