@@ -17,24 +17,19 @@ devices; nothing is left half-written.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.aac import AacEncoder
 from agent.atomic import fsync_dir
-from agent.commands import CommandSet
+from agent.commands import CommandPorts, CommandSet
 from agent.config import Config, station_public_keys
 from agent.controller import Controller
 from agent.ctl import CtlServer, socket_path
-from agent.errors import KeyMissing, StorageError
-from agent.evidence.age import Identity, Recipient
-from agent.evidence.keys import DeviceKey
-from agent.evidence.manifest import SignedManifest
 from agent.evidence.store import EvidenceStore
 from agent.evidence_port import ManifestContext, StorePort
 from agent.feedback import Feedback
@@ -43,14 +38,18 @@ from agent.health import HealthGate
 from agent.matters.catalogue import MatterCatalogue
 from agent.matters.quick import QuickList
 from agent.night import NightPort, NightRule, NightVision
-from agent.overrides import with_overrides
+from agent.overrides import LiveConfig, with_overrides
+from agent.ports import Bench, Capture, HardwareFacts
 from agent.power.policy import BatteryPolicy
 from agent.power.projection import PowerProjector
+from agent.provision import boot_id, check_data_dir, content_credentials, device_key, recipients
 from agent.recorder import Recorder
+from agent.retention import evict_acknowledged
 from agent.sdnotify import Notifier
 from agent.segment_worker import SegmentWorker
+from agent.status import StatusSources, status_snapshot
 from agent.storage.policy import BitrateMeter, StoragePolicy
-from agent.supervisor import Supervisor
+from agent.supervisor import Supervised, Supervisor
 from agent.timekeeping import TimeKeeper
 from agent.triggers import TriggerBank
 from agent.watch import FrameWatchdog, PowerWatch, StorageWatch
@@ -60,58 +59,48 @@ from hw.factory import Hardware, build_hardware
 from hw.ir import GpioNightOptics
 
 if TYPE_CHECKING:
+    from agent.fleet_sync import FleetSync
     from agent.offload.uploader import Offloader
 
-__all__ = ["Agent", "check_data_dir"]
+__all__ = ["Agent", "check_data_dir"]  # check_data_dir: re-exported for existing callers
 
 log = logging.getLogger(__name__)
 
 
-def check_data_dir(data_dir: Path) -> Path:
-    """Create/verify the data directory; a clear :class:`StorageError` if it is unusable."""
-    data_dir = Path(data_dir)
-    try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(exc.errno or 0, f"data directory {data_dir}: cannot create it "
-                                          f"({exc.strerror})") from exc
-    if not data_dir.is_dir():
-        raise StorageError(20, f"data directory {data_dir}: not a directory")
-    if not os.access(data_dir, os.W_OK | os.X_OK):
-        raise StorageError(13, f"data directory {data_dir}: not writable by this user")
-    return data_dir
-
-
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
-    except OSError:
-        return ""
-
-
-def _content_credentials(cfg: Config, data_dir: Path
-                         ) -> Callable[[Path, SignedManifest], None] | None:
-    """The store's after-seal C2PA port, or None; the C2PA library loads only when enabled."""
-    if not cfg.evidence.c2pa:
+def _bench(hw: Hardware) -> Bench | None:
+    """The simulator's button pin and stimuli for ``bodycam ctl`` (None on a real device)."""
+    if hw.kind != "sim":
         return None
-    from agent.c2pa.port import after_seal_port  # ~23 MB shared library: only when asked for
-    return after_seal_port(data_dir, cfg.device.id, test_ca=cfg.evidence.c2pa_test_ca)
+    from agent.sim_stimuli import apply_stimulus
+
+    return Bench(press=hw.controls.sim_press, release=hw.controls.sim_release,
+                 stimulate=lambda args: apply_stimulus(hw, args))
 
 
 class Agent:
-    """One running recorder."""
+    """One running recorder: the composition root.
+
+    It builds every part and wires each to the narrow views of the others it needs
+    (:mod:`agent.ports`); no part below it sees the agent. Simulated hardware adds a
+    :class:`~agent.ports.Bench` (button pin, stimuli), a generated device key and bench
+    identity, and the configured fault boundary gap -- decided here, once, from the
+    hardware set.
+    """
 
     def __init__(self, cfg: Config, *, data_dir: Path, hw_kind: str,
                  hardware: Hardware | None = None, notifier: Notifier | None = None) -> None:
         self.data_dir = check_data_dir(data_dir)
-        self.cfg = cfg = with_overrides(cfg, self.data_dir)
+        cfg = with_overrides(cfg, self.data_dir)
+        self.settings = LiveConfig(cfg, self.data_dir)
         self.hw = hardware or build_hardware(cfg, kind=hw_kind, data_dir=self.data_dir)
+        self.bench = _bench(self.hw)
         self.notifier = notifier or Notifier.from_env()
         self._stop = threading.Event()
         self._threads_stop = threading.Event()
-        self.key = self._load_key()
-        self.recipients = self._recipients()
-        credentials = _content_credentials(cfg, self.data_dir)
+        simulated = self.bench is not None
+        self.key = device_key(self.data_dir, simulated=simulated)
+        self.recipients = recipients(cfg.evidence, self.data_dir, simulated=simulated)
+        credentials = content_credentials(cfg, self.data_dir)
         self.store = EvidenceStore(
             self.data_dir, key=self.key, recipients=self.recipients,
             encrypt=cfg.evidence.encrypt, device_id=cfg.device.id,
@@ -127,7 +116,7 @@ class Agent:
             from agent.c2pa.backfill import issue_missing
             issue_missing(credentials, self.data_dir, self.store.log.entries())
         self.witness_pool: WitnessPool | None = None
-        self.boot_id = _boot_id()
+        self.boot_id = boot_id()
         self.store.log_event("boot", boot_id=self.boot_id, version=__version__,
                              hardware=self.hw.kind, recovered=len(self.recovered))
         self.time = TimeKeeper(cfg.time, on_step=self._clock_step)
@@ -136,33 +125,6 @@ class Agent:
         self._build_pipeline()
 
     # --- construction -----------------------------------------------------------------------
-    def _load_key(self) -> DeviceKey:
-        path = self.data_dir / "keys" / "device.key"
-        try:
-            return DeviceKey.load(path)
-        except KeyMissing:
-            if self.hw.kind != "sim":
-                raise
-            log.warning("simulator: generating a device key at %s", path)
-            return DeviceKey.generate(path)
-
-    def _recipients(self) -> list[Recipient]:
-        rcpts = [Recipient.parse(r) for r in self.cfg.evidence.recipients]
-        if rcpts or not self.cfg.evidence.encrypt or self.hw.kind != "sim":
-            return rcpts
-        # The simulator has no agency: it makes a bench identity so its output can be opened.
-        path = self.data_dir / "sim-agency.key"
-        if path.exists():
-            identity = Identity.parse(path.read_text().strip().splitlines()[-1])
-        else:
-            from agent.atomic import atomic_write
-
-            identity = Identity.generate()
-            atomic_write(path, f"# simulator bench identity (not an agency key)\n{identity}\n"
-                         .encode(), mode=0o600)
-            log.warning("simulator: no agency recipient configured; encrypting to %s", path)
-        return [identity.recipient]
-
     def _build_pipeline(self) -> None:
         cfg, hw = self.cfg, self.hw
         cam, mic = hw.camera, hw.microphone
@@ -190,7 +152,7 @@ class Agent:
             audio_bitrate=cfg.audio.bitrate, prerecord_s=cfg.recording.prerecord_s,
             prerecord_audio=cfg.recording.prerecord_audio, segment_s=cfg.recording.segment_s,
             on_event=self._on_recorder_event,
-            fault_boundary_gap_us=cfg.sim.boundary_gap_ms * 1000 if self.hw.kind == "sim" else 0,
+            fault_boundary_gap_us=cfg.sim.boundary_gap_ms * 1000 if self.bench else 0,
             worker=self.segment_worker,
         )
         frame_us = cam.format.frame_interval_us if cam else 0
@@ -217,18 +179,96 @@ class Agent:
                        poll_s=cfg.power.poll_s)
             if hw.power is not None else None)
         self.frame_watchdog = FrameWatchdog(stall_after_s=cfg.recording.stall_after_s)
-        self.commands = CommandSet(self)
+        self.capture = Capture(cam, mic, self.controller.on_frame, self.controller.on_audio,
+                               lambda: self.controller.audio_chunks_in)
+        self.commands = CommandSet(CommandPorts(
+            recorder=self.recorder, indicators=self.feedback, store=self.store,
+            requests=self.controller, storage=self.storage_watch, battery=self.power_watch,
+            meter=self.meter, settings=self.settings, matters=self.matters, quick=self.quick,
+            camera=cam, seal_still=self.port.seal_still, status=self.status,
+            bench=self.bench))
         self.commands.register(self.controller)
-        self.supervisor = Supervisor(self, self.commands)
+        self.supervisor = Supervisor(Supervised(
+            recorder=self.recorder, control=self.commands, indicators=self.feedback,
+            store=self.store, capture=self.capture, frame_watchdog=self.frame_watchdog,
+            battery=self.power_watch, storage=self.storage_watch,
+            evict=lambda: evict_acknowledged(
+                self.store, self.storage_watch, self.data_dir,
+                min_age_s=self.cfg.storage.min_retention_h * 3600),
+            open_append=hw.storage.open_append, data_dir=self.data_dir, status=self.status,
+            profile=cfg.device.profile, stall_after_s=cfg.recording.stall_after_s))
         self.triggers = TriggerBank(cfg.triggers, on_activation=self.commands.trigger)
-        if cfg.mqtt.enabled:
-            from agent.fleet_sync import FleetSync
-
-            self.commands.sync = FleetSync(self)
+        self.sync = self._fleet_sync() if cfg.mqtt.enabled else None
+        self.commands.sync = self.sync
+        self._live_settings()
         self.health = HealthGate(frames=self._frames_delivered, heartbeat=self._heartbeat,
                                  notifier=self.notifier, stall_after_s=cfg.recording.stall_after_s)
         self.ctl = CtlServer(socket_path(self.data_dir), self.commands.respond)
         self.offloader = self._offloader()
+        self._status = self._status_sources()
+
+    @property
+    def cfg(self) -> Config:
+        """The configuration as it is now (remote changes included)."""
+        return self.settings.cfg
+
+    def _fleet_sync(self) -> FleetSync:
+        from agent.fleet_sync import FleetSync
+
+        hw = self.hw
+        caps = ("video" if hw.camera else None, "audio" if hw.microphone else None,
+                "gps" if hw.gps else None, "battery" if hw.power else None)
+        facts = HardwareFacts(hw.kind, hw.camera.format if hw.camera else None,
+                              tuple(c for c in caps if c))
+        return FleetSync(self.cfg.mqtt, device=self.cfg.device,
+                         officer_id=self.commands.officer_id, data_dir=self.data_dir,
+                         store=self.store, key=self.key, hardware=facts,
+                         submit=self.controller.submit)
+
+    def _live_settings(self) -> None:
+        """What each remotely settable key changes in the running recorder."""
+        on, rec, pw, sw = self.settings.on_change, self.recorder, self.power_watch, self.storage_watch
+        on("recording.prerecord_s", rec.preroll.resize)
+        on("recording.segment_s", rec.set_segment_s)
+        on("recording.reminder_s", self.feedback.set_reminder)
+        if pw is not None:
+            on("power.warn_min", lambda v: pw.set_warn_s(v * 60))
+        on("storage.warn_min", lambda v: sw.set_warn_s(v * 60))
+        on("device.officer_id", self.commands.set_officer)
+        on("matters.default", self.commands.default_matter, check=self.commands.check_matter)
+        if self.sync is not None:
+            on("mqtt.telemetry_s", self.sync.set_telemetry_period)
+
+    def _status_sources(self) -> StatusSources:
+        """Where ``ctl status``, telemetry and the fleet's state read from, in snapshot order."""
+        def witnesses() -> dict[str, Any]:
+            if self.witness_pool is None:
+                return {}
+            from agent.witnessing import witness_status
+
+            return {"witnesses": witness_status(self.witness_pool)}
+
+        sections: list[Callable[[], Mapping[str, Any]]] = [self.time.status]
+        if self.power_watch is not None:
+            sections.append(self.power_watch.telemetry)
+        sections.append(self.storage_watch.telemetry)
+        if self.sync is not None:
+            sections.append(self.sync.status)
+        if self.offloader is not None:
+            off = self.offloader
+            sections.append(lambda: off.status().fields())
+        sections.append(witnesses)
+        return StatusSources(
+            device_id=self.cfg.device.id, profile=self.cfg.device.profile, hardware=self.hw.kind,
+            data_dir=self.data_dir, recorder=self.recorder, commands=self.commands,
+            capture=self.capture, queue_depth=self.controller.queue_depth,
+            queue_max=lambda: self.controller.max_queue,
+            camera_stalls=lambda: self.frame_watchdog.stalls,
+            log_size=lambda: self.store.log.size, sections=sections)
+
+    def status(self) -> dict[str, Any]:
+        """The status snapshot (controller thread)."""
+        return status_snapshot(self._status)
 
     # --- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
@@ -270,7 +310,7 @@ class Agent:
         cam = self.hw.camera
         strained = pipeline_strain(
             self.controller.queue_depth,
-            lambda: getattr(cam, "frames_dropped", 0) if cam else 0,
+            lambda: cam.frames_dropped if cam else 0,
             max_depth=max(8, cam.format.fps if cam else 50))
         return build_offloader(self.cfg.offload, self.store, device_id=self.cfg.device.id,
                                data_dir=self.data_dir, strained=strained)

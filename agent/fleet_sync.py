@@ -20,26 +20,26 @@ from __future__ import annotations
 import base64
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent import __version__
 from agent.atomic import atomic_write
-from agent.config import read_secret_file
+from agent.config import DeviceConfig, MqttConfig, read_secret_file
 from agent.controller import Request
 from agent.errors import EvidenceError, SyncError
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
+from agent.evidence.keys import DeviceKey
 from agent.evidence.log import origin_for
-from agent.evidence.manifest import parse_envelope
+from agent.evidence.manifest import SignedManifest, parse_envelope
 from agent.evidence.proof import log_inclusion
+from agent.ports import EvidenceOps, HardwareFacts
 from agent.sync.commands import Command, iso_utc
 from agent.sync.link import MqttLink
 from agent.sync.outbox import Outbox
 from agent.sync.transport import TlsSettings
-
-if TYPE_CHECKING:
-    from agent.app import Agent
 
 __all__ = ["FleetSync"]
 
@@ -68,11 +68,23 @@ def _model(path: Path = Path("/proc/device-tree/model")) -> str:
 
 
 class FleetSync:
-    """Connects one agent to the back office through an :class:`MqttLink`."""
+    """Connects one recorder to the back office through an :class:`MqttLink`.
 
-    def __init__(self, agent: Agent) -> None:
-        self.a = agent
-        cfg = agent.cfg.mqtt
+    ``submit`` hands a command to the controller (the same queue the button and ``bodycam
+    ctl`` use); ``officer_id`` is who carries the unit at start, announced in the birth message.
+    """
+
+    def __init__(self, cfg: MqttConfig, *, device: DeviceConfig, officer_id: str,
+                 data_dir: Path, store: EvidenceOps, key: DeviceKey, hardware: HardwareFacts,
+                 submit: Callable[[Request], object]) -> None:
+        self._device = device
+        self._officer_id = officer_id
+        self._data_dir = Path(data_dir)
+        self._store = store
+        self._key = key
+        self._hardware = hardware
+        self._submit = submit
+        self._telemetry_s: float = cfg.telemetry_s
         tls = None
         if cfg.url.startswith("mqtts://"):
             tls = TlsSettings(Path(cfg.cafile), Path(cfg.certfile) if cfg.certfile else None,
@@ -80,15 +92,15 @@ class FleetSync:
             tls.check()
         password = (read_secret_file(cfg.password_file, key="mqtt.password_file")
                     if cfg.password_file else None)
-        self.outbox = Outbox(agent.data_dir / "state" / "outbox.sqlite")
+        self.outbox = Outbox(self._data_dir / "state" / "outbox.sqlite")
         self.link = MqttLink(
-            device_id=agent.cfg.device.id, outbox=self.outbox, url=cfg.url, tls=tls,
+            device_id=device.id, outbox=self.outbox, url=cfg.url, tls=tls,
             client_id=cfg.client_id or None, username=cfg.username or None, password=password,
             allow_plaintext=cfg.allow_plaintext, keepalive=cfg.keepalive_s,
             max_inflight=cfg.max_inflight, on_command=self._on_command, birth=self._birth(),
             on_delivery_fault=self._delivery_fault,
         )
-        self._cp_state = agent.data_dir / "state" / "published-checkpoint.json"
+        self._cp_state = self._data_dir / "state" / "published-checkpoint.json"
         self._published_size = self._load_published_size()
         self._next_telemetry = 0.0
         self._last_state: tuple[Any, ...] | None = None
@@ -96,21 +108,19 @@ class FleetSync:
         self._send_unpublished()
 
     def _birth(self) -> dict[str, Any]:
-        a = self.a
-        caps = ["video" if a.hw.camera else None, "audio" if a.hw.microphone else None,
-                "gps" if a.hw.gps else None, "battery" if a.hw.power else None]
-        v = a.hw.camera.format if a.hw.camera else None
+        hw, device = self._hardware, self._device
+        v = hw.video
         return {
             "software": f"bodycam-agent {__version__}",
-            "public_key": a.key.public_b64,
-            "key_name": origin_for(a.cfg.device.id),
-            "key_fingerprint": a.key.fingerprint,
+            "public_key": self._key.public_b64,
+            "key_name": origin_for(device.id),
+            "key_fingerprint": self._key.fingerprint,
             "model": _model(),
-            "hardware": {"kind": a.hw.kind, "profile": a.cfg.device.profile,
+            "hardware": {"kind": hw.kind, "profile": device.profile,
                          "video": f"{v.width}x{v.height}@{v.fps}" if v else None},
-            "capabilities": [c for c in caps if c],
-            "unit": a.cfg.device.unit,
-            "officer_id": a.commands.officer_id,
+            "capabilities": list(hw.capabilities),
+            "unit": device.unit,
+            "officer_id": self._officer_id,
         }
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -124,7 +134,11 @@ class FleetSync:
         self.outbox.close()
 
     # --- out --------------------------------------------------------------------------------
-    def segment_sealed(self, signed: Any) -> None:
+    def set_telemetry_period(self, seconds: float) -> None:
+        """Telemetry every ``seconds`` from the next report on (live ``mqtt.telemetry_s``)."""
+        self._telemetry_s = seconds
+
+    def segment_sealed(self, signed: SignedManifest) -> None:
         """Queue the manifest, then the checkpoint that now covers it."""
         envelope = json.loads(signed.envelope())
         self.link.enqueue_segment(self._with_inclusion(envelope))
@@ -141,7 +155,7 @@ class FleetSync:
         ``device_seq``, same hash): a duplicate the back office can recognise, where a missing
         manifest would be a gap it cannot fill.
         """
-        log_ = self.a.store.log
+        log_ = self._store.log
         if self._published_size >= log_.size:
             return
         queued = 0
@@ -162,7 +176,7 @@ class FleetSync:
 
     def _logged_envelope(self, entry: dict[str, Any]) -> dict[str, Any] | None:
         """The signed manifest a segment leaf names, if it is on disk and matches its hash."""
-        media = self.a.data_dir / str(entry.get("path", ""))
+        media = self._data_dir / str(entry.get("path", ""))
         try:
             signed = parse_envelope(sidecar(media, MANIFEST_SUFFIX).read_bytes())
         except (OSError, EvidenceError) as exc:
@@ -178,11 +192,11 @@ class FleetSync:
     def _with_inclusion(self, envelope: dict[str, Any]) -> dict[str, Any]:
         """Add the manifest's inclusion proof against the current signed checkpoint, so the
         back office can show the segment is in the log, not only that the log grew."""
-        index = self.a.store.leaf_index(int(envelope["manifest"]["device_seq"]))
+        index = self._store.leaf_index(int(envelope["manifest"]["device_seq"]))
         if index is None:
             return envelope
         try:
-            return {**envelope, "inclusion": log_inclusion(self.a.store.log, index)}
+            return {**envelope, "inclusion": log_inclusion(self._store.log, index)}
         except (OSError, EvidenceError, ValueError) as exc:
             log.error("segment %s: sent without its inclusion proof (%s)",
                       envelope["manifest"]["device_seq"], exc)
@@ -190,7 +204,7 @@ class FleetSync:
 
     def publish_checkpoint(self) -> dict[str, Any]:
         """Queue the current signed checkpoint with a consistency proof from the last one."""
-        log_ = self.a.store.log
+        log_ = self._store.log
         size = log_.size
         proof = None
         if 0 < self._published_size <= size:
@@ -222,7 +236,7 @@ class FleetSync:
             self._last_state = key
             self.link.publish_state(self._state(snapshot))
         if changed or now >= self._next_telemetry:
-            self._next_telemetry = now + self.a.cfg.mqtt.telemetry_s
+            self._next_telemetry = now + self._telemetry_s
             self.link.publish_telemetry(self._telemetry(snapshot))
 
     def status(self) -> dict[str, Any]:
@@ -287,7 +301,7 @@ class FleetSync:
 
         # Who asked, as far as the device can know: recorded with the command in the log.
         detail = {"command_id": cmd.id, "issuer": cmd.issuer, "issued_at": iso_utc(cmd.issued_at)}
-        self.a.controller.submit(Request(name, args, origin="mqtt", on_done=done,
+        self._submit(Request(name, args, origin="mqtt", on_done=done,
                                          origin_detail=detail))
 
 

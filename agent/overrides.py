@@ -10,17 +10,15 @@ file is never rewritten.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent.atomic import atomic_write
 from agent.config import Config
-from agent.errors import CommandRejected, ConfigError, MatterError
+from agent.errors import CommandRejected, ConfigError
 
-if TYPE_CHECKING:
-    from agent.app import Agent
-
-__all__ = ["apply_live", "load_overrides", "with_overrides"]
+__all__ = ["LiveConfig", "load_overrides", "with_overrides"]
 
 
 def _path(data_dir: Path) -> Path:
@@ -46,40 +44,57 @@ def with_overrides(cfg: Config, data_dir: Path) -> Config:
     return cfg
 
 
-def apply_live(agent: Agent, key: str, value: Any) -> dict[str, Any]:
-    """Validate, apply to the running agent, persist; returns what was set."""
-    try:
-        new = agent.cfg.replace(key, value)
-    except ConfigError as exc:
-        raise CommandRejected(str(exc)) from None
-    section, _, name = key.partition(".")
-    value = getattr(getattr(new, section), name)
-    if key == "matters.default" and value:
+class LiveConfig:
+    """The running configuration: remote changes are validated, applied to the parts that
+    use them, then persisted.
+
+    The composition root registers, per allow-listed key, the effect that applies a new value
+    to the running part (:meth:`on_change`), and optionally a check that can still refuse it
+    (a matter code the catalogue does not know). A key with no effect registered only takes
+    effect at the next start. Not thread-safe: the controller thread calls :meth:`set`.
+    """
+
+    def __init__(self, cfg: Config, data_dir: Path) -> None:
+        self._cfg = cfg
+        self._data_dir = Path(data_dir)
+        self._effects: dict[str, Callable[[Any], object]] = {}
+        self._checks: dict[str, Callable[[Any], None]] = {}
+
+    @property
+    def cfg(self) -> Config:
+        """The configuration as it is now (file, persisted overrides, changes since start)."""
+        return self._cfg
+
+    def value(self, key: str) -> Any:
+        """The current value of a dotted key (``recording.segment_s``)."""
+        section, _, name = key.partition(".")
+        return getattr(getattr(self._cfg, section), name)
+
+    def on_change(self, key: str, effect: Callable[[Any], object], *,
+                  check: Callable[[Any], None] | None = None) -> None:
+        """Apply ``effect(value)`` when ``key`` changes; ``check(value)`` may refuse it first
+        (raising :class:`CommandRejected`) before anything is applied."""
+        self._effects[key] = effect
+        if check is not None:
+            self._checks[key] = check
+
+    def set(self, key: str, value: Any) -> dict[str, Any]:
+        """Validate, apply to the running parts, persist; returns what was set."""
         try:
-            agent.matters.lookup(value)
-        except MatterError as exc:
+            new = self._cfg.replace(key, value)
+        except ConfigError as exc:
             raise CommandRejected(str(exc)) from None
-    _apply(agent, key, value)
-    agent.cfg = new
-    overrides = load_overrides(agent.data_dir)
-    overrides[key] = value
-    (agent.data_dir / "state").mkdir(exist_ok=True)
-    atomic_write(_path(agent.data_dir), json.dumps(overrides, sort_keys=True).encode())
-    return {"key": key, "value": value}
-
-
-def _apply(agent: Agent, key: str, value: Any) -> None:
-    if key == "recording.prerecord_s":
-        agent.recorder.preroll.resize(value)
-    elif key == "recording.segment_s":
-        agent.recorder.set_segment_s(value)
-    elif key == "recording.reminder_s":
-        agent.feedback.set_reminder(value)
-    elif key == "power.warn_min" and agent.power_watch is not None:
-        agent.power_watch.policy.warn_s = value * 60
-    elif key == "storage.warn_min":
-        agent.storage_watch.policy.warn_s = value * 60
-    elif key == "device.officer_id":
-        agent.commands.set_officer(value)
-    elif key == "matters.default" and value and agent.commands.matter is None:
-        agent.commands.matter = agent.matters.lookup(value)
+        section, _, name = key.partition(".")
+        value = getattr(getattr(new, section), name)
+        check = self._checks.get(key)
+        if check is not None:
+            check(value)
+        effect = self._effects.get(key)
+        if effect is not None:
+            effect(value)
+        self._cfg = new
+        overrides = load_overrides(self._data_dir)
+        overrides[key] = value
+        (self._data_dir / "state").mkdir(exist_ok=True)
+        atomic_write(_path(self._data_dir), json.dumps(overrides, sort_keys=True).encode())
+        return {"key": key, "value": value}

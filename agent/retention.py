@@ -10,22 +10,20 @@ module only lists what is on disk for the planner and carries the plan out.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.journal import MANIFEST_SUFFIX
+from agent.ports import EvidenceOps, SpaceWatch
 from agent.storage.eviction import SealedSegment
-
-if TYPE_CHECKING:
-    from agent.app import Agent
 
 __all__ = ["evict_acknowledged", "sealed_segments"]
 
 
-def sealed_segments(agent: Agent) -> list[SealedSegment]:
+def sealed_segments(data_dir: Path, store: EvidenceOps) -> list[SealedSegment]:
     """Every sealed segment whose media is still on disk, oldest first."""
     out: list[tuple[int, SealedSegment]] = []
-    for env in (agent.data_dir / "recordings").glob(f"*/*{MANIFEST_SUFFIX}"):
+    for env in (Path(data_dir) / "recordings").glob(f"*/*{MANIFEST_SUFFIX}"):
         try:
             m = parse_canonical(env.read_bytes())["manifest"]
         except (OSError, ValueError, KeyError):
@@ -35,19 +33,19 @@ def sealed_segments(agent: Agent) -> list[SealedSegment]:
             continue
         seq = int(m["device_seq"])
         out.append((seq, SealedSegment(media, media.stat().st_size, env.stat().st_mtime,
-                                       agent.store.acknowledged(seq))))
+                                       store.acknowledged(seq))))
     return [s for _, s in sorted(out, key=lambda x: x[0])]
 
 
-def evict_acknowledged(agent: Agent, now_mono: float) -> int:
-    """Evict what the plan allows; returns bytes freed."""
-    watch = agent.storage_watch
-    if watch.reading is None:
+def evict_acknowledged(store: EvidenceOps, watch: SpaceWatch, data_dir: Path, *,
+                       min_age_s: float) -> int:
+    """Evict what the storage policy's plan allows (segments at least ``min_age_s`` old, by
+    their wall-clock seal time); returns bytes freed. Nothing before the first reading."""
+    plan = watch.plan_eviction(sealed_segments(data_dir, store), now_wall=time.time(),
+                               min_age_s=min_age_s)
+    if plan is None:
         return 0
-    plan = watch.policy.plan_eviction(
-        sealed_segments(agent), watch.reading, watch.meter.rate, now=time.time(),
-        min_age_s=agent.cfg.storage.min_retention_h * 3600)
     freed = 0
     for path in plan.paths:
-        freed += agent.store.evict(path)
+        freed += store.evict(path)
     return freed

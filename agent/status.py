@@ -7,53 +7,77 @@ technician sees on the console cannot disagree.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from agent.app import Agent
+from agent.ports import Capture, RecorderView
 
-__all__ = ["status_line", "status_snapshot"]
+__all__ = ["CommandState", "StatusSources", "status_line", "status_snapshot"]
 
 
-def status_snapshot(a: Agent) -> dict[str, Any]:
+class CommandState(Protocol):
+    """What the command set knows that status reports: who carries the unit, why the last
+    recording stopped, the active matter."""
+
+    @property
+    def officer_id(self) -> str: ...
+
+    @property
+    def stop_reason(self) -> str | None: ...
+
+    def matter_for_manifest(self) -> dict[str, Any] | None: ...
+
+
+@dataclass(frozen=True)
+class StatusSources:
+    """Where each part of the snapshot comes from. ``sections`` are the optional parts
+    (clock, battery, storage, fleet link, offload, witnesses), merged in order."""
+
+    device_id: str
+    profile: str
+    hardware: str
+    data_dir: Path
+    recorder: RecorderView
+    commands: CommandState
+    capture: Capture
+    queue_depth: Callable[[], int]
+    queue_max: Callable[[], int]
+    camera_stalls: Callable[[], int]
+    log_size: Callable[[], int]
+    sections: Sequence[Callable[[], Mapping[str, Any]]] = field(default_factory=tuple)
+
+
+def status_snapshot(src: StatusSources) -> dict[str, Any]:
     """Everything a bench, a script or the fleet needs to know right now (controller thread)."""
-    rec = a.recorder
-    cam, mic = a.hw.camera, a.hw.microphone
+    rec = src.recorder
+    cam, mic = src.capture.camera, src.capture.microphone
     snap: dict[str, Any] = {
-        "device_id": a.cfg.device.id,
-        "officer_id": a.commands.officer_id,
-        "profile": a.cfg.device.profile,
-        "hardware": a.hw.kind,
+        "device_id": src.device_id,
+        "officer_id": src.commands.officer_id,
+        "profile": src.profile,
+        "hardware": src.hardware,
         "state": rec.state,
         "fault": rec.fault_reason,
         "recording_id": rec.recording_id,
-        "stop_reason": a.commands.stop_reason,
+        "stop_reason": src.commands.stop_reason,
         "preroll_s": round(rec.preroll.span_s, 3),
         "preroll_bytes": rec.preroll.nbytes,
         "segments_sealed": len(rec.sealed),
         "frames_delivered": cam.frames_delivered if cam else 0,
-        "frames_dropped": getattr(cam, "frames_dropped", 0) if cam else 0,
+        "frames_dropped": cam.frames_dropped if cam else 0,
         "frames_gap": rec.frames_gap,
         "audio_overflows": mic.overflows if mic else 0,
-        "queue_depth": a.controller.queue_depth(),
-        "queue_max": a.controller.max_queue,
-        "camera_stalls": a.frame_watchdog.stalls,
-        "matter": a.commands.matter_for_manifest(),
-        "log_size": a.store.log.size,
-        "data_dir": str(a.data_dir),
+        "queue_depth": src.queue_depth(),
+        "queue_max": src.queue_max(),
+        "camera_stalls": src.camera_stalls(),
+        "matter": src.commands.matter_for_manifest(),
+        "log_size": src.log_size(),
+        "data_dir": str(src.data_dir),
     }
-    snap.update(a.time.status())
-    if a.power_watch is not None:
-        snap.update(a.power_watch.telemetry())
-    snap.update(a.storage_watch.telemetry())
-    if a.commands.sync is not None:
-        snap.update(a.commands.sync.status())
-    if a.offloader is not None:
-        snap.update(a.offloader.status().fields())
-    if a.witness_pool is not None:
-        from agent.witnessing import witness_status
-
-        snap["witnesses"] = witness_status(a.witness_pool)
+    for section in src.sections:
+        snap.update(section())
     return snap
 
 
