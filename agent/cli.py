@@ -287,7 +287,7 @@ def _delegate(name: str, rest: list[str]) -> int:
             return 2
         return keys_init_main(rest[1:])
     if name == "verify":
-        from agent.evidence.verify import verify_main
+        from agent.evidence.verify_cli import verify_main
 
         return int(verify_main(rest))
     if name == "proof":

@@ -10,7 +10,8 @@ from c2pabench import Bench
 
 from agent.c2pa import credential_path
 from agent.evidence.age import Identity
-from agent.evidence.verify import verify, verify_main
+from agent.evidence.verify import verify
+from agent.evidence.verify_cli import verify_main
 
 
 def _sealed(bench: Bench, clip: Path) -> None:

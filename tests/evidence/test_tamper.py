@@ -12,7 +12,8 @@ from evbench import AgencyKey, open_store, write_recording
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import replay_entries
 from agent.evidence.report import Report
-from agent.evidence.verify import verify, verify_main
+from agent.evidence.verify import verify
+from agent.evidence.verify_cli import verify_main
 
 SEGMENTS = 4
 

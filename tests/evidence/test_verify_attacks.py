@@ -18,7 +18,8 @@ from agent.evidence.canonical import canonical_json
 from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import parse_envelope, sign_manifest
 from agent.evidence.report import Report
-from agent.evidence.verify import verify, verify_main
+from agent.evidence.verify import verify
+from agent.evidence.verify_cli import verify_main
 
 SEGMENTS = 3
 

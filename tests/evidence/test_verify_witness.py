@@ -14,7 +14,8 @@ from agent.evidence.checkpoint import parse_signed_checkpoint
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import replay_entries
 from agent.evidence.merkle import consistency_proof, leaf_hash
-from agent.evidence.verify import verify, verify_main
+from agent.evidence.verify import verify
+from agent.evidence.verify_cli import verify_main
 from agent.witness import (
     Cosigner,
     MemoryWitnessState,
