@@ -5,8 +5,9 @@
 #
 # Runs in a throw-away copy of the committed tree (mutmut writes mutants/ beside the code), with
 # the instant rule tests only: eviction and retention planning, the store's delete guard and
-# receipts, verify's eviction and layout rules, gestures and trigger rules, battery and storage
-# policies. Not part of the default test run.
+# receipts, verify's log, receipt, eviction and layout rules, gestures and trigger rules,
+# battery and storage policies (each rule module has a *_rules or *_edges file that pins its
+# thresholds, refusals and the verifier's words). Not part of the default test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -22,11 +23,14 @@ source_paths = ["agent/power/policy.py", "agent/storage/eviction.py", "agent/sto
                 "agent/gestures.py", "agent/triggers.py", "agent/evidence/logcheck.py",
                 "agent/evidence/receipt.py", "agent/evidence/layout.py"]
 pytest_add_cli_args_test_selection = [
-    "tests/power/test_battery_policy.py", "tests/storage/test_eviction.py",
-    "tests/storage/test_storage_policy.py", "tests/recording/test_gesture_rules.py",
-    "tests/triggers/test_trigger_rules.py", "tests/evidence/test_verify_attacks.py",
+    "tests/power/test_battery_policy.py", "tests/power/test_battery_edges.py",
+    "tests/storage/test_eviction.py", "tests/storage/test_storage_policy.py",
+    "tests/storage/test_policy_edges.py", "tests/recording/test_gesture_rules.py",
+    "tests/recording/test_gesture_edges.py", "tests/triggers/test_trigger_rules.py",
+    "tests/triggers/test_trigger_edges.py", "tests/evidence/test_verify_attacks.py",
     "tests/evidence/test_receipts_store.py", "tests/evidence/test_tamper.py",
-    "tests/evidence/test_store.py"]
+    "tests/evidence/test_store.py", "tests/evidence/test_logcheck_rules.py",
+    "tests/evidence/test_receipt_rules.py", "tests/evidence/test_layout_rules.py"]
 also_copy = ["agent", "hw", "config", "tests"]
 TOML
 # its own session: mutmut signals its whole process group when it finishes
