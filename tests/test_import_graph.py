@@ -28,8 +28,7 @@ MAX_LINES = 450
 OVERSIZED: dict[str, int] = {
     "agent.config": 715,
     "agent.evidence.store": 689,
-    "agent.evidence.verify": 598,
-    "agent.station.index": 592,
+    "agent.evidence.verify": 501,
     "agent.sync.link": 575,
     "agent.recorder": 475,
     "hw.gps_nmea": 500,
