@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from gpiozero import LED, Button, DigitalInputDevice, DigitalOutputDevice
+from gpiozero import LED, DigitalInputDevice, DigitalOutputDevice
 
 __all__ = ["LEDS", "PULLS", "Controls"]
 
@@ -48,8 +48,12 @@ class Controls:
     ) -> None:
         self.pin_factory = pin_factory
         self.button_pin = button
+        # A plain input, not gpiozero's Button: Button starts a hold-detection thread that
+        # wakes ten times a second for the life of the process, and holds are recognised by
+        # agent.gestures from the raw edges anyway. Wired to ground, pulled up: active low.
         self._button = (
-            Button(button, pull_up=True, bounce_time=bounce_s, pin_factory=pin_factory)
+            DigitalInputDevice(button, pull_up=True, bounce_time=bounce_s,
+                               pin_factory=pin_factory)
             if button
             else None
         )
@@ -71,8 +75,8 @@ class Controls:
         """Forward button edges (with ``time.monotonic()``) to the recorder."""
         if self._button is None:
             return
-        self._button.when_pressed = lambda: pressed(time.monotonic())
-        self._button.when_released = lambda: released(time.monotonic())
+        self._button.when_activated = lambda: pressed(time.monotonic())
+        self._button.when_deactivated = lambda: released(time.monotonic())
 
     def set_led(self, name: str, mode: str) -> None:
         """Set an LED to off, on, blink or fast (blinking runs in gpiozero's thread)."""
@@ -136,7 +140,7 @@ class Controls:
     @property
     def button_is_pressed(self) -> bool:
         """Current button level."""
-        return bool(self._button is not None and self._button.is_pressed)
+        return bool(self._button is not None and self._button.is_active)
 
     # --- simulator stimuli (MockFactory pins only) -----------------------------------------
     def sim_press(self) -> None:

@@ -130,6 +130,25 @@ def test_press_and_release_reach_the_callbacks_with_monotonic_times(rig: Rig) ->
     assert before <= times[0] <= times[1] <= after
 
 
+def test_the_button_costs_no_polling_thread() -> None:
+    """The button is edge-driven: making it starts no thread of its own (gpiozero's Button
+    would start a hold-detection thread waking ten times a second for the life of the unit;
+    holds are the gesture recogniser's business), and presses still arrive."""
+    before = set(threading.enumerate())
+    factory = MockFactory()
+    controls = Controls(pin_factory=factory, button=_DEFAULT_PINS["button"], leds={})
+    try:
+        started = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+        assert started == []
+        edges: list[str] = []
+        controls.on_edges(lambda _t: edges.append("p"), lambda _t: edges.append("r"))
+        controls.sim_press()
+        controls.sim_release()
+        assert edges == ["p", "r"]
+    finally:
+        controls.close()
+
+
 def test_repeated_presses_each_produce_one_edge_pair(rig: Rig) -> None:
     """Three presses give exactly three pressed and three released edges."""
     _needs_sim(rig)
