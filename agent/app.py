@@ -44,6 +44,7 @@ from agent.power.policy import BatteryPolicy
 from agent.power.projection import PowerProjector
 from agent.provision import boot_id, check_data_dir, content_credentials, device_key, recipients
 from agent.recorder import Recorder
+from agent.recording_control import RecordingControl
 from agent.retention import evict_acknowledged
 from agent.sdnotify import Notifier
 from agent.segment_worker import SegmentWorker
@@ -181,15 +182,18 @@ class Agent:
         self.frame_watchdog = FrameWatchdog(stall_after_s=cfg.recording.stall_after_s)
         self.capture = Capture(cam, mic, self.controller.on_frame, self.controller.on_audio,
                                lambda: self.controller.audio_chunks_in)
-        self.commands = CommandSet(CommandPorts(
+        self.recording = RecordingControl(
             recorder=self.recorder, indicators=self.feedback, store=self.store,
-            requests=self.controller, storage=self.storage_watch, battery=self.power_watch,
-            meter=self.meter, settings=self.settings, matters=self.matters, quick=self.quick,
-            camera=cam, seal_still=self.port.seal_still, status=self.status,
+            storage=self.storage_watch, battery=self.power_watch, meter=self.meter, camera=cam,
+            seal_still=self.port.seal_still, profile=cfg.device.profile)
+        self.commands = CommandSet(CommandPorts(
+            recorder=self.recorder, recording=self.recording, indicators=self.feedback,
+            store=self.store, requests=self.controller, settings=self.settings,
+            matters=self.matters, quick=self.quick, camera=cam, status=self.status,
             bench=self.bench))
         self.commands.register(self.controller)
         self.supervisor = Supervisor(Supervised(
-            recorder=self.recorder, control=self.commands, indicators=self.feedback,
+            recorder=self.recorder, control=self.recording, indicators=self.feedback,
             store=self.store, capture=self.capture, frame_watchdog=self.frame_watchdog,
             battery=self.power_watch, storage=self.storage_watch,
             evict=lambda: evict_acknowledged(
@@ -199,7 +203,7 @@ class Agent:
             profile=cfg.device.profile, stall_after_s=cfg.recording.stall_after_s))
         self.triggers = TriggerBank(cfg.triggers, on_activation=self.commands.trigger)
         self.sync = self._fleet_sync() if cfg.mqtt.enabled else None
-        self.commands.sync = self.sync
+        self.recording.sync = self.sync
         self._live_settings()
         self.health = HealthGate(frames=self._frames_delivered, heartbeat=self._heartbeat,
                                  notifier=self.notifier, stall_after_s=cfg.recording.stall_after_s)
@@ -329,7 +333,7 @@ class Agent:
     def _night_switch(self, mono_us: int, night: bool, lux: int) -> None:
         """The optics switched: an evidence-log event (the picture changes character)."""
         self.store.log_event("night_vision", ir=night, lux=lux, mono_us=mono_us)
-        self.commands.event("night_vision", {"ir": night, "lux": lux, "mono_us": mono_us})
+        self.recording.event("night_vision", {"ir": night, "lux": lux, "mono_us": mono_us})
 
     def _watch_triggers(self) -> None:
         """Open each trigger input (before the controller runs, so its rule exists before any
@@ -404,10 +408,10 @@ class Agent:
         return self.commands.matter_for_manifest()
 
     def _on_recorder_event(self, kind: str, data: dict[str, Any]) -> None:
-        self.commands.recorder_event(kind, data)
+        self.recording.recorder_event(kind, data)
 
     def _on_sealed(self, signed: Any) -> None:
-        self.commands.segment_sealed(signed)
+        self.recording.segment_sealed(signed)
         if self.offloader is not None:
             self.offloader.wake()
 

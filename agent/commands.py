@@ -1,9 +1,10 @@
 """What each command and gesture does, and how the recorder reacts to the world.
 
 Every way of driving the recorder -- the button's gestures, ``bodycam ctl``, MQTT ``cmd/*`` --
-ends in one handler here, run on the controller thread. Starting is gated by the same
-admission checks whatever asked for it (battery critical, storage cannot hold a segment), so
-a remote start can never do what the button could not.
+ends in one handler here, run on the controller thread. Starting and stopping go through
+:class:`~agent.recording_control.RecordingControl`, whose admission is the same whatever asked
+(battery critical, storage cannot hold a segment), so a remote start can never do what the
+button could not.
 
 What the recorder does about the world on its own (battery, storage, stalls) is in
 :mod:`agent.supervisor` (its stops are logged there as ``low_battery_shutdown`` /
@@ -24,8 +25,6 @@ threads) only submits requests.
 from __future__ import annotations
 
 import logging
-import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,22 +35,12 @@ from agent.errors import CommandRejected, MatterError, RecorderError, RecordingR
 from agent.matters.catalogue import MatterCatalogue
 from agent.matters.quick import QuickList
 from agent.overrides import LiveConfig
-from agent.ports import (
-    BatteryWatch,
-    Bench,
-    EvidenceOps,
-    FleetLink,
-    Indicators,
-    Meter,
-    RecorderView,
-    RequestQueue,
-    SpaceWatch,
-)
+from agent.ports import Bench, EvidenceOps, FleetLink, Indicators, RecorderView, RequestQueue
 from agent.receipt_intake import accept_receipts
+from agent.recording_control import RecordingControl
 from agent.sync.commands import DEFAULT_CONFIG_ALLOWLIST
 from agent.triggers import Activation, decide
 from hw.camera import Camera
-from hw.still import StillCapture
 
 ALLOWED_REMOTE_KEYS = frozenset(DEFAULT_CONFIG_ALLOWLIST)
 AUDITED = frozenset({"start", "stop", "matter", "mark", "officer", "config_set", "ack",
@@ -69,17 +58,14 @@ class CommandPorts:
     """What the command handlers act on; ``bench`` only on simulated hardware."""
 
     recorder: RecorderView
+    recording: RecordingControl
     indicators: Indicators
     store: EvidenceOps
     requests: RequestQueue
-    storage: SpaceWatch
-    battery: BatteryWatch | None
-    meter: Meter
     settings: LiveConfig
     matters: MatterCatalogue
     quick: QuickList | None
     camera: Camera | None
-    seal_still: Callable[..., dict[str, Any]]
     status: Callable[[], dict[str, Any]]
     bench: Bench | None = None
 
@@ -94,10 +80,26 @@ class CommandSet:
         self.officer_id = cfg.device.officer_id
         self.matter: dict[str, Any] | None = (
             ports.matters.lookup(cfg.matters.default) if cfg.matters.default else None)
-        self.stop_reason: str | None = None
-        self._refusals = 0
-        self.events: list[tuple[str, dict[str, Any]]] = []
-        self.sync: FleetLink | None = None  # the MQTT link, when enabled
+        self.rec = ports.recording
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the last recording stopped (None while one runs)."""
+        return self.rec.stop_reason
+
+    @property
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        """The latest events (for benches and tests)."""
+        return self.rec.events
+
+    @property
+    def sync(self) -> FleetLink | None:
+        """The fleet link, when MQTT is enabled."""
+        return self.rec.sync
+
+    def event(self, kind: str, data: dict[str, Any]) -> None:
+        """Report an event (kept, logged, sent to the fleet)."""
+        self.rec.event(kind, data)
 
     # --- wiring -----------------------------------------------------------------------------
     def register(self, c: Controller) -> None:
@@ -178,60 +180,13 @@ class CommandSet:
         self.p.indicators.matter_selected(step.position)
 
     # --- recording --------------------------------------------------------------------------
-    def admission(self) -> str | None:
-        """Why a recording may not start now, or None."""
-        if self.p.battery is not None:
-            adm = self.p.battery.can_start()
-            if not adm:
-                return adm.reason
-        adm = self.p.storage.can_start(time.monotonic())
-        if not adm:
-            return adm.reason
-        if self.p.recorder.state == "fault":
-            return f"recorder fault: {self.p.recorder.fault_reason}"
-        return None
-
-    def start_recording(self, origin: str, *, flags: list[str] | None = None) -> str:
-        if self.p.settings.cfg.device.profile == "stills":
-            return self._still(origin)
-        why = self.admission()
-        if why is not None:
-            self._refusals += 1
-            self.p.indicators.refused()
-            self.event("recording_refused", {"reason": why, "origin": origin})
-            raise RecordingRefused(f"recording refused: {why}")
-        self.stop_reason = None
-        return self.p.recorder.start(reason=origin, flags=flags)
-
-    def _still(self, origin: str) -> str:
-        """Stills profile: a press captures one sealed, encrypted picture."""
-        cam = self.p.camera
-        if not isinstance(cam, StillCapture):
-            raise RecordingRefused("this camera cannot take stills")
-        why = self.admission()
-        if why is not None:
-            self.p.indicators.refused()
-            self.event("recording_refused", {"reason": why, "origin": origin})
-            raise RecordingRefused(f"still refused: {why}")
-        rid = uuid.uuid4().hex
-        manifest = self.p.seal_still(cam.capture_still(), recording_id=rid,
-                                          flags=[], bookmarks=[])
-        self.p.indicators.bookmark()
-        self.event("still", {"recording_id": rid, "device_seq": manifest["device_seq"],
-                              "origin": origin})
-        return rid
-
-    def stop_recording(self, reason: str) -> None:
-        self.stop_reason = reason
-        self.p.recorder.stop(reason=reason)
-
     def _start_result(self, origin: str, *, flags: list[str] | None = None) -> dict[str, Any]:
-        rid = self.start_recording(origin, flags=flags)
+        rid = self.rec.start_recording(origin, flags=flags)
         return {"recording_id": rid, "state": self.p.recorder.state}
 
     def _stop_result(self, reason: str) -> dict[str, Any]:
         rid = self.p.recorder.recording_id if self.p.recorder.state == "recording" else None
-        self.stop_recording(reason)
+        self.rec.stop_recording(reason)
         return {"recording_id": rid, "state": self.p.recorder.state}
 
     def cmd_start(self, req: Request) -> dict[str, Any]:
@@ -388,8 +343,7 @@ class CommandSet:
         """Seal what is open and log the shutdown (agent exit)."""
         rec = self.p.recorder
         if rec.state in ("recording", "stopping"):
-            self.stop_reason = "shutdown"
-            rec.stop(reason="shutdown")
+            self.rec.stop_recording("shutdown")
             rec.tick(10**18)  # do not wait for the audio tail: the devices are stopping
             rec.drain()  # the last seal is logged before the shutdown event
         self.p.store.log_event("shutdown", reason=str(req.args.get("reason", "requested")))
@@ -419,32 +373,3 @@ class CommandSet:
             log.warning("trigger %s: %s", act.name, exc)
         self.event("trigger", {"name": act.name, "pin": act.pin, "action": act.action,
                                "did": what})
-
-    # --- world → recorder -------------------------------------------------------------------
-    def recorder_event(self, kind: str, data: dict[str, Any]) -> None:
-        """Recorder → feedback, log and sync."""
-        ind = self.p.indicators
-        if kind == "recording_started":
-            ind.started(time.monotonic())
-            ind.show("recording")
-        elif kind == "recording_stopped":
-            ind.stopped()
-            ind.show("standby")
-            self.p.meter.pause()
-        elif kind == "fault":
-            ind.show("fault")
-            self.p.store.log_event("fault", reason=str(data.get("reason")))
-        self.event(kind, {k: v for k, v in data.items() if k != "manifest"})
-
-    def segment_sealed(self, signed: Any) -> None:
-        """A segment was sealed: hand its manifest and the checkpoint to sync."""
-        if self.sync is not None:
-            self.sync.segment_sealed(signed)
-
-    def event(self, kind: str, data: dict[str, Any]) -> None:
-        self.events.append((kind, data))
-        del self.events[:-200]
-        log.info("event %s %s", kind, data)
-        if self.sync is not None:
-            self.sync.event(kind, data)
-

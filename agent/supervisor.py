@@ -19,47 +19,26 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from agent.errors import RecordingRefused
-from agent.evidence.manifest import SignedManifest
 from agent.evidence.store import RetentionViolation
-from agent.ports import (
-    BatteryWatch,
-    Capture,
-    EventSink,
-    EvidenceOps,
-    FleetLink,
-    Indicators,
-    RecorderView,
-    SpaceWatch,
-)
+from agent.ports import BatteryWatch, Capture, EvidenceOps, Indicators, RecorderView, SpaceWatch
+from agent.recording_control import RecordingControl
 from agent.watch import FrameWatchdog
 
-__all__ = ["RecordingControl", "Supervised", "Supervisor"]
+__all__ = ["Supervised", "Supervisor"]
 
 log = logging.getLogger(__name__)
 
 
-class RecordingControl(EventSink, Protocol):
-    """How the supervisor starts and stops recordings and reports (the command set), so its
-    stops carry the same reasons and its starts pass the same admission as a press."""
-
-    @property
-    def sync(self) -> FleetLink | None: ...
-
-    def start_recording(self, origin: str, *, flags: list[str] | None = ...) -> str: ...
-
-    def stop_recording(self, reason: str) -> None: ...
-
-    def segment_sealed(self, signed: SignedManifest) -> None: ...
-
-
 @dataclass(frozen=True)
 class Supervised:
-    """What the supervisor watches and acts on. ``evict`` makes room by evicting acknowledged
-    segments (returns bytes freed); ``open_append`` is the storage seam evidence is written
-    through (probed after a storage fault); ``status`` is the snapshot sent as telemetry."""
+    """What the supervisor watches and acts on. ``control`` starts and stops recordings with
+    the same admission and reasons as the commands, and reports events; ``evict`` makes room
+    by evicting acknowledged segments (returns bytes freed); ``open_append`` is the storage
+    seam evidence is written through (probed after a storage fault); ``status`` is the
+    snapshot sent as telemetry."""
 
     recorder: RecorderView
     control: RecordingControl

@@ -19,6 +19,7 @@ from agent.matters.catalogue import MatterCatalogue
 from agent.overrides import LiveConfig
 from agent.ports import Capture
 from agent.power.policy import Admission, BatteryVerdict
+from agent.recording_control import RecordingControl
 from agent.storage.eviction import EvictionPlan, SealedSegment
 from agent.storage.policy import StorageVerdict
 from agent.supervisor import Supervised, Supervisor
@@ -261,7 +262,8 @@ class FakeCamera:
 
 @dataclass
 class Rig:
-    """A command set and a supervisor wired to fakes, as :mod:`agent.app` wires the real parts."""
+    """Recording control, a command set and a supervisor wired to fakes, as :mod:`agent.app`
+    wires the real parts."""
 
     recorder: FakeRecorder = field(default_factory=FakeRecorder)
     indicators: FakeIndicators = field(default_factory=FakeIndicators)
@@ -277,18 +279,23 @@ class Rig:
 
     def __post_init__(self) -> None:
         cfg = parse_config({"device": {"profile": self.profile}})
-        self.commands = CommandSet(CommandPorts(
+        self.recording = RecordingControl(
             recorder=self.recorder, indicators=self.indicators, store=self.store,
-            requests=self.controller, storage=self.storage, battery=self.battery,
-            meter=self.meter, settings=LiveConfig(cfg, Path("/nonexistent")),
-            matters=MatterCatalogue.load(None), quick=None, camera=self.camera,  # type: ignore[arg-type]
-            seal_still=lambda *a, **k: {}, status=lambda: {"state": self.recorder.state}))
+            storage=self.storage, battery=self.battery, meter=self.meter,
+            camera=self.camera, seal_still=lambda *a, **k: {},  # type: ignore[arg-type]
+            profile=self.profile)
+        self.commands = CommandSet(CommandPorts(
+            recorder=self.recorder, recording=self.recording, indicators=self.indicators,
+            store=self.store, requests=self.controller,
+            settings=LiveConfig(cfg, Path("/nonexistent")), matters=MatterCatalogue.load(None),
+            quick=None, camera=self.camera,  # type: ignore[arg-type]
+            status=lambda: {"state": self.recorder.state}))
         self.commands.register(self.controller)  # type: ignore[arg-type]
         self.frame_watchdog = FrameWatchdog(stall_after_s=self.stall_after_s)
         capture = Capture(self.camera, None, lambda f: None, lambda c: None,  # type: ignore[arg-type]
                           lambda: 0)
         self.supervisor = Supervisor(Supervised(
-            recorder=self.recorder, control=self.commands, indicators=self.indicators,
+            recorder=self.recorder, control=self.recording, indicators=self.indicators,
             store=self.store, capture=capture, frame_watchdog=self.frame_watchdog,
             battery=self.battery, storage=self.storage,
             evict=lambda: self.evictions.append(1) or 0, open_append=_no_disk,
