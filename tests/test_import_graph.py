@@ -26,11 +26,10 @@ MAX_LINES = 450
 
 # Modules still over the limit, with their line count when listed: to be split, never added to.
 OVERSIZED: dict[str, int] = {
-    "agent.config": 715,
     "agent.evidence.store": 689,
     "agent.evidence.verify": 501,
     "agent.sync.link": 575,
-    "agent.recorder": 475,
+    "agent.recorder": 453,
     "hw.gps_nmea": 500,
 }
 
