@@ -15,7 +15,7 @@ it *decides* -- which segment a packet goes to, when to roll, seal or stop -- an
 file work to the segment worker (:mod:`agent.segment_worker`): muxing, hashing, encryption,
 every fsync and the seal run there, in the order decided, so a press gives its feedback at
 once and the pre-event buffer is written (and fsynced) behind it while new frames keep being
-routed. An :class:`OpenSegment`'s ``writer`` is the worker's (the recorder reads only the
+routed. An :class:`RoutedSegment`'s ``writer`` is the worker's (the recorder reads only the
 ``routed_*`` times it keeps itself); outcomes (a sealed manifest, a storage failure) come back
 on the controller thread through :meth:`Recorder.poll`, and events keep their order: a
 segment's ``segment_sealed`` before the ``recording_stopped`` or ``fault`` that followed it.
@@ -36,70 +36,23 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from agent.errors import EvidenceError, RecorderError, StorageError
 from agent.media import MediaPacket
 from agent.preroll import PreRoll
 from agent.segment import SegmentPort, SegmentWriter
+from agent.segment_state import RecorderState, RoutedSegment, SealedTally, write_batch
 from agent.segment_worker import InlineWorker, Worker
 from agent.side_channel import SideChannel
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 
-__all__ = ["OpenSegment", "Recorder", "RecorderState", "SealedTally", "SegmentPort"]
+__all__ = ["Recorder", "RecorderState", "RoutedSegment", "SealedTally", "SegmentPort"]
 
 log = logging.getLogger(__name__)
 
 _AUDIO_TAIL_US = 600_000  # longest wait for audio to catch up before sealing anyway
-
-
-class RecorderState(StrEnum):
-    """The recorder's states; a ``str``, so ``state == "recording"`` and JSON keep working."""
-
-    STANDBY = "standby"
-    RECORDING = "recording"
-    STOPPING = "stopping"
-    FAULT = "fault"
-
-
-@dataclass
-class SealedTally:
-    """What the recorder sealed since the process started: how many, and the last manifest.
-
-    A weeks-long uptime seals tens of thousands of segments (~2.5 kB of manifest each); only
-    the count and the newest are ever read, so only they are kept. ``len()`` is the count."""
-
-    count: int = 0
-    last: dict[str, Any] | None = None
-
-    def add(self, manifest: dict[str, Any] | None) -> None:
-        """Count one sealed segment (``None``: its manifest could not be announced)."""
-        self.count += 1
-        if manifest is not None:
-            self.last = manifest
-
-    def __len__(self) -> int:
-        return self.count
-
-
-@dataclass
-class OpenSegment:
-    """A segment being written."""
-
-    handle: Any
-    writer: SegmentWriter
-    seq: int
-    start_mono_us: int
-    flags: list[str]
-    bookmarks: list[dict[str, Any]] = field(default_factory=list)
-    boundary_us: int | None = None  # set when the next segment took over
-    closing_since_us: int | None = None
-    routed_end_us: int | None = None  # end of the last frame routed here (controller's view)
-    routed_audio_end_us: int | None = None  # end of the last audio packet routed here
-    failed: bool = False  # a write failed (set by the worker); later writes are skipped
 
 
 class Recorder:
@@ -139,10 +92,11 @@ class Recorder:
         self.fault_reason: str | None = None
         self.recording_id: str | None = None
         self._seq = 0
-        self._current: OpenSegment | None = None
-        self._closing: OpenSegment | None = None
+        self._current: RoutedSegment | None = None
+        self._closing: RoutedSegment | None = None
         self._stop_at_us: int | None = None
         self._latest_us = 0
+        self._writes: list[tuple[RoutedSegment, MediaPacket]] = []  # routed, not yet handed over
         self._pending_flags: list[str] = []
         self._stop_reason = "stop"
         self.sealed = SealedTally()
@@ -267,7 +221,9 @@ class Recorder:
             self._maybe_finish_stop()
 
     def tick(self, now_mono_us: int) -> None:
-        """Periodic work: give up waiting for late audio."""
+        """Periodic work: hand the routed packets to the worker; give up waiting for late
+        audio."""
+        self.flush_writes()
         closing = self._closing
         since = closing.closing_since_us if closing is not None else None
         if since is not None and now_mono_us - since > _AUDIO_TAIL_US:
@@ -287,13 +243,14 @@ class Recorder:
         self._worker.poll()
 
     def drain(self) -> None:
-        """Wait for all file work submitted so far and take in its outcomes (shutdown)."""
+        """Wait for all file work routed so far and take in its outcomes (shutdown)."""
+        self.flush_writes()
         self._worker.drain()
 
     @property
     def backlog(self) -> int:
-        """File jobs (packets, fsyncs, seals) not yet done by the worker."""
-        return self._worker.backlog
+        """File work (packets, fsyncs, seals) not yet done by the worker."""
+        return self._worker.backlog + len(self._writes)
 
     # --- internals --------------------------------------------------------------------------
     def _record(self, packet: MediaPacket) -> None:
@@ -319,7 +276,7 @@ class Recorder:
         seg = self._current
         return seg is not None and packet.pts_us - seg.start_mono_us >= self._segment_us
 
-    def _open(self, start_us: int, flags: list[str]) -> OpenSegment | None:
+    def _open(self, start_us: int, flags: list[str]) -> RoutedSegment | None:
         """Open the next segment; if the store cannot, fault (sealing what is open) → None."""
         assert self.recording_id is not None
         try:
@@ -337,7 +294,7 @@ class Recorder:
             audio_extradata=self._audio_extradata,
             audio_bitrate=self._audio_bitrate,
         )
-        seg = OpenSegment(handle=handle, writer=writer, seq=self._seq, start_mono_us=start_us,
+        seg = RoutedSegment(handle=handle, writer=writer, seq=self._seq, start_mono_us=start_us,
                           flags=list(flags))
         self._seq += 1
         return seg
@@ -371,7 +328,7 @@ class Recorder:
             target.routed_end_us = end
         else:
             target.routed_audio_end_us = end
-        self._io(target, functools.partial(target.writer.write, packet))
+        self._writes.append((target, packet))
 
     def _maybe_seal_closing(self, packet: MediaPacket) -> None:
         closing = self._closing
@@ -404,7 +361,7 @@ class Recorder:
         self._after_work("recording_stopped", {"recording_id": rid, "reason": self._stop_reason})
         self.recording_id = None
 
-    def _seal(self, seg: OpenSegment) -> None:
+    def _seal(self, seg: RoutedSegment) -> None:
         """Seal one segment on the worker; if storage fails, leave it to crash recovery and
         fault (the outcome is taken in on the controller thread)."""
         end = seg.boundary_us if seg.boundary_us is not None else seg.routed_end_us
@@ -442,7 +399,7 @@ class Recorder:
             if manifest is not None:
                 self.events("segment_sealed", {"manifest": manifest})
 
-        self._worker.submit(work, done)
+        self._submit(work, done)
 
     def _after_work(self, kind: str, data: dict[str, Any]) -> None:
         """Emit an event once the file work submitted before it is done (a stop or fault is
@@ -450,9 +407,9 @@ class Recorder:
         def announce(_result: Any, _error: BaseException | None) -> None:
             self.events(kind, data)
 
-        self._worker.submit(lambda: None, announce)
+        self._submit(lambda: None, announce)
 
-    def _io(self, seg: OpenSegment, action: Callable[[], None]) -> None:
+    def _io(self, seg: RoutedSegment, action: Callable[[], None]) -> None:
         """Run a write or fsync of ``seg`` on the worker; a storage failure faults."""
 
         def job() -> None:
@@ -464,7 +421,28 @@ class Recorder:
                 seg.failed = True
                 raise
 
-        self._worker.submit(job, self._io_failed, errors_only=True)
+        self._submit(job, self._io_failed, errors_only=True)
+
+    def _submit(self, job: Callable[[], Any], done: Callable[[Any, BaseException | None], None],
+                *, errors_only: bool = False) -> None:
+        """Queue file work behind the packets routed so far (the worker runs jobs in order)."""
+        self.flush_writes()
+        self._worker.submit(job, done, errors_only=errors_only)
+
+    def flush_writes(self) -> None:
+        """Hand the packets routed since the last flush to the worker as one job.
+
+        Packets are batched so the worker thread wakes about ten times a second (each
+        :meth:`tick`, and before any other file work) instead of once per packet -- on a
+        small board each wake-up costs more than writing the packet. The batch holds at most
+        a tick of media, less than the sink's own unsealed chunk plus the sync interval
+        already at risk in a crash."""
+        if not self._writes:
+            return
+        batch, self._writes = self._writes, []
+
+        self._worker.submit(functools.partial(write_batch, batch), self._io_failed,
+                            errors_only=True)
 
     def _io_failed(self, _result: Any, error: BaseException | None) -> None:
         if isinstance(error, (StorageError, OSError)):

@@ -130,7 +130,7 @@ def test_feedback_comes_first_and_the_preroll_is_written_and_synced_behind_it(
     assert events == ["recording_started"]
     assert port.calls == ["open"], "the controller did file work at the press"
     assert port.handles[0].sink.getvalue() == b"", "pre-roll muxed on the controller thread"
-    assert worker.backlog == held + 1  # every pre-roll packet, then the fsync
+    assert worker.backlog == 2  # the whole pre-roll as one batch of writes, then the fsync
 
     worker.run()
     assert port.calls[-1].startswith("sync:") and int(port.calls[-1][5:]) > 0
@@ -140,3 +140,28 @@ def test_feedback_comes_first_and_the_preroll_is_written_and_synced_behind_it(
     assert events == ["recording_started", "segment_sealed", "recording_stopped"]
     assert len(rec.sealed) == 1
     assert rec.sealed.last == {"frames": held, "bytes": len(port.handles[0].sink.getvalue())}
+
+
+def test_packets_reach_the_worker_once_a_tick_not_once_each(
+        units: list[tuple[bytes, bool]]) -> None:
+    """While recording, routed packets wait on the controller until the next tick (or the
+    next other file work) and go to the worker as one job: one worker wake-up per tick
+    instead of one per packet; nothing is lost or reordered, and the recorder's backlog
+    counts what is still waiting."""
+    port, worker = Port(), QueuedWorker()
+    rec = Recorder(port=port, video=VideoFormat(320, 240, FPS, 2_000_000, gop=15), audio=None,
+                   prerecord_s=0, segment_s=60, worker=worker)
+    interval = 1_000_000 // FPS
+    rec.start()
+    worker.drain()
+    for i in range(6):
+        data, key = units[i % len(units)]
+        rec.on_packet(MediaPacket("video", data, 10_000_000 + i * interval, interval, key, i))
+    assert worker.backlog == 0 and rec.backlog == 6
+    rec.tick(10_000_000 + 6 * interval)
+    assert worker.backlog == 1 and rec.backlog == 1
+    worker.run()
+    rec.stop()
+    worker.drain()
+    sealed = rec.sealed.last
+    assert sealed is not None and sealed["frames"] == 6 and sealed["bytes"] > 0
