@@ -192,9 +192,15 @@ def test_agent_and_hw_have_no_import_cycles() -> None:
     assert not gone, f"no longer cycles, remove from KNOWN_CYCLES: {gone}"
 
 
+# agent.offload.loopback still takes check_data_dir from agent.app (re-exported there; it
+# lives in agent.provision): to be changed with the offload code, then removed from here.
+APP_IMPORTERS = {"agent.cli", "agent.offload.loopback"}
+
+
 def test_only_the_composition_root_and_the_command_line_import_the_agent() -> None:
-    importers = sorted(m for m, deps in import_graph().items() if "agent.app" in deps)
-    assert importers in ([], ["agent.cli"], ["agent.cli", "agent.offload.loopback"]), importers
+    """Nothing below the composition root imports it: each part gets narrow ports instead."""
+    importers = {m for m, deps in import_graph().items() if "agent.app" in deps}
+    assert importers <= APP_IMPORTERS, sorted(importers - APP_IMPORTERS)
 
 
 def test_no_module_grows_past_the_line_limit() -> None:
