@@ -77,7 +77,8 @@ def test_a_well_formed_data_directory_has_every_file_in_its_role() -> None:
     assert [n.rel for n in lay.journals] == [f"{REC}/{STEM}.open.json"]
     assert sorted(lay.media) == [f"{REC}/{STEM}.jpg",
                                  f"{REC}/{STEM}.mp4.age"]
-    assert list(lay.credentials) == [f"{REC}/{STEM}.c2pa"]
+    assert [n.rel for n in lay.credentials.values()] == [f"{REC}/{STEM}.c2pa"]
+    assert [n.rel for n in lay.media.values()] == sorted(lay.media)
     assert lay.recording_dirs == {REC}
 
 
@@ -153,11 +154,12 @@ def test_files_in_folders_that_are_not_recordings_are_not_read() -> None:
 
 
 def test_a_station_folder_is_skipped_whatever_is_inside() -> None:
-    """Everything under station/ is the station's business: one OK note, no findings."""
+    """Everything under station/ is the station's business: one OK note, no findings; what
+    comes after it is still checked."""
     found, _ = layout("station/", "station/entries.bin", "@station/link", "station/x|FIFO",
-                      "station/odd/")
+                      "station/odd/", "sync/", "sync/entries.bin")
     assert [(lvl, code, where) for lvl, code, where, _ in found] == [
-        ("ok", "station_data", "station")]
+        ("ok", "station_data", "station"), ("fail", "misplaced", "sync/entries.bin")]
 
 
 def test_folders_that_could_not_be_walked_are_failures() -> None:

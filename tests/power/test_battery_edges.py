@@ -16,6 +16,11 @@ DISCHARGING = BatteryReading("Discharging", capacity_pct=50.0)
 NO_PROJECTION = PowerProjection(None, None, None, None, "none")
 
 
+def exactly(message: str) -> str:
+    """A ``match=`` pattern for exactly ``message``."""
+    return f"^{re.escape(message)}$"
+
+
 def projected(recording_s: float | None, *, charging: bool = False) -> PowerProjection:
     return PowerProjection(4.0, recording_s, recording_s, 10.0, "power", charging=charging)
 
@@ -36,7 +41,7 @@ def test_defaults() -> None:
 ])
 def test_critical_must_lie_below_warn(kw: dict[str, float]) -> None:
     """For seconds and for percent: 0 <= critical < warn, with the rule in the message."""
-    with pytest.raises(ValueError, match=re.escape(
+    with pytest.raises(ValueError, match=exactly(
             "need 0 <= critical < warn for both seconds and percent")):
         BatteryPolicy(**kw)
 
@@ -44,7 +49,7 @@ def test_critical_must_lie_below_warn(kw: dict[str, float]) -> None:
 @pytest.mark.parametrize("kw", [{"undervoltage_grace_s": -1}, {"hysteresis_s": -0.1},
                                 {"hysteresis_pct": -0.1}])
 def test_grace_and_hysteresis_cannot_be_negative(kw: dict[str, float]) -> None:
-    with pytest.raises(ValueError, match=re.escape("grace and hysteresis cannot be negative")):
+    with pytest.raises(ValueError, match=exactly("grace and hysteresis cannot be negative")):
         BatteryPolicy(**kw)
 
 

@@ -16,6 +16,11 @@ from hw.storage import StorageReading
 NOW = 1_800_000_000.0
 
 
+def exactly(message: str) -> str:
+    """A ``match=`` pattern for exactly ``message``."""
+    return f"^{re.escape(message)}$"
+
+
 def reading(free: int, *, read_only: bool = False) -> StorageReading:
     return StorageReading(total_bytes=10**12, free_bytes=free, read_only=read_only)
 
@@ -32,7 +37,8 @@ def seg(i: int, *, size: int = 100, sealed_at: float = NOW - 86_400,
                                 {"nominal_bps": 1, "min_interval_s": 0}])
 def test_meter_refuses_a_zero_or_negative_parameter(kw: dict[str, float]) -> None:
     """Each of rate, time constant and interval must be positive, and the error says so."""
-    with pytest.raises(ValueError, match=re.escape("nominal_bps, tau_s and min_interval_s must be > 0")):
+    with pytest.raises(ValueError,
+                       match=exactly("nominal_bps, tau_s and min_interval_s must be > 0")):
         BitrateMeter(**kw)
 
 
@@ -83,7 +89,7 @@ def test_pause_forgets_the_open_interval_entirely() -> None:
                                 {"headroom": 0.99}])
 def test_policy_refuses_nonsense(kw: dict[str, float]) -> None:
     """Each bad setting alone is refused, with the rule in the message."""
-    with pytest.raises(ValueError, match=re.escape(
+    with pytest.raises(ValueError, match=exactly(
             "need warn_s > 0, reserve_segments >= 1, segment_s > 0, headroom >= 1")):
         StoragePolicy(**kw)  # type: ignore[arg-type]
 
@@ -118,7 +124,7 @@ def test_bitrate_must_be_positive_but_may_be_small() -> None:
     """Zero or negative bitrate is a bug upstream; half a byte per second is a rate."""
     policy = StoragePolicy(segment_s=10, headroom=1.0)
     for bad in (0, -1):
-        with pytest.raises(ValueError, match=re.escape("bitrate must be > 0")):
+        with pytest.raises(ValueError, match=exactly("bitrate must be > 0")):
             policy.evaluate(reading(10**9), bad)
     verdict = policy.evaluate(reading(10**9), 0.5)
     assert verdict.level == OK and verdict.bitrate_bps == 0.5
@@ -168,6 +174,23 @@ def test_admission_reasons_name_the_numbers() -> None:
     policy.evaluate(reading(10**12), 500_000.0)
     admission = policy.can_start()
     assert admission and admission.reason == ""
+
+
+def test_a_full_disk_has_no_recording_time_left_even_at_a_trickle() -> None:
+    """Below the reserve the time left is zero, also at a bitrate under one byte a second
+    (where a single spare byte would read as seconds)."""
+    policy = StoragePolicy(segment_s=10, headroom=1.0)
+    v = policy.evaluate(reading(5), 0.5)
+    assert (v.level, v.recording_s, v.reserve_bytes) == (FULL, 0, 10)
+
+
+def test_policy_eviction_honours_the_retention_minimum() -> None:
+    """The retention minimum given to the policy reaches the planner: a young receipted
+    segment is kept however full the disk."""
+    policy = StoragePolicy(segment_s=10, reserve_segments=2, headroom=1.0)
+    segments = [seg(0, size=2_500, sealed_at=NOW - 60), seg(1, size=2_500, sealed_at=NOW - 7200)]
+    plan = policy.plan_eviction(segments, reading(0), 100.0, now=NOW, min_age_s=3600)
+    assert plan.paths == (segments[1].path,) and not plan.satisfied
 
 
 def test_policy_eviction_target_and_default_age() -> None:
