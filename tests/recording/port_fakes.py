@@ -49,9 +49,11 @@ class FakeRecorder:
         self.sealed: list[Any] = []
         self.frames_gap = 0
         self.calls: list[tuple[str, Any]] = []
+        self.flags: list[str] = []
 
     def start(self, *, reason: str = "button", flags: list[str] | None = None) -> str:
         self.calls.append(("start", reason))
+        self.flags = list(flags or [])
         self.state, self.recording_id = "recording", "r1"
         return "r1"
 
@@ -276,9 +278,11 @@ class Rig:
     evictions: list[int] = field(default_factory=list)
     profile: str = "body"
     stall_after_s: float = 5.0
+    data_dir: Path = Path("/nonexistent")
 
     def __post_init__(self) -> None:
         cfg = parse_config({"device": {"profile": self.profile}})
+        self.settings = LiveConfig(cfg, self.data_dir)
         self.recording = RecordingControl(
             recorder=self.recorder, indicators=self.indicators, store=self.store,
             storage=self.storage, battery=self.battery, meter=self.meter,
@@ -287,7 +291,7 @@ class Rig:
         self.commands = CommandSet(CommandPorts(
             recorder=self.recorder, recording=self.recording, indicators=self.indicators,
             store=self.store, requests=self.controller,
-            settings=LiveConfig(cfg, Path("/nonexistent")), matters=MatterCatalogue.load(None),
+            settings=self.settings, matters=MatterCatalogue.load(None),
             quick=None, camera=self.camera,  # type: ignore[arg-type]
             status=lambda: {"state": self.recorder.state}))
         self.commands.register(self.controller)  # type: ignore[arg-type]
