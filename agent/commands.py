@@ -132,7 +132,7 @@ class CommandSet:
         if cmd in ("press", "hold") and self.p.bench is not None and not args.get("virtual"):
             return self._sim_button(cmd, self.p.bench)  # the simulated pin: logged as the button
         req = self.p.requests.submit(Request(cmd, args, origin="ctl",
-                                               origin_detail=dict(peer or {})))
+                                             origin_detail=dict(peer or {})))
         if not req.wait(30):
             return {"ok": False, "error": f"{cmd}: no answer from the controller within 30 s"}
         if req.error is not None:
@@ -176,7 +176,7 @@ class CommandSet:
         if step is None:
             return
         self.audit.act("matter", {"code": step.code}, origin,
-                  lambda: self._matter_result(step.code, str(origin["via"])))
+                       lambda: self._matter_result(step.code, str(origin["via"])))
         self.p.indicators.matter_selected(step.position)
 
     # --- recording --------------------------------------------------------------------------
@@ -358,7 +358,7 @@ class CommandSet:
         if what == "start_matter":
             try:
                 self.audit.act("matter", {"code": act.matter}, where,
-                          lambda: self._matter_result(act.matter, "trigger"))
+                               lambda: self._matter_result(act.matter, "trigger"))
             except CommandRejected as exc:  # an unknown code must not cost the recording
                 log.warning("trigger %s: %s", act.name, exc)
         try:
