@@ -262,6 +262,23 @@ class FakeCamera:
         self.officer = officer_id
 
 
+class FakeMicrophone:
+    """An audio stream that can be stopped and started (or fail to start)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.start_error: Exception | None = None
+        self.overflows = 0
+
+    def stop(self) -> None:
+        self.calls.append("stop")
+
+    def start(self, sink: Any) -> None:
+        if self.start_error is not None:
+            raise self.start_error
+        self.calls.append("start")
+
+
 @dataclass
 class Rig:
     """Recording control, a command set and a supervisor wired to fakes, as :mod:`agent.app`
@@ -275,6 +292,8 @@ class Rig:
     controller: FakeController = field(default_factory=FakeController)
     meter: FakeMeter = field(default_factory=FakeMeter)
     camera: FakeCamera = field(default_factory=FakeCamera)
+    microphone: FakeMicrophone | None = None
+    audio_chunks: int = 0
     evictions: list[int] = field(default_factory=list)
     profile: str = "body"
     stall_after_s: float = 5.0
@@ -296,8 +315,8 @@ class Rig:
             status=lambda: {"state": self.recorder.state}))
         self.commands.register(self.controller)  # type: ignore[arg-type]
         self.frame_watchdog = FrameWatchdog(stall_after_s=self.stall_after_s)
-        capture = Capture(self.camera, None, lambda f: None, lambda c: None,  # type: ignore[arg-type]
-                          lambda: 0)
+        capture = Capture(self.camera, self.microphone,  # type: ignore[arg-type]
+                          lambda f: None, lambda c: None, lambda: self.audio_chunks)
         self.supervisor = Supervisor(Supervised(
             recorder=self.recorder, control=self.recording, indicators=self.indicators,
             store=self.store, capture=capture, frame_watchdog=self.frame_watchdog,

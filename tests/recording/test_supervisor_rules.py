@@ -10,7 +10,7 @@ import pytest
 
 from agent.power.policy import Admission, BatteryVerdict
 from agent.storage.policy import StorageVerdict
-from tests.recording.port_fakes import Rig
+from tests.recording.port_fakes import FakeMicrophone, Rig
 
 
 def battery(level: str, *reasons: str) -> BatteryVerdict:
@@ -208,3 +208,29 @@ def test_a_storage_fault_is_retried_until_the_disk_takes_writes() -> None:
         rig.supervisor.tick(t)
     assert ("drain", None) in rig.recorder.calls and rig.recorder.state == "fault"
     assert "storage_recovered" not in rig.events()
+
+
+def test_a_dead_microphone_beside_a_camera_is_restarted_and_the_recording_goes_on() -> None:
+    """Camera frames flowing, no audio for ``stall_after_s``: reported and warned, the stream
+    is stopped and started again, the restart logged with the recording; nothing is stopped
+    and the recorder never faults (the video is intact)."""
+    rig = Rig(stall_after_s=2.0, microphone=FakeMicrophone())
+    rig.recorder.start(reason="button")
+    for t in (10.0, 11.0, 12.5):
+        rig.camera.frames_delivered += 30
+        rig.supervisor.tick(t)
+    assert rig.microphone is not None and rig.microphone.calls == ["stop", "start"]
+    assert "microphone_stall" in rig.events() and "warning" in rig.indicators.calls
+    (_kind, fields), = [e for e in rig.store.logged if e[0] == "microphone_restart"]
+    assert fields == {"reason": "stall", "recording_id": "r1"}
+    assert rig.recorder.state == "recording" and rig.frame_watchdog.stalls == 0
+
+
+def test_audio_flowing_beside_a_camera_never_restarts_the_microphone() -> None:
+    """While chunks arrive the microphone is left alone, however long the recording runs."""
+    rig = Rig(stall_after_s=2.0, microphone=FakeMicrophone())
+    for t in range(60):
+        rig.camera.frames_delivered += 30
+        rig.audio_chunks += 10
+        rig.supervisor.tick(float(t))
+    assert rig.microphone is not None and rig.microphone.calls == []
