@@ -46,7 +46,7 @@ class PendingSegment:
     cipher_sha256: str
     manifest_sha256: str
     cipher_bytes: int  # size on disk when first seen (0 if the media is missing)
-    seen_mono: float  # when the backlog first saw it (for offload_oldest_s)
+    sealed_epoch: float  # when it was sealed: the sealed file's mtime (for offload_oldest_s)
 
     @property
     def manifest(self) -> Path:
@@ -73,9 +73,9 @@ class Backlog:
         self._pending: dict[int, PendingSegment] = {}
         self._lock = threading.Lock()
 
-    def refresh(self, now_mono: float | None = None) -> list[PendingSegment]:
+    def refresh(self, now_epoch: float | None = None) -> list[PendingSegment]:
         """Fold in entries appended since the last call; the pending list, oldest first."""
-        now = time.monotonic() if now_mono is None else now_mono
+        now = time.time() if now_epoch is None else now_epoch
         size = self._log.size
         while self._cursor < size:
             self._fold(self._cursor, parse_canonical(self._log.entry(self._cursor)), now)
@@ -87,12 +87,15 @@ class Backlog:
         with self._lock:
             return [self._pending[k] for k in sorted(self._pending)]
 
-    def summary(self, now_mono: float | None = None) -> BacklogSummary:
-        """Segments and bytes owed, and how long the oldest has waited."""
-        now = time.monotonic() if now_mono is None else now_mono
+    def summary(self, now_epoch: float | None = None) -> BacklogSummary:
+        """Segments and bytes owed, and how long the oldest has waited since it was sealed --
+        across restarts: a segment sealed yesterday and still owed is a day old, not as old
+        as this boot (the wall clock is the one reading that survives a reboot; a clock step
+        shifts the figure, never the evidence)."""
+        now = time.time() if now_epoch is None else now_epoch
         with self._lock:
             items = list(self._pending.values())
-        oldest = min((p.seen_mono for p in items), default=None)
+        oldest = min((p.sealed_epoch for p in items), default=None)
         return BacklogSummary(len(items), sum(p.cipher_bytes for p in items),
                               None if oldest is None else max(0.0, now - oldest))
 
@@ -105,12 +108,13 @@ class Backlog:
                 path = str(entry.get("path", ""))
                 media = self._root / path
                 try:
-                    size = media.stat().st_size
+                    st = media.stat()
+                    size, sealed = st.st_size, min(st.st_mtime, now)
                 except OSError:
-                    size = 0
+                    size, sealed = 0, now
                 self._pending[seq] = PendingSegment(
                     seq, index, media, str(entry.get("cipher_sha256")),
-                    str(entry.get("manifest_sha256")), size, now)
+                    str(entry.get("manifest_sha256")), size, sealed)
             elif entry.get("type") == "acknowledged":
                 known = self._pending.get(seq)
                 if known is not None and (entry.get("cipher_sha256"),
