@@ -137,7 +137,9 @@ def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
     battery = SimBattery(s.battery_wh, percent=s.battery_pct, time_scale=s.time_scale)
     storage: Storage
     if s.storage_quota_mb:
-        storage = SimStorage(data_dir, s.storage_quota_mb * 1024 * 1024)
+        # "station": the loopback collection station of --with-station keeps its files in
+        # <data-dir>/station (agent.offload.loopback.STATION_DIR); they are not the device's
+        storage = SimStorage(data_dir, s.storage_quota_mb * 1024 * 1024, exclude=("station",))
     else:
         storage = FsStorage(data_dir)
     sim.update(camera=camera, microphone=mic, battery=battery, storage=storage, controls=controls)

@@ -49,9 +49,12 @@ class SimStorageEvent:
     detail: str = ""
 
 
-def _bytes_under(root: Path) -> int:
+def _bytes_under(root: Path, exclude: frozenset[str] = frozenset()) -> int:
+    """Bytes of the files under ``root``, except under its top-level folders in ``exclude``."""
     total = 0
-    for dirpath, _dirs, files in os.walk(root):
+    for dirpath, dirs, files in os.walk(root):
+        if dirpath == str(root):
+            dirs[:] = [d for d in dirs if d not in exclude]
         for name in files:
             try:
                 st = os.lstat(os.path.join(dirpath, name))
@@ -66,11 +69,15 @@ class SimStorage:
 
     def __init__(self, root: Path, quota_bytes: int, *, filled_bytes: int = 0,
                  rescan_s: float = 1.0, exact_margin_bytes: int = 4 << 20,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 exclude: tuple[str, ...] = ()) -> None:
         if quota_bytes <= 0 or filled_bytes < 0:
             raise ValueError("quota_bytes must be > 0 and filled_bytes >= 0")
         self._root = Path(root)
         self._root.mkdir(parents=True, exist_ok=True)
+        # top-level folders that are not on the simulated disk (the loopback station's
+        # files share the data directory on a bench; a real station is another machine)
+        self._exclude = frozenset(exclude)
         self._quota = quota_bytes
         self._filled = filled_bytes
         self._fault: int | None = None
@@ -119,7 +126,7 @@ class SimStorage:
             return self._scan() + self._filled
 
     def _scan(self) -> int:
-        self._scanned = _bytes_under(self._root)
+        self._scanned = _bytes_under(self._root, self._exclude)
         self._scanned_at = self._clock()
         self._since_scan = 0
         return self._scanned

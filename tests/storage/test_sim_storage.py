@@ -114,3 +114,14 @@ def test_usage_cache_tops_up_with_own_writes(tmp_path: Path) -> None:
         with pytest.raises(StorageFull):
             out.write(b"x" * 1001)
     assert (tmp_path / "seg.bin").stat().st_size == 99_000
+
+
+def test_excluded_top_level_folders_are_not_on_the_simulated_disk(tmp_path: Path) -> None:
+    """The loopback station's folder (another machine in real life) takes no device space;
+    a folder of the same name deeper down, on the device's disk, still does."""
+    (tmp_path / "station").mkdir()
+    (tmp_path / "station" / "store.bin").write_bytes(b"s" * 5000)
+    (tmp_path / "rec" / "station").mkdir(parents=True)
+    (tmp_path / "rec" / "station" / "seg.age").write_bytes(b"d" * 700)
+    assert SimStorage(tmp_path, 10_000, exclude=("station",)).used_bytes() == 700
+    assert SimStorage(tmp_path, 10_000).used_bytes() == 5700
