@@ -5,9 +5,9 @@ epoch, mixed with whatever the line picks up: partial lines after a reconnect, b
 vendor frames (u-blox UBX), NULs, noise. This module turns that byte stream into one
 :class:`~hw.gps.Fix` per epoch, and nothing else:
 
-* **Framing** (:class:`NmeaFramer`): bytes are split on CR/LF; a line is bounded
-  (:data:`MAX_LINE`), non-ASCII bytes invalidate it; anything that is not a sentence is
-  counted as garbage and dropped.
+* **Framing** (:class:`NmeaFramer`, in :mod:`hw.gps_framing` with the checksum): bytes are
+  split on CR/LF; a line is bounded (:data:`MAX_LINE`), non-ASCII bytes invalidate it;
+  anything that is not a sentence is counted as garbage and dropped.
 * **Trust** (:func:`verify_sentence`): a sentence is used only if it carries ``*HH`` and
   the XOR checksum matches. A sentence without a checksum is rejected like a wrong one:
   evidence never rests on an unverified sentence.
@@ -28,16 +28,14 @@ Not thread-safe: one reader thread owns a decoder.
 from __future__ import annotations
 
 import contextlib
-import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
-from functools import reduce
-from operator import xor
 
 import pynmea2
 
 from hw.gps import Fix
 from hw.gps_fields import coordinate, ddmmyy, digits_int, finite_float, time_of_day, zda_date
+from hw.gps_framing import MAX_LINE, NmeaFramer, NmeaStats, nmea_checksum, verify_sentence
 
 __all__ = [
     "MAX_LINE",
@@ -52,126 +50,12 @@ __all__ = [
     "verify_sentence",
 ]
 
-MAX_LINE = 256
-"""Longest line accepted (NMEA says 82; real receivers exceed it, never by this much)."""
 
 KNOTS_TO_MPS = 1852.0 / 3600.0
 _FIX_SENTENCES = frozenset({"GGA", "RMC", "GNS", "GSA", "ZDA", "VTG", "GLL"})
 _TIME_FIELD = {"GGA": 0, "RMC": 0, "GNS": 0, "ZDA": 0, "GLL": 4}
 _TIMED = frozenset(_TIME_FIELD)
 _GGA_NOT_A_FIX = frozenset({7, 8})  # manual input, simulator: never evidence of a position
-_HEX = frozenset(b"0123456789ABCDEFabcdef")
-_PRINTABLE_BODY = re.compile(rb"[\x20-\x29\x2B-\x7E]*")  # printable ASCII except "*"
-
-
-@dataclass(slots=True)
-class NmeaStats:
-    """Counters for telemetry; monotonically increasing for the life of the decoder."""
-
-    sentences_ok: int = 0
-    bad_checksum: int = 0
-    garbage_bytes: int = 0
-    overlong_lines: int = 0
-    unparsed: int = 0
-    epochs: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        """Plain integers for a telemetry message."""
-        return {
-            "sentences_ok": self.sentences_ok,
-            "bad_checksum": self.bad_checksum,
-            "garbage_bytes": self.garbage_bytes,
-            "overlong_lines": self.overlong_lines,
-            "unparsed": self.unparsed,
-            "epochs": self.epochs,
-        }
-
-
-def nmea_checksum(body: bytes) -> int:
-    """XOR of the bytes between ``$`` and ``*``."""
-    return reduce(xor, body, 0)
-
-
-def verify_sentence(line: bytes) -> str | None:
-    """The sentence text (``$`` … ``*HH``) if ``line`` holds one with a valid checksum.
-
-    Leading noise before the last ``$`` is ignored (a line that began mid-sentence after a
-    reconnect, or two sentences run together); trailing whitespace is allowed.
-    Returns None when there is no checksum, it is malformed, or it does not match.
-    """
-    start = line.rfind(b"$")
-    if start < 0:
-        return None
-    sentence = line[start:].rstrip(b" \t\r\n")
-    if len(sentence) < 10 or sentence[-3] != 0x2A:  # b"*"
-        return None
-    digits = sentence[-2:]
-    if digits[0] not in _HEX or digits[1] not in _HEX:
-        return None
-    body = sentence[1:-3]
-    if _PRINTABLE_BODY.fullmatch(body) is None:
-        return None
-    if nmea_checksum(body) != int(digits, 16):
-        return None
-    return sentence.decode("ascii")
-
-
-class NmeaFramer:
-    """Splits a byte stream into bounded lines; counts what it throws away.
-
-    A line longer than :data:`MAX_LINE` (binary frames, noise without a newline) is cut to
-    its tail from the last ``$`` when that tail is short enough to be a sentence, so a
-    sentence that follows junk on the same line is not lost; the rest is garbage.
-    """
-
-    def __init__(self, stats: NmeaStats) -> None:
-        self._stats = stats
-        self._partial = bytearray()
-        self._overflowed = False
-
-    def reset(self) -> None:
-        """Forget a partial line (after a reconnect the tail belongs to another stream)."""
-        self._stats.garbage_bytes += len(self._partial)
-        self._partial.clear()
-        self._overflowed = False
-
-    def feed(self, data: bytes) -> list[bytes]:
-        """Complete lines found in ``data`` (without terminators)."""
-        lines: list[bytes] = []
-        buf = self._partial
-        buf += data
-        start = 0
-        while (end := _find_eol(buf, start)) >= 0:
-            line = bytes(buf[start:end])
-            start = end + 1
-            if len(line) > MAX_LINE:
-                line = self._trim(line)
-            self._overflowed = False
-            if line:
-                lines.append(line)
-        del buf[:start]
-        if len(buf) > MAX_LINE:
-            buf[:] = self._trim(bytes(buf))
-        return lines
-
-    def _trim(self, line: bytes) -> bytes:
-        cut = line.rfind(b"$")
-        keep = line[cut:] if cut >= 0 and len(line) - cut <= MAX_LINE else b""
-        self._stats.garbage_bytes += len(line) - len(keep)
-        if not self._overflowed:
-            self._stats.overlong_lines += 1
-            self._overflowed = True
-        return keep
-
-
-def _find_eol(buf: bytearray, start: int) -> int:
-    lf = buf.find(b"\n", start)
-    cr = buf.find(b"\r", start)
-    if lf < 0:
-        return cr
-    if cr < 0:
-        return lf
-    return min(lf, cr)
 
 
 @dataclass(frozen=True, slots=True)
