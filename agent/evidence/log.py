@@ -28,6 +28,7 @@ import os
 import struct
 import threading
 import zlib
+from array import array
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,14 @@ from agent.errors import EvidenceError, LogCorrupt, VerificationError
 from .canonical import canonical_json
 from .checkpoint import Checkpoint, parse_signed_checkpoint, sign_checkpoint
 from .keys import DeviceKey
-from .merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, root_of
+from .merkle import (
+    CompactRange,
+    LeafHashes,
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root_of,
+)
 
 __all__ = ["AppendResult", "EvidenceLog", "Replay", "origin_for", "replay_entries"]
 
@@ -112,10 +120,10 @@ class EvidenceLog:
         except BlockingIOError:
             os.close(self._lock_fd)
             raise EvidenceError(f"{self._dir}: evidence log is in use by another process") from None
-        self._leaves: list[bytes] = []
+        self._leaves = LeafHashes()  # 32 bytes per entry, for proofs
         self._checkpoint_behind = False
         self._checkpoint_text = b""
-        self._offsets: list[int] = []
+        self._offsets = array("q")  # byte offset of each entry in entries.bin
         self._listeners: list[Callable[[bytes], None]] = []
         self._frontier = CompactRange()
         path = self._dir / ENTRIES

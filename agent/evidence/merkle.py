@@ -14,11 +14,13 @@ where forgeries slip through.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import overload
 
 __all__ = [
     "EMPTY_ROOT",
     "CompactRange",
+    "LeafHashes",
     "consistency_proof",
     "inclusion_proof",
     "leaf_hash",
@@ -189,3 +191,62 @@ class CompactRange:
         for _, h in reversed(self._nodes[:-1]):
             r = node_hash(h, r)
         return r
+
+
+class LeafHashes(Sequence[bytes]):
+    """The leaf hashes of a log, 32 bytes each in one buffer.
+
+    A log keeps every leaf hash for its proofs, for the life of the process: as a list of
+    ``bytes`` that is ~73 bytes per entry (the object and the list's pointer), here 32. A
+    slice is a view on the same buffer (no copy), so the recursive proof functions above
+    cost no more than on a list. Appending while a view exists is safe (views hold the
+    buffer and their bounds, never a memoryview)."""
+
+    __slots__ = ("_buf", "_start", "_stop")
+    SIZE = 32
+
+    def __init__(self, buf: bytearray | None = None, start: int = 0,
+                 stop: int | None = None) -> None:
+        self._buf = bytearray() if buf is None else buf
+        self._start = start
+        self._stop = stop  # None: the buffer's end (a growing log)
+
+    def append(self, h: bytes) -> None:
+        """Add a leaf hash (only on the log itself, not on a view)."""
+        if len(h) != self.SIZE or self._start or self._stop is not None:
+            raise ValueError("append a 32-byte hash to the whole log")
+        self._buf += h
+
+    def _bounds(self) -> tuple[int, int]:
+        stop = len(self._buf) // self.SIZE if self._stop is None else self._stop
+        return self._start, stop
+
+    def __len__(self) -> int:
+        start, stop = self._bounds()
+        return stop - start
+
+    @overload
+    def __getitem__(self, i: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> LeafHashes: ...
+
+    def __getitem__(self, i: int | slice) -> bytes | LeafHashes:
+        start, stop = self._bounds()
+        if isinstance(i, slice):
+            a, b, step = i.indices(stop - start)
+            if step != 1:
+                raise ValueError("leaf hashes slice with step 1 only")
+            return LeafHashes(self._buf, start + a, start + max(a, b))
+        n = stop - start
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"leaf {i} outside 0..{n - 1}")
+        k = (start + i) * self.SIZE
+        return bytes(self._buf[k:k + self.SIZE])
+
+    def __iter__(self) -> Iterator[bytes]:
+        start, stop = self._bounds()
+        for k in range(start, stop):
+            yield bytes(self._buf[k * self.SIZE:(k + 1) * self.SIZE])
