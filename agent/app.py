@@ -294,7 +294,9 @@ class Agent:
         self.ctl.start()
         self.witness_pool = start_witnessing(self.cfg.witnesses, self.store.log,
                                              self.data_dir / "log")
-        self.feedback.show("standby")
+        # The indicators belong to the controller thread (the supervisor may already be
+        # warning on it): gpiozero's blink threads do not survive two threads setting an LED.
+        c.post("call", lambda: self.feedback.show("standby"))
         if self.offloader is not None:
             self.offloader.start()
         threading.Thread(target=self.health.run, args=(self._threads_stop,),
