@@ -29,6 +29,7 @@ from agent.aac import AacEncoder
 from agent.app import Agent
 from agent.config import parse_config
 from agent.media import MediaPacket
+from agent.side_channel import SideChannel
 from hw.audio import AudioChunk
 from hw.camera_replay import load_clip
 
@@ -97,7 +98,7 @@ def press_once(agent: Agent) -> dict[str, float]:
     started = threading.Event()
     at: dict[str, float] = {}
     rec = agent.recorder
-    original = rec._on_event
+    original = rec.events
 
     def spy(kind: str, data: dict[str, Any]) -> None:
         if kind == "recording_started":
@@ -106,11 +107,11 @@ def press_once(agent: Agent) -> dict[str, float]:
             started.set()
         original(kind, data)
 
-    rec._on_event = spy
+    rec.events = SideChannel("press bench spy", spy)
     t0 = time.perf_counter()
     agent.controller.call("start")
     started.wait(30)
-    rec._on_event = original
+    rec.events = original
     while rec.backlog:  # the pre-roll written and fsynced by the worker
         time.sleep(0.002)
     durable = time.perf_counter()
