@@ -63,7 +63,7 @@ if TYPE_CHECKING:
     from agent.fleet_sync import FleetSync
     from agent.offload.uploader import Offloader
 
-__all__ = ["Agent", "check_data_dir"]  # check_data_dir: re-exported for existing callers
+__all__ = ["Agent"]
 
 log = logging.getLogger(__name__)
 

@@ -191,9 +191,7 @@ def test_agent_and_hw_have_no_import_cycles() -> None:
     assert not gone, f"no longer cycles, remove from KNOWN_CYCLES: {gone}"
 
 
-# agent.offload.loopback still takes check_data_dir from agent.app (re-exported there; it
-# lives in agent.provision): to be changed with the offload code, then removed from here.
-APP_IMPORTERS = {"agent.cli", "agent.offload.loopback"}
+APP_IMPORTERS = {"agent.cli"}
 
 
 def test_only_the_composition_root_and_the_command_line_import_the_agent() -> None:

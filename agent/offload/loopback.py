@@ -266,7 +266,7 @@ def start_loopback(cfg: Config, data_dir: Path) -> tuple[Config, LoopbackStation
     device enrolled (its evidence key made now if this is its first run), and ``cfg`` with
     ``[offload]`` pointed at it and its receipt key trusted, and the station added to
     ``[[witnesses]]`` (it cosigns every checkpoint; ``log/witnessed/`` keeps the note)."""
-    from agent.app import check_data_dir
+    from agent.provision import check_data_dir
 
     data_dir = check_data_dir(data_dir)
     key_path = data_dir / "keys" / "device.key"
