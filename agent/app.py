@@ -413,9 +413,13 @@ class Agent:
         self.recording.recorder_event(kind, data)
 
     def _on_sealed(self, signed: Any) -> None:
-        self.recording.segment_sealed(signed)
-        if self.offloader is not None:
-            self.offloader.wake()
+        """A segment is sealed: tell the fleet link and wake the uploader -- the uploader even
+        when the fleet link failed (the port's guard logs and counts that)."""
+        try:
+            self.recording.segment_sealed(signed)
+        finally:
+            if self.offloader is not None:
+                self.offloader.wake()
 
     def _clock_step(self, fields: dict[str, Any]) -> None:
         self.controller.post("call", lambda: self.store.log_event("clock_step", **fields))

@@ -105,7 +105,15 @@ class FleetSync:
         self._next_telemetry = 0.0
         self._last_state: tuple[Any, ...] | None = None
         self.delivery_faults = 0
-        self._send_unpublished()
+        # A manifest that could not be queued (a full or failing outbox) leaves the published
+        # size behind it; the next seal then queues everything after that size, this one too.
+        self._behind = False
+        try:
+            self._send_unpublished()
+        except SyncError as exc:
+            self._behind = True
+            log.error("segments logged while offline not queued yet (%s); retried at the next "
+                      "seal", exc)
 
     def _birth(self) -> dict[str, Any]:
         hw, device = self._hardware, self._device
@@ -139,9 +147,26 @@ class FleetSync:
         self._telemetry_s = seconds
 
     def segment_sealed(self, signed: SignedManifest) -> None:
-        """Queue the manifest, then the checkpoint that now covers it."""
+        """Queue the manifest, then the checkpoint that now covers it.
+
+        If an earlier manifest could not be queued, every segment logged since the last
+        published checkpoint is queued instead (this one included), so a failing outbox
+        delays manifests but never loses one. Raises :class:`SyncError` when queuing fails
+        (the caller's side-channel guard logs and counts it; the seal stands)."""
+        if self._behind:
+            self._behind = False
+            try:
+                self._send_unpublished()
+            except SyncError:
+                self._behind = True
+                raise
+            return
         envelope = json.loads(signed.envelope())
-        self.link.enqueue_segment(self._with_inclusion(envelope))
+        try:
+            self.link.enqueue_segment(self._with_inclusion(envelope))
+        except SyncError:
+            self._behind = True
+            raise
         self.publish_checkpoint()
 
     def _send_unpublished(self) -> None:
@@ -214,7 +239,11 @@ class FleetSync:
         note = log_.checkpoint().decode()
         self.link.enqueue_checkpoint(note, proof)
         self._published_size = size
-        atomic_write(self._cp_state, json.dumps({"size": size}).encode())
+        try:
+            atomic_write(self._cp_state, json.dumps({"size": size}).encode())
+        except OSError as exc:  # kept in memory; the file is rewritten at the next checkpoint
+            log.error("published checkpoint size not saved (%s); rewritten at the next "
+                      "checkpoint", exc)
         return {"size": size, "proof_from": proof["old_size"] if proof else None}
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
