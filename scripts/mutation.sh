@@ -1,24 +1,51 @@
 #!/usr/bin/env bash
 # Mutation testing of the safety rules (mutmut): a surviving mutant is a missing test.
 #
-#   scripts/mutation.sh            # mutate, test, print the survivors (a few minutes)
+#   scripts/mutation.sh                # both passes below (~15 minutes on 2 cores)
+#   scripts/mutation.sh --rules-only   # the first pass only (a few minutes)
 #
-# Runs in a throw-away copy of the committed tree (mutmut writes mutants/ beside the code), with
-# the instant rule tests only: eviction and retention planning, the store's delete guard and
-# receipts, verify's log, receipt, eviction and layout rules, gestures and trigger rules,
-# battery and storage policies (each rule module has a *_rules or *_edges file that pins its
-# thresholds, refusals and the verifier's words). Not part of the default test run.
+# Runs in throw-away copies of the committed tree (mutmut writes mutants/ beside the code).
+#
+# 1. The rules, with the instant rule tests only: eviction and retention planning, the store's
+#    delete guard and receipts, verify's log, receipt, eviction and layout rules, gestures and
+#    trigger rules, battery and storage policies (each rule module has a *_rules or *_edges file
+#    that pins its thresholds, refusals and the verifier's words).
+# 2. The product's eviction path (agent/retention.py) against the end-to-end eviction test: a
+#    real agent on simulated hardware with a loopback station, ~20 s a run. A pass of its own,
+#    because that test also covers nearly every rule module, and mutmut would otherwise run it
+#    for each of the ~1600 rule mutants (hours instead of minutes).
+#
+# Survivors of both passes are listed in mutation-survivors.txt. Not part of the default test run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
+RULES_ONLY=0
+[[ "${1:-}" == "--rules-only" ]] && RULES_ONLY=1
 [[ -x .venv/bin/mutmut ]] || .venv/bin/python -m pip install -q mutmut
-WORK=$(mktemp -d /tmp/bodycam-mutation.XXXXXX)
-trap 'git -C "$ROOT" worktree remove --force "$WORK" >/dev/null 2>&1 || rm -rf "$WORK"' EXIT
-git worktree add --detach --force "$WORK" HEAD >/dev/null
-cd "$WORK"
-cat >> pyproject.toml <<'TOML'
+WORKS=()
+cleanup() {
+    local w
+    for w in "${WORKS[@]}"; do
+        git -C "$ROOT" worktree remove --force "$w" >/dev/null 2>&1 || rm -rf "$w"
+    done
+}
+trap cleanup EXIT
 
-[tool.mutmut]
+# mutate TOML-SECTION: one mutmut run in a fresh copy of HEAD; appends its results to the list.
+mutate() {
+    local work
+    work=$(mktemp -d /tmp/bodycam-mutation.XXXXXX)
+    WORKS+=("$work")
+    git worktree add --detach --force "$work" HEAD >/dev/null
+    printf '\n%s\n' "$1" >> "$work/pyproject.toml"
+    # its own session: mutmut signals its whole process group when it finishes
+    (cd "$work" && setsid "$ROOT/.venv/bin/mutmut" run > mutmut-run.log 2>&1) \
+        || { tail -30 "$work/mutmut-run.log"; exit 1; }
+    (cd "$work" && "$ROOT/.venv/bin/mutmut" results 2>/dev/null) | tee -a "$ROOT/mutation-survivors.txt"
+}
+
+: > mutation-survivors.txt
+mutate '[tool.mutmut]
 source_paths = ["agent/power/policy.py", "agent/storage/eviction.py", "agent/storage/policy.py",
                 "agent/gestures.py", "agent/triggers.py", "agent/evidence/logcheck.py",
                 "agent/evidence/receipt.py", "agent/evidence/layout.py"]
@@ -31,9 +58,11 @@ pytest_add_cli_args_test_selection = [
     "tests/evidence/test_receipts_store.py", "tests/evidence/test_tamper.py",
     "tests/evidence/test_store.py", "tests/evidence/test_logcheck_rules.py",
     "tests/evidence/test_receipt_rules.py", "tests/evidence/test_layout_rules.py"]
-also_copy = ["agent", "hw", "config", "tests"]
-TOML
-# its own session: mutmut signals its whole process group when it finishes
-setsid "$ROOT/.venv/bin/mutmut" run > mutmut-run.log 2>&1 || { tail -30 mutmut-run.log; exit 1; }
-"$ROOT/.venv/bin/mutmut" results 2>/dev/null | tee "$ROOT/mutation-survivors.txt"
-echo "survivors: $(grep -c ': survived' "$ROOT/mutation-survivors.txt" || true) (list in mutation-survivors.txt)"
+also_copy = ["agent", "hw", "config", "tests"]'
+if (( ! RULES_ONLY )); then
+    mutate '[tool.mutmut]
+source_paths = ["agent/retention.py"]
+pytest_add_cli_args_test_selection = ["tests/storage/test_eviction_end_to_end.py"]
+also_copy = ["agent", "hw", "config", "tests"]'
+fi
+echo "survivors: $(grep -c ': survived' mutation-survivors.txt || true) (list in mutation-survivors.txt)"

@@ -115,9 +115,10 @@ def bench(tmp_path: Path) -> Iterator[Bench]:
 def test_low_storage_evicts_receipted_segments_only_and_verify_explains_each(
         bench: Bench) -> None:
     """Segments recorded while the station is up are receipted; segments recorded after it went
-    away are not. When the disk then runs low the agent deletes receipted segments only, logs
-    each deletion citing the acknowledged entry and receipt of exactly that segment, keeps
-    every unreceipted segment, and verify with the station key passes, naming each eviction."""
+    away are not. When the disk then runs low the agent deletes the oldest receipted segments
+    (as many as it needs), logs each deletion citing the acknowledged entry and receipt of
+    exactly that segment, keeps every unreceipted segment, and verify with the station key
+    passes, naming each eviction."""
     data, station = bench.data, bench.station
     receipt_key = station.receipt_key()
     record_until(data, lambda s: s.get("offload_receipts", 0) >= 3, "three station receipts")
@@ -131,14 +132,18 @@ def test_low_storage_evicts_receipted_segments_only_and_verify_explains_each(
     assert acked_before and unacked, (acked_before, unacked)
 
     st = ctl(data, "status")
-    # Leave less free than the reserve: more than the receipted segments can ever give back.
+    # Leave less free than the reserve: the disk is full until the agent makes room.
     ctl(data, "sim", device="storage", verb="fill",
         value=str(st["storage_free_bytes"] - st["storage_reserve_bytes"] // 4))
+    # The disk is polled every 0.2 s: an eviction follows within a second; waiting longer
+    # only slows down finding out that none comes.
     wait_for("an eviction in the log",
-             lambda: any(e.get("type") == "eviction" for e in log_entries(data)))
-    # The plan cannot be satisfied: every receipted segment goes, in one pass.
-    wait_for("every receipted segment evicted",
-             lambda: not any(on_disk[s].exists() for s in acked_before))
+             lambda: any(e.get("type") == "eviction" for e in log_entries(data)), timeout=15)
+    # Settled: enough room was made, or every receipted segment is gone and it is still full.
+    wait_for("the eviction pass to settle",
+             lambda: ctl(data, "status").get("storage_level") != "full"
+             or not any(on_disk[s].exists() for s in acked_before), timeout=15)
+    level = ctl(data, "status").get("storage_level")
     bench.stop_agent()
 
     entries = log_entries(data)
@@ -146,7 +151,9 @@ def test_low_storage_evicts_receipted_segments_only_and_verify_explains_each(
     assert acked == acked_before  # the station was away: no receipt arrived since
     evictions = [(i, e) for i, e in enumerate(entries) if e.get("type") == "eviction"]
     evicted = {e["device_seq"] for _, e in evictions}
-    assert evicted == acked, (evicted, acked)
+    # The oldest receipted segments, as many as needed: all of them only if still full.
+    assert evicted and evicted == set(sorted(acked)[:len(evicted)]), (evicted, acked)
+    assert evicted == acked or level != "full", (evicted, acked, level)
     assert len(evictions) == len(evicted)  # each segment deleted (and logged) once
     for i, e in evictions:
         ack = entries[e["ack_index"]]
