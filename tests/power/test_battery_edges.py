@@ -133,3 +133,12 @@ def test_can_start_names_every_reason() -> None:
     assert admission.reason == "battery critical: undervoltage_persistent, runtime_critical"
     p.evaluate(DISCHARGING, projected(5000), 1)
     assert p.can_start()
+
+
+def test_a_new_warning_threshold_applies_from_the_next_reading() -> None:
+    """A live power.warn_min change moves the warning threshold for the next verdict."""
+    p = BatteryPolicy()
+    assert p.evaluate(DISCHARGING, projected(1000), 0).level == OK
+    p.set_warn_s(1200)
+    assert p.warn_s == 1200
+    assert p.evaluate(DISCHARGING, projected(1000), 1).reasons == ("runtime_low",)

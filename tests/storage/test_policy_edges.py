@@ -227,3 +227,13 @@ def test_retention_minimum_is_inclusive() -> None:
     plan = plan_eviction(segments, free_bytes=0, target_free_bytes=1_000, now=NOW,
                          min_age_s=100)
     assert plan.paths == (segments[1].path,)
+
+
+def test_a_new_warning_threshold_applies_from_the_next_reading() -> None:
+    """A live storage.warn_min change moves the warning threshold for the next verdict."""
+    policy = StoragePolicy(warn_s=100, segment_s=10, headroom=1.0)
+    free = policy.reserve_bytes(1_000.0) + 150_000  # 150 s above the reserve
+    assert policy.evaluate(reading(free), 1_000.0).level == OK
+    policy.set_warn_s(200)
+    assert policy.warn_s == 200
+    assert policy.evaluate(reading(free), 1_000.0).reasons == ("space_low",)
