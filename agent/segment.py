@@ -39,6 +39,7 @@ imports the other.
 from __future__ import annotations
 
 import errno
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -53,6 +54,8 @@ from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 
 __all__ = ["SegmentHandle", "SegmentPort", "SegmentStats", "SegmentWriter"]
+
+log = logging.getLogger(__name__)
 
 _MOVFLAGS = "frag_keyframe+empty_moov+default_base_moof+frag_discont"
 # use_editlist=1 selects the frag_discont branch that keeps each track's first timestamp
@@ -85,6 +88,10 @@ class SegmentStats:
     audio_end_us: int | None = None
     skipped_before_keyframe: int = 0
     audio_dropped: int = 0
+    # packets whose time did not advance within their stream (a camera or sound card clock
+    # that stepped back): dropped, because an MP4 timeline cannot go back and the muxer would
+    # refuse the packet -- a dropped frame shows in missing_frames, as any lost frame does
+    out_of_order: int = 0
     first_index: int | None = None  # the camera's frame counter of the first and last frame
     last_index: int | None = None
 
@@ -245,6 +252,10 @@ class SegmentWriter:
             for a in held:
                 self._write_audio(a)
         assert self._origin_us is not None
+        last = self.stats.last_pts_us
+        if last is not None and packet.pts_us <= last:
+            self._out_of_order(packet, last)
+            return
         p = av.Packet(packet.data)
         p.stream = self._vstream
         p.time_base = _VIDEO_TB
@@ -274,6 +285,10 @@ class SegmentWriter:
         if packet.pts_us < self._origin_us:
             self.stats.audio_dropped += 1  # before this segment; the router gives it to the last one
             return
+        end = self.stats.audio_end_us
+        if end is not None and packet.pts_us < end - packet.duration_us // 2:
+            self._out_of_order(packet, end)  # overlaps what was muxed (AAC pts are rounded)
+            return
         rate = self._astream.time_base.denominator
         p = av.Packet(packet.data)
         p.stream = self._astream
@@ -286,6 +301,12 @@ class SegmentWriter:
         if st.audio_first_pts_us is None:
             st.audio_first_pts_us = packet.pts_us
         st.audio_end_us = packet.pts_us + packet.duration_us
+
+    def _out_of_order(self, packet: MediaPacket, last_us: int) -> None:
+        self.stats.out_of_order += 1
+        if self.stats.out_of_order == 1:
+            log.warning("%s packet at %d us does not follow the previous one (%d us): dropped, "
+                        "and counted for this segment", packet.kind, packet.pts_us, last_us)
 
     @property
     def opened(self) -> bool:

@@ -226,6 +226,40 @@ def test_silent_microphone_does_not_hold_video_back(recording: dict[str, Any]) -
     assert fragments >= 4, f"only {fragments} of 5 complete GOPs reached the sink"
 
 
+def test_a_clock_that_steps_back_drops_packets_instead_of_ending_the_recording(
+        recording: dict[str, Any], tmp_path: Path) -> None:
+    """A frame or an audio packet stamped at or before the previous one of its stream (a
+    camera or sound card clock that stepped back) cannot go into an MP4 timeline: it is
+    dropped and counted, and the segment goes on -- the muxer would otherwise refuse it and
+    the recorder would fault, ending the officer's recording. ffprobe reads the result."""
+    units = annexb_video(recording["files"][1])
+    sink = _NullSink()
+    fmt = VideoFormat(width=320, height=240, fps=30, bitrate=400_000, profile="baseline", gop=30)
+    audio = AudioFormat(sample_rate=48_000, channels=1)
+    writer = SegmentWriter(sink, video=fmt, audio=audio)
+    frame_us, aac_us = 1_000_000 // 30, 1024 * 1_000_000 // 48_000
+    aac = b"\x21\x00\x49\x90\x02\x19\x00\x23\x80"  # a silent AAC-LC frame
+    t_audio, n_audio = 1_000_000, 0
+    for i in range(60):
+        data, key = units[i % len(units)]
+        pts = 1_000_000 + i * frame_us
+        if i == 40:
+            pts -= 10 * frame_us  # the camera's clock stepped back by ten frames
+        writer.write(MediaPacket("video", data, pts, frame_us, key, i))
+        while t_audio < 1_000_000 + (i + 1) * frame_us:
+            writer.write(MediaPacket("audio", aac, t_audio, aac_us))
+            n_audio += 1
+            if n_audio == 30:  # the sound card's clock stepped back by three packets
+                writer.write(MediaPacket("audio", aac, t_audio - 3 * aac_us, aac_us))
+            t_audio += aac_us
+    stats = writer.close()
+    assert stats.out_of_order == 2 and stats.frames == 59 and stats.missing_frames == 1
+    path = tmp_path / "stepped.mp4"
+    path.write_bytes(bytes(sink.data))
+    frames = _stream(path, "v:0", "nb_read_packets", "-count_packets")
+    assert int(frames["nb_read_packets"]) == 59
+
+
 # --- item: the audio/video offset is in the file ------------------------------------------------
 def test_audio_starts_at_the_offset_the_manifest_records(recording: dict[str, Any]) -> None:
     """ffprobe's first audio timestamp equals the manifest's audio−video start offset (to one
