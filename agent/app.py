@@ -262,6 +262,10 @@ class Agent:
             off = self.offloader
             sections.append(lambda: off.status().fields())
         sections.append(witnesses)
+        # failures of what runs beside the recording (fleet link, feedback, observers, the
+        # manifest's context, the after-seal hook): each was logged; none stopped anything
+        sections.append(lambda: {"side_channel_failures": self.controller.side_channel_failures
+                                 + self.port.side_channel_failures})
         return StatusSources(
             device_id=self.cfg.device.id, profile=self.cfg.device.profile, hardware=self.hw.kind,
             data_dir=self.data_dir, recorder=self.recorder, commands=self.commands,

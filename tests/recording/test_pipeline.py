@@ -44,7 +44,8 @@ def recording(tmp_path_factory):
         _press(agent, hold_s=cfg.recording.stop_hold_s + 0.3)
         wait_for(lambda: agent.recorder.state == "standby", timeout=10)
         stats = {"dropped": agent.hw.camera.frames_dropped, "gap": agent.recorder.frames_gap,
-                 "state_after_knock": state_after_knock}
+                 "state_after_knock": state_after_knock,
+                 "status": agent.controller.call("status")}
     return {"dir": data_dir, "press_ns": press_ns, "stop_ns": stop_ns, "cfg": cfg, **stats}
 
 
@@ -116,6 +117,13 @@ def test_every_segment_plays_with_video_and_audio(recording, tmp_path: Path):
         assert len(vp) == m["media"]["frames"]
         pts = [float(p["pts_time"]) for p in vp]
         assert all(b > a for a, b in itertools.pairwise(pts))
+
+
+def test_status_counts_no_side_channel_failure_in_a_clean_recording(recording):
+    """The status snapshot reports the side channels' failures (fleet link, feedback,
+    observers, manifest context): none in a recording where nothing failed."""
+    assert recording["status"]["side_channel_failures"] == 0
+    assert recording["status"]["segments_sealed"] >= 3
 
 
 def test_a_knock_does_not_stop_the_recording(recording):
