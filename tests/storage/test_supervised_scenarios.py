@@ -20,7 +20,7 @@ from agent.errors import RecordingRefused
 from agent.evidence.age import Identity
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.keys import DeviceKey
-from agent.evidence.manifest import ClockInfo, MediaInfo, SegmentInfo, Timestamp
+from agent.evidence.manifest import ClockInfo, MediaInfo, SegmentInfo, Timestamp, parse_envelope
 from agent.evidence.store import EvidenceStore, OpenSegment
 from agent.evidence.verify import verify
 from agent.ports import Capture
@@ -32,8 +32,11 @@ from agent.storage.policy import BitrateMeter, StoragePolicy
 from agent.supervisor import Supervised, Supervisor
 from agent.watch import FrameWatchdog, PowerWatch, StorageWatch
 from hw.power_sim import SimBattery
+from hw.storage import Storage
+from hw.storage_fs import FsStorage
 from hw.storage_sim import SimStorage
 from tests.recording.port_fakes import FakeIndicators, FakePreRoll
+from tests.tools.receipts import make_station
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -137,14 +140,15 @@ class Unit:
     """The supervised recorder on a simulated battery and a quota disk."""
 
     def __init__(self, data_dir: Path, agency: Identity, *, battery_wh: float,
-                 quota_bytes: int = 64 << 20) -> None:
+                 quota_bytes: int = 64 << 20, percent: float = 100.0,
+                 disk: Storage | None = None, station_keys: tuple[bytes, ...] = ()) -> None:
         self.clock = Clock()
-        self.disk = SimStorage(data_dir, quota_bytes)
-        self.battery = SimBattery(battery_wh, clock=self.clock)
+        self.disk: Storage = disk if disk is not None else SimStorage(data_dir, quota_bytes)
+        self.battery = SimBattery(battery_wh, percent=percent, clock=self.clock)
         key = DeviceKey.generate(data_dir / "keys" / "device.key")
         self.store = EvidenceStore(data_dir, key=key, recipients=[agency.recipient],
                                    encrypt=True, device_id="BC-0001",
-                                   open_append=self.disk.open_append)
+                                   open_append=self.disk.open_append, station_keys=station_keys)
         self.meter = BitrateMeter(BYTES_PER_S)
         self.recorder = StoreRecorder(self.store, self.clock, self.meter)
         self.indicators = FakeIndicators()
@@ -231,3 +235,90 @@ def test_a_disk_filled_mid_recording_stops_it_after_trying_to_make_room(
     with pytest.raises(RecordingRefused, match="storage full"):
         unit.control.start_recording("button")
     unit.finish(data, agency)
+
+
+def test_undervoltage_that_persists_stops_the_recording(tmp_path: Path,
+                                                        agency: Identity) -> None:
+    """A full pack whose supply sags for longer than the grace period (10 s) stops cleanly:
+    ``low_battery`` with the reason ``undervoltage_persistent``, everything sealed."""
+    data = tmp_path / "data"
+    unit = Unit(data, agency, battery_wh=18.5)
+    unit.control.start_recording("button")
+    unit.run(45)
+    sagged = unit.clock.t
+    unit.battery.undervoltage(True)
+    unit.run(60)
+    assert unit.recorder.stops == ["low_battery"]
+    assert unit.clock.t - sagged == pytest.approx(11, abs=1)
+    [event] = unit.events("low_battery_shutdown")
+    assert event["reasons"] == ["undervoltage_persistent"]
+    unit.finish(data, agency)
+
+
+def test_a_pack_that_dies_early_stops_at_the_collapse(tmp_path: Path,
+                                                      agency: Identity) -> None:
+    """A worn pack whose capacity collapses at 60 %: the next reading is critical and the
+    supervisor stops at once (it cannot foresee a collapse); everything is sealed."""
+    data = tmp_path / "data"
+    unit = Unit(data, agency, battery_wh=1.0, percent=62)
+    unit.battery.die_at(60)
+    start = unit.clock.t
+    unit.control.start_recording("button")
+    unit.run(3600)
+    assert unit.recorder.stops == ["low_battery"]
+    # 2 % of 1 Wh at the simulated load is ~18 s
+    assert unit.clock.t - start == pytest.approx(18, abs=2)
+    assert "died" in [e.what for e in unit.battery.history]
+    unit.finish(data, agency)
+
+
+def test_a_real_tmpfs_filled_by_another_file_stops_the_recording(small_fs: Path,
+                                                                 agency: Identity) -> None:
+    """The disk scenario on a real 8 MiB tmpfs, filled by another file: statvfs drives the
+    watch, the supervisor stops with ``storage_full`` and what was recorded verifies."""
+    data = small_fs / "data"
+    unit = Unit(data, agency, battery_wh=18.5, disk=FsStorage(small_fs))
+    unit.control.start_recording("button")
+    unit.run(40)
+    reserve = StoragePolicy(120, 2, segment_s=SEGMENT_S).reserve_bytes(BYTES_PER_S)
+    (small_fs / "other-data.bin").write_bytes(b"\0" * (unit.disk.read().free_bytes - reserve
+                                                        + 100_000))
+    unit.run(600)
+    assert unit.recorder.stops == ["storage_full"]
+    [event] = unit.events("storage_full")
+    assert event["reasons"] == ["below_reserve"]
+    unit.finish(data, agency)
+
+
+def test_a_full_disk_of_unacknowledged_evidence_evicts_nothing(tmp_path: Path,
+                                                               agency: Identity) -> None:
+    """The recording fills the disk itself and nothing is acknowledged: it warns first, the
+    supervisor's eviction frees nothing (no file changes) and it stops with storage_full;
+    once a station receipts the first two segments, exactly those are evicted, each eviction
+    citing its logged receipt, and the rest is untouched."""
+    data = tmp_path / "data"
+    station = make_station(tmp_path / "station")
+    unit = Unit(data, agency, battery_wh=18.5, quota_bytes=8 << 20,
+                station_keys=(station.public,))
+    unit.control.start_recording("button")
+    unit.run(10_000)
+    assert unit.recorder.stops == ["storage_full"]
+    assert "warning" in unit.indicators.calls  # a slow fill warns first
+    assert unit.events("eviction") == []
+    manifests = sorted((data / "recordings").glob("*/*.manifest.json"))
+    media = [m.parent / parse_canonical(m.read_bytes())["manifest"]["file"]["name"]
+             for m in manifests]
+    before = {p: p.read_bytes() for p in media}
+    ack_index = [unit.store.accept_receipt(station.receipt(parse_envelope(m.read_bytes())),
+                                           origin={"via": "mqtt", "command_id": "a1"})
+                 for m in manifests[:2]]
+    freed = evict_acknowledged(unit.store, unit.storage, data, min_age_s=0)
+    assert freed > 0
+    evictions = unit.events("eviction")
+    assert [(e["device_seq"], e["ack_index"]) for e in evictions] == list(
+        zip([0, 1], ack_index, strict=True))
+    assert [p.exists() for p in media[:2]] == [False, False]
+    assert {p: p.read_bytes() for p in media[2:]} == {p: before[p] for p in media[2:]}
+    unit.store.close()
+    report = verify(data, identity=[agency], station_keys=[station.public])
+    assert report.ok, report.render()
