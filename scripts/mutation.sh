@@ -66,7 +66,8 @@ pytest_add_cli_args_test_selection = [
     "tests/triggers/test_trigger_edges.py", "tests/evidence/test_verify_attacks.py",
     "tests/evidence/test_receipts_store.py", "tests/evidence/test_tamper.py",
     "tests/evidence/test_store.py", "tests/evidence/test_logcheck_rules.py",
-    "tests/evidence/test_receipt_rules.py", "tests/evidence/test_layout_rules.py"]
+    "tests/evidence/test_logcheck_receipts.py", "tests/evidence/test_receipt_rules.py",
+    "tests/evidence/test_layout_rules.py"]
 also_copy = ["agent", "hw", "config", "tests"]'
 if (( ! RULES_ONLY )); then
     mutate '[tool.mutmut]
