@@ -32,6 +32,7 @@ def _num(args: dict[str, Any]) -> float:
 
 STIMULI: dict[tuple[str, str], Callable[[Any, dict[str, Any]], Any]] = {
     ("camera", "stall"): lambda d, a: d.stall(),
+    ("camera", "wedge"): lambda d, a: d.wedge(),
     ("camera", "resume"): lambda d, a: d.resume(),
     ("camera", "drop-every"): lambda d, a: d.drop_every(int(_num(a))),
     ("microphone", "overflow"): lambda d, a: d.overflow(int(_num(a))),

@@ -56,6 +56,10 @@ class Supervised:
     stall_after_s: float
 
 
+RESTARTS_BEFORE_FAILED = 3  # capture restarts without a frame before the device is declared failed
+MAX_RESTART_PAUSE_S = 300.0  # longest pause between restarts of a failed device
+
+
 class Supervisor:
     """Policies and watchdogs of one recorder."""
 
@@ -64,6 +68,9 @@ class Supervisor:
         self._battery_level = "ok"
         self._storage_level = "ok"
         self._last_stall_restart = 0.0
+        self._restarts = 0  # capture restarts since frames last flowed
+        self._failed = False  # the capture device was declared failed (reported once)
+        self._progress_at_restart: int | None = None
         self._last_mic_restart = 0.0
         # Audio progress while a camera runs (the frame watchdog then watches the camera only).
         self.mic_watchdog = FrameWatchdog(stall_after_s=parts.stall_after_s)
@@ -80,8 +87,11 @@ class Supervisor:
             self._next_sync_tick = now + 1.0
             sync.tick(now, p.status())
         cap = p.capture
-        if p.frame_watchdog.check(now, cap.progress()):
+        progress = cap.progress()
+        if p.frame_watchdog.check(now, progress):
             self._capture_stalled(now)
+        elif self._progress_at_restart is not None and progress != self._progress_at_restart:
+            self._capture_recovered()
         if cap.camera is not None and cap.microphone is not None \
                 and self.mic_watchdog.check(now, cap.audio_chunks_in()):
             self._microphone_stalled(now)
@@ -181,6 +191,12 @@ class Supervisor:
             log.error("eviction refused: %s", exc)
 
     def _capture_stalled(self, now: float) -> None:
+        """Nothing captured for ``stall_after_s``: fault a recording (sealing what is open),
+        then restart the capture pipeline through its own ``restart``. The fault is cleared
+        only once frames flow again. After :data:`RESTARTS_BEFORE_FAILED` restarts that
+        brought nothing back the device is declared failed -- fault shown, a warning, one
+        ``camera_failed`` log entry -- and restarts go on with a growing pause (up to
+        :data:`MAX_RESTART_PAUSE_S`), while the health gate stops vouching for the agent."""
         p = self.p
         cam = p.capture.camera
         device = "camera" if cam is not None else "microphone"
@@ -189,9 +205,36 @@ class Supervisor:
         if p.recorder.state in ("recording", "stopping"):
             p.recorder.fault(f"{device} stalled: nothing captured for {p.stall_after_s} s")
             p.indicators.show("fault")
-        if now - self._last_stall_restart > 5.0:
+        if self._restarts >= RESTARTS_BEFORE_FAILED and not self._failed:
+            self._failed = True
+            self._capture_failed(device)
+        extra = self._restarts - RESTARTS_BEFORE_FAILED
+        pause = 5.0 if extra < 0 else min(MAX_RESTART_PAUSE_S, 10.0 * 2 ** extra)
+        if now - self._last_stall_restart > pause:
             self._last_stall_restart = now
             self._restart_capture(device)
+
+    def _capture_failed(self, device: str) -> None:
+        """Restarts did not bring the pictures back: say so, once, clearly."""
+        p = self.p
+        reason = (f"{device} failed: nothing captured after {self._restarts} restarts; "
+                  "the unit needs service")
+        log.error("%s", reason)
+        p.store.log_event(f"{device}_failed", restarts=self._restarts)
+        p.control.event(f"{device}_failed", {"restarts": self._restarts})
+        if p.recorder.state != "fault":
+            p.recorder.fault(reason)
+        p.indicators.show("fault")
+        p.indicators.warning()
+
+    def _capture_recovered(self) -> None:
+        """Frames flow again after a restart: the fault it caused is cleared."""
+        p = self.p
+        self._restarts, self._progress_at_restart, self._failed = 0, None, False
+        reason = p.recorder.fault_reason or ""
+        if p.recorder.state == "fault" and reason.startswith(("camera ", "microphone ")):
+            p.recorder.clear_fault()
+            p.indicators.show("standby")
 
     def _microphone_stalled(self, now: float) -> None:
         """No audio for stall_after_s beside a running camera: report it, restart the stream.
@@ -221,8 +264,8 @@ class Supervisor:
                 p.capture.restart_microphone()
         except Exception:
             log.exception("%s restart failed", device)
+            self._restarts += 1
             return
-        p.store.log_event(f"{device}_restart", reason="stall")
-        if p.recorder.state == "fault":
-            p.recorder.clear_fault()
-            p.indicators.show("standby")
+        self._restarts += 1
+        self._progress_at_restart = p.capture.progress()
+        p.store.log_event(f"{device}_restart", reason="stall", attempt=self._restarts)

@@ -4,7 +4,7 @@ A simulated camera differs from another only in how it makes its next access uni
 from synthetic frames, or a recorded clip); starting, stopping, stalling like picamera2, and
 recording why the thread died are the same, so they are written once here.
 
-Locking: ``_lock`` guards ``_stalled`` (set by stimuli from any thread, read by the producer);
+Locking: ``_lock`` guards ``_stalled`` and ``_wedged`` (set by stimuli from any thread, read by the producer);
 the counters are written only by the producer thread.
 """
 
@@ -31,6 +31,7 @@ class ThreadedCamera:
         self._mono_ns = mono_ns
         self._lock = threading.Lock()
         self._stalled = False
+        self._wedged = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._delivered = 0
@@ -75,9 +76,11 @@ class ThreadedCamera:
             self._thread = None
 
     def restart(self, sink: FrameSink) -> None:
-        """Stop, end a simulated stall (as a reopen of picamera2 ends a real one), start again."""
+        """Stop, end a simulated stall (as a reopen of picamera2 ends a real one), start again;
+        a wedged camera (:meth:`wedge`) stays dark through it."""
         self.stop()
-        self.resume()
+        with self._lock:
+            self._stalled = self._wedged
         self.start(sink)
 
     def set_officer(self, officer_id: str) -> None:
@@ -89,10 +92,16 @@ class ThreadedCamera:
         with self._lock:
             self._stalled = True
 
-    def resume(self) -> None:
-        """End a stall."""
+    def wedge(self) -> None:
+        """A stall that survives restarts (a sensor gone from the bus): only :meth:`resume`
+        ends it, so the supervisor's escalation past restarting can be exercised."""
         with self._lock:
-            self._stalled = False
+            self._stalled = self._wedged = True
+
+    def resume(self) -> None:
+        """End a stall (a wedge too)."""
+        with self._lock:
+            self._stalled = self._wedged = False
 
     # --- internals --------------------------------------------------------------------------
     def _run(self, sink: FrameSink) -> None:

@@ -430,3 +430,28 @@ def test_simulated_stall_stops_frames_until_resumed(hw_kind: str) -> None:
     assert jump >= 0.6 * FPS * 0.8, f"index advanced only {jump} over the stall"
     pts = [f.pts_us for f in frames]
     assert all(b > a for a, b in pairwise(pts))
+
+
+def test_a_simulated_stall_ends_at_a_restart_but_a_wedge_does_not(hw_kind: str) -> None:
+    """Sim only: restart() ends a stall (as reopening picamera2 ends a real one); a wedged
+    camera (a sensor gone from the bus) stays dark through restarts until resume() -- what
+    lets the supervisor's escalation past restarting be exercised on the simulator."""
+    if hw_kind != "sim":
+        pytest.skip("stall()/wedge()/resume() are simulator stimuli")
+    cam = SimCamera(width=W, height=H, fps=FPS, gop=GOP, bitrate=BITRATE, device_id=DEVICE)
+    rec = Recorder()
+    try:
+        cam.start(rec)
+        rec.wait_for(5)
+        cam.stall()
+        cam.restart(rec)
+        rec.wait_for(rec.count() + 5)  # a stall: the restart brought frames back
+        cam.wedge()
+        cam.restart(rec)
+        dark = rec.count()
+        threading.Event().wait(0.5)
+        assert rec.count() - dark <= 1, "a wedged camera delivered after a restart"
+        cam.resume()
+        rec.wait_for(dark + 5)
+    finally:
+        cam.stop()

@@ -155,8 +155,8 @@ def test_eviction_that_frees_enough_keeps_recording() -> None:
 
 def test_a_camera_stall_faults_the_recording_and_restarts_the_camera() -> None:
     """No frames for ``stall_after_s`` while recording: the recorder faults (sealing what is
-    open), the camera is restarted through its own ``restart``, the restart is logged, and the
-    recorder returns to standby."""
+    open), the camera is restarted through its own ``restart`` and the restart is logged; the
+    fault stays until frames flow again, then the recorder returns to standby."""
     rig = Rig(stall_after_s=2.0)
     rig.recorder.start(reason="button")
     rig.supervisor.tick(10.0)  # first sight of the frame count
@@ -164,7 +164,40 @@ def test_a_camera_stall_faults_the_recording_and_restarts_the_camera() -> None:
     assert rig.recorder.calls[1][0] == "fault"
     assert rig.camera.restarts == 1
     assert "camera_restart" in rig.store.kinds()
-    assert rig.recorder.state == "standby" and "camera_stall" in rig.events()
+    assert "camera_stall" in rig.events()
+    rig.supervisor.tick(12.6)
+    assert rig.recorder.state == "fault", "cleared before a single frame came back"
+    rig.camera.frames_delivered += 30
+    rig.supervisor.tick(13.0)
+    assert rig.recorder.state == "standby" and rig.indicators.calls[-1] == "show:standby"
+
+
+def test_a_stall_that_survives_restarts_is_declared_a_failed_camera() -> None:
+    """A camera that stays dark after three restarts: ``camera_failed`` is logged once, the
+    fault is shown with a warning, and restarts go on with a growing pause (10 s, 20 s, ...
+    at most 5 min) instead of every few seconds; frames coming back clear it all."""
+    rig = Rig(stall_after_s=2.0)
+    rig.recorder.start(reason="button")
+    restarts_at = []
+    t = 10.0
+    rig.supervisor.tick(t)
+    while t < 200.0:
+        t += 0.5
+        before = rig.camera.restarts
+        rig.supervisor.tick(t)
+        if rig.camera.restarts > before:
+            restarts_at.append(t)
+    assert rig.store.kinds().count("camera_failed") == 1
+    assert rig.recorder.state == "fault" and "warning" in rig.indicators.calls
+    assert rig.events().count("camera_failed") == 1
+    gaps = [b - a for a, b in zip(restarts_at, restarts_at[1:], strict=False)]
+    assert all(g <= 8 for g in gaps[:2]), gaps  # the first three restarts, seconds apart
+    assert gaps[3] > gaps[2] >= 10 and max(gaps) <= 300, gaps
+    rig.camera.frames_delivered += 30
+    rig.supervisor.tick(t + 0.5)
+    assert rig.recorder.state == "standby"
+    rig.supervisor.tick(t + 3.0)  # a later stall is a fresh one: three quick restarts again
+    assert rig.store.kinds().count("camera_failed") == 1
 
 
 def test_a_camera_that_cannot_be_restarted_leaves_the_fault_shown() -> None:
