@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 
 _EVENTS = frozenset({
     "recording_started", "recording_stopped", "recording_refused", "bookmark", "fault",
-    "battery", "storage", "camera_stall", "microphone_stall", "matter", "storage_recovered",
+    "battery", "storage", "camera_stall", "microphone_stall", "camera_failed",
+    "microphone_failed", "matter", "storage_recovered",
     "clock_step", "still",
 })
 _TELEMETRY_SCALARS = (int, float, str, bool)
