@@ -191,7 +191,8 @@ def test_agent_and_hw_have_no_import_cycles() -> None:
     assert not gone, f"no longer cycles, remove from KNOWN_CYCLES: {gone}"
 
 
-APP_IMPORTERS = {"agent.cli"}
+# the command line runs the agent; agent.testing starts one for test suites (beside the root)
+APP_IMPORTERS = {"agent.cli", "agent.testing"}
 
 
 def test_only_the_composition_root_and_the_command_line_import_the_agent() -> None:

@@ -12,7 +12,7 @@ import pytest
 from agent.c2pa import c2pa_status, credential_path
 from agent.c2pa.status import read_credential
 from agent.evidence.manifest import parse_envelope
-from tests.recording.conftest import running_agent, small_config, wait_for
+from agent.testing import running_agent, small_config, wait_for
 
 
 def test_sim_agent_credentials_every_sealed_segment(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from agent.testing import running_agent, small_config, wait_for
 from tests.console.conftest import FORKED, TILED, UNITS
 from tests.console.harness import CHROMIUM, ConsoleStation, SimUnit, backoffice_publish
-from tests.recording.conftest import running_agent, small_config, wait_for
 from tests.sync.mqtt_harness import Broker
 
 playwright_api = pytest.importorskip("playwright.sync_api")

@@ -17,7 +17,7 @@ from agent.evidence.checkpoint import Checkpoint, sign_checkpoint
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import EvidenceLog, origin_for
 from agent.evidence.merkle import leaf_hash, root_of
-from tests.recording.conftest import running_agent, small_config, wait_for
+from agent.testing import running_agent, small_config, wait_for
 from tests.station.conftest import enrol_direct
 from tests.station.harness import SimRecorder, StationProcess, make_pki, station_config
 

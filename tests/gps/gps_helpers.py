@@ -3,23 +3,11 @@
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
 
+from agent.testing import wait_for
 from hw.gps import Fix
 
 __all__ = ["Collector", "wait_for"]
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-    """Poll ``predicate`` until true or ``timeout``; the caller asserts the result."""
-    deadline = time.monotonic() + timeout
-    gate = threading.Event()
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        gate.wait(0.02)
-    return True
 
 
 class Collector:

@@ -14,8 +14,8 @@ from agent.config import parse_config
 from agent.ctl import ctl_request
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.log import replay_entries
+from agent.testing import SMALL, running_agent, wait_for
 from hw.light_sim import daylight_lux
-from tests.recording.conftest import SMALL, running_agent, wait_for
 from tests.recording.evidence_tools import manifests
 
 pytestmark = pytest.mark.timeout(120)

@@ -20,7 +20,8 @@ import pytest
 from agent.c2pa import ContentCredentials, TestCA, credential_path, ensure_sim_identity
 from agent.evidence.store import EvidenceStore
 from agent.station.client import StationClient, StationRefused
-from tests.offload.bench import DEVICE, REPO, OffloadBench, wait_for
+from agent.testing import wait_for
+from tests.offload.bench import DEVICE, REPO, OffloadBench
 
 
 def _store_with_credentials(bench: OffloadBench) -> tuple[EvidenceStore, bytes]:

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from agent.c2pa import ensure_sim_identity
-from tests.offload.bench import REPO, OffloadBench, wait_for
+from agent.testing import wait_for
+from tests.offload.bench import REPO, OffloadBench
 from tests.offload.test_offload_c2pa import _listing, _stored_beside, _trust
 
 DEVICE = "BC-OFF-01"
@@ -30,7 +31,7 @@ def test_the_export_joins_segments_with_the_credentials_the_station_received(
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
     from agent.c2pa.status import read_credential
-    from tests.recording.conftest import running_agent, small_config
+    from agent.testing import running_agent, small_config
 
     b = OffloadBench(tmp_path)
     try:

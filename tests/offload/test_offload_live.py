@@ -12,7 +12,8 @@ import time
 from agent.evidence.manifest import ClockInfo, GpsSummary, MediaInfo, SegmentInfo, Timestamp
 from agent.offload.book import BOOK_FILE
 from agent.station.client import StationClient
-from tests.offload.bench import DEVICE, OffloadBench, wait_for
+from agent.testing import wait_for
+from tests.offload.bench import DEVICE, OffloadBench
 
 
 def test_the_open_segment_streams_within_a_second_and_the_seal_sends_only_its_tail(

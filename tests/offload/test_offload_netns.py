@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.offload.bench import OffloadBench, wait_for
+from agent.testing import wait_for
+from tests.offload.bench import OffloadBench
 
 pytestmark = pytest.mark.timeout(120)
 

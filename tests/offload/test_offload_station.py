@@ -19,7 +19,8 @@ from agent.evidence.manifest import ClockInfo, SegmentInfo, Timestamp
 from agent.evidence.store import RetentionViolation
 from agent.offload.book import BOOK_FILE
 from agent.offload.wiring import build_offloader
-from tests.offload.bench import DEVICE, REPO, OffloadBench, wait_for
+from agent.testing import wait_for
+from tests.offload.bench import DEVICE, REPO, OffloadBench
 
 
 def _verify(data: Path, *keys: str) -> dict:

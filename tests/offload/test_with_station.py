@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.offload.bench import REPO, wait_for
+from agent.testing import wait_for
+from tests.offload.bench import REPO
 
 
 def _bodycam(*args: str) -> subprocess.CompletedProcess[str]:

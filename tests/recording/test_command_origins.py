@@ -13,7 +13,7 @@ from agent.ctl import ctl_request
 from agent.evidence.canonical import canonical_json, parse_canonical
 from agent.evidence.log import replay_entries
 from agent.evidence.manifest import parse_envelope
-from tests.recording.conftest import running_agent, small_config, wait_for
+from agent.testing import running_agent, small_config, wait_for
 from tests.tools.receipts import make_station
 
 

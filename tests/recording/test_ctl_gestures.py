@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from agent.ctl import ctl_request
-from tests.recording.conftest import running_agent, small_config, wait_for
+from agent.testing import running_agent, small_config, wait_for
 
 
 def test_a_virtual_press_never_stops_a_recording_and_a_hold_does(tmp_path: Path) -> None:

@@ -25,9 +25,9 @@ from agent.aac import AacEncoder
 from agent.errors import RecorderError
 from agent.media import MediaPacket
 from agent.segment import SegmentWriter
+from agent.testing import running_agent, small_config, wait_for
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
-from tests.recording.conftest import running_agent, small_config, wait_for
 from tests.recording.evidence_tools import decrypt, manifests
 
 _NAL_SPS, _NAL_PPS = 7, 8

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from agent.evidence.canonical import parse_canonical
-from tests.recording.conftest import running_agent, small_config, wait_for
+from agent.testing import running_agent, small_config, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,7 @@ import pytest
 
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.log import replay_entries
-from tests.recording.conftest import running_agent, small_config, wait_for
+from agent.testing import running_agent, small_config, wait_for
 from tests.recording.evidence_tools import decrypt, ffprobe, manifests, video_packets
 
 FRAME_US = 1_000_000 // 30

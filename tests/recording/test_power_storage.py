@@ -7,7 +7,7 @@ from pathlib import Path
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.log import replay_entries
 from agent.evidence.verify import verify
-from tests.recording.conftest import running_agent, small_config, wait_for
+from agent.testing import running_agent, small_config, wait_for
 from tests.recording.evidence_tools import manifests
 
 

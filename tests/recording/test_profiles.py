@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.config import parse_config
 from agent.evidence.verify import verify
-from tests.recording.conftest import SMALL, running_agent, wait_for
+from agent.testing import SMALL, running_agent, wait_for
 from tests.recording.evidence_tools import decrypt, ffprobe, manifests
 
 PROFILES = Path(__file__).resolve().parents[2] / "config" / "profiles"

@@ -18,7 +18,8 @@ import pytest
 
 from agent.station.enrolment import parse_enrolment
 from agent.station.index import SqliteIndex
-from tests.station.harness import SimRecorder, StationProcess, make_pki, station_config, wait_for
+from agent.testing import wait_for
+from tests.station.harness import SimRecorder, StationProcess, make_pki, station_config
 
 DEVICES = [f"BC-ST-{i:02d}" for i in range(1, 41)]
 ROGUE = "BC-ROGUE"

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.station.service import load_station_key
-from tests.station.harness import StationProcess, bodycam, station_config, wait_for
+from agent.testing import wait_for
+from tests.station.harness import StationProcess, bodycam, station_config
 from tests.station.test_custody_witnessing import CustodyWitness
 from tests.witness.witnessbench import serve_witness
 

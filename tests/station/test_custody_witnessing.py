@@ -20,6 +20,7 @@ from agent.station.custodycheck import check_custody_log
 from agent.station.custodywitness import custody_witness_status
 from agent.station.service import StationService, load_station_key
 from agent.station.stationlog import StationLog, station_log_origin
+from agent.testing import wait_for
 from agent.witness import (
     Cosigner,
     SqliteWitnessState,
@@ -28,7 +29,7 @@ from agent.witness import (
     Witness,
     verified_cosignatures,
 )
-from tests.station.harness import bodycam, wait_for
+from tests.station.harness import bodycam
 from tests.witness.witnessbench import serve_witness
 
 STATION = "ST-WIT-1"

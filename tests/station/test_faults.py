@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from agent.station.client import StationRefused
-from tests.station.harness import StationProcess, index_rows, station_config, tls_socket, wait_for
+from agent.testing import wait_for
+from tests.station.harness import StationProcess, index_rows, station_config, tls_socket
 
 MiB = 1 << 20
 

@@ -19,7 +19,7 @@ from agent.evidence.canonical import parse_canonical
 from agent.evidence.log import replay_entries
 from agent.station.group import ISSUER, haversine_m
 from agent.station.index import open_index
-from tests.recording.conftest import running_agent, small_config, wait_for
+from agent.testing import running_agent, small_config, wait_for
 from tests.station.harness import StationProcess
 from tests.sync.mqtt_harness import Broker, back_office, free_port, plain_broker_conf
 

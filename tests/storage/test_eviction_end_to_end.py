@@ -12,7 +12,6 @@ sends: ``press``, ``stop``, ``status``, ``sim storage fill``), the loopback stat
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from agent.evidence.keys import DeviceKey
 from agent.evidence.log import replay_entries
 from agent.evidence.verify import verify
 from agent.offload.loopback import start_loopback
+from agent.testing import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -37,18 +37,6 @@ RAW: dict[str, dict[str, Any]] = {
     "storage": {"min_retention_h": 0, "poll_s": 0.2},
     "sim": {"storage_quota_mb": 4000, "gps_route": "none"},
 }
-
-
-def wait_for(what: str, predicate: Callable[[], Any], timeout: float = 45.0) -> Any:
-    """Poll until ``predicate()`` is truthy and return its value (no fixed sleeps)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def ctl(data: Path, cmd: str, **args: Any) -> dict[str, Any]:
@@ -77,9 +65,9 @@ def media_by_seq(data: Path) -> dict[int, Path]:
 def record_until(data: Path, done: Callable[[dict[str, Any]], bool], what: str) -> None:
     """Press record, wait for ``done(status)``, stop and wait for standby."""
     ctl(data, "press")
-    wait_for(what, lambda: done(ctl(data, "status")))
+    wait_for(lambda: done(ctl(data, "status")), 45.0, what)
     ctl(data, "stop")
-    wait_for("standby", lambda: ctl(data, "status")["state"] == "standby")
+    wait_for(lambda: ctl(data, "status")["state"] == "standby", 45.0, "standby")
 
 
 class Bench:
@@ -137,12 +125,12 @@ def test_low_storage_evicts_receipted_segments_only_and_verify_explains_each(
         value=str(st["storage_free_bytes"] - st["storage_reserve_bytes"] // 4))
     # The disk is polled every 0.2 s: an eviction follows within a second; waiting longer
     # only slows down finding out that none comes.
-    wait_for("an eviction in the log",
-             lambda: any(e.get("type") == "eviction" for e in log_entries(data)), timeout=15)
+    wait_for(lambda: any(e.get("type") == "eviction" for e in log_entries(data)), 15,
+             "an eviction in the log")
     # Settled: enough room was made, or every receipted segment is gone and it is still full.
-    wait_for("the eviction pass to settle",
-             lambda: ctl(data, "status").get("storage_level") != "full"
-             or not any(on_disk[s].exists() for s in acked_before), timeout=15)
+    wait_for(lambda: ctl(data, "status").get("storage_level") != "full"
+             or not any(on_disk[s].exists() for s in acked_before), 15,
+             "the eviction pass to settle")
     level = ctl(data, "status").get("storage_level")
     bench.stop_agent()
 

@@ -15,7 +15,7 @@ from agent.evidence.log import replay_entries
 from agent.evidence.manifest import SignedManifest, parse_envelope
 from agent.evidence.merkle import verify_consistency
 from agent.evidence.proof import check_proof
-from tests.recording.conftest import running_agent, small_config, wait_for
+from agent.testing import running_agent, small_config, wait_for
 from tests.tools.receipts import make_station
 
 DEVICE = "BC-SYNC-1"

@@ -14,8 +14,8 @@ from agent.evidence.checkpoint import parse_signed_checkpoint
 from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import MediaInfo, Timestamp
 from agent.evidence.store import EvidenceStore
+from agent.testing import running_agent, small_config, wait_for
 from tests.evidence.evbench import segment_info
-from tests.recording.conftest import running_agent, small_config, wait_for
 
 DEVICE = "BC-RECOVER-1"
 

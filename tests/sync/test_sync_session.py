@@ -152,7 +152,7 @@ def test_status_and_telemetry_report_the_grant(stingy_broker: Broker, tmp_path: 
     from mqtt_harness import assert_valid
 
     from agent.ctl import ctl_request
-    from tests.recording.conftest import running_agent, small_config, wait_for
+    from agent.testing import running_agent, small_config, wait_for
 
     cfg = small_config(device={"id": "BC-GRANT-1"},
                        mqtt={"enabled": True, "url": f"mqtt://127.0.0.1:{stingy_broker.port}",

@@ -17,8 +17,8 @@ from agent.evidence.canonical import parse_canonical
 from agent.evidence.log import replay_entries
 from agent.feedback import Feedback
 from agent.gestures import GestureRecognizer
+from agent.testing import running_agent, small_config, wait_for
 from hw.controls import Controls
-from tests.recording.conftest import running_agent, small_config, wait_for
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,7 +13,7 @@ from agent.config import Config, parse_config
 from agent.ctl import ctl_request
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.log import replay_entries
-from tests.recording.conftest import SMALL, running_agent, wait_for
+from agent.testing import SMALL, running_agent, wait_for
 from tests.recording.evidence_tools import manifests
 
 pytestmark = pytest.mark.timeout(90)

@@ -14,8 +14,8 @@ from agent.config import Config, parse_config
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import origin_for
 from agent.evidence.verify import verify
+from agent.testing import SMALL, running_agent, wait_for
 from agent.witness import Cosigner, MemoryWitnessState, StaticKeyRegistry, Witness
-from tests.recording.conftest import SMALL, running_agent, wait_for
 
 
 def with_witness(url: str, vkey: str, **extra: object) -> Config:
