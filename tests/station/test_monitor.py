@@ -21,6 +21,7 @@ from agent.station.index import PostgresIndex
 from agent.sync.link import MqttLink
 from agent.sync.outbox import Outbox
 from agent.sync.transport import TlsSettings
+from agent.testing import wait_for
 from agent.witness import ProofRejected, WitnessClient
 from tests.station.conftest import DEVICES, enrol_direct
 from tests.station.harness import (
@@ -29,7 +30,6 @@ from tests.station.harness import (
     bodycam,
     index_rows,
     station_config,
-    wait_for,
 )
 from tests.sync.mqtt_harness import (
     SCHEMA_DIR,
