@@ -16,10 +16,12 @@ it prints the growth per sealed segment and per hour and the allocation sites th
 most, and exits 1 if Python memory grew by more than ``--max-per-segment`` bytes per segment.
 
 What may grow, by design: the evidence store's index of sealed segments and their receipts
-(what a receipt and an eviction are checked against; ~300 bytes per segment) and the log's
+(what a receipt and an eviction are checked against: two hex digests, the sequence number
+and the leaf index, ~400 bytes per segment with the dictionary's own growth) and the log's
 leaf hashes and offsets (40 bytes per entry) -- both proportional to the evidence log, about
-3 MB for a week of continuous 60-second segments; hence the default limit of 512 bytes per
-segment. Windows bounded by count that a short soak does not fill are reported apart, not
+4.5 MB for a week of continuous 60-second segments; hence the default limit of 768 bytes per
+segment, well under the ~2.5 kB a leaked manifest per segment would add.
+Windows bounded by count that a short soak does not fill are reported apart, not
 counted: the clock's drift samples against GPS (at most 3,600, one a second), the GPS fixes
 the track keeps (at most 3,000) and the last 200 events.
 
@@ -83,7 +85,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--segments", type=int, default=600)
     ap.add_argument("--warmup", type=int, default=250)
-    ap.add_argument("--max-per-segment", type=int, default=512)
+    ap.add_argument("--max-per-segment", type=int, default=768)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="soak-memory-"))
