@@ -98,6 +98,7 @@ class Agent:
         self.notifier = notifier or Notifier.from_env()
         self._stop = threading.Event()
         self._threads_stop = threading.Event()
+        self._shut_down = False
         simulated = self.bench is not None
         self.key = device_key(self.data_dir, simulated=simulated)
         self.recipients = recipients(cfg.evidence, self.data_dir, simulated=simulated)
@@ -371,7 +372,11 @@ class Agent:
         self._stop.wait(seconds)
 
     def shutdown(self) -> None:
-        """Seal, log and stop everything; safe to call once."""
+        """Seal, log and stop everything. A second call (a signal handler and the normal exit
+        path both shutting down) returns at once: the controller it would ask is gone."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         self.notifier.stopping()
         try:
             self.controller.call("shutdown", timeout=30)

@@ -25,7 +25,7 @@ Windows bounded by count that a short soak does not fill are reported apart, not
 counted: the clock's drift samples against GPS (at most 3,600, one a second), the GPS fixes
 the track keeps (at most 3,000) and the last 200 events.
 
-    .venv/bin/python scripts/soak_memory.py [--segments 600] [--warmup 30] [--json]
+    .venv/bin/python scripts/soak_memory.py [--segments 600] [--warmup 250] [--json]
     .venv/bin/python scripts/soak_memory.py --segments 10080     # a week of segments, ~5.6 h
 """
 
