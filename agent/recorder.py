@@ -42,7 +42,13 @@ from agent.errors import EvidenceError, RecorderError, StorageError
 from agent.media import MediaPacket
 from agent.preroll import PreRoll
 from agent.segment import SegmentPort, SegmentWriter
-from agent.segment_state import RecorderState, RoutedSegment, SealedTally, write_batch
+from agent.segment_state import (
+    RecorderState,
+    RoutedSegment,
+    SealedTally,
+    prepare_seal,
+    write_batch,
+)
 from agent.segment_worker import InlineWorker, Worker
 from agent.side_channel import SideChannel
 from hw.audio import AudioFormat
@@ -311,6 +317,7 @@ class Recorder:
             return
         old.boundary_us = boundary_us
         old.closing_since_us = self._latest_us
+        prepare_seal(self._port, old)  # the world as it is where the segment ends
         self._closing, self._current = old, None
         self._current = self._open(boundary_us, [])
         if self._audio is None and self._current is not None:
@@ -364,14 +371,13 @@ class Recorder:
     def _seal(self, seg: RoutedSegment) -> None:
         """Seal one segment on the worker; if storage fails, leave it to crash recovery and
         fault (the outcome is taken in on the controller thread)."""
-        end = seg.boundary_us if seg.boundary_us is not None else seg.routed_end_us
-        finish = self._port.seal_later(seg.handle, end_mono_us=end if end is not None
-                                       else seg.start_mono_us, flags=list(seg.flags),
-                                       bookmarks=list(seg.bookmarks))
+        if seg.sealing is None:
+            prepare_seal(self._port, seg)
+        finish, late_flags = seg.sealing, seg.flags[seg.flags_at_end:]
         writer, number = seg.writer, seg.seq
 
         def work() -> Any:
-            extra: list[str] = []
+            extra: list[str] = list(late_flags)
             try:
                 stats = writer.close()
             except (StorageError, OSError, RecorderError) as exc:

@@ -14,9 +14,9 @@ from enum import StrEnum
 from typing import Any
 
 from agent.media import MediaPacket
-from agent.segment import SegmentWriter
+from agent.segment import SegmentPort, SegmentWriter
 
-__all__ = ["RecorderState", "RoutedSegment", "SealedTally", "write_batch"]
+__all__ = ["RecorderState", "RoutedSegment", "SealedTally", "prepare_seal", "write_batch"]
 
 
 class RecorderState(StrEnum):
@@ -64,6 +64,10 @@ class RoutedSegment:
     routed_end_us: int | None = None  # end of the last frame routed here (controller's view)
     routed_audio_end_us: int | None = None  # end of the last audio packet routed here
     failed: bool = False  # a write failed (set by the worker); later writes are skipped
+    # The manifest's world (matter, GPS track, clock) read when the segment ended at its
+    # roll, with how many flags it had then: sealed later, it still says what held then.
+    sealing: Any = None
+    flags_at_end: int = 0
 
 
 def write_batch(batch: Sequence[tuple[RoutedSegment, MediaPacket]]) -> None:
@@ -81,3 +85,14 @@ def write_batch(batch: Sequence[tuple[RoutedSegment, MediaPacket]]) -> None:
             first = first or exc
     if first is not None:
         raise first
+
+
+def prepare_seal(port: SegmentPort, seg: RoutedSegment) -> None:
+    """Read the manifest's world (matter, GPS track, clock) for ``seg`` now (controller
+    thread). The recorder does it at a roll, where the segment ends: a matter changed while
+    its audio tail still arrives belongs to the next segment, not to this one."""
+    end = seg.boundary_us if seg.boundary_us is not None else seg.routed_end_us
+    seg.sealing = port.seal_later(seg.handle, end_mono_us=end if end is not None
+                                  else seg.start_mono_us, flags=list(seg.flags),
+                                  bookmarks=list(seg.bookmarks))
+    seg.flags_at_end = len(seg.flags)

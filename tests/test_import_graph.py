@@ -29,7 +29,7 @@ OVERSIZED: dict[str, int] = {
     "agent.evidence.store": 689,
     "agent.evidence.verify": 501,
     "agent.sync.link": 575,
-    "agent.recorder": 453,
+    "agent.recorder": 459,
 }
 
 # Cycles not yet broken (each a strongly connected component): to stay empty.

@@ -20,6 +20,7 @@ import pytest
 from agent.media import MediaPacket
 from agent.recorder import Recorder
 from agent.segment import SegmentStats
+from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 from hw.camera_replay import load_clip
 
@@ -165,3 +166,51 @@ def test_packets_reach_the_worker_once_a_tick_not_once_each(
     worker.drain()
     sealed = rec.sealed.last
     assert sealed is not None and sealed["frames"] == 6 and sealed["bytes"] > 0
+
+
+class WorldPort(Port):
+    """A port whose seal reports the matter in force when the recorder read the world."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.matter = "XCJC"
+
+    def seal_later(self, handle: _Handle, **kw: Any) -> Callable[[SegmentStats, list[str]], Any]:
+        matter, flags = self.matter, list(kw["flags"])
+
+        def finish(stats: SegmentStats, extra: list[str]) -> dict[str, Any]:
+            return {"matter": matter, "flags": [*flags, *extra], "frames": stats.frames}
+
+        return finish
+
+
+def test_a_matter_changed_while_the_audio_tail_arrives_belongs_to_the_next_segment(
+        units: list[tuple[bytes, bool]]) -> None:
+    """A roll ends a segment at its boundary keyframe; its audio tail arrives a little later
+    and only then is it sealed. A matter chosen in between starts in the next segment: the
+    ended one is sealed with the matter in force where it ended (read at the roll), and a
+    flag added after the roll (a fault) still reaches its manifest."""
+    port, worker = WorldPort(), QueuedWorker()
+    rec = Recorder(port=port, video=VideoFormat(320, 240, FPS, 2_000_000, gop=15),
+                   audio=AudioFormat(48_000, 1), prerecord_s=0, segment_s=1, worker=worker)
+    interval, aac_us = 1_000_000 // FPS, 1024 * 1_000_000 // 48_000
+    aac = b"\x21\x00\x49\x90\x02\x19\x00\x23\x80"
+    rec.start()
+    t_audio = 10_000_000
+    for i in range(60):  # 2 s of video; audio lags 100 ms behind it
+        data, key = units[i % len(units)]
+        pts = 10_000_000 + i * interval
+        rec.on_packet(MediaPacket("video", data, pts, interval, key, i))
+        if i == 45:  # the roll keyframe (1.5 s) has just ended segment 0; its tail is due
+            assert rec.sealed.count == 0 and rec.state == "recording"
+            port.matter = "DCQZ"
+        while t_audio < pts - 100_000:
+            rec.on_packet(MediaPacket("audio", aac, t_audio, aac_us))
+            t_audio += aac_us
+    worker.drain()
+    assert rec.sealed.count == 1
+    assert rec.sealed.last is not None and rec.sealed.last["matter"] == "XCJC"
+    rec.fault("camera: gone")  # segment 1 ends in a fault: flagged, with the new matter
+    worker.drain()
+    assert rec.sealed.last is not None and rec.sealed.last["matter"] == "DCQZ"
+    assert "fault" in rec.sealed.last["flags"]
