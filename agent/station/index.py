@@ -40,7 +40,14 @@ from .indexrows import (
     credential_row,
     segment_row,
 )
-from .indexschema import CREDENTIAL_TABLE, DESK_TABLES, PG_LOGS, SQLITE_LOGS, TABLES
+from .indexschema import (
+    CREDENTIAL_TABLE,
+    DESK_TABLES,
+    PG_LOGS,
+    PG_WIDEN_TIMES,
+    SQLITE_LOGS,
+    TABLES,
+)
 
 __all__ = ["ABSENT_CREDENTIAL", "CheckpointRow", "CredentialRow", "Index", "KeptConsistency",
            "KeptInclusion", "PostgresIndex", "SegmentRow", "SqliteIndex", "UploadRow", "open_index"]
@@ -417,9 +424,19 @@ class PostgresIndex(Index):
             self._conn.execute("SELECT pg_advisory_lock(7218)")
         try:
             self.create_schema()
+            self._widen_times()
         finally:
             with self._lock:
                 self._conn.execute("SELECT pg_advisory_unlock(7218)")
+
+    def _widen_times(self) -> None:
+        """An index made when times were REAL (4 bytes in PostgreSQL) gets DOUBLE PRECISION."""
+        kinds = self._rows("SELECT data_type FROM information_schema.columns WHERE "
+                           "table_name = 'console_sessions' AND column_name = 'expires'")
+        if kinds and kinds[0][0] == "real":
+            for stmt in PG_WIDEN_TIMES.split(";"):
+                if stmt.strip():
+                    self._exec(stmt)
 
     def _connection(self) -> Any:
         return self._conn

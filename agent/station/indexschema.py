@@ -2,7 +2,17 @@
 differs only in its key column). Kept apart from :mod:`.index` so the rules read without the DDL.
 """
 
-__all__ = ["CREDENTIAL_TABLE", "DESK_TABLES", "PG_LOGS", "SQLITE_LOGS", "TABLES"]
+__all__ = ["CREDENTIAL_TABLE", "DESK_TABLES", "PG_LOGS", "PG_WIDEN_TIMES", "SQLITE_LOGS", "TABLES"]
+
+# Times are seconds since the epoch: DOUBLE PRECISION. PostgreSQL's REAL is a 4-byte float,
+# 128 s apart at today's epoch -- a session or an upload would expire up to a minute off.
+# Tables made with REAL are widened in place (a no-op once done).
+PG_WIDEN_TIMES = """
+ALTER TABLE console_sessions ALTER COLUMN created TYPE DOUBLE PRECISION;
+ALTER TABLE console_sessions ALTER COLUMN expires TYPE DOUBLE PRECISION;
+ALTER TABLE uploads ALTER COLUMN created TYPE DOUBLE PRECISION;
+ALTER TABLE uploads ALTER COLUMN updated TYPE DOUBLE PRECISION;
+"""
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS console_users (
@@ -10,13 +20,15 @@ CREATE TABLE IF NOT EXISTS console_users (
     created_utc TEXT NOT NULL, updated_utc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS console_sessions (
     token_sha256 TEXT PRIMARY KEY, username TEXT NOT NULL, csrf TEXT NOT NULL,
-    address TEXT NOT NULL, created REAL NOT NULL, expires REAL NOT NULL);
+    address TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+    expires DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY, public_key TEXT NOT NULL, tls_key_sha256 TEXT,
     record TEXT NOT NULL, enrolled_utc TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS uploads (
     upload_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, length BIGINT, metadata TEXT NOT NULL,
-    state TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL);
+    state TEXT NOT NULL, created DOUBLE PRECISION NOT NULL,
+    updated DOUBLE PRECISION NOT NULL);
 CREATE INDEX IF NOT EXISTS uploads_open ON uploads (device_id, state);
 CREATE TABLE IF NOT EXISTS segments (
     device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, recording_id TEXT NOT NULL,
