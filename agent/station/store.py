@@ -74,7 +74,9 @@ class WriteOnceStore:
             tmp = partial.with_name(partial.name + ".manifest")
             _write_new(tmp, manifest_bytes)
             try:
-                new = self._link_bytes(tmp, manifest, manifest_bytes) or new
+                new = _link_bytes(tmp, manifest, manifest_bytes, Refused(
+                    409, "segment-conflict", f"{manifest.name} is already stored with another "
+                    "manifest; the stored one is kept", alarm=True)) or new
             finally:
                 _discard_temp(tmp)
             fsync_dir(media.parent)
@@ -92,14 +94,9 @@ class WriteOnceStore:
         try:
             _write_new(tmp, data)
             try:
-                os.link(tmp, final)
-                new = True
-            except FileExistsError:
-                with open(final, "rb") as f:
-                    if f.read(len(data) + 1) != data:
-                        raise Refused(409, "c2pa-conflict", "another credential is already "
-                                      "stored beside this segment; it is kept") from None
-                new = False
+                new = _link_bytes(tmp, final, data, Refused(
+                    409, "c2pa-conflict", "another credential is already stored beside this "
+                    "segment; it is kept"))
             finally:
                 _discard_temp(tmp)
             fsync_dir(final.parent)
@@ -117,13 +114,7 @@ class WriteOnceStore:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         except FileExistsError:
             return None
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _write_fd(fd, data)
         fsync_dir(path.parent)
         return path
 
@@ -158,22 +149,27 @@ class WriteOnceStore:
                           "bytes; the stored file is kept", alarm=True)
         return False
 
-    def _link_bytes(self, tmp: Path, final: Path, data: bytes) -> bool:
-        try:
-            os.link(tmp, final)
-            return True
-        except FileExistsError:
-            with open(final, "rb") as f:
-                if f.read(len(data) + 1) != data:
-                    raise Refused(409, "segment-conflict", f"{final.name} is already stored with "
-                                  "another manifest; the stored one is kept", alarm=True) from None
-            return False
+def _link_bytes(tmp: Path, final: Path, data: bytes, conflict: Refused) -> bool:
+    """Give ``tmp`` the write-once name ``final``: True if new, False if exactly ``data`` is
+    already stored there; ``conflict`` is raised if other bytes are (they stay)."""
+    try:
+        os.link(tmp, final)
+        return True
+    except FileExistsError:
+        with open(final, "rb") as f:
+            if f.read(len(data) + 1) != data:
+                raise conflict from None
+        return False
 
 
 def _write_new(path: Path, data: bytes) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # a leftover of a crashed attempt: never a final name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+    _write_fd(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444), data)
+
+
+def _write_fd(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, fsync and close it."""
     try:
         view = memoryview(data)
         while view:
