@@ -24,44 +24,44 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
-from agent.aac import AacEncoder
 from agent.atomic import fsync_dir
-from agent.commands import CommandPorts, CommandSet
+from agent.clock.keeper import TimeKeeper
+from agent.command.command_set import CommandPorts, CommandSet
+from agent.command.ctl_server import CtlServer, socket_path
+from agent.command.overrides import LiveConfig, with_overrides
 from agent.config import Config, station_public_keys
-from agent.controller import Controller
-from agent.ctl import CtlServer, socket_path
 from agent.evidence.store import EvidenceStore
-from agent.evidence_port import ManifestContext, StorePort
-from agent.feedback import Feedback
-from agent.gestures import GestureRecognizer
-from agent.health import HealthGate
 from agent.matters.catalogue import MatterCatalogue
 from agent.matters.quick import QuickList
 from agent.night import NightPort, NightRule, NightVision
-from agent.overrides import LiveConfig, with_overrides
 from agent.ports import Bench, Capture, HardwareFacts
-from agent.power.policy import BatteryPolicy
+from agent.power.battery_policy import BatteryPolicy
 from agent.power.projection import PowerProjector
 from agent.provision import boot_id, check_data_dir, content_credentials, device_key, recipients
-from agent.recorder import Recorder
-from agent.recording_control import RecordingControl
-from agent.retention import evict_acknowledged
+from agent.recording.aac import AacEncoder
+from agent.recording.control import RecordingControl
+from agent.recording.controller import Controller
+from agent.recording.feedback import Feedback
+from agent.recording.gestures import GestureRecognizer
+from agent.recording.recorder import Recorder
+from agent.recording.segment_worker import SegmentWorker
+from agent.recording.store_port import ManifestContext, StorePort
 from agent.sdnotify import Notifier
-from agent.segment_worker import SegmentWorker
 from agent.status import StatusSources, status_snapshot
-from agent.storage.policy import BitrateMeter, StoragePolicy
-from agent.supervisor import Supervised, Supervisor
-from agent.timekeeping import TimeKeeper
+from agent.storage.reclaim import evict_acknowledged
+from agent.storage.space_policy import BitrateMeter, StoragePolicy
 from agent.triggers import TriggerBank
-from agent.watch import FrameWatchdog, PowerWatch, StorageWatch
+from agent.upkeep.liveness import HealthGate
+from agent.upkeep.reactions import Supervised, Supervisor
+from agent.upkeep.watches import FrameWatchdog, PowerWatch, StorageWatch
 from agent.witness import WitnessPool
 from agent.witnessing import start_witnessing
 from hw.factory import Hardware, build_hardware
 from hw.ir import GpioNightOptics
 
 if TYPE_CHECKING:
-    from agent.fleet_sync import FleetSync
     from agent.offload.uploader import Offloader
+    from agent.sync.fleet_sync import FleetSync
 
 __all__ = ["Agent"]
 
@@ -72,7 +72,7 @@ def _bench(hw: Hardware) -> Bench | None:
     """The simulator's button pin and stimuli for ``bodycam ctl`` (None on a real device)."""
     if hw.kind != "sim":
         return None
-    from agent.sim_stimuli import apply_stimulus
+    from agent.command.sim_stimuli import apply_stimulus
 
     return Bench(press=hw.controls.sim_press, release=hw.controls.sim_release,
                  stimulate=lambda args: apply_stimulus(hw, args))
@@ -146,7 +146,7 @@ class Agent:
                               audio=mic.format if mic else None, audio_bitrate=cfg.audio.bitrate,
                               on_sealed=self._on_sealed)
         self.night = self._night_vision()
-        self.segment_worker = SegmentWorker()  # the recording's file work (agent.segment_worker)
+        self.segment_worker = SegmentWorker()  # the recording's file work (agent.recording.segment_worker)
         self.recorder = Recorder(
             port=NightPort(self.port, self.night) if self.night else self.port,
             video=cam.format if cam else None, audio=mic.format if mic else None,
@@ -218,7 +218,7 @@ class Agent:
         return self.settings.cfg
 
     def _fleet_sync(self) -> FleetSync:
-        from agent.fleet_sync import FleetSync
+        from agent.sync.fleet_sync import FleetSync
 
         hw = self.hw
         caps = ("video" if hw.camera else None, "audio" if hw.microphone else None,

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from agent import __version__
-from agent.errors import BodycamError, ConfigError, MatterError
+from hw.errors import BodycamError, ConfigError, MatterError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (startup time)
 if TYPE_CHECKING:
@@ -254,7 +254,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     """Send one request to the running agent; print its JSON answer."""
     import json
 
-    from agent.ctl_client import ctl_request
+    from agent.command.ctl_client import ctl_request
 
     action, payload = _ctl_args(args.action, list(args.params))
     reply = ctl_request(args.data_dir or default_data_dir(), action, payload, timeout=args.timeout)
@@ -295,7 +295,7 @@ def _delegate(name: str, rest: list[str]) -> int:
 
         return proof_main(rest)
     if name == "station":
-        from agent.station.cli import station_main
+        from agent.station.station_cli import station_main
 
         return station_main(rest)
     if name == "decrypt":
@@ -303,13 +303,13 @@ def _delegate(name: str, rest: list[str]) -> int:
 
         return decrypt_main(rest)
     if name == "fleet":
-        from agent.sync.fleet import fleet_main
+        from agent.station.fleetwatch import fleet_main
 
         if not rest or rest[0] != "watch":
             print("usage: bodycam fleet watch [--broker URL] ...", file=sys.stderr)
             return 2
         return int(fleet_main(rest))
-    from agent.bench.cli import bench_main
+    from agent.bench.bench_cli import bench_main
 
     return int(bench_main(rest))
 

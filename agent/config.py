@@ -44,9 +44,9 @@ from agent.config_sections import (
     VideoConfig,
     WitnessConfig,
 )
-from agent.errors import ConfigError, EvidenceError
+from hw.errors import ConfigError, EvidenceError
 
-# The collection station's configuration (agent.station.config) builds its sections with these.
+# The collection station's configuration (agent.station.station_config) builds its sections with these.
 _build_section = build_section
 _build_table_array = build_table_array
 
@@ -165,7 +165,7 @@ def _cross_checks(cfg: Config, source: str) -> None:
 def _check_witnesses(witnesses: list[WitnessConfig], source: str) -> None:
     """Each witness key must be a cosignature/v1 verifier key whose id matches it."""
     from agent.witness.cosignature import TYPE_COSIGNATURE, VerifierKey
-    from agent.witness.errors import CosignatureInvalid
+    from agent.witness.refusals import CosignatureInvalid
 
     names: set[str] = set()
     for i, w in enumerate(witnesses):

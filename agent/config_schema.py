@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import field
 from typing import Any
 
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 __all__ = ["build_section", "build_table_array", "check_value", "merge", "rule", "ruled"]
 

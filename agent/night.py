@@ -29,8 +29,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from agent.recorder import SegmentPort
-from agent.segment import SegmentStats
+from agent.recording.recorder import SegmentPort
+from agent.recording.segment import SegmentStats
 from hw.ir import NightOptics
 
 __all__ = ["NightPort", "NightRule", "NightVision"]
@@ -126,7 +126,7 @@ class NightVision:
 
 
 class NightPort:
-    """A :class:`agent.recorder.SegmentPort` that adds night-vision state to each manifest."""
+    """A :class:`agent.recording.recorder.SegmentPort` that adds night-vision state to each manifest."""
 
     def __init__(self, port: SegmentPort, night: NightVision) -> None:
         self._port = port

@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.controller import Request
 from agent.evidence.log import EvidenceLog
 from agent.evidence.manifest import SignedManifest
 from agent.evidence.receipt import Receipt
-from agent.power.policy import Admission, BatteryVerdict
+from agent.power.battery_policy import Admission, BatteryVerdict
+from agent.recording.controller import Request
 from agent.storage.eviction import EvictionPlan, SealedSegment
-from agent.storage.policy import StorageVerdict
+from agent.storage.space_policy import StorageVerdict
 from hw.audio import AudioSink, Microphone
 from hw.camera import Camera, FrameSink, VideoFormat
 
@@ -102,7 +102,7 @@ class Meter(Protocol):
 
 
 class Indicators(Protocol):
-    """LEDs, buzzer and vibration as the officer perceives the recorder (:mod:`agent.feedback`)."""
+    """LEDs, buzzer and vibration as the officer perceives the recorder (:mod:`agent.recording.feedback`)."""
 
     @property
     def covert(self) -> bool: ...
@@ -154,7 +154,7 @@ class EvidenceOps(Protocol):
 
 
 class BatteryWatch(Protocol):
-    """The battery as the recorder's policies see it (:class:`agent.watch.PowerWatch`)."""
+    """The battery as the recorder's policies see it (:class:`agent.upkeep.watches.PowerWatch`)."""
 
     def poll(self, now: float, load: str) -> BatteryVerdict | None: ...
 
@@ -166,7 +166,7 @@ class BatteryWatch(Protocol):
 
 
 class SpaceWatch(Protocol):
-    """The evidence disk as the recorder's policies see it (:class:`agent.watch.StorageWatch`)."""
+    """The evidence disk as the recorder's policies see it (:class:`agent.upkeep.watches.StorageWatch`)."""
 
     def poll(self, now: float, *, force: bool = ...) -> StorageVerdict | None: ...
 

@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.config import Config, EvidenceConfig
-from agent.errors import KeyMissing, StorageError
 from agent.evidence.age import Identity, Recipient
 from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import SignedManifest
+from hw.errors import KeyMissing, StorageError
 
 __all__ = ["boot_id", "check_data_dir", "content_credentials", "device_key", "recipients"]
 

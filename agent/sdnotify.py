@@ -31,7 +31,7 @@ import socket
 import threading
 from collections.abc import Mapping
 
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 __all__ = ["Notifier"]
 
@@ -76,7 +76,7 @@ class Notifier:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Notifier:
         """The notifier systemd set up for this process, or a no-op one outside systemd.
 
-        Raises :class:`~agent.errors.ConfigError` when the variables are present but
+        Raises :class:`~hw.errors.ConfigError` when the variables are present but
         malformed: a service that cannot be supervised should fail loudly at start.
         """
         env = os.environ if environ is None else environ

@@ -17,7 +17,7 @@ Two rules, both pure (explicit timestamps, no threads, no sleeps) and tested ins
 
 :class:`TriggerBank` ties each configured input to its rule. Edges arrive on gpiozero's thread
 and are posted to the controller; :meth:`TriggerBank.edge` and :meth:`TriggerBank.poll` run on
-the controller thread only (not thread-safe by design, like :mod:`agent.gestures`).
+the controller thread only (not thread-safe by design, like :mod:`agent.recording.gestures`).
 
 What the evidence shows (see README "Using the recorder"): the segment a trigger started
 carries the flag ``trigger:<name>``; the start is a ``command`` log entry with

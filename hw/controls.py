@@ -4,7 +4,7 @@ Devices are given their pin factory explicitly (never the process-wide default),
 simulated and a real set can coexist in one process and tests never leak pin state.
 
 The button reports raw edges with monotonic timestamps; gesture recognition (press, double
-press, hold) is recorder policy and lives in :mod:`agent.gestures`. Activation inputs (a
+press, hold) is recorder policy and lives in :mod:`agent.recording.gestures`. Activation inputs (a
 holster switch, a light-bar relay) report raw level changes the same way; debouncing and what
 an activation means are policy too (:mod:`agent.triggers`). Extra outputs (the IR illuminator
 and IR-cut filter of :mod:`hw.ir`) are made on the same factory so one ``close`` frees them.
@@ -50,7 +50,7 @@ class Controls:
         self.button_pin = button
         # A plain input, not gpiozero's Button: Button starts a hold-detection thread that
         # wakes ten times a second for the life of the process, and holds are recognised by
-        # agent.gestures from the raw edges anyway. Wired to ground, pulled up: active low.
+        # agent.recording.gestures from the raw edges anyway. Wired to ground, pulled up: active low.
         self._button = (
             DigitalInputDevice(button, pull_up=True, bounce_time=bounce_s,
                                pin_factory=pin_factory)

@@ -5,7 +5,7 @@ catch "our" failures without swallowing programming errors. Leaves also inherit 
 built-in (``StorageFull`` is an ``OSError``) so generic handlers keep working.
 
 It lives in ``hw`` because drivers raise these too and ``hw`` must not import ``agent``;
-``agent.errors`` re-exports it.
+``hw.errors`` re-exports it.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 
 Synthesises speech with ``espeak-ng`` (resampled by ffmpeg to the microphone's 48 kHz mono
 S16LE), cuts it into the microphone's chunks (:class:`hw.audio.AudioChunk`, ``--chunk-ms``)
-and feeds them through the agent's own encoder (:class:`agent.aac.AacEncoder`) for each
+and feeds them through the agent's own encoder (:class:`agent.recording.aac.AacEncoder`) for each
 libavcodec coder (``fast``, ``twoloop``) and bitrate. Each result is muxed into an MP4 with the
 packets' own timestamps, decoded by ffmpeg to 16 kHz mono and scored with wideband PESQ
 (ITU-T P.862.2, PyPI ``pesq``) against the original resampled the same way. The encode CPU is
@@ -28,8 +28,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from agent.aac import AAC_CODERS, AacEncoder
-from agent.media import MediaPacket
+from agent.recording.aac import AAC_CODERS, AacEncoder
+from agent.recording.packets import MediaPacket
 from hw.audio import AudioChunk, AudioFormat
 
 RATE = 48_000

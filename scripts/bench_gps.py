@@ -24,7 +24,7 @@ from pathlib import Path
 
 import serial
 
-from agent.timebase import ClockDiscipline
+from agent.clock.discipline import ClockDiscipline
 from hw.gps import Fix
 from hw.gps_serial import SerialGps
 from hw.gps_sim import PtyPort, SimGps, nmea_sentence

@@ -46,7 +46,7 @@ from agent.app import Agent
 from agent.config import parse_config
 from agent.evidence.keys import DeviceKey
 from agent.offload.loopback import LoopbackStation
-from agent.station.client import StationClient
+from agent.station.api_client import StationClient
 
 TICK = os.sysconf("SC_CLK_TCK")
 

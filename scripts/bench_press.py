@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from agent.aac import AacEncoder
 from agent.app import Agent
 from agent.config import parse_config
-from agent.media import MediaPacket
-from agent.side_channel import SideChannel
+from agent.recording.aac import AacEncoder
+from agent.recording.packets import MediaPacket
+from agent.recording.side_channel import SideChannel
 from hw.audio import AudioChunk
 from hw.camera_replay import load_clip
 

@@ -113,7 +113,7 @@ def main() -> None:
         subprocess.run(ctl, check=True, capture_output=True, timeout=60, env=env)  # compile
         m = _side_by_side([PY, "-c", "pass"], ctl, args.runs, env)
         bare, ctl_ms = m["a_wall"], m["b_wall"]
-        from agent.ctl_client import ctl_request
+        from agent.command.ctl_client import ctl_request
 
         answers = []
         for _ in range(args.runs):
@@ -134,7 +134,7 @@ def main() -> None:
         "ctl_vs_bare_python_cpu": round(m["b_cpu"] / m["a_cpu"], 2),
         "agent_answer_ms": round(answer_ms, 1),
         "start_to_ready_s": round(ready_s, 2),
-        "ctl_imports_ms": importtime("from agent.cli import main; import agent.ctl_client", env),
+        "ctl_imports_ms": importtime("from agent.cli import main; import agent.command.ctl_client", env),
         "run_imports_ms": importtime("from agent.cli import main; import agent.app", env),
     }
     if args.json:

@@ -10,7 +10,7 @@
 #    delete guard and receipts, verify's log, receipt, eviction and layout rules, gestures and
 #    trigger rules, battery and storage policies (each rule module has a *_rules or *_edges file
 #    that pins its thresholds, refusals and the verifier's words).
-# 2. The product's eviction path (agent/retention.py) against the end-to-end eviction test (a
+# 2. The product's eviction path (agent/storage/reclaim.py) against the end-to-end eviction test (a
 #    real agent on simulated hardware with a loopback station, ~20 s a run) and the instant test
 #    of what it lists for the planner (~5 minutes). A pass of its own, because the end-to-end
 #    test also covers nearly every rule module, and mutmut would otherwise run it for each of
@@ -55,8 +55,8 @@ mutate() {
 
 : > mutation-survivors.txt
 mutate '[tool.mutmut]
-source_paths = ["agent/power/policy.py", "agent/storage/eviction.py", "agent/storage/policy.py",
-                "agent/gestures.py", "agent/triggers.py", "agent/evidence/logcheck.py",
+source_paths = ["agent/power/battery_policy.py", "agent/storage/eviction.py", "agent/storage/space_policy.py",
+                "agent/recording/gestures.py", "agent/triggers.py", "agent/evidence/logcheck.py",
                 "agent/evidence/receipt.py", "agent/evidence/layout.py"]
 pytest_add_cli_args_test_selection = [
     "tests/power/test_battery_policy.py", "tests/power/test_battery_edges.py",
@@ -71,7 +71,7 @@ pytest_add_cli_args_test_selection = [
 also_copy = ["agent", "hw", "config", "tests"]'
 if (( ! RULES_ONLY )); then
     mutate '[tool.mutmut]
-source_paths = ["agent/retention.py"]
+source_paths = ["agent/storage/reclaim.py"]
 pytest_add_cli_args_test_selection = ["tests/storage/test_eviction_end_to_end.py",
                                       "tests/storage/test_retention_listing.py"]
 also_copy = ["agent", "hw", "config", "tests"]'

@@ -49,8 +49,8 @@ from agent.app import Agent  # noqa: E402
 from agent.config import parse_config  # noqa: E402
 
 # Allocation sites whose objects are kept only in windows bounded by count (see above).
-BOUNDED_WINDOWS = ("agent/timebase.py", "hw/gps_serial.py", "hw/gps_nmea.py",
-                   "agent/recording_control.py")
+BOUNDED_WINDOWS = ("agent/clock/discipline.py", "hw/gps_serial.py", "hw/gps_nmea.py",
+                   "agent/recording/control.py")
 
 
 def make_clip(directory: Path) -> Path:
@@ -76,8 +76,8 @@ def wait_segments(agent: Agent, n: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while len(agent.recorder.sealed) < n:
         if time.monotonic() > deadline:
-            raise SystemExit(f"soak: only {len(agent.recorder.sealed)} of {n} segments sealed "
-                             f"in {timeout_s:.0f} s (state {agent.recorder.state})")
+            raise SystemExit(f"soak: only {len(agent.recording.recorder.sealed)} of {n} segments sealed "
+                             f"in {timeout_s:.0f} s (state {agent.recording.recorder.state})")
         time.sleep(0.5)
 
 

@@ -114,9 +114,9 @@ def _ctl_as_stranger(data: Path) -> tuple[int, str]:
     that drops to ``nobody`` (the interpreter is already loaded); otherwise the socket's own
     owner facing mode 0000."""
     import agent.cli
-    import agent.ctl
+    import agent.command.ctl_server
 
-    sock = agent.ctl.socket_path(data)
+    sock = agent.command.ctl_server.socket_path(data)
     if os.geteuid() != 0:
         sock.chmod(0)
     read, write = os.pipe()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import Config, load_config, parse_config
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 
@@ -86,10 +86,10 @@ def test_replace_validates_like_the_file():
 def test_device_id_rule_is_the_evidence_stores(device_id: str, tmp_path: Path):
     """config check accepts exactly the ids the evidence store (and its log origin) accept, so
     an id `bodycam run` would refuse after making keys is refused at config check."""
-    from agent.errors import EvidenceError
     from agent.evidence.keys import DeviceKey
     from agent.evidence.log import origin_for
     from agent.evidence.store import EvidenceStore
+    from hw.errors import EvidenceError
 
     try:
         parse_config({"device": {"id": device_id}})

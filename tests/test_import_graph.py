@@ -29,7 +29,7 @@ OVERSIZED: dict[str, int] = {
     "agent.evidence.store": 689,
     "agent.evidence.verify": 501,
     "agent.sync.link": 575,
-    "agent.recorder": 459,
+    "agent.recording.recorder": 459,
 }
 
 # Cycles not yet broken (each a strongly connected component): to stay empty.
@@ -210,3 +210,16 @@ def test_no_module_grows_past_the_line_limit() -> None:
     if stale:
         warnings.warn(f"no longer over {MAX_LINES} lines, remove from OVERSIZED: {stale}",
                       stacklevel=1)
+
+
+def test_every_module_file_name_is_used_once() -> None:
+    """A file name says which module it is: ``commands.py`` in two packages (the device's command
+    set and the MQTT message parser) made a reader open the wrong one, so each name is used once
+    across agent/ and hw/ (``__init__.py`` aside)."""
+    seen: dict[str, list[str]] = {}
+    for name, path in _sources().items():
+        if path.name != "__init__.py":
+            seen.setdefault(path.name, []).append(name)
+    assert len(seen) > 100  # the tree was really read
+    twice = {file: mods for file, mods in seen.items() if len(mods) > 1}
+    assert not twice, f"file names used more than once: {twice}"

@@ -15,9 +15,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # Modules that cost tens of milliseconds (or probe hardware) and that ctl never needs.
-_HEAVY = ("importlib.metadata", "agent.ctl", "logging", "threading", "typing", "shutil",
+_HEAVY = ("importlib.metadata", "agent.command.ctl_server", "logging", "threading", "typing", "shutil",
           "av", "numpy", "cryptography", "paho", "serial", "gpiozero", "pyaudio", "agent.app",
-          "agent.config", "agent.controller", "hw.factory", "sqlite3")
+          "agent.config", "agent.recording.controller", "hw.factory", "sqlite3")
 
 
 def _imported_by(code: str) -> set[str]:
@@ -32,7 +32,7 @@ def test_ctl_path_imports_nothing_heavy(tmp_path: Path) -> None:
     code = ("import sys; from agent.cli import main; "
             f"sys.exit(main(['ctl', 'status', '--data-dir', {str(tmp_path)!r}]) != 1)")
     mods = _imported_by(code)
-    assert "agent.ctl_client" in mods, "the check did not reach the control client"
+    assert "agent.command.ctl_client" in mods, "the check did not reach the control client"
     heavy = sorted(m for m in mods if m.split(".")[0] in _HEAVY or m in _HEAVY)
     assert not heavy, f"imported on the ctl path: {heavy}"
 

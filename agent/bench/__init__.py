@@ -1,6 +1,6 @@
 """The lab bench: drive a recorder through scripted scenarios, measure its evidence, judge it.
 
-``bodycam bench`` (:func:`agent.bench.cli.bench_main`) runs :func:`agent.bench.run.run_bench`
+``bodycam bench`` (:func:`agent.bench.bench_cli.bench_main`) runs :func:`agent.bench.run.run_bench`
 against a simulated unit or one running as a service, measures every figure from the recorded
 evidence itself, judges the figures against spec files (``config/spec/*.toml``) and writes
 ``report.html``, ``report.json`` and ``summary.md``.

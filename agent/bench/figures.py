@@ -11,7 +11,7 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any
 
-from .media import Recording
+from .readback import Recording
 from .scenarios import CrashRun, RecordRun, RundownRun
 from .spec import Measurement
 from .tamper import TamperResult

@@ -18,16 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from agent import __version__
-from agent.errors import ConfigError
 from agent.evidence.age import Identity
 from agent.evidence.verify import verify
+from hw.errors import ConfigError
 
-from .credentials import c2pa_rows, trust_anchors
+from .c2pa_column import c2pa_rows, trust_anchors
+from .deliverables import build_document, write_reports
 from .figures import Figures, battery_figures, evidence_figures, integrity_figures, rundown_figures
-from .media import Recording, check_credential, decode_segment, load_recordings
-from .night import NIGHT_FIGURES, night_figures
+from .night_figures import NIGHT_FIGURES, night_figures
 from .progress import Progress
-from .report import build_document, write_reports
+from .readback import Recording, check_credential, decode_segment, load_recordings
 from .scenarios import CrashRun, RecordRun, crash_scenario, record_scenario, rundown_scenario
 from .spec import Spec, judge
 from .tamper import TamperResult, run_tamper_suite

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.ctl import CtlUnavailable
+from agent.command.ctl_server import CtlUnavailable
 
 from .progress import Progress
 from .unit import BenchError, SimUnit, StatusSampler, Unit

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 __all__ = ["Check", "Measurement", "Spec", "Verdict", "judge", "load_spec"]
 

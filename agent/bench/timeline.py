@@ -1,6 +1,6 @@
 """Measurements on one recording's timeline: frame cadence, segment gaps, A/V sync, pre-roll.
 
-Pure functions over decoded :class:`~agent.bench.media.Recording` objects, so each figure can
+Pure functions over decoded :class:`~agent.bench.readback.Recording` objects, so each figure can
 be checked against a timeline built by hand.
 
 Conventions:
@@ -22,7 +22,7 @@ import itertools
 import statistics
 from dataclasses import dataclass, field
 
-from .media import Recording
+from .readback import Recording
 
 _ROUNDING_US = 1000  # container timestamp rounding, well below one frame
 

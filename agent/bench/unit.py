@@ -23,8 +23,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, TextIO
 
-from agent.ctl import CtlUnavailable, ctl_request
-from agent.errors import BodycamError, ConfigError
+from agent.command.ctl_server import CtlUnavailable, ctl_request
+from hw.errors import BodycamError, ConfigError
 
 __all__ = ["BenchError", "ServiceUnit", "SimUnit", "StatusSampler", "Unit", "write_config"]
 

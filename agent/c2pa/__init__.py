@@ -12,11 +12,11 @@ imports it only when ``[evidence] c2pa = true``.
 
 from __future__ import annotations
 
+from .credential_error import ContentCredentialError
 from .credentials import SigningIdentity, generate_key, profile_problem, signing_request
-from .errors import ContentCredentialError
 from .sidecar import C2PA_SUFFIX, ContentCredentials, credential_path
-from .status import c2pa_status
 from .testca import TestCA, ensure_sim_identity
+from .validity import c2pa_status
 
 __all__ = ["C2PA_SUFFIX", "ContentCredentialError", "ContentCredentials", "SigningIdentity",
            "TestCA", "c2pa_status", "credential_path", "ensure_sim_identity", "generate_key",

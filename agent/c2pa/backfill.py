@@ -18,10 +18,10 @@ import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from agent.errors import EvidenceError
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.manifest import SignedManifest, parse_envelope
+from hw.errors import EvidenceError
 
 from .sidecar import credential_path
 

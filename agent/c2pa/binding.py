@@ -2,7 +2,7 @@
 
 The collection station holds the ciphertext and the device-signed evidence manifest, never the
 plaintext (it has no agency key), so it cannot recompute the credential's ``c2pa.hash.data``
-over the decrypted file as :func:`~agent.c2pa.status.c2pa_status` does. What it can check, and
+over the decrypted file as :func:`~agent.c2pa.validity.c2pa_status` does. What it can check, and
 what :func:`check_binding` checks, with the C2PA reference library doing the C2PA part:
 
 1. the store is at most :data:`MAX_SIDECAR_BYTES` and parses as a C2PA manifest store;
@@ -31,7 +31,7 @@ from typing import Any
 
 import c2pa
 
-from .status import State, _named_evidence
+from .validity import State, _named_evidence
 
 __all__ = ["EXPECTED_WITHOUT_MEDIA", "MAX_SIDECAR_BYTES", "check_binding"]
 

@@ -34,7 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
 from agent.atomic import atomic_write
 
-from .errors import ContentCredentialError
+from .credential_error import ContentCredentialError
 
 __all__ = [
     "C2PA_EKUS",

@@ -24,7 +24,7 @@ from typing import Any
 import c2pa
 from c2pa import c2pa as _binding
 
-from .errors import ContentCredentialError
+from .credential_error import ContentCredentialError
 
 __all__ = ["SIDECAR_FORMAT", "sign_data_hashed"]
 

@@ -16,7 +16,7 @@ def after_seal_port(data_dir: Path, device_id: str, *, test_ca: bool) -> Content
 
     With ``test_ca`` (simulator, benches) a missing certificate is issued by a throw-away CA
     made under ``state/c2pa-test-ca``; otherwise a missing or unusable identity raises
-    :class:`~agent.c2pa.errors.ContentCredentialError` at start, before anything is recorded.
+    :class:`~agent.c2pa.credential_error.ContentCredentialError` at start, before anything is recorded.
     """
     keys = Path(data_dir) / "keys"
     if test_ca and not (keys / CERT_NAME).exists():

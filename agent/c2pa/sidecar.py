@@ -28,8 +28,8 @@ from agent.evidence.journal import sidecar
 from agent.evidence.manifest import SignedManifest
 
 from .claim import definition_for
+from .credential_error import ContentCredentialError
 from .credentials import SigningIdentity
-from .errors import ContentCredentialError
 from .native import sign_data_hashed
 
 __all__ = ["C2PA_SUFFIX", "ContentCredentials", "credential_path"]

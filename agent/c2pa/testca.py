@@ -21,6 +21,7 @@ from cryptography.x509.oid import NameOID
 
 from agent.atomic import atomic_write
 
+from .credential_error import ContentCredentialError
 from .credentials import (
     C2PA_EKUS,
     CERT_NAME,
@@ -30,7 +31,6 @@ from .credentials import (
     generate_key,
     signing_request,
 )
-from .errors import ContentCredentialError
 
 __all__ = ["TestCA", "ensure_sim_identity"]
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from agent.errors import EvidenceError
+from hw.errors import EvidenceError
 
 from .bech32 import bech32_decode, bech32_encode
 

@@ -1,6 +1,6 @@
 """Checking a court bundle offline: ``bodycam verify BUNDLE``.
 
-A bundle (made by ``bodycam station export``, agent/station/export.py) is a folder that carries
+A bundle (made by ``bodycam station export``, agent/station/exporter.py) is a folder that carries
 one recording with everything needed to check it without the station, the device or us: the
 encrypted segments and their signed manifests, the decrypted segments, one joined MP4, the
 station's receipts, Merkle proofs, the keys, and ``MANIFEST.sha256``. Its marker file
@@ -42,9 +42,9 @@ from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 
-from agent.errors import EvidenceError, VerificationError
 from agent.witness.cosignature import VerifierKey, verified_cosignatures
-from agent.witness.errors import CosignatureInvalid
+from agent.witness.refusals import CosignatureInvalid
+from hw.errors import EvidenceError, VerificationError
 
 from .checkpoint import parse_signed_checkpoint
 from .inventory import UnsafeFile, read_bounded

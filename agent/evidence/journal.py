@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.atomic import atomic_write
-from agent.errors import EvidenceError
+from hw.errors import EvidenceError
 
 from .canonical import canonical_json, parse_canonical
 from .manifest import ClockInfo, SegmentInfo, Timestamp

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from agent.atomic import atomic_write, fsync_dir
-from agent.errors import EvidenceError, KeyMissing
+from hw.errors import EvidenceError, KeyMissing
 
 __all__ = [
     "DeviceKey",

@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.errors import EvidenceError
+from hw.errors import EvidenceError
 
 from .keys import KEY_NAME, DeviceKey
 from .log import EvidenceLog, origin_for

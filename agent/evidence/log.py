@@ -12,7 +12,7 @@ entries are the truth, the file is their signed head, re-signed at open if it is
 On open the file is replayed. A crash in the middle of an append leaves at most one torn
 final record; it is cut off (it was never acknowledged to anyone). Anything worse — a bad
 record followed by more data, or a checkpoint that commits to more or different entries than
-the file holds — raises :class:`~agent.errors.LogCorrupt`: that is evidence of damage or
+the file holds — raises :class:`~hw.errors.LogCorrupt`: that is evidence of damage or
 tampering and must not be papered over.
 
 Locking: one ``threading.Lock`` (``_lock``) guards the file, the frontier and the leaf list;
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.atomic import append_durable, atomic_write, fsync_dir
-from agent.errors import EvidenceError, LogCorrupt, VerificationError
+from hw.errors import EvidenceError, LogCorrupt, VerificationError
 
 from .canonical import canonical_json
 from .checkpoint import Checkpoint, parse_signed_checkpoint, sign_checkpoint

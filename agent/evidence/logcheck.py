@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.errors import LogCorrupt, VerificationError
+from hw.errors import LogCorrupt, VerificationError
 
 from .canonical import parse_canonical
 from .checkpoint import SignedCheckpoint, parse_signed_checkpoint

@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from agent.errors import VerificationError
+from hw.errors import VerificationError
 
 from .canonical import canonical_json, check_no_floats, parse_canonical
 from .keys import DeviceKey

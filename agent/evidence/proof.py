@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.errors import EvidenceError, LogCorrupt, VerificationError
+from hw.errors import EvidenceError, LogCorrupt, VerificationError
 
 from .canonical import parse_canonical
 from .checkpoint import SignedCheckpoint, parse_signed_checkpoint

@@ -6,8 +6,8 @@ only in memory (less than one 64 KiB chunk plus one held-back chunk) and never r
 storage; with encryption off (an explicit configuration choice recorded in the manifest)
 the plaintext is written and both hashes are equal.
 
-Storage errors from ``write``/``fsync`` surface as :class:`~agent.errors.StorageFull`,
-:class:`~agent.errors.StorageReadOnly` or :class:`~agent.errors.StorageWriteError`; the sink
+Storage errors from ``write``/``fsync`` surface as :class:`~hw.errors.StorageFull`,
+:class:`~hw.errors.StorageReadOnly` or :class:`~hw.errors.StorageWriteError`; the sink
 is then *poisoned* (every later call raises) because what is on disk is no longer known.
 The segment's journal stays behind and :meth:`EvidenceStore.recover` seals it later.
 
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from agent.errors import (
+from hw.errors import (
     EvidenceError,
     StorageError,
     StorageFull,

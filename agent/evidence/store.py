@@ -56,8 +56,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from agent.atomic import atomic_write, fsync_dir
-from agent.errors import EvidenceError, ReceiptRejected, StorageError, VerificationError
-from agent.side_channel import SideChannel
+from agent.recording.side_channel import SideChannel
+from hw.errors import EvidenceError, ReceiptRejected, StorageError, VerificationError
 
 from .age import Recipient
 from .canonical import canonical_json, parse_canonical

@@ -36,12 +36,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
-from agent.errors import EvidenceError, VerificationError
+from agent.location.export import track_segments
 from agent.witness.cosignature import VerifierKey
+from hw.errors import EvidenceError, VerificationError
 
 from .age import AgeDecryptor, AgeFormatError, Identity
 from .canonical import parse_canonical
-from .export import track_rows
 from .inventory import Node, UnsafeFile, open_regular, read_bounded, walk
 from .journal import MANIFEST_SUFFIX, sidecar
 from .keys import fingerprint, public_key_from_text
@@ -346,7 +346,7 @@ class Verifier:
             self.r.add("warn", "c2pa_unchecked", where,
                        "Content Credential not validated: it binds the plaintext (pass --identity)")
             return
-        from agent.c2pa.status import c2pa_status
+        from agent.c2pa.validity import c2pa_status
 
         try:
             credential = read_bounded(cred.path, _MAX_CREDENTIAL)
@@ -478,9 +478,9 @@ class Verifier:
             ms.sort(key=lambda m: (m["seq"], m["device_seq"]))
         return dict(by_rec)
 
-    def tracks(self) -> dict[str, list[list[Any]]]:
-        """GPS track rows per recording, from accepted manifests only."""
-        return {rid: track_rows(ms) for rid, ms in self.recordings().items()}
+    def tracks(self) -> list[list[Sequence[object]]]:
+        """GPS track rows per segment, recording by recording, from accepted manifests only."""
+        return track_segments(m for ms in self.recordings().values() for m in ms)
 
 
 _FLAG_TEXT = {

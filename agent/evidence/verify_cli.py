@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.errors import EvidenceError
+from agent.location.export import to_geojson, to_gpx
 from agent.witness.cosignature import VerifierKey
-from agent.witness.errors import CosignatureInvalid
+from agent.witness.refusals import CosignatureInvalid
+from hw.errors import EvidenceError, VerificationError
 
 from .age import Identity
 from .bundle import bundle_main, is_bundle
-from .export import to_geojson, to_gpx
 from .inventory import UnsafeFile, read_bounded
 from .keys import public_key_from_text
 from .verify import MAX_KEY, Trust, Verifier
@@ -114,12 +114,13 @@ def verify_main(argv: Sequence[str] | None = None) -> int:
             print()
             print("\n".join(render_coverage(cov)))
     if args.gpx or args.geojson:
-        rows = [r for _, rs in sorted(v.tracks().items()) for r in rs]
+        segments = v.tracks()
         name = report.device_id or args.path.name
-        text = to_gpx(rows, name=name) if args.gpx else to_geojson(rows, name=name)
         try:
+            text = (to_gpx(segments, name=name) if args.gpx
+                    else to_geojson(segments, properties={"name": name}))
             (args.gpx or args.geojson).write_text(text)
-        except OSError as exc:
+        except (OSError, VerificationError) as exc:
             print(f"bodycam verify: cannot write the track: {exc}", file=sys.stderr)
             return 2
     return 0 if report.ok else 1

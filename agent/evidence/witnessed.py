@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from agent.errors import VerificationError
 from agent.witness.cosignature import VerifierKey, verified_cosignatures
-from agent.witness.errors import CosignatureInvalid
+from agent.witness.refusals import CosignatureInvalid
+from hw.errors import VerificationError
 
 from .checkpoint import parse_signed_checkpoint
 from .logcheck import LogState

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from agent.errors import MatterError
+from hw.errors import MatterError
 
 __all__ = [
     "CARRIERS",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from agent.evidence.journal import sidecar
 from agent.evidence.layout import CREDENTIAL_SUFFIX
-from agent.station.client import StationClient, StationRefused
+from agent.station.api_client import StationClient, StationRefused
 
 __all__ = ["MAX_CREDENTIAL_BYTES", "hand_over_credential"]
 

@@ -34,8 +34,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.config import Config, OffloadConfig, WitnessConfig
-from agent.errors import KeyMissing, SyncError
 from agent.evidence.keys import DeviceKey
+from hw.errors import KeyMissing, SyncError
 
 __all__ = ["STATION_DIR", "LoopbackStation", "enrolment_record", "make_pki", "start_loopback"]
 

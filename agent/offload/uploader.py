@@ -44,10 +44,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from agent.errors import EvidenceError, ReceiptRejected, VerificationError
 from agent.evidence.journal import JOURNAL_SUFFIX, Journal
 from agent.evidence.receipt import Receipt
-from agent.station.client import StationClient, StationRefused, StationUnreachable
+from agent.station.api_client import StationClient, StationRefused, StationUnreachable
+from hw.errors import EvidenceError, ReceiptRejected, VerificationError
 
 from .backlog import Backlog, PendingSegment
 from .book import UploadBook, UploadRef

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agent.config import OffloadConfig, station_public_keys
-from agent.station.client import StationClient
+from agent.station.api_client import StationClient
 
 from .pacing import PressureGauge
 from .uploader import Offloader, ReceiptTaker

@@ -21,7 +21,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.errors import ConfigError, EvidenceError, LogCorrupt, VerificationError
 from agent.evidence.checkpoint import parse_signed_checkpoint
 from agent.evidence.inventory import UnsafeFile, read_bounded
 from agent.evidence.keys import DeviceKey, public_key_from_text
@@ -31,8 +30,9 @@ from agent.evidence.merkle import leaf_hash, root_of
 from agent.evidence.report import Report
 from agent.evidence.witnessed import Cosigned, check_witnessed
 from agent.witness import VerifierKey
-from agent.witness.errors import CosignatureInvalid
+from agent.witness.refusals import CosignatureInvalid
 from agent.witnessing import WITNESSED_DIR
+from hw.errors import ConfigError, EvidenceError, LogCorrupt, VerificationError
 
 from .stationlog import ORIGIN_PREFIX, STATION_LOG_DIR
 

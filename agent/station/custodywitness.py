@@ -49,13 +49,13 @@ from typing import Any
 
 from agent.atomic import atomic_write
 from agent.config import WitnessConfig
-from agent.errors import ConfigError, EvidenceError, LogCorrupt, VerificationError
 from agent.evidence.checkpoint import parse_signed_checkpoint
 from agent.evidence.log import replay_entries
 from agent.evidence.merkle import consistency_proof, leaf_hash
 from agent.witness import VerifierKey, WitnessClient, WitnessPool, verified_cosignatures
-from agent.witness.errors import CosignatureInvalid
+from agent.witness.refusals import CosignatureInvalid
 from agent.witnessing import WITNESSED_DIR, witness_tls
+from hw.errors import ConfigError, EvidenceError, LogCorrupt, VerificationError
 
 from .stationlog import STATION_LOG_DIR
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import VerificationError
 from agent.evidence.inventory import UnsafeFile, read_bounded
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.manifest import parse_envelope
+from hw.errors import VerificationError
 
 from .index import ABSENT_CREDENTIAL, CredentialRow, Index, SegmentRow
 from .ingest import MAX_FINALISE_BYTES

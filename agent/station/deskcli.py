@@ -16,19 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError, EvidenceError
 from agent.evidence.age import Identity
 from agent.evidence.inventory import UnsafeFile, read_bounded
 from agent.matters.catalogue import MatterCatalogue
+from hw.errors import ConfigError, EvidenceError
 
 from .custodywitness import CustodyWitnessing
 from .desk import RecordingView, find_recording, recordings
-from .export import ExportError, export_recording
+from .exporter import ExportError, export_recording
 from .joinedcredential import load_station_identity
 from .retention import apply_retention, due_recordings, parse_utc
 from .service import StationService, utc_now
 from .stationlog import StationLog
-from .witness import load_witness_cosigner
+from .witness_endpoint import load_witness_cosigner
 
 __all__ = ["DESK_ACTIONS", "add_desk_commands", "desk_main"]
 

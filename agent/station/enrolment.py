@@ -25,10 +25,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
-from agent.errors import ConfigError, EvidenceError
 from agent.evidence.ids import is_device_id
 from agent.evidence.inventory import UnsafeFile, read_bounded
 from agent.evidence.keys import public_key_from_text
+from hw.errors import ConfigError, EvidenceError
 
 __all__ = ["RECORD_TYPE", "Enrolment", "parse_enrolment", "read_enrolment", "spki_sha256"]
 

@@ -32,11 +32,10 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.errors import StorageFull
 from agent.evidence.canonical import canonical_json
 from agent.evidence.receipt import issue_receipt
+from hw.errors import StorageFull
 
-from .errors import Refused
 from .index import ABSENT_CREDENTIAL, CheckpointRow, CredentialRow, SegmentRow
 from .ingest import (
     MAX_FINALISE_BYTES,
@@ -48,6 +47,7 @@ from .ingest import (
     parse_finalise,
 )
 from .proofkeep import keep_consistency, keep_inclusion
+from .refusal import Refused
 from .segmentcredential import accept_credential, record_too_large
 from .service import StationService, utc_now
 from .uploads import sha256_file

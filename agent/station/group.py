@@ -39,10 +39,10 @@ from pathlib import Path
 from typing import Any
 
 from agent.evidence.ids import is_device_id
-from agent.sync.commands import iso_utc
+from agent.sync.command_messages import iso_utc
 from agent.sync.topics import PREFIX
 
-from .config import GroupConfig, MqttConfig
+from .station_config import GroupConfig, MqttConfig
 
 __all__ = ["ISSUER", "Fix", "GroupActivation", "Unit", "command_id", "group_context",
            "haversine_m", "pick"]

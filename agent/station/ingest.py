@@ -27,17 +27,17 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import VerificationError
 from agent.evidence.canonical import canonical_json, parse_canonical
 from agent.evidence.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from agent.evidence.log import origin_for
 from agent.evidence.manifest import SignedManifest, parse_envelope
 from agent.evidence.merkle import leaf_hash, verify_consistency, verify_inclusion
 from agent.evidence.shape import entry_problem, manifest_problem
+from hw.errors import VerificationError
 
 from .enrolment import Enrolment
-from .errors import Refused
 from .index import CheckpointRow
+from .refusal import Refused
 
 __all__ = ["MAX_FINALISE_BYTES", "MAX_SIDECAR_BYTES", "Finalise", "Verified", "check_cipher",
            "check_consistency", "check_segment", "parse_finalise"]

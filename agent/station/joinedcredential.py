@@ -43,7 +43,7 @@ class Part:
 
 def load_station_identity(data_dir: Path) -> SigningIdentity | None:
     """The station's C2PA identity, or None when it has none (``keys/c2pa.crt`` absent);
-    :class:`~agent.c2pa.errors.ContentCredentialError` for an unusable key or certificate."""
+    :class:`~agent.c2pa.credential_error.ContentCredentialError` for an unusable key or certificate."""
     keys = Path(data_dir) / "keys"
     return SigningIdentity.load(keys) if (keys / CERT_NAME).exists() else None
 

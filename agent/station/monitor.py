@@ -6,7 +6,7 @@ Devices publish ``bodycam/v1/<id>/checkpoint`` = ``{note, proof{old_size, new_si
 published. Station processes subscribe with one MQTT v5 **shared subscription**
 (``$share/<group>/bodycam/v1/+/checkpoint``), so the broker hands each message to one of them.
 Every process checks against the same held checkpoint — the index row the witness endpoint and
-the finalise path use (agent/station/witness.py) — and advances it only by that row's
+the finalise path use (agent/station/witness_endpoint.py) — and advances it only by that row's
 compare-and-set, so what one process accepted the others build on.
 
 The rule (:func:`judge`), for a checkpoint signed by the device's **enrolled** key:
@@ -26,7 +26,7 @@ The rule (:func:`judge`), for a checkpoint signed by the device's **enrolled** k
 
 A checkpoint whose signature does not verify with the enrolled key (or that names another
 origin) is an alarm ``checkpoint-signature``; an unregistered device's checkpoint is an event.
-Alarms are recorded once (:func:`~agent.station.witness.raise_fork`: one per contradicted held
+Alarms are recorded once (:func:`~agent.station.witness_endpoint.raise_fork`: one per contradicted held
 checkpoint, across processes) and published **retained** at ``bodycam/v1/<id>/alarm``
 (agent/sync/schemas/alarm.json): an alarm is a standing condition a back office that connects
 later must still see, until a person clears the retained message.
@@ -58,19 +58,19 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from agent.errors import BodycamError
 from agent.evidence.checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from agent.evidence.ids import is_device_id
 from agent.evidence.log import origin_for
 from agent.evidence.merkle import verify_consistency
 from agent.sync.topics import PREFIX
 from agent.sync.transport import TlsSettings, parse_broker_url
+from hw.errors import BodycamError
 
-from .config import MqttConfig
 from .index import CheckpointRow
 from .proofkeep import keep_consistency
 from .service import StationService, utc_now
-from .witness import raise_fork
+from .station_config import MqttConfig
+from .witness_endpoint import raise_fork
 
 __all__ = ["CheckpointMonitor", "Verdict", "alarm_topic", "judge", "monitor_context",
            "parse_message", "subscription"]

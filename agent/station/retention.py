@@ -31,10 +31,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from agent.atomic import fsync_dir
-from agent.errors import EvidenceError
 from agent.evidence.journal import sidecar
 from agent.evidence.layout import CREDENTIAL_SUFFIX
 from agent.matters.catalogue import MatterCatalogue
+from hw.errors import EvidenceError
 
 from .desk import RecordingView
 from .index import Index

@@ -27,14 +27,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from agent.errors import VerificationError
 from agent.evidence.inventory import UnsafeFile, read_bounded
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.manifest import parse_envelope
+from hw.errors import VerificationError
 
-from .errors import Refused
 from .index import CredentialRow, SegmentRow
 from .ingest import MAX_FINALISE_BYTES
+from .refusal import Refused
 from .service import StationService, utc_now
 
 __all__ = ["TRUST_ANCHORS", "accept_credential", "record_too_large"]

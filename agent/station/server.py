@@ -29,16 +29,16 @@ from typing import Any
 from aiohttp import web
 from cryptography import x509
 
-from agent.errors import ConfigError
 from agent.evidence.canonical import canonical_json
 from agent.evidence.ids import is_device_id
+from hw.errors import ConfigError
 
 from .enrolment import Enrolment, spki_sha256
-from .errors import Refused
 from .finalise import api_routes
+from .refusal import Refused
 from .service import StationService, utc_now
 from .tus import TUS_VERSION, tus_routes
-from .witness import StationWitness, load_witness_cosigner, witness_routes
+from .witness_endpoint import StationWitness, load_witness_cosigner, witness_routes
 
 __all__ = ["build_app", "serve", "ssl_context"]
 

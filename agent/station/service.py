@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 
 from agent.evidence.keys import DeviceKey
 
-from .config import StationConfig
 from .custodywitness import CustodyWitnessing
-from .errors import Refused
 from .index import Index, open_index
+from .refusal import Refused
+from .station_config import StationConfig
 from .stationlog import StationLog
-from .store import WriteOnceStore
 from .uploads import Incoming
+from .write_once import WriteOnceStore
 
 __all__ = ["StationService", "load_station_key", "utc_now"]
 

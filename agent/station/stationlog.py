@@ -31,9 +31,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from agent.errors import EvidenceError
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import EvidenceLog
+from hw.errors import EvidenceError
 
 __all__ = ["LOCK_WAIT_S", "STATION_LOG_DIR", "StationLog", "station_log_origin"]
 

@@ -29,8 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .errors import Refused
 from .index import UploadRow
+from .refusal import Refused
 from .service import StationService
 
 __all__ = ["TUS_VERSION", "tus_routes"]

@@ -34,7 +34,7 @@ from typing import Any
 
 from agent.atomic import fsync_dir
 
-from .errors import Refused
+from .refusal import Refused
 
 __all__ = ["INCOMING", "QUARANTINE", "UPLOAD_ID", "Incoming", "sha256_file"]
 

@@ -5,8 +5,8 @@ re-exported here for ``agent`` callers.
 """
 
 from agent.storage.eviction import EvictionPlan, SealedSegment, plan_eviction
-from agent.storage.policy import FULL, OK, WARN, BitrateMeter, StoragePolicy, StorageVerdict
-from agent.storage.telemetry import storage_telemetry
+from agent.storage.space_policy import FULL, OK, WARN, BitrateMeter, StoragePolicy, StorageVerdict
+from agent.storage.space_telemetry import storage_telemetry
 from hw.storage_fs import classify_os_error
 
 __all__ = [

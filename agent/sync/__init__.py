@@ -1,4 +1,8 @@
-"""MQTT sync: the durable outbox, the device's MQTT v5 link, remote commands and the fleet view.
+"""MQTT sync, the device's side: the durable outbox, the MQTT v5 link, remote commands, what goes
+out and what comes in (:mod:`agent.sync.fleet_sync`).
+
+The back office's view of the fleet (``bodycam fleet watch``) is not here: it lives with the
+station, in :mod:`agent.station.fleetwatch`.
 
 Wiring, in one place (the agent's controller owns the Outbox and the link)::
 
@@ -13,8 +17,7 @@ Wiring, in one place (the agent's controller owns the Outbox and the link)::
 See ``asyncapi.yaml`` beside this file for the topics and ``schemas/`` for the payloads.
 """
 
-from agent.sync.commands import DEFAULT_CONFIG_ALLOWLIST, Command, ConfigKey
-from agent.sync.fleet import fleet_main
+from agent.sync.command_messages import DEFAULT_CONFIG_ALLOWLIST, Command, ConfigKey
 from agent.sync.link import LinkStats, MqttLink
 from agent.sync.outbox import Outbox, OutboxMessage
 from agent.sync.transport import TlsSettings
@@ -28,5 +31,4 @@ __all__ = [
     "Outbox",
     "OutboxMessage",
     "TlsSettings",
-    "fleet_main",
 ]

@@ -28,9 +28,9 @@ from typing import Final
 
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agent.errors import SyncError
 from agent.sync.outbox import Outbox, OutboxMessage
 from agent.sync.transport import Backoff
+from hw.errors import SyncError
 
 __all__ = ["HELD", "OutboxFeeder"]
 

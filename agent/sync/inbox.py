@@ -1,7 +1,7 @@
 """The device's command inbox: from a ``cmd/<name>`` message to a Command or a rejection ack.
 
 Runs on the link thread (paho's message callback). It validates with
-:func:`agent.sync.commands.parse_command`, refuses ids already seen (remembered durably in the
+:func:`agent.sync.command_messages.parse_command`, refuses ids already seen (remembered durably in the
 Outbox database, so a replay after a reboot is still a duplicate), sends ``accepted`` and hands
 the Command to the controller's ``on_command``. Whatever happens, nothing is raised back into
 paho: a hostile payload costs one ``rejected`` ack.
@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from agent.sync.acks import AckQueue
-from agent.sync.commands import Command, CommandRequest, ConfigKey, iso_utc, parse_command
+from agent.sync.command_messages import Command, CommandRequest, ConfigKey, iso_utc, parse_command
 from agent.sync.outbox import Outbox
 from agent.sync.topics import Topics, encode_json
 

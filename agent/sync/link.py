@@ -49,9 +49,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from agent.errors import ConfigError, SyncError
 from agent.sync.acks import AckQueue
-from agent.sync.commands import (
+from agent.sync.command_messages import (
     DEFAULT_CONFIG_ALLOWLIST,
     Command,
     ConfigKey,
@@ -72,6 +71,7 @@ from agent.sync.session import (
 )
 from agent.sync.topics import Topics, encode_json
 from agent.sync.transport import Backoff, TlsSettings, parse_broker_url
+from hw.errors import ConfigError, SyncError
 
 __all__ = ["LinkStats", "MqttLink", "TlsSettings"]
 

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.errors import SyncError
+from hw.errors import SyncError
 
 __all__ = ["Outbox", "OutboxMessage"]
 

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any, Final
 
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 __all__ = ["PREFIX", "Topics", "check_device_id", "encode_json"]
 

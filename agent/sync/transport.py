@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 __all__ = ["Backoff", "BrokerAddress", "TlsSettings", "parse_broker_url"]
 

@@ -9,9 +9,11 @@ and the device's client that collects cosignatures from any number of witnesses.
   the background, never blocking the recorder.
 """
 
-from .client import WitnessClient
+from .cosign_rule import KeyRegistry, StaticKeyRegistry, Witness, WitnessState
 from .cosignature import Cosignature, Cosigner, VerifierKey, add_cosignatures, verified_cosignatures
-from .errors import (
+from .pool import WitnessPool, WitnessStatus
+from .protocol import AddCheckpointRequest
+from .refusals import (
     BadRequest,
     CosignatureInvalid,
     OldSizeConflict,
@@ -22,10 +24,8 @@ from .errors import (
     WitnessRefusal,
     WitnessUnavailable,
 )
-from .pool import WitnessPool, WitnessStatus
-from .protocol import AddCheckpointRequest
 from .state import MemoryWitnessState, SqliteWitnessState
-from .witness import KeyRegistry, StaticKeyRegistry, Witness, WitnessState
+from .witness_client import WitnessClient
 
 __all__ = [
     "AddCheckpointRequest",

@@ -34,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from agent.atomic import atomic_write
-from agent.errors import VerificationError
 from agent.evidence.checkpoint import parse_signed_checkpoint
+from hw.errors import VerificationError
 
-from .client import WitnessClient
 from .cosignature import MAX_NOTE_BYTES, add_cosignatures, verified_cosignatures
+from .witness_client import WitnessClient
 
 __all__ = ["WitnessPool", "WitnessStatus"]
 

@@ -12,7 +12,7 @@ Responses: 200 with the witness's cosignature line(s); 409 with the witness's si
 
 A witness faces anyone on the network, so the parser is strict and bounded: a body over
 :data:`MAX_REQUEST_BYTES`, a non-canonical number or base64 hash, a checkpoint that is not
-exactly ``origin / size / root`` — each is a :class:`~agent.witness.errors.BadRequest`,
+exactly ``origin / size / root`` — each is a :class:`~agent.witness.refusals.BadRequest`,
 never another exception and never a partial acceptance.
 """
 
@@ -23,11 +23,11 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from agent.errors import VerificationError
 from agent.evidence.checkpoint import SignedCheckpoint, parse_signed_checkpoint
+from hw.errors import VerificationError
 
 from .cosignature import DASH, MAX_NOTE_BYTES, MAX_SIGNATURE_LINES, Cosignature, parse_cosignature
-from .errors import BadRequest, WitnessUnavailable
+from .refusals import BadRequest, WitnessUnavailable
 
 __all__ = [
     "CONTENT_TYPE_SIZE",

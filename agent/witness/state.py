@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from .witness import TreeHead
+from .cosign_rule import TreeHead
 
 __all__ = ["MemoryWitnessState", "SqliteWitnessState"]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from agent.bench.cli import DEFAULT_SPECS
+from agent.bench.bench_cli import DEFAULT_SPECS
 from agent.bench.progress import Progress
 from agent.bench.run import BenchOptions, run_bench
 from agent.bench.spec import load_spec

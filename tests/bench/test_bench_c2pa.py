@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import SMALL
 
-from agent.bench.cli import DEFAULT_SPECS
-from agent.bench.credentials import segment_credential, trust_anchors
+from agent.bench.bench_cli import DEFAULT_SPECS
+from agent.bench.c2pa_column import segment_credential, trust_anchors
 from agent.bench.progress import Progress
 from agent.bench.run import BenchOptions, run_bench
 from agent.bench.spec import load_spec

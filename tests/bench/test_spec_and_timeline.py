@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from agent.bench.cli import DEFAULT_SPECS, bench_main
-from agent.bench.media import Recording, SegmentMedia
+from agent.bench.bench_cli import DEFAULT_SPECS, bench_main
+from agent.bench.readback import Recording, SegmentMedia
 from agent.bench.spec import Measurement, judge, load_spec
 from agent.bench.svg import histogram, line_chart
 from agent.bench.timeline import av_pairs, cadence, segment_gaps
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 F = 40_000  # 25 fps
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.c2pa import c2pa_status, credential_path
-from agent.c2pa.status import read_credential
+from agent.c2pa.validity import read_credential
 from agent.evidence.manifest import parse_envelope
 from agent.testing import running_agent, small_config, wait_for
 

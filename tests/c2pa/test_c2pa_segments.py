@@ -14,7 +14,7 @@ from c2pabench import Bench
 from cryptography.hazmat.primitives import serialization
 
 from agent.c2pa import TestCA, c2pa_status, credential_path
-from agent.c2pa.status import read_credential
+from agent.c2pa.validity import read_credential
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.manifest import ClockInfo, MediaInfo, SegmentInfo, Timestamp, parse_envelope
 

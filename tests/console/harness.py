@@ -23,7 +23,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.sync.commands import iso_utc
+from agent.sync.command_messages import iso_utc
 from tests.sync.mqtt_harness import Broker, free_port, make_ca, tls_broker_conf
 
 REPO = Path(__file__).resolve().parents[2]

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ConfigError
 from agent.matters.catalogue import MatterCatalogue
 from agent.station.console.accounts import Accounts, LoginLimiter, Session
 from agent.station.console.actions import Refusal, plan
 from agent.station.console.fleetstate import SERIES_POINTS, TRACK_POINTS, FleetState
 from agent.station.console.passwords import hash_password, verify_password
 from agent.station.index import SqliteIndex
+from hw.errors import ConfigError
 
 DISPATCHER = Session("alice", "dispatcher", "csrf", time.time() + 60)
 VIEWER = Session("bob", "viewer", "csrf", time.time() + 60)
@@ -171,7 +171,7 @@ def test_fleet_folds_messages_bounds_history_and_projects_time_left() -> None:
 def test_console_configuration_names_the_missing_broker_and_bad_tiles() -> None:
     """An enabled console needs a broker (its own or [mqtt]'s); a tile URL must be http(s)
     with {z}/{x}/{y}; the lab bench's plaintext broker needs the explicit switch."""
-    from agent.station.config import parse_station_config
+    from agent.station.station_config import parse_station_config
 
     lab = {"station": {"insecure_http": True}}
     with pytest.raises(ConfigError, match=r"console\.broker"):

@@ -30,7 +30,7 @@ import av
 import numpy as np
 import pytest
 
-from agent.media import h264_parameter_sets, split_annexb
+from agent.recording.packets import h264_parameter_sets, split_annexb
 from hw.camera import Camera, EncodedFrame
 from hw.camera_replay import ReplayCamera
 from hw.camera_sim import SimCamera

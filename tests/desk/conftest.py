@@ -125,8 +125,8 @@ def _recording_id(data: Path) -> str:
 def station_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     """``bodycam station …`` in this process (the CLI's own subprocess tests cover argv
     handling): exit status, stdout, stderr."""
-    from agent.errors import ConfigError
-    from agent.station.cli import station_main
+    from agent.station.station_cli import station_main
+    from hw.errors import ConfigError
 
     capsys.readouterr()
     try:

@@ -17,8 +17,8 @@ import pytest
 
 from agent.c2pa import c2pa_status
 from agent.c2pa.sidecar import ContentCredentials
-from agent.c2pa.status import read_credential
 from agent.c2pa.testca import ensure_sim_identity
+from agent.c2pa.validity import read_credential
 from agent.evidence.age import Identity
 from agent.evidence.bundle import HASH_LIST, check_bundle
 from agent.evidence.checkpoint import Checkpoint, sign_checkpoint

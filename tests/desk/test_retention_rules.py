@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from agent.errors import MatterError
 from agent.matters.catalogue import DEFAULT_RETENTION_DAYS, SHIPPED_CATALOGUE, MatterCatalogue
+from hw.errors import MatterError
 
 
 def test_shipped_catalogue_is_valid_and_states_its_retention():

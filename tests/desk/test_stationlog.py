@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from agent.errors import EvidenceError
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import replay_entries
 from agent.evidence.proof import check_proof, inclusion
 from agent.station import stationlog
 from agent.station.stationlog import StationLog, station_log_origin
+from hw.errors import EvidenceError
 
 
 def test_entries_are_durable_and_proven_under_the_station_key(tmp_path):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from evbench import need
 
-from agent.errors import EvidenceError, KeyMissing, VerificationError
 from agent.evidence.checkpoint import Checkpoint, key_id, parse_signed_checkpoint, sign_checkpoint
 from agent.evidence.keys import DeviceKey, load_public_keys
 from agent.evidence.keys_cli import keys_init_main
+from hw.errors import EvidenceError, KeyMissing, VerificationError
 
 
 def test_generate_creates_0600_key_and_refuses_overwrite(tmp_path: Path) -> None:

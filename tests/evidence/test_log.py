@@ -9,11 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.errors import EvidenceError, LogCorrupt
 from agent.evidence.checkpoint import parse_signed_checkpoint
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import EvidenceLog, origin_for
 from agent.evidence.merkle import EMPTY_ROOT, leaf_hash, verify_consistency, verify_inclusion
+from hw.errors import EvidenceError, LogCorrupt
 
 ORIGIN = origin_for("BC-0001")
 

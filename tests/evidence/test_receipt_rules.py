@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from agent.errors import VerificationError
 from agent.evidence.receipt import RECEIPT_FORMAT, Receipt, issue_receipt, parse_receipt
+from hw.errors import VerificationError
 from tests.tools.receipts import RECEIPT_UTC, Station, make_station
 
 HEX = "ab" * 32

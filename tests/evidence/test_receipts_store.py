@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from evbench import AgencyKey, open_store, write_recording
 
-from agent.errors import ReceiptRejected
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.receipt import Receipt
 from agent.evidence.store import EvidenceStore, RetentionViolation
+from hw.errors import ReceiptRejected
 from tests.tools.receipts import Station, make_station
 
 ORIGIN = {"via": "mqtt", "command_id": "ack-1", "issuer": "station:ST-1"}
@@ -160,7 +160,7 @@ def test_the_registry_is_the_log_and_an_edited_acks_file_proves_nothing(
 
 def test_origin_must_be_loggable(data_dir: Path, agency: AgencyKey, station: Station) -> None:
     """An origin the log cannot hold exactly (a float) is refused before anything is written."""
-    from agent.errors import EvidenceError
+    from hw.errors import EvidenceError
 
     store = open_store(data_dir, agency, station_keys=[station.public])
     [signed] = write_recording(store, segments=1)

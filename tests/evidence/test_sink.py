@@ -13,9 +13,9 @@ import av
 import pytest
 from evbench import AgencyKey, need
 
-from agent.errors import StorageFull, StorageReadOnly, StorageWriteError
 from agent.evidence.age import ENCRYPTED_CHUNK_SIZE, header_length
 from agent.evidence.sink import EvidenceSink, recover_ciphertext
+from hw.errors import StorageFull, StorageReadOnly, StorageWriteError
 from hw.storage_sim import SimStorage
 
 MUX_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from evbench import AgencyKey, open_store, segment_info, write_recording
 
-from agent.errors import StorageWriteError
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.manifest import GpsSummary, MediaInfo, Timestamp, parse_envelope
 from agent.evidence.merkle import leaf_hash, verify_inclusion
 from agent.evidence.store import RetentionViolation
 from agent.evidence.verify import verify
+from hw.errors import StorageWriteError
 from hw.storage_sim import SimStorage
 from tests.tools.receipts import make_station
 
@@ -188,7 +188,7 @@ def test_no_other_code_path_deletes_media() -> None:
                # never under a legal hold, recorded in the index before the files go
                ("agent/station/retention.py", "apply_retention"),
                # a failed export removes the bundle folder it made itself, nothing stored
-               ("agent/station/export.py", "export_recording")}
+               ("agent/station/exporter.py", "export_recording")}
     media_words = ("recordings", ".mp4", "segment", "media")
     offenders = []
     for path in sorted([*REPO.glob("agent/**/*.py"), *REPO.glob("hw/**/*.py")]):
@@ -213,7 +213,7 @@ def test_open_refuses_to_overwrite_a_segment(data_dir: Path, agency: AgencyKey) 
     """Opening the same recording/seq twice never truncates existing evidence."""
     store = open_store(data_dir, agency)
     [signed] = write_recording(store, segments=1)
-    from agent.errors import EvidenceError
+    from hw.errors import EvidenceError
 
     with pytest.raises(EvidenceError, match="already exists"):
         store.open_segment(segment_info(signed.manifest["recording_id"], 0))

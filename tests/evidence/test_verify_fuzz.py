@@ -19,11 +19,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from verify_fuzz import make_base, run_case
 
-from agent.errors import LogCorrupt, VerificationError
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import replay_entries
 from agent.evidence.manifest import parse_envelope
 from agent.evidence.shape import entry_problem, manifest_problem
+from hw.errors import LogCorrupt, VerificationError
 
 CORPUS = Path(__file__).with_name("verify_corpus.json")
 CASES = int(os.environ.get("BODYCAM_FUZZ_CASES", "60"))

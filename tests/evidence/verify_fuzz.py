@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.errors import LogCorrupt
 from agent.evidence.canonical import canonical_json
 from agent.evidence.checkpoint import Checkpoint, sign_checkpoint
 from agent.evidence.keys import DeviceKey
@@ -35,6 +34,7 @@ from agent.evidence.manifest import parse_envelope, sign_manifest
 from agent.evidence.merkle import leaf_hash, root_of
 from agent.evidence.report import Report
 from agent.evidence.verify import verify
+from hw.errors import LogCorrupt
 
 DEVICE = "BC-0001"
 _JUNK: list[Any] = [None, True, -1, 0, 2**70, "", "x" * 300, "../../etc/passwd", [], {},

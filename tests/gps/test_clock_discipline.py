@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import ClockError
-from agent.timebase import (
+from agent.clock.discipline import (
     AdjtimexProbe,
     ClockDiscipline,
     ClockSource,
@@ -18,6 +17,7 @@ from agent.timebase import (
     NtpState,
     TimesyncFileProbe,
 )
+from hw.errors import ClockError
 from hw.gps import Fix
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -182,7 +182,7 @@ def test_untrusted_recording_warns(
     clocks: FakeClocks, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Starting a recording on an untrusted clock logs a warning."""
-    with caplog.at_level(logging.WARNING, logger="agent.timebase"):
+    with caplog.at_level(logging.WARNING, logger="agent.clock.discipline"):
         status = make(clocks, FakeNtp(), tmp_path).status_for_recording()
     assert not status.trusted
     assert "untrusted clock" in caplog.text

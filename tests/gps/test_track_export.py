@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.errors import VerificationError
 from agent.location import TrackRecorder, fix_row, to_geojson, to_gpx
 from agent.location.export import GPX_NS
+from hw.errors import VerificationError
 from hw.gps import Fix
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)

@@ -12,8 +12,8 @@ import threading
 import pytest
 from notify_listener import NotifyListener
 
-from agent.health import HealthGate
 from agent.sdnotify import Notifier
+from agent.upkeep.liveness import HealthGate
 
 
 class Bench:

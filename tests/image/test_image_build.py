@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_BUILD = REPO / "image-build"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from notify_listener import NotifyListener
 
-from agent.errors import ConfigError
 from agent.sdnotify import Notifier
+from hw.errors import ConfigError
 
 
 @pytest.mark.parametrize("kind", ["path", "abstract"])

@@ -74,7 +74,7 @@ def _next(listener: NotifyListener, proc: subprocess.Popen[bytes]) -> dict[str, 
 
 def _keep_camera_stalled(data_dir: Path, stop: threading.Event) -> None:
     """A camera the agent cannot revive: re-stall it whenever a restart resumed it."""
-    from agent.ctl import ctl_request
+    from agent.command.ctl_server import ctl_request
 
     while not stop.wait(0.2):
         try:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from agent.ctl import CtlUnavailable, ctl_request
+from agent.command.ctl_server import CtlUnavailable, ctl_request
 from agent.matters import MatterCatalogue
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.errors import BodycamError, MatterError
 from agent.matters import CARRIERS, SHIPPED_CATALOGUE, MatterCatalogue, QuickList
 from agent.matters.catalogue import _parse
+from hw.errors import BodycamError, MatterError
 
 # The seed's recording list (行政执法音像记录清单), row by row: category, matter, carriers.
 SEED_ROWS = [

@@ -5,7 +5,7 @@ how late each switch came."""
 from __future__ import annotations
 
 from agent.bench.figures import Figures
-from agent.bench.night import NIGHT_FIGURES, night_figures
+from agent.bench.night_figures import NIGHT_FIGURES, night_figures
 from agent.config import NightConfig
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from agent.c2pa import ContentCredentials, TestCA, credential_path, ensure_sim_identity
 from agent.evidence.store import EvidenceStore
-from agent.station.client import StationClient, StationRefused
+from agent.station.api_client import StationClient, StationRefused
 from agent.testing import wait_for
 from tests.offload.bench import DEVICE, REPO, OffloadBench
 

@@ -30,7 +30,7 @@ def test_the_export_joins_segments_with_the_credentials_the_station_received(
     for tool in ("ffmpeg", "ffprobe"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed")
-    from agent.c2pa.status import read_credential
+    from agent.c2pa.validity import read_credential
     from agent.testing import running_agent, small_config
 
     b = OffloadBench(tmp_path)

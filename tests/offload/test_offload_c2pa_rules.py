@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agent.offload.credential import MAX_CREDENTIAL_BYTES, hand_over_credential
-from agent.station.client import StationRefused
+from agent.station.api_client import StationRefused
 
 
 class Station:

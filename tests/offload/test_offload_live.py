@@ -11,7 +11,7 @@ import time
 
 from agent.evidence.manifest import ClockInfo, GpsSummary, MediaInfo, SegmentInfo, Timestamp
 from agent.offload.book import BOOK_FILE
-from agent.station.client import StationClient
+from agent.station.api_client import StationClient
 from agent.testing import wait_for
 from tests.offload.bench import DEVICE, OffloadBench
 

@@ -1,4 +1,4 @@
-"""Battery rules at their edges (agent/power/policy.py): the defaults an agency relies on, the
+"""Battery rules at their edges (agent/power/battery_policy.py): the defaults an agency relies on, the
 refusals of nonsense settings, inclusive hysteresis bands, and how supply and energy combine.
 Pure rules with explicit times, like tests/power/test_battery_policy.py."""
 
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from agent.power.policy import CRITICAL, OK, WARN, BatteryPolicy
+from agent.power.battery_policy import CRITICAL, OK, WARN, BatteryPolicy
 from agent.power.projection import PowerProjection
 from hw.power import BatteryReading
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.power.policy import CRITICAL, OK, WARN, BatteryPolicy
+from agent.power.battery_policy import CRITICAL, OK, WARN, BatteryPolicy
 from agent.power.projection import PowerProjection, PowerProjector
 from hw.power import BatteryReading
 from hw.power_sim import SimBattery

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from agent.power.policy import BatteryVerdict
+from agent.power.battery_policy import BatteryVerdict
+from agent.power.battery_telemetry import power_telemetry
 from agent.power.projection import PowerProjection
-from agent.power.telemetry import power_telemetry
 from hw.power import BatteryReading
 
 

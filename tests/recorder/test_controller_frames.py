@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.controller import Controller
-from agent.gestures import GestureRecognizer
-from agent.media import MediaPacket
-from agent.recorder import Recorder
-from agent.segment import SegmentStats
+from agent.recording.controller import Controller
+from agent.recording.gestures import GestureRecognizer
+from agent.recording.packets import MediaPacket
+from agent.recording.recorder import Recorder
+from agent.recording.segment import SegmentStats
 from hw.camera import EncodedFrame, VideoFormat
 
 FPS = 30

@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.aac import AacEncoder
-from agent.controller import Controller, Request
-from agent.gestures import GestureRecognizer
-from agent.media import MediaPacket
-from agent.recorder import Recorder
-from agent.segment import SegmentStats
+from agent.recording.aac import AacEncoder
+from agent.recording.controller import Controller, Request
+from agent.recording.gestures import GestureRecognizer
+from agent.recording.packets import MediaPacket
+from agent.recording.recorder import Recorder
+from agent.recording.segment import SegmentStats
 from hw.audio import AudioChunk, AudioFormat
 
 AUDIO = AudioFormat(48_000, 1)

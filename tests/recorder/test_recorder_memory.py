@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent.aac import AacEncoder
-from agent.media import MediaPacket
-from agent.preroll import PreRoll
-from agent.recorder import Recorder, RecorderState
-from agent.segment import SegmentStats
+from agent.recording.aac import AacEncoder
+from agent.recording.packets import MediaPacket
+from agent.recording.preroll import PreRoll
+from agent.recording.recorder import Recorder, RecorderState
+from agent.recording.segment import SegmentStats
 from hw.audio import AudioChunk, AudioFormat
 from hw.camera import VideoFormat
 

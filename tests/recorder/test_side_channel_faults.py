@@ -27,21 +27,21 @@ from typing import Any
 
 import pytest
 
-from agent.aac import AacEncoder
 from agent.atomic import atomic_write
-from agent.errors import SyncError
 from agent.evidence.journal import JOURNAL_SUFFIX, MANIFEST_SUFFIX
 from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import ClockInfo, GpsSummary, SignedManifest, parse_envelope
 from agent.evidence.store import EvidenceStore
 from agent.evidence.verify import verify
-from agent.evidence_port import ManifestContext, StorePort
-from agent.media import MediaPacket
-from agent.recorder import Recorder, RecorderState
-from agent.segment_worker import SegmentWorker
+from agent.recording.aac import AacEncoder
+from agent.recording.packets import MediaPacket
+from agent.recording.recorder import Recorder, RecorderState
+from agent.recording.segment_worker import SegmentWorker
+from agent.recording.store_port import ManifestContext, StorePort
 from hw.audio import AudioChunk, AudioFormat
 from hw.camera import VideoFormat
 from hw.camera_replay import load_clip
+from hw.errors import SyncError
 from hw.still import Still
 
 FPS = 30

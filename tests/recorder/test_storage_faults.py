@@ -15,16 +15,16 @@ from typing import Any
 
 import pytest
 
-from agent.aac import AacEncoder
-from agent.errors import RecorderError, StorageReadOnly
 from agent.evidence.journal import JOURNAL_SUFFIX, MANIFEST_SUFFIX
 from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import ClockInfo, parse_envelope
 from agent.evidence.store import EvidenceStore
 from agent.evidence.verify import verify
-from agent.evidence_port import ManifestContext, StorePort
-from agent.recorder import Recorder, RecorderState
+from agent.recording.aac import AacEncoder
+from agent.recording.recorder import Recorder, RecorderState
+from agent.recording.store_port import ManifestContext, StorePort
 from hw.audio import AudioChunk, AudioFormat
+from hw.errors import RecorderError, StorageReadOnly
 
 AUDIO = AudioFormat(48_000, 1)
 CHUNK_US = 20_000

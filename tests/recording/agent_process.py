@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from agent.ctl import CtlUnavailable, ctl_request
+from agent.command.ctl_server import CtlUnavailable, ctl_request
 
 __all__ = ["start_agent"]
 

@@ -12,18 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.commands import CommandPorts, CommandSet
+from agent.command.command_set import CommandPorts, CommandSet
+from agent.command.overrides import LiveConfig
 from agent.config import parse_config
-from agent.controller import Handler, Request
 from agent.matters.catalogue import MatterCatalogue
-from agent.overrides import LiveConfig
 from agent.ports import Capture
-from agent.power.policy import Admission, BatteryVerdict
-from agent.recording_control import RecordingControl
+from agent.power.battery_policy import Admission, BatteryVerdict
+from agent.recording.control import RecordingControl
+from agent.recording.controller import Handler, Request
 from agent.storage.eviction import EvictionPlan, SealedSegment
-from agent.storage.policy import StorageVerdict
-from agent.supervisor import Supervised, Supervisor
-from agent.watch import FrameWatchdog
+from agent.storage.space_policy import StorageVerdict
+from agent.upkeep.reactions import Supervised, Supervisor
+from agent.upkeep.watches import FrameWatchdog
 
 
 class FakePreRoll:

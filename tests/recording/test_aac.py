@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agent.aac import AacEncoder
 from agent.config import ConfigError, parse_config
+from agent.recording.aac import AacEncoder
 from hw.audio import AudioChunk, AudioFormat
 
 RATE = 48_000

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from agent.config import load_config, parse_config
-from agent.errors import ConfigError
 from hw.camera import EncodedFrame
 from hw.camera_replay import ReplayCamera, load_clip
-from hw.errors import CameraError
+from hw.errors import CameraError, ConfigError
 from hw.factory import build_hardware
 
 pytestmark = pytest.mark.timeout(60)

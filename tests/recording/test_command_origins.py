@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agent.cli import main as bodycam
-from agent.ctl import ctl_request
+from agent.command.ctl_server import ctl_request
 from agent.evidence.canonical import canonical_json, parse_canonical
 from agent.evidence.log import replay_entries
 from agent.evidence.manifest import parse_envelope

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.power.policy import Admission
+from agent.power.battery_policy import Admission
 from agent.triggers import Activation
 from tests.recording.port_fakes import Rig
 

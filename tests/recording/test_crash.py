@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.ctl import ctl_request
+from agent.command.ctl_server import ctl_request
 from agent.evidence.verify import verify
 from tests.recording.agent_process import start_agent
 from tests.recording.evidence_tools import manifests, playable_end_us

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agent.ctl import ctl_request
+from agent.command.ctl_server import ctl_request
 from agent.testing import running_agent, small_config, wait_for
 
 

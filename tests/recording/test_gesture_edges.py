@@ -1,9 +1,9 @@
-"""Gesture rules at their edges (agent/gestures.py): the default timings an officer is trained
+"""Gesture rules at their edges (agent/recording/gestures.py): the default timings an officer is trained
 on, inclusive windows, and what a hold leaves behind. Pure rules, explicit timestamps."""
 
 from __future__ import annotations
 
-from agent.gestures import GestureRecognizer
+from agent.recording.gestures import GestureRecognizer
 
 
 def feed(g: GestureRecognizer, edges: list[tuple[str, float]]) -> list[str]:

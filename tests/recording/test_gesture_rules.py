@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.gestures import GestureRecognizer
+from agent.recording.gestures import GestureRecognizer
 
 
 def run(edges: list[tuple[str, float]], *, hold_s: float = 2.0, double_s: float = 0.5) -> list[str]:

@@ -21,13 +21,13 @@ from typing import Any
 import av
 import pytest
 
-from agent.aac import AacEncoder
-from agent.errors import RecorderError
-from agent.media import MediaPacket
-from agent.segment import SegmentWriter
+from agent.recording.aac import AacEncoder
+from agent.recording.packets import MediaPacket
+from agent.recording.segment import SegmentWriter
 from agent.testing import running_agent, small_config, wait_for
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
+from hw.errors import RecorderError
 from tests.recording.evidence_tools import decrypt, manifests
 
 _NAL_SPS, _NAL_PPS = 7, 8

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from agent.media import MediaPacket
-from agent.recorder import Recorder
-from agent.segment import SegmentStats
+from agent.recording.packets import MediaPacket
+from agent.recording.recorder import Recorder
+from agent.recording.segment import SegmentStats
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 from hw.camera_replay import load_clip

@@ -10,8 +10,8 @@ import itertools
 
 import pytest
 
-from agent.power.policy import Admission, BatteryVerdict
-from agent.storage.policy import StorageVerdict
+from agent.power.battery_policy import Admission, BatteryVerdict
+from agent.storage.space_policy import StorageVerdict
 from tests.recording.port_fakes import FakeMicrophone, Rig
 
 

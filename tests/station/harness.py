@@ -2,7 +2,7 @@
 keys and real evidence logs, and real station processes started from the ``bodycam`` CLI.
 
 Nothing is mocked: the station is ``python -m agent.cli station run`` listening on loopback
-with mutual TLS, the client is :class:`agent.station.client.StationClient`.
+with mutual TLS, the client is :class:`agent.station.api_client.StationClient`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from cryptography.x509.oid import NameOID
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import EvidenceLog, origin_for
 from agent.evidence.manifest import FORMAT, sign_manifest
-from agent.station.client import StationClient
+from agent.station.api_client import StationClient
 
 REPO = Path(__file__).resolve().parents[2]
 MAKE_CA = REPO / "scripts" / "make-test-ca.sh"

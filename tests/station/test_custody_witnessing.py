@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from agent.errors import ConfigError
 from agent.evidence.keys import DeviceKey
-from agent.station.config import parse_station_config
 from agent.station.custodycheck import check_custody_log
 from agent.station.custodywitness import custody_witness_status
 from agent.station.service import StationService, load_station_key
+from agent.station.station_config import parse_station_config
 from agent.station.stationlog import StationLog, station_log_origin
 from agent.testing import wait_for
 from agent.witness import (
@@ -29,6 +28,7 @@ from agent.witness import (
     Witness,
     verified_cosignatures,
 )
+from hw.errors import ConfigError
 from tests.station.harness import bodycam
 from tests.witness.witnessbench import serve_witness
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.station.client import StationRefused
+from agent.station.api_client import StationRefused
 from agent.testing import wait_for
 from tests.station.harness import StationProcess, index_rows, station_config, tls_socket
 

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.errors import ConfigError
-from agent.station.config import GroupConfig, GroupTeam, parse_station_config
 from agent.station.group import ISSUER, Fix, GroupActivation, Unit, command_id, haversine_m, pick
-from agent.sync.commands import iso_utc, parse_command
+from agent.station.station_config import GroupConfig, GroupTeam, parse_station_config
+from agent.sync.command_messages import iso_utc, parse_command
+from hw.errors import ConfigError
 
 RULE = {"radius_m": 100.0, "max_fix_age_s": 30.0, "cooldown_s": 60.0}
 HERE = (312_304_160, 1_214_737_010)  # 31.230416 N, 121.473701 E

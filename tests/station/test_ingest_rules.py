@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 from agent.evidence.checkpoint import parse_signed_checkpoint
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import EvidenceLog, origin_for
-from agent.station.errors import Refused
 from agent.station.index import CheckpointRow
 from agent.station.ingest import Finalise, check_consistency, parse_finalise
+from agent.station.refusal import Refused
 
 
 def _log(tmp_path, name, key, entries):

@@ -105,7 +105,7 @@ def monitored_station(root: Path, pki: Path, broker: Broker, *, database: str = 
 
 class Device:
     """A simulated recorder publishing each checkpoint over MQTT with its device certificate,
-    the way agent/fleet_sync.py does (proof from the previous published checkpoint)."""
+    the way agent/sync/fleet_sync.py does (proof from the previous published checkpoint)."""
 
     def __init__(self, rec: SimRecorder, pki: Path, broker: Broker, tmp: Path) -> None:
         self.rec = rec

@@ -9,7 +9,7 @@ import os
 import pytest
 
 from agent.evidence.keys import DeviceKey
-from agent.station.client import StationRefused, StationUnreachable
+from agent.station.api_client import StationRefused, StationUnreachable
 from tests.station.conftest import ROGUE
 from tests.station.harness import index_rows, tls_socket
 
@@ -46,7 +46,7 @@ def test_unregistered_device_is_refused(station, recorder, pki):
 
 def test_client_without_certificate_cannot_connect(station, pki):
     """Mutual TLS: without a client certificate the handshake fails; nothing is served."""
-    from agent.station.client import StationClient
+    from agent.station.api_client import StationClient
 
     with StationClient(station.url, cafile=str(pki / "ca.crt")) as c, \
             pytest.raises(StationUnreachable):
@@ -66,7 +66,7 @@ def test_tls_key_other_than_the_enrolled_one_is_refused(station, recorder, tmp_p
     subprocess.run(["openssl", "x509", "-req", "-in", f"{other}.csr", "-CA", str(pki / "ca.crt"),
                     "-CAkey", str(pki / "ca.key"), "-CAcreateserial", "-days", "1",
                     "-out", f"{other}.crt"], check=True, capture_output=True)
-    from agent.station.client import StationClient
+    from agent.station.api_client import StationClient
 
     with StationClient(station.url, cafile=str(pki / "ca.crt"), certfile=f"{other}.crt",
                        keyfile=f"{other}.key") as c:

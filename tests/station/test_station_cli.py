@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from agent.station.client import StationClient, StationRefused
+from agent.station.api_client import StationClient, StationRefused
 from tests.station.conftest import enrol_direct
 from tests.station.harness import StationProcess, bodycam
 

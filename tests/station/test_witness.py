@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from agent.station.client import StationRefused
+from agent.station.api_client import StationRefused
 from tests.station.harness import SimRecorder, index_rows
 
 

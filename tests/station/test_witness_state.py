@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agent.station.index import CheckpointRow, Index, PostgresIndex, SqliteIndex
-from agent.station.witness import HeldCheckpoints
+from agent.station.witness_endpoint import HeldCheckpoints
 from agent.witness import VerifierKey, WitnessClient, WitnessRefusal
 from tests.station.harness import SimRecorder, StationProcess, bodycam, station_config
 

@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.storage.eviction import SealedSegment, plan_eviction
-from agent.storage.policy import StoragePolicy
+from agent.storage.space_policy import StoragePolicy
 from hw.storage import StorageReading
 
 NOW = 1_800_000_000.0

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from agent.app import Agent
+from agent.command.ctl_client import ctl_request
 from agent.config import parse_config
-from agent.ctl_client import ctl_request
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import replay_entries

@@ -1,5 +1,5 @@
 """The storage rules at their edges: exact thresholds, defaults, refusals and the words of a
-refusal (agent/storage/policy.py, agent/storage/eviction.py). Instant: no disk, no clock."""
+refusal (agent/storage/space_policy.py, agent/storage/eviction.py). Instant: no disk, no clock."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.storage.eviction import SealedSegment, plan_eviction
-from agent.storage.policy import FULL, OK, WARN, BitrateMeter, StoragePolicy
+from agent.storage.space_policy import FULL, OK, WARN, BitrateMeter, StoragePolicy
 from hw.storage import StorageReading
 
 NOW = 1_800_000_000.0

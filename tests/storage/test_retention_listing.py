@@ -1,4 +1,4 @@
-"""What the agent offers the eviction planner (agent/retention.py ``sealed_segments``): every
+"""What the agent offers the eviction planner (agent/storage/reclaim.py ``sealed_segments``): every
 sealed segment whose media is still on disk, oldest first, each with whether a station receipt
 for it is logged -- and neither a damaged manifest nor an already evicted segment hides any
 other segment from the planner (a disk that cannot be cleared stops the recording).
@@ -23,7 +23,7 @@ from agent.evidence.manifest import (
     Timestamp,
 )
 from agent.evidence.store import EvidenceStore
-from agent.retention import sealed_segments
+from agent.storage.reclaim import sealed_segments
 from tests.tools.receipts import make_station
 
 SEGMENTS = 12

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.storage.policy import FULL, OK, WARN, BitrateMeter, StoragePolicy
+from agent.storage.space_policy import FULL, OK, WARN, BitrateMeter, StoragePolicy
 from hw.storage import StorageReading
 
 MB = 1_000_000

@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from agent.errors import RecordingRefused
 from agent.evidence.age import Identity
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.keys import DeviceKey
@@ -24,13 +23,14 @@ from agent.evidence.manifest import ClockInfo, MediaInfo, SegmentInfo, Timestamp
 from agent.evidence.store import EvidenceStore, OpenSegment
 from agent.evidence.verify import verify
 from agent.ports import Capture
-from agent.power.policy import BatteryPolicy
+from agent.power.battery_policy import BatteryPolicy
 from agent.power.projection import PowerProjector
-from agent.recording_control import RecordingControl
-from agent.retention import evict_acknowledged
-from agent.storage.policy import BitrateMeter, StoragePolicy
-from agent.supervisor import Supervised, Supervisor
-from agent.watch import FrameWatchdog, PowerWatch, StorageWatch
+from agent.recording.control import RecordingControl
+from agent.storage.reclaim import evict_acknowledged
+from agent.storage.space_policy import BitrateMeter, StoragePolicy
+from agent.upkeep.reactions import Supervised, Supervisor
+from agent.upkeep.watches import FrameWatchdog, PowerWatch, StorageWatch
+from hw.errors import RecordingRefused
 from hw.power_sim import SimBattery
 from hw.storage import Storage
 from hw.storage_fs import FsStorage

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from agent.sync.fleet import FleetView, render_table
+from agent.station.fleetwatch import FleetView, render_table
 
 ALARM = {"device_id": "BC-0001", "kind": "log-fork", "detail": "monitor: fork at 3",
          "utc": "2026-11-30T02:00:00.000000Z", "station_id": "st-1", "held_size": 3,

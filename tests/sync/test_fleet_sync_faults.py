@@ -18,13 +18,13 @@ from typing import Any
 import pytest
 
 from agent.config import parse_config
-from agent.errors import SyncError
 from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import ClockInfo
 from agent.evidence.store import EvidenceStore
-from agent.evidence_port import ManifestContext, StorePort
-from agent.fleet_sync import FleetSync
 from agent.ports import HardwareFacts
+from agent.recording.store_port import ManifestContext, StorePort
+from agent.sync.fleet_sync import FleetSync
+from hw.errors import SyncError
 from hw.still import Still
 
 EPOCH = dt.datetime(2026, 11, 30, 8, 0, tzinfo=dt.UTC)

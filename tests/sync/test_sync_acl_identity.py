@@ -20,7 +20,7 @@ import pytest
 from mqtt_harness import Broker, back_office, device_key, is_ack, sample_birth
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.sync.commands import Command, iso_utc
+from agent.sync.command_messages import Command, iso_utc
 from agent.sync.link import MqttLink, TlsSettings
 from agent.sync.outbox import Outbox
 

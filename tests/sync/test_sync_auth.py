@@ -23,9 +23,9 @@ from mqtt_harness import sample_birth as birth_for
 
 from agent.cli import main as bodycam
 from agent.config import parse_config, read_secret_file
-from agent.errors import ConfigError
 from agent.sync.link import MqttLink
 from agent.sync.outbox import Outbox
+from hw.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)
 

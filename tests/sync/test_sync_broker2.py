@@ -34,7 +34,7 @@ from mqtt_harness import (
 )
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.sync.commands import Command, iso_utc
+from agent.sync.command_messages import Command, iso_utc
 from agent.sync.link import MqttLink, TlsSettings
 from agent.sync.outbox import Outbox
 

@@ -12,10 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.errors import SyncError
 from agent.evidence.keys import DeviceKey
 from agent.evidence.receipt import issue_receipt
-from agent.sync.commands import (
+from agent.sync.command_messages import (
     EVIDENCE_COMMANDS,
     MAX_ACK_RECEIPTS,
     MAX_COMMAND_BYTES,
@@ -25,6 +24,7 @@ from agent.sync.commands import (
     iso_utc,
     parse_command,
 )
+from hw.errors import SyncError
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 ISSUER = "dispatch:A-7"

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from agent.errors import ConfigError
 from agent.sync.transport import Backoff, BrokerAddress, TlsSettings, parse_broker_url
+from hw.errors import ConfigError
 
 SYNC = Path(__file__).resolve().parents[2] / "agent" / "sync"
 SCHEMAS = sorted((SYNC / "schemas").glob("*.json"))

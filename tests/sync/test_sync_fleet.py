@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from mqtt_harness import Broker, device_key, sample_birth, sample_checkpoint
 
-from agent.sync.fleet import FleetView, render_table
+from agent.station.fleetwatch import FleetView, render_table
 from agent.sync.link import MqttLink, TlsSettings
 from agent.sync.outbox import Outbox
 
@@ -57,7 +57,7 @@ def test_watch_json_streams_devices_and_verifies_checkpoints(
 ) -> None:
     """A genuine checkpoint verifies, a forged one does not; status changes are streamed."""
     watcher = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from agent.sync.fleet import fleet_main; "
+        [sys.executable, "-c", "import sys; from agent.station.fleetwatch import fleet_main; "
          "sys.exit(fleet_main(sys.argv[1:]))", "watch", "--broker",
          f"mqtts://localhost:{tls_broker.port}", "--cafile", str(test_ca / "ca.crt"),
          "--cert", str(test_ca / "backoffice.crt"), "--key", str(test_ca / "backoffice.key"),

@@ -22,10 +22,10 @@ from mqtt_harness import (
     sample_envelope,
 )
 
-from agent.errors import ConfigError, SyncError
-from agent.sync.commands import Command
+from agent.sync.command_messages import Command
 from agent.sync.link import MqttLink, TlsSettings
 from agent.sync.outbox import Outbox
+from hw.errors import ConfigError, SyncError
 
 pytestmark = pytest.mark.timeout(90)
 DEV = "cam-a"

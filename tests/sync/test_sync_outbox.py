@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import SyncError
 from agent.sync.outbox import Outbox
+from hw.errors import SyncError
 
 
 def test_fifo_and_delete_only_what_was_acknowledged(tmp_path: Path) -> None:

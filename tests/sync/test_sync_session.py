@@ -151,7 +151,7 @@ def test_status_and_telemetry_report_the_grant(stingy_broker: Broker, tmp_path: 
     """A running agent shows the granted limits in `ctl status` and in schema-valid telemetry."""
     from mqtt_harness import assert_valid
 
-    from agent.ctl import ctl_request
+    from agent.command.ctl_server import ctl_request
     from agent.testing import running_agent, small_config, wait_for
 
     cfg = small_config(device={"id": "BC-GRANT-1"},

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.ctl import ctl_request
+from agent.command.ctl_server import ctl_request
 from agent.evidence.journal import JOURNAL_SUFFIX, MANIFEST_SUFFIX
 from tests.recording.agent_process import start_agent
 from tests.recording.evidence_tools import manifests, playable_end_us

@@ -11,14 +11,14 @@ import pytest
 from gpiozero.pins.mock import MockFactory
 
 from agent.cli import _ctl_args
-from agent.ctl import ctl_request
-from agent.errors import ConfigError
+from agent.command.ctl_server import ctl_request
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.log import replay_entries
-from agent.feedback import Feedback
-from agent.gestures import GestureRecognizer
+from agent.recording.feedback import Feedback
+from agent.recording.gestures import GestureRecognizer
 from agent.testing import running_agent, small_config, wait_for
 from hw.controls import Controls
+from hw.errors import ConfigError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from agent.command.ctl_server import ctl_request
 from agent.config import Config, parse_config
-from agent.ctl import ctl_request
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.log import replay_entries
 from agent.testing import SMALL, running_agent, wait_for

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import parse_config
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 HOLSTER = {"name": "holster", "pin": 5, "pull": "up", "active_high": False, "debounce_ms": 50,
            "action": "start"}

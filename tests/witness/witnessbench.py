@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import EvidenceLog, origin_for
 from agent.witness import Cosigner, StaticKeyRegistry, Witness, WitnessState
+from agent.witness.cosign_rule import RefusalHook
 from agent.witness.protocol import MAX_REQUEST_BYTES
-from agent.witness.witness import RefusalHook
 
 
 class DeviceLogBench:

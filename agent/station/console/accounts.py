@@ -22,7 +22,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Final
 
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 from ..index import Index
 from ..service import utc_now

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from agent.errors import SyncError
 from agent.matters.catalogue import MatterCatalogue
-from agent.sync.commands import iso_utc
+from agent.sync.command_messages import iso_utc
 from agent.sync.topics import PREFIX, encode_json
+from hw.errors import SyncError
 
 from ..index import Index
 from .accounts import Session, may_act

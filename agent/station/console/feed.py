@@ -26,9 +26,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from agent.errors import SyncError
 from agent.sync.topics import PREFIX
 from agent.sync.transport import TlsSettings, parse_broker_url
+from hw.errors import SyncError
 
 from ..config import ConsoleConfig, MqttConfig
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from agent.sync.commands import iso_utc
+from agent.sync.command_messages import iso_utc
 from agent.sync.topics import PREFIX
 
 __all__ = ["SERIES_POINTS", "TRACK_POINTS", "FleetState", "Unit"]

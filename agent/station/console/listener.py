@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from agent.errors import ConfigError
 from agent.matters.catalogue import MatterCatalogue
+from hw.errors import ConfigError
 
 from ..service import StationService, utc_now
 from .accounts import Accounts, LoginLimiter

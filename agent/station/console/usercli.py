@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agent.errors import ConfigError
+from hw.errors import ConfigError
 
 from ..service import StationService, utc_now
 from .accounts import ROLES, Accounts

@@ -28,9 +28,9 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from agent.errors import ConfigError
 from agent.matters.catalogue import MatterCatalogue
 from agent.sync.topics import check_device_id
+from hw.errors import ConfigError
 
 from ..service import StationService, utc_now
 from .accounts import Accounts, LoginLimiter, Session, may_act

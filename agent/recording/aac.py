@@ -1,0 +1,111 @@
+"""PCM → AAC, continuously, so audio is encoded once and survives segment rolls intact.
+
+One encoder runs for the agent's lifetime (like the always-running video encoder): the
+pre-event ring and every segment receive already-encoded AAC frames, so a segment boundary
+never restarts the encoder (no priming silence, no dropped samples at the join).
+
+Timing: input chunks carry monotonic ``pts_us``; samples are regrouped into the encoder's
+1024-sample frames with exact sample-count timestamps. A discontinuity (an overflow on the
+device, > 5 ms from the expected time) restarts the grouping at the chunk's own time, so the
+hole stays visible instead of shifting the rest of the audio.
+
+Not thread-safe: used only by the controller thread.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+
+from agent.recording.packets import MediaPacket
+from hw.audio import AudioChunk, AudioFormat
+
+__all__ = ["AacEncoder"]
+
+_TOLERANCE_US = 5_000
+
+#: libavcodec's AAC coders the agent accepts: ``fast`` (one pass) or ``twoloop`` (its default,
+#: a rate-distortion search that costs several times more CPU). See docs/PERFORMANCE.md.
+AAC_CODERS = ("fast", "twoloop")
+
+
+class AacEncoder:
+    """Encode PCM chunks into AAC :class:`MediaPacket` objects."""
+
+    def __init__(self, fmt: AudioFormat, *, bitrate: int = 96_000, coder: str = "fast") -> None:
+        if coder not in AAC_CODERS:
+            raise ValueError(f"unknown AAC coder {coder!r}: expected one of {AAC_CODERS}")
+        self.format = fmt
+        layout = "mono" if fmt.channels == 1 else "stereo"
+        enc = av.CodecContext.create("aac", "w")
+        enc.sample_rate = fmt.sample_rate
+        enc.layout = layout
+        enc.format = "fltp"
+        enc.bit_rate = bitrate
+        enc.time_base = Fraction(1, fmt.sample_rate)
+        enc.options = {"aac_coder": coder}
+        enc.open()
+        self._enc = enc
+        self._layout = layout
+        self.frame_size: int = enc.frame_size or 1024
+        self.extradata: bytes = bytes(enc.extradata or b"")
+        # Pending S16LE bytes (less than one frame between calls): chunks are appended as bytes
+        # and only whole frames are converted, once, so a chunk costs no per-chunk arrays.
+        self._buf = bytearray()
+        self._buf_pts: int | None = None  # in samples, of the first pending sample
+        self.discontinuities = 0
+
+    def _samples(self, us: int) -> int:
+        return us * self.format.sample_rate // 1_000_000
+
+    def _us(self, samples: int) -> int:
+        return samples * 1_000_000 // self.format.sample_rate
+
+    def encode(self, chunk: AudioChunk) -> list[MediaPacket]:
+        """Feed one chunk; return the AAC packets that became complete."""
+        ch = self.format.channels
+        bpf = self.format.bytes_per_frame
+        start = self._samples(chunk.pts_us)
+        if self._buf_pts is None:
+            self._buf_pts = start
+        else:
+            expected = self._buf_pts + len(self._buf) // bpf
+            if abs(self._us(start - expected)) > _TOLERANCE_US:
+                self.discontinuities += 1
+                self._buf.clear()
+                self._buf_pts = start
+        self._buf += chunk.pcm
+        fs = self.frame_size
+        whole = len(self._buf) // (fs * bpf)
+        if whole == 0:
+            return []
+        n = whole * fs * bpf
+        pcm = np.frombuffer(self._buf, dtype="<i2", count=n // 2).astype(np.float32)
+        pcm *= 1.0 / 32768.0
+        del self._buf[:n]
+        planes = pcm.reshape(whole, fs, ch).transpose(0, 2, 1)  # (frame, channel, sample)
+        out: list[MediaPacket] = []
+        for k in range(whole):
+            plane = planes[k] if ch == 1 else np.ascontiguousarray(planes[k])
+            frame = av.AudioFrame.from_ndarray(plane, format="fltp", layout=self._layout)
+            frame.sample_rate = self.format.sample_rate
+            frame.pts = self._buf_pts
+            frame.time_base = Fraction(1, self.format.sample_rate)
+            self._buf_pts += fs
+            out.extend(self._packets(self._enc.encode(frame)))
+        return out
+
+    def _packets(self, packets: Any) -> list[MediaPacket]:
+        return [
+            MediaPacket(
+                kind="audio",
+                data=bytes(p),
+                pts_us=self._us(int(p.pts)),
+                duration_us=self._us(int(p.duration or self.frame_size)),
+            )
+            for p in packets
+            if p.pts is not None
+        ]
