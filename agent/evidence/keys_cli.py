@@ -2,7 +2,10 @@
 
 Its own module because a rotation is written to the evidence log, and the log signs with
 :class:`~agent.evidence.keys.DeviceKey`: keeping this command out of ``keys`` keeps the key
-module below the log (no import cycle keys → log → checkpoint → keys).
+module below the log (no import cycle keys → log → checkpoint → keys). The rotation itself is
+:func:`agent.evidence.key_rotation.rotate_and_log`, the one the running agent uses too; this
+module only finds the log of a stopped agent and opens it (its process lock refuses while the
+agent runs).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from hw.errors import EvidenceError
 
+from .key_rotation import rotate_and_log
 from .keys import KEY_NAME, DeviceKey
 from .log import EvidenceLog, origin_for
 
@@ -45,6 +49,8 @@ def keys_init_main(argv: Sequence[str] | None = None) -> int:
 
 
 def _rotate_and_log(data_dir: Path, path: Path) -> DeviceKey:
+    """Rotate the key at ``path``, logged in ``data_dir``'s evidence log if there is one (a
+    device that never recorded has no log to tell)."""
     old = DeviceKey.load(path)
     log_dir = data_dir / "log"
     if not (log_dir / "entries.bin").exists():
@@ -52,13 +58,9 @@ def _rotate_and_log(data_dir: Path, path: Path) -> DeviceKey:
     device_id = _device_id_from_checkpoint(log_dir)
     log = EvidenceLog(log_dir, old, origin_for(device_id))
     try:
-        new, rotation = DeviceKey.rotate(path)
-        log.append({"kind": "event", "type": "key_rotation",
-                    "utc": _utc_now(), **rotation.event_fields()})
-        log.set_key(new)
+        return rotate_and_log(log, path, utc=_utc_now())[0]
     finally:
         log.close()
-    return new
 
 
 def _device_id_from_checkpoint(log_dir: Path) -> str:

@@ -70,7 +70,8 @@ from .journal import (
     recording_dir_name,
     sidecar,
 )
-from .keys import DeviceKey
+from .key_rotation import rotate_and_log
+from .keys import KEY_NAME, DeviceKey
 from .log import AppendResult, EvidenceLog, origin_for
 from .manifest import (
     FORMAT,
@@ -309,11 +310,10 @@ class EvidenceStore:
 
     def rotate_key(self) -> DeviceKey:
         """Retire the device key and switch to a new one; the rotation is logged (old key)."""
+        path = self._root / "keys" / KEY_NAME
         with self._lock:
-            new, rotation = DeviceKey.rotate(self._root / "keys" / "device.key")
-            self.log_event("key_rotation", **rotation.event_fields())
+            new, _ = self._write(lambda: rotate_and_log(self._log, path, utc=self._clock()))
             self._key = new
-            self._log.set_key(new)
             return new
 
     def leaf_index(self, device_seq: int) -> int | None:

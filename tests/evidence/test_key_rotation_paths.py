@@ -1,0 +1,88 @@
+"""The two ways to rotate the device key -- the running agent's store and ``bodycam keys init
+--rotate`` on a stopped device -- leave one and the same log entry, in the format logs already
+on devices hold, and a log ``bodycam verify`` accepts."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import pytest
+from evbench import AgencyKey, open_store, write_recording
+
+from agent.evidence.canonical import canonical_json, parse_canonical
+from agent.evidence.keys import DeviceKey, fingerprint
+from agent.evidence.keys_cli import keys_init_main
+from agent.evidence.verify_cli import verify_main
+
+# The rotation entry as both paths wrote it before they shared one implementation: the
+# fields every key_rotation entry on a device already has, in their canonical order.
+FIELDS = ["kind", "new_fingerprint", "new_key", "old_fingerprint", "type", "utc"]
+
+
+def _rotation_entry(data_dir: Path, agency: AgencyKey) -> tuple[bytes, int]:
+    """The raw bytes of the log's key_rotation entry and the log's size."""
+    store = open_store(data_dir, agency)
+    try:
+        raw = [e for _, e in store.log.entries()]
+        [entry] = [e for e in raw if parse_canonical(e).get("type") == "key_rotation"]
+        write_recording(store, segments=1)  # signed with the new key after the rotation
+        return entry, len(raw)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("path", ["store", "cli"])
+def test_either_rotation_path_logs_the_one_entry_format_and_verifies(
+        path: str, data_dir: Path, agency: AgencyKey, capsys: pytest.CaptureFixture[str]) -> None:
+    """Same fields, same order, the bytes the pre-existing format gives; old and new segments
+    verify with the folder's keys and with both keys given explicitly."""
+    old = DeviceKey.load(data_dir / "keys" / "device.key")
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    if path == "store":
+        store.rotate_key()
+        store.close()
+    else:
+        store.close()
+        assert keys_init_main(["--data-dir", str(data_dir), "--rotate"]) == 0
+    new = DeviceKey.load(data_dir / "keys" / "device.key")
+    assert new.public_bytes != old.public_bytes
+
+    data, size = _rotation_entry(data_dir, agency)
+    assert size == 2  # one segment, then the rotation
+    assert list(json.loads(data)) == FIELDS
+    entry = parse_canonical(data)
+    assert entry["old_fingerprint"] == old.fingerprint
+    assert entry["new_fingerprint"] == fingerprint(new.public_bytes) == new.fingerprint
+    assert base64.b64decode(entry["new_key"]) == new.public_bytes
+    legacy = {"kind": "event", "type": "key_rotation", "utc": entry["utc"],
+              "old_fingerprint": old.fingerprint, "new_fingerprint": new.fingerprint,
+              "new_key": new.public_b64}
+    assert data == canonical_json(legacy)
+
+    capsys.readouterr()
+    assert verify_main([str(data_dir)]) == 0
+    assert verify_main([str(data_dir), "--pubkey", old.public_b64,
+                        "--pubkey", new.public_b64]) == 0
+    assert verify_main([str(data_dir), "--pubkey", new.public_b64]) == 1  # old segment
+
+
+def test_both_rotation_paths_give_entries_of_one_shape(tmp_path: Path, agency: AgencyKey) -> None:
+    """Side by side: the agent's and the command line's entries differ only in their values."""
+    shapes = []
+    for name in ("agent", "cli"):
+        data_dir = tmp_path / name
+        DeviceKey.generate(data_dir / "keys" / "device.key")
+        store = open_store(data_dir, agency)
+        write_recording(store, segments=1)
+        if name == "agent":
+            store.rotate_key()
+        store.close()
+        if name == "cli":
+            assert keys_init_main(["--data-dir", str(data_dir), "--rotate"]) == 0
+        data, _ = _rotation_entry(data_dir, agency)
+        entry = json.loads(data)
+        shapes.append([(k, type(v).__name__, len(v)) for k, v in entry.items()])
+    assert shapes[0] == shapes[1]
