@@ -269,6 +269,18 @@ def _bookmark(args: dict[str, Any], _allow: Mapping[str, ConfigKey]) -> str | No
     return None
 
 
+def _stop(args: dict[str, Any], _allow: Mapping[str, ConfigKey]) -> str | None:
+    """An optional typed reason, which becomes the recording's recorded stop reason (a console
+    dispatcher must give one): the evidence says why the recording ended, not only who ended it."""
+    extra = _extra(args, {"reason"})
+    if extra:
+        return extra
+    reason = args.get("reason")
+    if reason is not None and (not isinstance(reason, str) or not 1 <= len(reason) <= _MAX_LABEL):
+        return f"reason must be a string of 1-{_MAX_LABEL} characters"
+    return None
+
+
 def _matter(args: dict[str, Any], _allow: Mapping[str, ConfigKey]) -> str | None:
     extra = _extra(args, {"code", "scope"})
     if extra:
@@ -321,7 +333,7 @@ _ARG_CHECKS: Final[
     Mapping[str, Callable[[dict[str, Any], Mapping[str, ConfigKey]], str | None]]
 ] = {
     "start": _no_args,
-    "stop": _no_args,
+    "stop": _stop,
     "checkpoint": _no_args,
     "bookmark": _bookmark,
     "matter": _matter,

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from agent.testing import wait_for
 from tests.console.conftest import TILED
 from tests.console.harness import ConsoleStation
 
@@ -130,6 +131,8 @@ def test_a_command_the_broker_refuses_is_reported_not_sent(pki: Path, broker: An
         c = Client(st, pki)
         status, me, _ = c.sign_in("alice", "alice-password-1")
         assert status == 200
+        # the refusal to test is the broker's, not "not connected yet" (a loaded machine)
+        wait_for(lambda: c.call("/console/api/me")[1]["broker_connected"], timeout=20)
         status, body, _ = c.call("/console/api/units/BC-CON-2/start", {}, Origin=c.origin,
                                  **{"X-CSRF-Token": me["csrf"]})
         assert status == 503 and "refused" in body["error"]

@@ -103,8 +103,8 @@ def test_viewer_may_not_act_and_a_dispatchers_commands_name_the_user(
             plan(DISPATCHER, "BC-1", "stop", body, catalogue)
         assert exc.value.status == 400
     cmds, detail = plan(DISPATCHER, "BC-1", "stop", {"reason": "scene cleared"}, catalogue)
-    assert [c.name for c in cmds] == ["bookmark", "stop"]
-    assert json.loads(cmds[0].payload)["args"] == {"label": "stop reason: scene cleared"}
+    assert [c.name for c in cmds] == ["stop"]  # the reason travels with the stop itself
+    assert json.loads(cmds[0].payload)["args"] == {"reason": "scene cleared"}
     assert detail == "stop: scene cleared"
     code = catalogue.codes[0]
     cmds, _ = plan(DISPATCHER, "BC-1", "matter", {"code": code}, catalogue)

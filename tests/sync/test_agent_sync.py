@@ -67,7 +67,7 @@ def test_dispatch_drives_the_recorder_and_sees_every_manifest(plain_broker, tmp_
         _cmd(bo, "bookmark", "b1", {"label": "identity shown", "checklist_item": "identity"})
         _ack(bo, "b1", "succeeded")
         wait_for(lambda: len(agent.recorder.sealed) >= 2, timeout=20)
-        _cmd(bo, "stop", "x1")
+        _cmd(bo, "stop", "x1", {"reason": "scene cleared"})
         _ack(bo, "x1", "succeeded")
         wait_for(lambda: agent.recorder.state == "standby")
         first = parse_envelope(next(data.glob("recordings/*/*_00000.manifest.json")).read_bytes())
@@ -125,6 +125,7 @@ def test_dispatch_drives_the_recorder_and_sees_every_manifest(plain_broker, tmp_
     assert (stop["command"], stop["outcome"]) == ("stop", "succeeded")
     assert stop["origin"]["via"] == "mqtt" and stop["origin"]["issuer"] == ISSUER
     assert stop["effect"]["recording_id"] == manifests[0]["recording_id"]
+    assert stop["args"] == {"reason": "scene cleared"}  # why it ended, in the evidence
     assert commands["c1"]["effect"] == {"key": "recording.reminder_s", "value": 30,
                                         "previous": 120}
     assert (commands["a2"]["outcome"], commands["a1"]["outcome"]) == ("refused", "succeeded")

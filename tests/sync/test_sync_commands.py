@@ -55,6 +55,7 @@ def cmd(args: Any = None, *, cid: str = "c-1", age_s: float = 1.0, issuer: str |
     [
         ("start", None),
         ("stop", {}),
+        ("stop", {"reason": "scene cleared, suspect in custody"}),
         ("checkpoint", {}),
         ("bookmark", {"label": "suspect left vehicle"}),
         ("bookmark", {"label": "出示执法证件", "checklist_item": "identity"}),
@@ -112,6 +113,10 @@ def test_valid_commands_are_accepted(name: str, args: Any) -> None:
         ("ack", cmd({"receipts": [{**_receipt(), "extra": 1}]}), "exactly", True),
         ("ack", cmd({"receipts": [_receipt()], "x": 1}), "unexpected", True),
         ("stop", cmd(issuer=None), "must name its issuer", True),
+        ("stop", cmd({"reason": ""}), "reason", True),
+        ("stop", cmd({"reason": 7}), "reason", True),
+        ("stop", cmd({"reason": "x" * 201}), "reason", True),
+        ("stop", cmd({"reason": "ok", "why": "x"}), "unexpected", True),
         ("ack", cmd({"receipts": [_receipt()]}, issuer=None), "issuer", True),
         ("config_set", cmd({"key": "mqtt.telemetry_s", "value": 60}, issuer=None), "issuer", True),
         ("start", cmd(issuer="a b"), "invalid issuer", True),

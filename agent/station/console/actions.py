@@ -5,9 +5,9 @@ the catalogue and **stop** it with a typed reason. A viewer may do none of these
 is audited like an act. Each command goes to ``bodycam/v1/<id>/cmd/<name>`` with
 ``issuer = console:<user>``, so the unit's evidence log records who asked.
 
-The device's ``stop`` command takes no arguments, so the reason reaches the evidence as a
-bookmark (``stop reason: …``, same issuer) published just before the stop; the station's
-audit keeps the reason with the stop itself.
+The typed stop reason travels in the device's ``stop`` command (``args.reason``) and becomes
+the recording's recorded stop reason, in the same evidence-log entry as the command's id and
+issuer; the station's audit keeps it with the stop too.
 
 Pure validation (:func:`plan`) is separate from sending (:class:`Dispatcher`), so the rules
 have instant tests.
@@ -98,8 +98,7 @@ def plan(session: Session, device_id: str, action: str, body: dict[str, Any],
         return ([_command(device_id, "matter", issuer, {"code": code})],
                 f"matter {code} ({catalogue.get(code).name_en})")
     reason = _text(body, "reason", "stop needs a typed reason", minimum=_MIN_REASON)
-    return ([_command(device_id, "bookmark", issuer, {"label": f"stop reason: {reason}"}),
-             _command(device_id, "stop", issuer, {})], f"stop: {reason}")
+    return [_command(device_id, "stop", issuer, {"reason": reason})], f"stop: {reason}"
 
 
 class Dispatcher:

@@ -30,7 +30,7 @@ from agent.sync.topics import PREFIX
 from agent.sync.transport import TlsSettings, parse_broker_url
 from hw.errors import SyncError
 
-from ..config import ConsoleConfig, MqttConfig
+from ..station_config import ConsoleConfig, MqttConfig
 
 __all__ = ["Feed"]
 

@@ -78,7 +78,8 @@ async def start_console(svc: StationService) -> RunningConsole:
     holder.append(dispatcher)
     console = Console(svc, Accounts(svc.index, session_s=cfg.session_s), LoginLimiter(), hub,
                       dispatcher, catalogue, cfg.tile_url,
-                      secure_cookie=not svc.cfg.station.insecure_http)
+                      secure_cookie=not svc.cfg.station.insecure_http,
+                      broker_connected=feed.connected.is_set)
     ctx = None if svc.cfg.station.insecure_http else _server_tls(svc)
     if ctx is None:
         log.warning("!!! CONSOLE OVER PLAIN HTTP: [station] insecure_http = true. Passwords "

@@ -61,6 +61,9 @@ class Console:
     catalogue: MatterCatalogue
     tile_url: str
     secure_cookie: bool = True
+    # Whether the console's MQTT feed is connected: while it is not, every action fails with
+    # 503 "not connected", so the page and scripts can say so before a dispatcher tries.
+    broker_connected: Callable[[], bool] = lambda: False
 
 
 def _address(request: web.Request) -> str:
@@ -213,7 +216,7 @@ class _Handlers:
     def _me(self, s: Session) -> dict[str, Any]:
         return {"username": s.username, "role": s.role, "csrf": s.csrf,
                 "may_act": may_act(s.role), "tile_url": self.c.tile_url,
-                "expires": s.expires}
+                "expires": s.expires, "broker_connected": self.c.broker_connected()}
 
     async def me(self, request: web.Request) -> web.StreamResponse:
         return web.json_response(self._me(request["session"]),
