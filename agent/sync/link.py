@@ -4,8 +4,9 @@ Threading model. One thread, ``mqtt-link``, owns the paho client and is the only
 ever calls into paho; it runs its own ``select()`` over the broker socket and a wake-up pipe
 (paho's "external loop" API). paho therefore never needs its internal locks, and callbacks
 (``on_command``, ``on_delivery_fault``) run on this thread. Every other public method may be
-called from any thread: it updates fields guarded by ``self._lock`` (or writes the Outbox,
-which has its own lock), then writes one byte to the wake-up pipe.
+called from any thread: it updates fields guarded by one lock (all of them in
+:mod:`agent.sync.link_shared`, with the wake-up pipe) or writes the Outbox, which has its own
+lock, then writes one byte to the wake-up pipe.
 
 A new paho client is built for every connection attempt. Whatever paho held in memory for
 the previous connection is thrown away; undelivered messages are re-read from the Outbox,
@@ -26,50 +27,55 @@ window stays within its Receive Maximum, paho adopts its Server Keep Alive, QoS 
 follow its Maximum QoS and Retain Available, and a row bigger than its Maximum Packet Size is
 held in the outbox and reported instead of being sent (the broker would drop the connection,
 and the link would loop). ``stats().broker`` carries the grant to status and telemetry.
+
+What is published is built by :mod:`agent.sync.link_payloads` (any thread, no state); the
+paho mechanics the link thread drives (a new client, a select round, the last PUBACK on the
+way out) are in :mod:`agent.sync.paho_loop`, called on the link thread only.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
-import select
 import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from agent.sync import paho_loop
 from agent.sync.acks import AckQueue
-from agent.sync.command_messages import (
-    DEFAULT_CONFIG_ALLOWLIST,
-    Command,
-    ConfigKey,
-    iso_utc,
-)
+from agent.sync.command_messages import DEFAULT_CONFIG_ALLOWLIST, Command, ConfigKey
 from agent.sync.feeder import HELD, OutboxFeeder
 from agent.sync.inbox import CommandInbox
+from agent.sync.link_payloads import (
+    birth_payload,
+    checked_birth,
+    checkpoint_body,
+    event_body,
+    row_payload,
+    segment_body,
+    state_payload,
+    status_payload,
+    telemetry_payload,
+    unsendable,
+    will_payload,
+)
+from agent.sync.link_shared import LinkShared, LinkStats
 from agent.sync.outbox import Outbox, OutboxMessage
 from agent.sync.session import (
     BrokerGrant,
     SessionRequest,
     client_inflight_limit,
-    fits,
     inflight_window,
-    publish_packet_size,
     read_grant,
     shortfalls,
 )
-from agent.sync.topics import Topics, encode_json
+from agent.sync.topics import Topics
 from agent.sync.transport import Backoff, TlsSettings, parse_broker_url
 from hw.errors import ConfigError, SyncError
 
@@ -77,26 +83,8 @@ __all__ = ["LinkStats", "MqttLink", "TlsSettings"]
 
 _log = logging.getLogger(__name__)
 
-_CONNECT_TIMEOUT_S: Final = 5.0
 _CONNACK_TIMEOUT_S: Final = 10.0
 _SHUTDOWN_PUBACK_S: Final = 2.0
-_DELIVERY_FIELDS: Final = frozenset({"device_id", "seq", "outbox_epoch", "queued_at"})
-_BIRTH_REQUIRED: Final = ("software", "public_key")
-_PAHO_EXTRA_INFLIGHT: Final = 32  # room for status/birth/state/acks beside the outbox window
-
-
-@dataclass(frozen=True, slots=True)
-class LinkStats:
-    """A snapshot for telemetry and health checks."""
-
-    outbox_depth: int
-    connected: bool
-    last_connect: datetime | None
-    delivered: int
-    faults: int
-    session: int
-    commands_ready: bool
-    broker: BrokerGrant | None = None  # what the current (or last) connection was granted
 
 
 class MqttLink:
@@ -148,25 +136,13 @@ class MqttLink:
         self._session_expiry_s = session_expiry_s
         self._request = SessionRequest(session_expiry_s, keepalive, max_inflight)
         self._backoff = Backoff(*reconnect)
-        missing = [key for key in _BIRTH_REQUIRED if not isinstance(birth.get(key), str)]
-        if missing:
-            raise ConfigError(f"birth message lacks {missing}", key="sync.birth")
-        self._birth = dict(birth)
+        self._birth = checked_birth(birth)
 
-        # Guarded by _lock (touched by callers' threads and the link thread).
-        self._lock = threading.Lock()
-        self._telemetry: bytes | None = None
-        self._state: bytes | None = None
-        self._state_dirty = False
-        self._connected = False
-        self._subscribed = False
-        self._last_connect: datetime | None = None
-        self._session = 0
-        self._grant: BrokerGrant | None = None
+        self._shared = LinkShared()  # touched by callers' threads and the link thread
 
         self._acks = AckQueue()  # has its own lock
         self._inbox = CommandInbox(topics=self._topics, outbox=outbox, acks=self._acks,
-                                   wake=self._wake, on_command=on_command,
+                                   wake=self._shared.wake, on_command=on_command,
                                    max_age_s=command_max_age_s, max_skew_s=command_max_skew_s,
                                    config_allowlist=config_allowlist)
 
@@ -179,8 +155,6 @@ class MqttLink:
         self._connack_deadline = 0.0
 
         self._stop = threading.Event()
-        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._pipe_closed = False  # guarded by _lock
         self._thread: threading.Thread | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
@@ -198,7 +172,7 @@ class MqttLink:
         it only requests the stop (a thread cannot join itself).
         """
         self._stop.set()
-        self._wake()
+        self._shared.wake()
         if self._thread is threading.current_thread():
             return
         if self._thread is not None:
@@ -206,12 +180,7 @@ class MqttLink:
             if self._thread.is_alive():
                 _log.warning("MQTT link thread did not stop within %.1f s", timeout)
                 return
-        with self._lock:
-            if self._pipe_closed:
-                return
-            self._pipe_closed = True
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        self._shared.close_pipe()
 
     # --- producers (any thread) ---------------------------------------------------------------
     def enqueue_segment(self, manifest_envelope: Mapping[str, Any]) -> int:
@@ -220,25 +189,12 @@ class MqttLink:
         The envelope's keys go to the top level of the payload beside the delivery fields, so
         the back office verifies exactly the object the device wrote beside the segment.
         """
-        manifest = manifest_envelope.get("manifest")
-        if not isinstance(manifest, Mapping) or not isinstance(
-            manifest_envelope.get("signature"), Mapping
-        ):
-            raise SyncError("segment envelope needs 'manifest' and 'signature' objects")
-        if manifest.get("device_id") != self._device_id:
-            raise SyncError(
-                f"manifest of device {manifest.get('device_id')!r} cannot be sent as "
-                f"{self._device_id!r}"
-            )
-        reserved = set(manifest_envelope) & _DELIVERY_FIELDS
-        if reserved:
-            raise SyncError(f"segment envelope uses reserved key(s) {sorted(reserved)}")
-        return self._enqueue(self._topics.segment, "segment", dict(manifest_envelope))
+        body = segment_body(manifest_envelope, self._device_id)
+        return self._enqueue(self._topics.segment, "segment", body)
 
     def enqueue_checkpoint(self, note: str, proof: Mapping[str, Any] | None) -> int:
         """Queue a signed checkpoint note and its consistency proof; returns its seq."""
-        body = {"note": note, "proof": dict(proof) if proof is not None else None}
-        return self._enqueue(self._topics.checkpoint, "checkpoint", body)
+        return self._enqueue(self._topics.checkpoint, "checkpoint", checkpoint_body(note, proof))
 
     def enqueue_event(self, event: Mapping[str, Any]) -> int:
         """Queue an event (bookmark, fault, warning); returns its seq.
@@ -247,59 +203,28 @@ class MqttLink:
         thread, and raises SyncError if the outbox cannot be written (the caller decides
         whether that is a recorder fault).
         """
-        if not isinstance(event.get("type"), str):
-            raise SyncError("event needs a string 'type'")
-        return self._enqueue(self._topics.event, "event", {"event": dict(event)})
+        return self._enqueue(self._topics.event, "event", event_body(event))
 
     def publish_telemetry(self, telemetry: Mapping[str, Any]) -> None:
         """Send telemetry at QoS 0; while offline only the newest report is kept."""
-        doc = {**telemetry, "device_id": self._device_id, "at": _now_iso(),
-               "outbox_depth": self._outbox.depth()}
-        with self._lock:
-            self._telemetry = encode_json(doc)
-        self._wake()
+        self._shared.put_telemetry(
+            telemetry_payload(telemetry, self._device_id, self._outbox.depth()))
 
     def publish_state(self, state: Mapping[str, Any]) -> None:
         """Publish the retained state snapshot (QoS 1); only the latest is ever sent."""
-        doc = {**state, "device_id": self._device_id, "at": _now_iso()}
-        with self._lock:
-            self._state = encode_json(doc)
-            self._state_dirty = True
-        self._wake()
+        self._shared.put_state(state_payload(state, self._device_id))
 
     def stats(self) -> LinkStats:
         """Current counters (thread-safe snapshot)."""
         delivered, faults = self._feeder.counters()
-        with self._lock:
-            return LinkStats(
-                outbox_depth=self._outbox.depth(),
-                connected=self._connected,
-                last_connect=self._last_connect,
-                delivered=delivered,
-                faults=faults,
-                session=self._session,
-                commands_ready=self._subscribed,
-                broker=self._grant,
-            )
+        return self._shared.stats(self._outbox.depth, delivered, faults)
 
     def _enqueue(self, topic: str, kind: str, body: dict[str, Any]) -> int:
-        epoch = self._outbox.epoch
-        device_id = self._device_id
-
-        def payload(seq: int) -> bytes:
-            return encode_json({**body, "device_id": device_id, "seq": seq,
-                                "outbox_epoch": epoch, "queued_at": _now_iso()})
-
+        payload = row_payload(body, device_id=self._device_id, epoch=self._outbox.epoch)
         seq = self._outbox.enqueue(topic, payload, qos=1, kind=kind)
         self._feeder.notify()
-        self._wake()
+        self._shared.wake()
         return seq
-
-    def _wake(self) -> None:
-        # A full pipe means the link thread is already awake.
-        with self._lock, contextlib.suppress(BlockingIOError):
-            if not self._pipe_closed:
-                os.write(self._wake_w, b"\0")
 
     # --- link thread --------------------------------------------------------------------------
     def _run(self) -> None:
@@ -317,15 +242,12 @@ class MqttLink:
 
     def _connect_and_serve(self) -> None:
         session = self._outbox.next_session()
-        with self._lock:
-            self._session = session
+        self._shared.begin_session(session)
         client = self._new_client(session)
         self._client = client
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]  # paho lacks hints
-        props.SessionExpiryInterval = self._session_expiry_s
         try:
-            client.connect(self._broker.host, self._broker.port, self._keepalive,
-                           clean_start=False, properties=props)
+            paho_loop.connect(client, self._broker, keepalive=self._keepalive,
+                              session_expiry_s=self._session_expiry_s)
         except (OSError, ssl.SSLError) as exc:
             _log.warning("MQTT link: cannot reach %s:%d: %s", self._broker.host,
                          self._broker.port, exc)
@@ -334,22 +256,11 @@ class MqttLink:
         self._serve(client)
 
     def _new_client(self, session: int) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id,
-                             protocol=mqtt.MQTTv5, reconnect_on_failure=False)
-        client.connect_timeout = _CONNECT_TIMEOUT_S  # TCP + TLS handshake, blocking
-        client.max_inflight_messages_set(self._max_inflight + _PAHO_EXTRA_INFLIGHT)
-        client.max_queued_messages_set(0)
-        if self._tls is not None and self._broker.tls:
-            cert, key = self._tls.certfile, self._tls.keyfile
-            client.tls_set(ca_certs=str(self._tls.cafile),
-                           certfile=str(cert) if cert is not None else None,
-                           keyfile=str(key) if key is not None else None,
-                           cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        if self._username is not None:
-            client.username_pw_set(self._username, self._password)
-        will = {"state": "offline", "session": session, "device_id": self._device_id,
-                "cause": "connection_lost", "at": None}
-        client.will_set(self._topics.status, encode_json(will), qos=1, retain=True)
+        client = paho_loop.new_client(
+            client_id=self._client_id, max_inflight=self._max_inflight,
+            tls=self._tls if self._broker.tls else None,
+            username=self._username, password=self._password,
+            will=(self._topics.status, will_payload(self._device_id, session)))
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -360,37 +271,13 @@ class MqttLink:
     def _serve(self, client: mqtt.Client) -> None:
         while not self._stop.is_set():
             self._pump(client)
-            if not self._step(client):
+            if not paho_loop.select_round(client, self._shared.wake_fd, self._select_timeout):
                 return
             self._feeder.flush(force=False)
-            if not self._is_connected() and time.monotonic() > self._connack_deadline:
+            if not self._shared.is_connected() and time.monotonic() > self._connack_deadline:
                 _log.warning("MQTT link: no CONNACK within %.0f s", _CONNACK_TIMEOUT_S)
                 return
         self._shutdown(client)
-
-    def _step(self, client: mqtt.Client) -> bool:
-        """One select() round over the broker socket and the wake-up pipe; False once lost."""
-        sock = client.socket()
-        if sock is None:
-            return False
-        fd = sock.fileno()
-        # Bytes already decrypted inside the SSL object are invisible to select().
-        ssl_pending = isinstance(sock, ssl.SSLSocket) and sock.pending() > 0
-        timeout = 0.0 if ssl_pending else self._select_timeout()
-        try:
-            readable, writable, _ = select.select(
-                [fd, self._wake_r], [fd] if client.want_write() else [], [], timeout
-            )
-        except (OSError, ValueError):  # socket closed under us by paho
-            return False
-        if self._wake_r in readable:
-            _drain(self._wake_r)
-        ok = MQTTErrorCode.MQTT_ERR_SUCCESS
-        if (fd in readable or ssl_pending) and client.loop_read() != ok:
-            return False
-        if fd in writable and client.loop_write() != ok:
-            return False
-        return client.loop_misc() == ok
 
     def _select_timeout(self) -> float:
         timeout = 1.0
@@ -399,19 +286,11 @@ class MqttLink:
             timeout = max(0.0, min(timeout, deadline - time.monotonic()))
         return timeout
 
-    def _is_connected(self) -> bool:
-        with self._lock:
-            return self._connected
-
     # --- feeding ------------------------------------------------------------------------------
     def _pump(self, client: mqtt.Client) -> None:
-        if not self._is_connected():
+        if not self._shared.is_connected():
             return
-        with self._lock:
-            telemetry, self._telemetry = self._telemetry, None
-            state = self._state if self._state_dirty else None
-            self._state_dirty = False
-            grant = self._grant
+        telemetry, state, grant = self._shared.take_unsent()
         qos, retain = (grant.qos(1), grant.retain_available) if grant else (1, True)
         for serial, topic, body in self._acks.take_unsent():
             info = client.publish(topic, body, qos=qos)
@@ -424,19 +303,13 @@ class MqttLink:
 
     def _publish_row(self, client: mqtt.Client, row: OutboxMessage,
                      grant: BrokerGrant | None) -> int | None:
-        problem = None
-        if grant is not None and grant.maximum_qos < row.qos:
-            problem = f"broker's Maximum QoS is {grant.maximum_qos}, the row needs {row.qos}"
-        elif grant is not None and not fits(grant, row.topic, len(row.payload), row.qos):
-            size = publish_packet_size(row.topic, len(row.payload), row.qos)
-            problem = (f"{size}-byte packet exceeds the broker's Maximum Packet Size "
-                       f"{grant.maximum_packet_size}; kept in the outbox")
+        problem = unsendable(row, grant) if grant is not None else None
         if problem is not None:
             if row.seq not in self._held:
                 self._held.add(row.seq)
                 self._feeder.hold(row.seq, problem)
             return HELD
-        return _publish_row(client, row)
+        return paho_loop.publish_row(client, row)
 
     # --- paho callbacks (link thread) ---------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: mqtt.ConnectFlags,
@@ -446,22 +319,15 @@ class MqttLink:
             return
         self._backoff.reset()
         grant = self._adopt(client, _flags.session_present, props)
-        with self._lock:
-            self._connected = True
-            self._last_connect = datetime.now(UTC)
-            session = self._session
-            self._state_dirty = self._state is not None
-            self._grant = grant
+        session = self._shared.connected(grant)
         self._acks.resend_all()
         self._feeder.reset()
         self._held.clear()
         qos, retain = grant.qos(1), grant.retain_available
-        online = {"state": "online", "session": session, "device_id": self._device_id,
-                  "at": _now_iso()}
-        client.publish(self._topics.status, encode_json(online), qos=qos, retain=retain)
-        birth = {**self._birth, "device_id": self._device_id, "session": session,
-                 "at": _now_iso()}
-        client.publish(self._topics.birth, encode_json(birth), qos=qos, retain=retain)
+        client.publish(self._topics.status, status_payload(self._device_id, session, online=True),
+                       qos=qos, retain=retain)
+        client.publish(self._topics.birth, birth_payload(self._birth, self._device_id, session),
+                       qos=qos, retain=retain)
         client.subscribe(self._topics.commands,
                          options=SubscribeOptions(qos=1, retainHandling=2))
         _log.info("MQTT link: connected to %s:%d (session %d)", self._broker.host,
@@ -482,7 +348,7 @@ class MqttLink:
         # a limit while messages are in flight; ours is > 0 before and after, and nothing has
         # been published on this client yet, so setting its field is exactly what it guards.
         client._max_inflight_messages = client_inflight_limit(
-            window, _PAHO_EXTRA_INFLIGHT, grant)
+            window, paho_loop.PAHO_EXTRA_INFLIGHT, grant)
         return grant
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int,
@@ -490,16 +356,13 @@ class MqttLink:
         ok = bool(reasons) and not any(r.is_failure for r in reasons)
         if not ok:
             _log.error("MQTT link: command subscription refused: %s", reasons)
-        with self._lock:
-            self._subscribed = ok
+        self._shared.subscribed(ok)
 
     def _on_disconnect(self, _client: mqtt.Client, _userdata: Any,
                        _flags: mqtt.DisconnectFlags, reason: ReasonCode,
                        _props: Properties | None) -> None:
         _log.info("MQTT link: disconnected (%s)", reason)
-        with self._lock:
-            self._connected = False
-            self._subscribed = False
+        self._shared.lost()
 
     def _on_publish(self, _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode,
                     _props: Properties | None) -> None:
@@ -517,59 +380,21 @@ class MqttLink:
     # --- teardown -----------------------------------------------------------------------------
     def _shutdown(self, client: mqtt.Client) -> None:
         """Clean stop: publish ``offline`` (retained), wait briefly for its PUBACK, disconnect."""
-        if not self._is_connected():
+        if not self._shared.is_connected():
             return
         self._pump(client)  # acks the controller sent just before stopping
-        with self._lock:
-            session = self._session
-        offline = {"state": "offline", "session": session, "device_id": self._device_id,
-                   "cause": "shutdown", "at": _now_iso()}
-        info = client.publish(self._topics.status, encode_json(offline), qos=1, retain=True)
-        deadline = time.monotonic() + _SHUTDOWN_PUBACK_S
-        while not info.is_published() and time.monotonic() < deadline:
-            sock = client.socket()
-            if sock is None:
-                break
-            readable, writable, _ = select.select(
-                [sock], [sock] if client.want_write() else [], [], 0.1)
-            if sock in writable:
-                client.loop_write()
-            if readable and client.loop_read() != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                break
+        session = self._shared.session()
+        paho_loop.publish_and_wait(
+            client, self._topics.status, status_payload(self._device_id, session, online=False),
+            wait_s=_SHUTDOWN_PUBACK_S)
         self._feeder.flush()
-        client.disconnect()
-        if client.socket() is not None:
-            client.loop_write()
+        paho_loop.disconnect(client)
 
     def _drop_connection(self) -> None:
-        with self._lock:
-            self._connected = False
-            self._subscribed = False
+        self._shared.lost()
         self._feeder.reset()
         self._ack_mids.clear()
         client, self._client = self._client, None
         if client is not None:
-            sock = client.socket()
-            if sock is not None:
-                with contextlib.suppress(OSError):
-                    sock.close()
+            paho_loop.close_socket(client)
 
-
-def _publish_row(client: mqtt.Client, row: OutboxMessage) -> int | None:
-    info = client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain)
-    if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-        _log.warning("MQTT link: client refused seq %d: %s", row.seq, mqtt.error_string(info.rc))
-        return None
-    return info.mid
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
-
-
-def _now_iso() -> str:
-    return iso_utc(datetime.now(UTC))
