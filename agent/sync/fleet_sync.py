@@ -52,6 +52,13 @@ _EVENTS = frozenset({
     "clock_step", "still",
 })
 _TELEMETRY_SCALARS = (int, float, str, bool)
+# The retained ``state`` message: what a fleet manager's table shows for a unit.
+_STATE_KEYS = ("state", "recording_id", "fault", "officer_id", "profile", "matter",
+               "battery_level", "storage_level", "segments_sealed", "log_size")
+# A change in any of these republishes it at once: everything shown except the two counters
+# that move with every sealed segment (they follow with the next change or telemetry period).
+# A matter or officer chosen on the unit must reach the console now, not at the next press.
+_STATE_CHANGES = tuple(k for k in _STATE_KEYS if k not in ("segments_sealed", "log_size"))
 
 
 def _cpu_temp_dc(path: Path = Path("/sys/class/thermal/thermal_zone0/temp")) -> int | None:
@@ -259,8 +266,7 @@ class FleetSync:
 
     def tick(self, now: float, snapshot: dict[str, Any]) -> None:
         """Telemetry on its period and on a state change; retained state on change."""
-        key = (snapshot.get("state"), snapshot.get("recording_id"), snapshot.get("battery_level"),
-               snapshot.get("storage_level"), snapshot.get("fault"))
+        key = tuple(snapshot.get(k) for k in _STATE_CHANGES)
         changed = key != self._last_state
         if changed:
             self._last_state = key
@@ -300,9 +306,7 @@ class FleetSync:
         return out
 
     def _state(self, s: dict[str, Any]) -> dict[str, Any]:
-        keys = ("state", "recording_id", "fault", "officer_id", "profile", "matter",
-                "battery_level", "storage_level", "segments_sealed", "log_size")
-        return {k: s[k] for k in keys if s.get(k) is not None}
+        return {k: s[k] for k in _STATE_KEYS if s.get(k) is not None}
 
     def _load_published_size(self) -> int:
         try:
