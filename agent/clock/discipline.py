@@ -21,7 +21,9 @@ dates 19.6 years in the past) are ignored, never used to "correct" the clock.
 A *clock step* (system UTC minus monotonic jumps by more than ``step_threshold_ms``) is
 reported once through ``on_clock_step`` so the caller can log it as an evidence event.
 
-Manifest values are integers or strings only (milliseconds, microseconds, ISO 8601).
+The manifest's ``clock`` object is :class:`agent.evidence.manifest.ClockInfo`, which
+:meth:`ClockStatus.clock_info` gives; the list of sources is that module's
+:class:`~agent.evidence.manifest.ClockSource`. UTC text is :func:`agent.evidence.utc.iso_utc`.
 
 Locking: ``_lock`` guards the GPS sample window, the step baseline and the last fix; public
 methods may be called from the GPS reader thread and the controller thread.
@@ -40,10 +42,11 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
+from agent.evidence.manifest import ClockInfo, ClockSource
+from agent.evidence.utc import iso_utc, parse_utc
 from hw.errors import ClockError
 from hw.gps import Fix
 
@@ -57,20 +60,10 @@ __all__ = [
     "NtpProbe",
     "NtpState",
     "TimesyncFileProbe",
-    "iso_utc",
 ]
 
 _log = logging.getLogger(__name__)
 _NS_PER_MS = 1_000_000
-
-
-class ClockSource(StrEnum):
-    """What vouches for the system clock."""
-
-    GPS = "gps"
-    NTP = "ntp"
-    RTC = "rtc"
-    NONE = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,13 +166,10 @@ class ClockStatus:
     ntp_synchronized: bool = False
     rtc_present: bool = False
 
-    def as_manifest(self) -> dict[str, int | str | bool | None]:
-        """Manifest fields (no floats)."""
-        return {
-            "source": str(self.source), "error_ms": self.error_ms, "trusted": self.trusted,
-            "gps_offset_ms": self.gps_offset_ms, "ntp_synchronized": self.ntp_synchronized,
-            "rtc": self.rtc_present,
-        }
+    def clock_info(self) -> ClockInfo:
+        """The manifest's ``clock`` object: source, error bound and trust verdict (the GPS
+        offset and NTP/RTC presence are for status and telemetry, not evidence)."""
+        return ClockInfo(str(self.source), self.error_ms, self.trusted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +184,6 @@ class DriftEstimate:
     def s_per_day(self) -> float:
         """The same rate as seconds gained per day."""
         return self.ppm * 86400e-6
-
-
-def iso_utc(utc: datetime) -> str:
-    """ISO 8601 with microseconds and ``Z`` (exact; for manifests)."""
-    return utc.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class ClockDiscipline:
@@ -311,7 +296,7 @@ class ClockDiscipline:
         """
         if mapping is not None:
             try:
-                base = _parse_iso(str(mapping["utc"]))
+                base = parse_utc(str(mapping["utc"]))
                 anchor_us = int(mapping["mono_us"])
             except (KeyError, ValueError, TypeError) as exc:
                 raise ClockError(f"invalid monotonic↔UTC mapping {mapping!r}: {exc}") from exc
@@ -397,9 +382,3 @@ def _from_epoch_ns(ns: int) -> datetime:
 
 def _round_ms(ns: int) -> int:
     return (ns + _NS_PER_MS // 2) // _NS_PER_MS
-
-
-def _parse_iso(text: str) -> datetime:
-    if not text.endswith("Z"):
-        raise ValueError("UTC time must end in Z")
-    return datetime.strptime(text[:-1], "%Y-%m-%dT%H:%M:%S.%f").replace(tzinfo=UTC)

@@ -20,10 +20,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agent.clock.discipline import ClockDiscipline, iso_utc
+from agent.clock.discipline import ClockDiscipline
 from agent.config import TimeConfig
-from agent.evidence.manifest import ClockInfo, GpsSummary, Position
-from agent.location.track import TrackRecorder, TrackSummary
+from agent.evidence.manifest import ClockInfo, GpsSummary
+from agent.evidence.utc import iso_utc
+from agent.location.track import TrackRecorder
 from hw.gps import Fix
 
 __all__ = ["TimeKeeper"]
@@ -56,13 +57,12 @@ class TimeKeeper:
 
     def clock_info(self) -> ClockInfo:
         """Source and estimated error for the manifest."""
-        st = self.discipline.status_for_recording()
-        return ClockInfo(str(st.source), st.error_ms, st.trusted)
+        return self.discipline.status_for_recording().clock_info()
 
     def open_track(self, start_mono_us: int) -> None:
         """A segment opened: start its track (finishing the previous segment's, if open)."""
         if self._track_start is not None:
-            self._finished[self._track_start] = self._summary(self.track.end_segment())
+            self._finished[self._track_start] = self.track.end_segment()
         self._track_start = start_mono_us
         self.track.start_segment(start_mono_us * 1000)
 
@@ -73,16 +73,8 @@ class TimeKeeper:
             return done
         if self._track_start == start_mono_us:
             self._track_start = None
-            return self._summary(self.track.end_segment())
+            return self.track.end_segment()
         return GpsSummary()
-
-    @staticmethod
-    def _summary(t: TrackSummary) -> GpsSummary:
-        return GpsSummary(
-            start=Position(*t.start) if t.start else None,  # type: ignore[arg-type]
-            end=Position(*t.end) if t.end else None,  # type: ignore[arg-type]
-            track=tuple(Position(*r) for r in t.track),  # type: ignore[arg-type]
-        )
 
     def status(self, now_mono_ns: int | None = None) -> dict[str, Any]:
         """``gps_*`` and ``clock_*`` fields for status and telemetry."""

@@ -17,6 +17,7 @@ import base64
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -30,6 +31,7 @@ from .keys import DeviceKey
 __all__ = [
     "FORMAT",
     "ClockInfo",
+    "ClockSource",
     "GpsSummary",
     "MediaInfo",
     "Position",
@@ -41,7 +43,21 @@ __all__ = [
 ]
 
 FORMAT = "bodycam-segment/1"
-CLOCK_SOURCES = ("gps", "ntp", "rtc", "none")
+
+
+class ClockSource(StrEnum):
+    """What vouches for the system clock: the values a manifest's ``clock.source`` may take.
+
+    :class:`agent.clock.discipline.ClockDiscipline` decides which one holds.
+    """
+
+    GPS = "gps"
+    NTP = "ntp"
+    RTC = "rtc"
+    NONE = "none"
+
+
+CLOCK_SOURCES = tuple(s.value for s in ClockSource)
 
 
 @dataclass(frozen=True, slots=True)

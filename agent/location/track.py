@@ -1,7 +1,9 @@
 """The track of one segment: start/end positions and 1 Hz samples, bounded.
 
-A manifest is canonical JSON without floats, so positions are stored as integers:
-``[utc_iso, lat_e7, lon_e7, alt_mm | None]`` (degrees × 10⁷ is ~1 cm; altitude in mm).
+A manifest is canonical JSON without floats, so a position is
+:class:`agent.evidence.manifest.Position`: UTC to the millisecond, latitude and longitude in
+degrees × 10⁷ (~1 cm), altitude in mm; :meth:`TrackRecorder.end_segment` gives the segment's
+:class:`~agent.evidence.manifest.GpsSummary`, the manifest's ``gps`` object.
 
 The track keeps at most one sample per ``interval_s`` seconds of GPS time (1 s to start).
 When a long segment would exceed ``max_samples``, every other sample is dropped and the
@@ -24,45 +26,20 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
-from datetime import datetime
 
+from agent.evidence.manifest import GpsSummary, Position
+from agent.evidence.utc import iso_utc
 from hw.gps import Fix
 
-__all__ = ["TrackRecorder", "TrackRow", "TrackSummary", "fix_row"]
-
-TrackRow = list[str | int | None]
-"""``[utc_iso, lat_e7, lon_e7, alt_mm | None]``."""
+__all__ = ["TrackRecorder", "fix_position"]
 
 
-def fix_row(fix: Fix) -> TrackRow:
-    """The integer manifest row of a positioned, dated fix."""
+def fix_position(fix: Fix) -> Position:
+    """The integer manifest position of a positioned, dated fix (UTC to the millisecond)."""
     if fix.utc is None or fix.lat is None or fix.lon is None:
-        raise ValueError("a track row needs a fix with UTC and a position")
+        raise ValueError("a track position needs a fix with UTC and a position")
     alt = round(fix.alt_msl * 1000) if fix.alt_msl is not None else None
-    return [_iso_ms(fix.utc), round(fix.lat * 1e7), round(fix.lon * 1e7), alt]
-
-
-def _iso_ms(utc: datetime) -> str:
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-@dataclass(frozen=True)
-class TrackSummary:
-    """What a segment manifest records about location."""
-
-    start: TrackRow | None
-    end: TrackRow | None
-    track: list[TrackRow] = field(default_factory=list)
-    interval_s: int = 1
-    fixes: int = 0
-
-    def as_manifest(self) -> dict[str, object]:
-        """Manifest fields (integers and strings only)."""
-        return {
-            "start": self.start, "end": self.end, "track": self.track,
-            "interval_s": self.interval_s, "fixes": self.fixes,
-        }
+    return Position(iso_utc(fix.utc, 3), round(fix.lat * 1e7), round(fix.lon * 1e7), alt)
 
 
 class TrackRecorder:
@@ -80,9 +57,9 @@ class TrackRecorder:
         self._history_ns = int(history_s * 1e9)
         self._history: deque[tuple[Fix, bool]] = deque(maxlen=history_max)
         self._open = False
-        self._start: TrackRow | None = None
-        self._end: TrackRow | None = None
-        self._rows: list[TrackRow] = []
+        self._start: Position | None = None
+        self._end: Position | None = None
+        self._rows: list[Position] = []
         self._slots: list[int] = []  # GPS second of each row, for the interval check
         self._interval = 1
         self._fixes = 0
@@ -102,7 +79,7 @@ class TrackRecorder:
     def _record(self, fix: Fix) -> None:
         """Put one dated, positioned fix into the open track (``_lock`` held)."""
         assert fix.utc is not None
-        row = fix_row(fix)
+        row = fix_position(fix)
         self._fixes += 1
         self._end = row
         if self._start is None:
@@ -129,7 +106,7 @@ class TrackRecorder:
             self._start = self._end = None
             before = [f for f, _ in self._history if f.received_mono_ns <= start_ns]
             if before and start_ns - before[-1].received_mono_ns <= self._start_max_age_ns:
-                self._start = self._end = fix_row(before[-1])
+                self._start = self._end = fix_position(before[-1])
             replay = [f for f, held in self._history
                       if f.received_mono_ns > start_ns and not held]
             self._history = deque(((f, held or f.received_mono_ns > start_ns)
@@ -137,13 +114,23 @@ class TrackRecorder:
             for fix in replay:
                 self._record(fix)
 
-    def end_segment(self) -> TrackSummary:
-        """Close the track and return its summary (empty if no fix arrived)."""
+    def end_segment(self) -> GpsSummary:
+        """Close the track and return the manifest's ``gps`` part (empty if no fix arrived)."""
         with self._lock:
             self._open = False
-            return TrackSummary(
-                self._start, self._end, list(self._rows), self._interval, self._fixes
-            )
+            return GpsSummary(self._start, self._end, tuple(self._rows))
+
+    @property
+    def interval_s(self) -> int:
+        """Seconds between the samples of the open (or last ended) track."""
+        with self._lock:
+            return self._interval
+
+    @property
+    def fixes(self) -> int:
+        """Fixes recorded into the open (or last ended) track, sampled or not."""
+        with self._lock:
+            return self._fixes
 
     def _decimate(self) -> None:
         self._rows = self._rows[::2]

@@ -24,12 +24,11 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from agent.clock.discipline import iso_utc
 from agent.evidence.manifest import ClockInfo, GpsSummary, MediaInfo, SegmentInfo, SignedManifest, Timestamp
 from agent.evidence.store import EvidenceStore, OpenSegment
+from agent.evidence.utc import iso_from_epoch_us
 from agent.recording.segment import SegmentStats
 from agent.recording.side_channel import SideChannel
 from hw.audio import AudioFormat
@@ -253,4 +252,4 @@ _NO_CLOCK = ClockInfo("none", None)  # nothing bounds the error of this UTC
 def _system_utc(mono_us: int) -> str:
     """UTC of a monotonic instant by the system clock alone (the clock code failed)."""
     offset_us = time.time_ns() // 1000 - time.monotonic_ns() // 1000
-    return iso_utc(datetime.fromtimestamp((mono_us + offset_us) / 1e6, UTC))
+    return iso_from_epoch_us(mono_us + offset_us)

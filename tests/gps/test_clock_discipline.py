@@ -17,6 +17,7 @@ from agent.clock.discipline import (
     NtpState,
     TimesyncFileProbe,
 )
+from agent.evidence.canonical import canonical_json
 from hw.errors import ClockError
 from hw.gps import Fix
 
@@ -71,6 +72,8 @@ def test_no_source_is_untrusted(clocks: FakeClocks, tmp_path: Path) -> None:
     """Without NTP, GPS or RTC the clock is 'none' and untrusted."""
     status = make(clocks, FakeNtp(), tmp_path).status()
     assert (status.source, status.error_ms, status.trusted) == (ClockSource.NONE, None, False)
+    assert canonical_json(status.clock_info().to_json()) == \
+        b'{"est_error_ms":null,"source":"none","trusted":false}'
 
 
 def test_rtc_alone_is_untrusted(clocks: FakeClocks, tmp_path: Path) -> None:
@@ -95,10 +98,9 @@ def test_fresh_gps_disciplines_and_ages_out(clocks: FakeClocks, tmp_path: Path) 
     clock.observe_fix(gps_fix(clocks, 120))
     status = clock.status()
     assert (status.source, status.error_ms, status.trusted) == (ClockSource.GPS, 370, True)
-    assert status.as_manifest() == {
-        "source": "gps", "error_ms": 370, "trusted": True, "gps_offset_ms": 120,
-        "ntp_synchronized": False, "rtc": False,
-    }
+    assert status.gps_offset_ms == 120 and not status.ntp_synchronized and not status.rtc_present
+    assert canonical_json(status.clock_info().to_json()) == \
+        b'{"est_error_ms":370,"source":"gps","trusted":true}'
     clocks.advance(6_000_000_000)
     assert clock.status().source == ClockSource.NONE
 

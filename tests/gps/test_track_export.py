@@ -1,4 +1,5 @@
-"""TrackRecorder bounds and integer rows; GPX and GeoJSON parse back to the same points."""
+"""TrackRecorder bounds, integer positions and the manifest's ``gps`` bytes; GPX and GeoJSON
+parse back to the same points."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agent.location import TrackRecorder, fix_row, to_geojson, to_gpx
+from agent.evidence.canonical import canonical_json
+from agent.location import TrackRecorder, fix_position, to_geojson, to_gpx
 from agent.location.export import GPX_NS
 from hw.errors import VerificationError
 from hw.gps import Fix
@@ -24,12 +26,13 @@ def fix_at(second: float, *, lat: float = 31.2304161, alt: float | None = 12.345
     )
 
 
-def test_rows_are_integers_only() -> None:
-    """Manifest rows carry no float: e7 degrees and millimetres."""
-    row = fix_row(fix_at(0))
+def test_positions_are_integers_only() -> None:
+    """Manifest positions carry no float: e7 degrees and millimetres, UTC to the ms."""
+    row = fix_position(fix_at(0)).to_row()
     assert row == ["2026-03-01T08:00:00.000Z", 312304161, 1214737012, 12346]
     assert not any(isinstance(v, float) for v in row)
-    assert fix_row(fix_at(0, alt=None))[3] is None
+    assert fix_position(fix_at(0, alt=None)).alt_mm is None
+    assert fix_position(fix_at(1.2345678)).utc == "2026-03-01T08:00:01.234Z"  # truncated
 
 
 def test_ten_hertz_fixes_are_sampled_at_one_hertz() -> None:
@@ -39,10 +42,10 @@ def test_ten_hertz_fixes_are_sampled_at_one_hertz() -> None:
     for tenth in range(100):
         rec.add(fix_at(tenth / 10))
     summary = rec.end_segment()
-    assert len(summary.track) == 10 and summary.fixes == 100
-    assert summary.start == fix_row(fix_at(0))
-    assert summary.end == fix_row(fix_at(9.9))
-    assert [str(r[0])[17:19] for r in summary.track] == [f"{s:02d}" for s in range(10)]
+    assert len(summary.track) == 10 and rec.fixes == 100
+    assert summary.start == fix_position(fix_at(0))
+    assert summary.end == fix_position(fix_at(9.9))
+    assert [p.utc[17:19] for p in summary.track] == [f"{s:02d}" for s in range(10)]
 
 
 def test_long_segment_is_bounded_by_decimation() -> None:
@@ -53,10 +56,10 @@ def test_long_segment_is_bounded_by_decimation() -> None:
         rec.add(fix_at(second))
     summary = rec.end_segment()
     assert len(summary.track) <= 100
-    assert summary.interval_s == 16
-    assert summary.track[0] == fix_row(fix_at(0))
-    assert summary.end == fix_row(fix_at(999))
-    seconds = [int(str(r[0])[14:16]) * 60 + int(str(r[0])[17:19]) for r in summary.track]
+    assert rec.interval_s == 16
+    assert summary.track[0] == fix_position(fix_at(0))
+    assert summary.end == fix_position(fix_at(999))
+    seconds = [int(p.utc[14:16]) * 60 + int(p.utc[17:19]) for p in summary.track]
     assert {b - a for a, b in itertools.pairwise(seconds)} == {16}
 
 
@@ -68,7 +71,7 @@ def test_no_fix_no_stale_and_untimed_are_not_positions() -> None:
     rec.add(Fix(mode=1, utc=None, received_mono_ns=2, stale=True))
     rec.add(Fix(mode=3, utc=None, lat=1.0, lon=1.0, received_mono_ns=3))
     summary = rec.end_segment()
-    assert (summary.start, summary.end, summary.track) == (None, None, [])
+    assert (summary.start, summary.end, summary.track) == (None, None, ())
 
 
 def test_recent_fix_before_the_segment_is_its_start() -> None:
@@ -76,25 +79,33 @@ def test_recent_fix_before_the_segment_is_its_start() -> None:
     rec = TrackRecorder(start_max_age_s=5)
     rec.add(fix_at(0))
     rec.start_segment(now_mono_ns=int(3e9))
-    assert rec.end_segment().start == fix_row(fix_at(0))
+    assert rec.end_segment().start == fix_position(fix_at(0))
     rec.start_segment(now_mono_ns=int(60e9))
     assert rec.end_segment().start is None
 
 
-def test_manifest_form_round_trips_through_json() -> None:
-    """The summary serialises to JSON integers and strings, no floats."""
+def test_the_manifest_gps_object_has_its_shipped_bytes() -> None:
+    """What the recorder puts in a manifest: start/end objects, a track of compact rows, no
+    float (the bytes are signed evidence: this shape must never change)."""
     rec = TrackRecorder()
     rec.start_segment(0)
-    for second in range(3):
-        rec.add(fix_at(second))
-    text = json.dumps(rec.end_segment().as_manifest(), sort_keys=True)
-    assert "." not in text.replace(".000Z", "")
+    for second in range(2):
+        rec.add(fix_at(second, alt=None if second else 12.3456))
+    assert canonical_json(rec.end_segment().to_json()) == (
+        b'{"end":{"alt_mm":null,"lat_e7":312304261,"lon_e7":1214737012,'
+        b'"utc":"2026-03-01T08:00:01.000Z"},'
+        b'"start":{"alt_mm":12346,"lat_e7":312304161,"lon_e7":1214737012,'
+        b'"utc":"2026-03-01T08:00:00.000Z"},'
+        b'"track":[["2026-03-01T08:00:00.000Z",312304161,1214737012,12346],'
+        b'["2026-03-01T08:00:01.000Z",312304261,1214737012,null]]}')
+    assert canonical_json(TrackRecorder().end_segment().to_json()) == \
+        b'{"end":null,"start":null,"track":[]}'
 
 
 def test_gpx_parses_back_to_the_same_points() -> None:
     """GPX 1.1 with one trkseg per segment; coordinates and times exact."""
-    seg_a = [fix_row(fix_at(s)) for s in range(3)]
-    seg_b = [fix_row(fix_at(s, alt=None)) for s in range(10, 12)]
+    seg_a = [fix_position(fix_at(s)).to_row() for s in range(3)]
+    seg_b = [fix_position(fix_at(s, alt=None)).to_row() for s in range(10, 12)]
     root = ET.fromstring(to_gpx([seg_a, seg_b], name="REC-1"))
     ns = {"g": GPX_NS}
     assert root.tag == f"{{{GPX_NS}}}gpx" and root.get("version") == "1.1"
@@ -109,7 +120,7 @@ def test_gpx_parses_back_to_the_same_points() -> None:
 
 def test_geojson_is_a_valid_feature_collection() -> None:
     """RFC 7946: [lon, lat, ele] order, one LineString per segment, times kept."""
-    seg = [fix_row(fix_at(s)) for s in range(3)]
+    seg = [fix_position(fix_at(s)).to_row() for s in range(3)]
     doc = json.loads(to_geojson([seg, seg[:1]], properties={"recording": "REC-1"}))
     assert doc["type"] == "FeatureCollection"
     line, point = doc["features"]

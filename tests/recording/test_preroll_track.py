@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from agent.location import TrackRecorder, fix_row
+from agent.location import TrackRecorder, fix_position
 from hw.gps import Fix
 
 T0 = datetime(2026, 3, 1, 8, 0, 0, tzinfo=UTC)
@@ -27,9 +27,9 @@ def test_preroll_segment_gets_the_fixes_since_its_start() -> None:
     for second in range(41, 44):
         rec.add(fix_at(second))
     summary = rec.end_segment()
-    assert summary.start == fix_row(fix_at(30))
-    assert summary.track == [fix_row(fix_at(s)) for s in range(31, 44)]
-    assert summary.end == fix_row(fix_at(43)) and summary.fixes == 13
+    assert summary.start == fix_position(fix_at(30))
+    assert summary.track == tuple(fix_position(fix_at(s)) for s in range(31, 44))
+    assert summary.end == fix_position(fix_at(43)) and rec.fixes == 13
 
 
 def test_a_fix_is_never_in_two_segments_at_a_roll() -> None:
@@ -37,15 +37,15 @@ def test_a_fix_is_never_in_two_segments_at_a_roll() -> None:
     fixes the previous track already holds are not replayed into the new one."""
     rec = TrackRecorder()
     rec.start_segment(0)
-    for second in range(1, 11):
-        rec.add(fix_at(second))
+    for t in range(1, 11):
+        rec.add(fix_at(t))
     first = rec.end_segment()
     rec.start_segment(int(9.5 * S))  # boundary at 9.5 s, processed after the 10 s fix
     rec.add(fix_at(11))
     second = rec.end_segment()
-    assert fix_row(fix_at(10)) in first.track
-    assert second.track == [fix_row(fix_at(11))]
-    assert second.start == fix_row(fix_at(9))
+    assert fix_position(fix_at(10)) in first.track
+    assert second.track == (fix_position(fix_at(11)),)
+    assert second.start == fix_position(fix_at(9))
 
 
 def test_history_is_bounded_in_time_and_count() -> None:
@@ -55,9 +55,10 @@ def test_history_is_bounded_in_time_and_count() -> None:
         rec.add(fix_at(second))
     rec.start_segment(50 * S)
     summary = rec.end_segment()  # only 89..99 s are remembered: nothing at or before 50 s
-    assert summary.fixes == 11 and summary.start == fix_row(fix_at(89))
+    assert rec.fixes == 11 and summary.start == fix_position(fix_at(89))
     flood = TrackRecorder(history_max=100)
     for i in range(10_000):
         flood.add(fix_at(i / 50))
     flood.start_segment(0)
-    assert flood.end_segment().fixes == 100
+    flood.end_segment()
+    assert flood.fixes == 100
