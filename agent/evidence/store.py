@@ -4,12 +4,11 @@
 log it, checkpoint). ``recover`` seals whatever a crash left open. ``evict`` is the only code
 path in the product that deletes media, and only for segments a collection station receipted.
 
-Acknowledgement is proof, not a flag (DESIGN §3): :meth:`EvidenceStore.accept_receipt` takes a
-station's signed receipt, checks it names exactly a sealed segment of this device (ciphertext
-and manifest hashes as logged) and is signed by a configured station key, and appends an
-``acknowledged`` event quoting the receipt to the log. The registry of acknowledged segments is
-*derived from the log* at open -- there is no side file an attacker could edit -- and every
-``eviction`` event cites the index of the ``acknowledged`` entry that permitted it.
+Parts with a job of their own live beside it: what a receipt permits (acknowledgement and
+eviction rules) in :mod:`~agent.evidence.retention_guard`, the index of sealed segments and
+acknowledgements derived from the log in :mod:`~agent.evidence.sealed_index`, one segment's
+files and manifest fields in :mod:`~agent.evidence.segment_files`, the key rotation in
+:mod:`~agent.evidence.key_rotation`. This module is the sequencing, the locking and the fsyncs.
 
 Crash safety of :meth:`EvidenceStore.seal`, step by step (a journal without a logged
 manifest means "recover"). Three fsyncs, each of a file whose name is already durable (an
@@ -46,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
-import hashlib
 import logging
 import os
 import threading
@@ -57,10 +55,10 @@ from typing import Any, BinaryIO, TypeVar
 
 from agent.atomic import atomic_write, fsync_dir
 from agent.recording.side_channel import SideChannel
-from hw.errors import EvidenceError, ReceiptRejected, StorageError, VerificationError
+from hw.errors import EvidenceError, StorageError
 
 from .age import Recipient
-from .canonical import canonical_json, parse_canonical
+from .canonical import parse_canonical
 from .ids import DEVICE_ID_RULE, is_device_id
 from .journal import (
     JOURNAL_SUFFIX,
@@ -74,7 +72,6 @@ from .key_rotation import rotate_and_log
 from .keys import KEY_NAME, DeviceKey
 from .log import AppendResult, EvidenceLog, origin_for
 from .manifest import (
-    FORMAT,
     ClockInfo,
     GpsSummary,
     MediaInfo,
@@ -85,38 +82,33 @@ from .manifest import (
     sign_manifest,
 )
 from .receipt import Receipt
+from .retention_guard import (
+    RetentionViolation,
+    acknowledged_entry,
+    checked_origin,
+    eviction_fields,
+    sealed_for_receipt,
+)
+from .sealed_index import Acknowledgement, SealedIndex
+from .segment_files import (
+    create_file,
+    draft_manifest,
+    ensure_manifest,
+    envelope_temp,
+    envelope_temps,
+    file_matches,
+    fill_file,
+    sealed_envelope,
+)
 from .sink import EvidenceSink, SealResult, recover_ciphertext, storage_error
 
 __all__ = ["Acknowledgement", "EvidenceStore", "OpenSegment", "RetentionViolation", "utc_now"]
 
 _T = TypeVar("_T")
-_MAX_ORIGIN_BYTES = 1024
 _LEGACY_ACKS = "acks.json"
 _SETTLE_AFTER_S = 1.0
 
 log = logging.getLogger(__name__)
-
-
-class RetentionViolation(EvidenceError, PermissionError):
-    """Deleting this segment is not allowed: no station receipt acknowledges it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Acknowledgement:
-    """Where a segment's ``acknowledged`` entry sits in the log and which receipt it quotes."""
-
-    ack_index: int
-    receipt_sha256: str
-
-
-@dataclass(frozen=True, slots=True)
-class _Sealed:
-    """What the log says about one sealed segment (what a receipt must match, and where its
-    leaf is, for inclusion proofs)."""
-
-    cipher_sha256: str
-    manifest_sha256: str
-    index: int
 
 
 def utc_now() -> str:
@@ -178,9 +170,7 @@ class EvidenceStore:
         self._open: dict[int, OpenSegment] = {}
         self._unsettled_dirs: set[Path] = set()  # seals renamed in, directory not yet fsynced
         self._settle_timer: threading.Timer | None = None
-        self._sealed: dict[int, _Sealed] = {}
-        self._acks: dict[int, Acknowledgement] = {}
-        self._scan_log()
+        self._index = SealedIndex.from_log(self._log.entries())
         self._next_seq = self._scan_next_seq()
         self._warn_legacy_acks()
 
@@ -230,7 +220,7 @@ class EvidenceStore:
                               self._encrypt, info)
             try:
                 journal.write()
-                _create_file(_envelope_temp(media), b"")  # step 0 of a seal
+                create_file(envelope_temp(media), b"")  # step 0 of a seal
                 out = self._open_append(media)
             except OSError as exc:
                 raise storage_error(exc, str(media)) from exc
@@ -267,7 +257,7 @@ class EvidenceStore:
         with self._lock:
             journal.manifest = manifest
             signed = self._sign(manifest)
-            self._write(lambda: _fill_file(_envelope_temp(journal.media), signed.envelope()))
+            self._write(lambda: fill_file(envelope_temp(journal.media), signed.envelope()))
             segment.sink.close()  # raises the storage error of a failed fsync itself
             signed = self._commit(journal, signed=signed)
             self._open.pop(segment.device_seq, None)
@@ -288,14 +278,14 @@ class EvidenceStore:
             for path in sorted(self._recordings.glob(f"*/*{JOURNAL_SUFFIX}")):
                 if path not in open_paths:
                     journal = Journal.read(path)
-                    envelope = _sealed_envelope(journal.media)
+                    envelope = sealed_envelope(journal.media)
                     if envelope is not None:  # the seal got past its first fsync
                         journal.envelope = envelope
                         journal.manifest = parse_envelope(envelope).manifest
                     signed = self._recover_one(journal)
                     if signed is not None:
                         out.append(signed)
-                    temps = _envelope_temps(journal.media)
+                    temps = envelope_temps(journal.media)
                     for temp in temps:  # the manifest is durable now; the copy goes
                         self._write(temp.unlink)
                     if temps:
@@ -319,7 +309,7 @@ class EvidenceStore:
     def leaf_index(self, device_seq: int) -> int | None:
         """The log index of a sealed segment's entry (None if it is not sealed)."""
         with self._lock:
-            sealed = self._sealed.get(device_seq)
+            sealed = self._index.get(device_seq)
             return sealed.index if sealed is not None else None
 
     def accept_receipt(self, receipt: Receipt, *, origin: Mapping[str, Any]) -> int:
@@ -332,49 +322,29 @@ class EvidenceStore:
         A second valid receipt for an acknowledged segment changes nothing (same index).
         ``origin`` (who delivered it: ``{"via": "mqtt", "command_id": …}``) is logged as is.
         """
-        where = _checked_origin(origin)
+        where = checked_origin(origin)
         with self._lock:
-            if not self._station_keys:
-                raise ReceiptRejected("no station keys are configured ([offload] station_keys): "
-                                      "no receipt can be trusted, so none is accepted")
-            try:
-                receipt.verify(self._station_keys)
-            except VerificationError as exc:
-                raise ReceiptRejected(str(exc)) from None
+            sealed = sealed_for_receipt(receipt, station_keys=self._station_keys,
+                                        device_id=self._device_id, open_seqs=self._open,
+                                        index=self._index)
             seq = receipt.device_seq
-            if receipt.device_id != self._device_id:
-                raise ReceiptRejected(f"receipt is for device {receipt.device_id!r}, "
-                                      f"this is {self._device_id!r}")
-            if seq in self._open:
-                raise ReceiptRejected(f"segment {seq} is still being recorded")
-            sealed = self._sealed.get(seq)
-            if sealed is None:
-                raise ReceiptRejected(f"segment {seq} is not sealed in the evidence log")
-            problem = receipt.matches(device_id=self._device_id, device_seq=seq,
-                                      cipher_sha256=sealed.cipher_sha256,
-                                      manifest_sha256=sealed.manifest_sha256)
-            if problem is not None:
-                raise ReceiptRejected(f"segment {seq}: {problem}")
-            known = self._acks.get(seq)
+            known = self._index.acknowledgement(seq)
             if known is not None:
                 return known.ack_index
-            entry = {"kind": "event", "type": "acknowledged", "utc": self._clock(),
-                     "device_seq": seq, "cipher_sha256": sealed.cipher_sha256,
-                     "manifest_sha256": sealed.manifest_sha256, "receipt": receipt.to_json(),
-                     "receipt_sha256": receipt.sha256, "origin": where}
+            entry = acknowledged_entry(receipt, sealed, utc=self._clock(), origin=where)
             result = self._write(lambda: self._log.append(entry))
-            self._acks[seq] = Acknowledgement(result.index, receipt.sha256)
+            self._index.acknowledge(seq, result.index, receipt.sha256)
             return result.index
 
     def acknowledged(self, device_seq: int) -> bool:
         """Whether a station receipt for segment ``device_seq`` is in the log."""
         with self._lock:
-            return device_seq in self._acks
+            return self._index.acknowledgement(device_seq) is not None
 
     def acknowledgement(self, device_seq: int) -> Acknowledgement | None:
         """The logged acknowledgement of segment ``device_seq``, if any."""
         with self._lock:
-            return self._acks.get(device_seq)
+            return self._index.acknowledgement(device_seq)
 
     def evict(self, segment_path: Path) -> int:
         """Delete a receipted segment's media (manifest kept); returns bytes freed.
@@ -385,26 +355,9 @@ class EvidenceStore:
         """
         media = Path(segment_path)
         with self._lock:
-            try:
-                signed = parse_envelope(sidecar(media, MANIFEST_SUFFIX).read_bytes())
-            except (OSError, EvidenceError) as exc:
-                raise RetentionViolation(f"{media}: no readable sealed manifest ({exc})") from None
-            seq = signed.manifest["device_seq"]
-            if signed.manifest["file"]["name"] != media.name or seq in self._open:
-                raise RetentionViolation(f"{media}: not the sealed file of its manifest")
-            ack = self._acks.get(seq)
-            if ack is None:
-                raise RetentionViolation(
-                    f"{media}: segment {seq} not acknowledged by a station receipt; not deleted")
-            sealed = self._sealed[seq]
-            cipher = signed.manifest["file"]["cipher_sha256"]
-            if (signed.sha256, cipher) != (sealed.manifest_sha256, sealed.cipher_sha256):
-                raise RetentionViolation(
-                    f"{media}: manifest differs from the one segment {seq}'s receipt names")
+            fields = eviction_fields(media, index=self._index, open_seqs=self._open, rel=self._rel)
             size = media.stat().st_size
-            self.log_event("eviction", device_seq=seq, path=self._rel(media),
-                           manifest_sha256=signed.sha256, cipher_sha256=cipher,
-                           ack_index=ack.ack_index, receipt_sha256=ack.receipt_sha256)
+            self.log_event("eviction", **fields)
             media.unlink()  # the one deletion of media in the product (see module docstring)
             fsync_dir(media.parent)
             return size
@@ -414,32 +367,9 @@ class EvidenceStore:
                   media: MediaInfo | None, gps: GpsSummary, bookmarks: Sequence[Any],
                   matter: Mapping[str, Any] | None, flags: Sequence[str],
                   clock: ClockInfo | None) -> dict[str, Any]:
-        info = journal.info
-        all_flags = list(dict.fromkeys([*info.flags, *flags]))
-        if info.preroll:
-            all_flags.append("preroll")
-        if not result.encrypted:
-            all_flags.append("unencrypted")
-        return {
-            "format": FORMAT, "device_id": self._device_id,
-            "officer_id": info.officer_id, "unit": info.unit,
-            "recording_id": info.recording_id, "seq": info.seq,
-            "device_seq": journal.device_seq, "boot_id": info.boot_id,
-            "start": info.start.to_json(),
-            "end": end.to_json() if end else {"utc": None, "mono_us": None},
-            "clock": (clock or info.clock).to_json(),
-            "gps": gps.to_json(),
-            "matter": dict(matter) if matter is not None else None,
-            "media": (media or MediaInfo()).to_json(),
-            "file": {"name": journal.media.name, "encrypted": result.encrypted,
-                     "recipients": [str(r) for r in self._recipients] if result.encrypted
-                     else [],
-                     "plain_sha256": result.plain_sha256, "plain_bytes": result.plain_bytes,
-                     "cipher_sha256": result.cipher_sha256, "cipher_bytes": result.cipher_bytes},
-            "prev_leaf": None,
-            "flags": list(dict.fromkeys(all_flags)),
-            "bookmarks": [dict(b) for b in bookmarks],
-        }
+        return draft_manifest(journal, result, device_id=self._device_id,
+                              recipients=self._recipients, end=end, media=media, gps=gps,
+                              bookmarks=bookmarks, matter=matter, flags=flags, clock=clock)
 
     def _schedule_settle(self) -> None:
         """Settle about a second after a seal, on a timer thread: off the seal's path, soon
@@ -484,11 +414,11 @@ class EvidenceStore:
                  "path": self._rel(journal.media), "manifest_sha256": signed.sha256,
                  "cipher_sha256": manifest["file"]["cipher_sha256"]}
         appended = self._write(lambda: self._log.append(entry, checkpoint=not sealing))
-        self._sealed.setdefault(journal.device_seq,
-                                _Sealed(entry["cipher_sha256"], signed.sha256, appended.index))
+        self._index.add_segment(journal.device_seq, cipher_sha256=entry["cipher_sha256"],
+                                manifest_sha256=signed.sha256, index=appended.index)
         if sealing:
             manifest_path = sidecar(journal.media, MANIFEST_SUFFIX)
-            self._write(lambda: os.replace(_envelope_temp(journal.media), manifest_path))
+            self._write(lambda: os.replace(envelope_temp(journal.media), manifest_path))
             self._write(journal.path.unlink)  # a journal, never media
             self._unsettled_dirs.add(journal.path.parent)
             self._schedule_settle()
@@ -502,7 +432,7 @@ class EvidenceStore:
         logged = self._logged_manifest(journal)
         if logged is not None:  # crashed after the log append: only the journal is left
             if journal.envelope is not None:  # crashed in step 5 of a seal: finish it
-                self._write(lambda: _ensure_manifest(journal))
+                self._write(lambda: ensure_manifest(journal))
             self._write(lambda: self._drop_journal(journal.path))
             return None
         if not journal.media.exists():
@@ -512,7 +442,7 @@ class EvidenceStore:
             return None
         flags = ["recovered"]
         m = journal.manifest
-        if m is not None and _file_matches(journal.media, m["file"]):
+        if m is not None and file_matches(journal.media, m["file"]):
             manifest = dict(m)
         else:
             rec = self._write(lambda: recover_ciphertext(journal.media,
@@ -566,27 +496,6 @@ class EvidenceStore:
     def _rel(self, path: Path) -> str:
         return path.relative_to(self._root).as_posix()
 
-    def _scan_log(self) -> None:
-        """Sealed segments and their acknowledgements, as the log records them.
-
-        An ``acknowledged`` entry counts only if it names a segment logged before it with the
-        same hashes: the log is signed and append-only, so this is the registry's only source.
-        """
-        for index, data in self._log.entries():
-            entry = parse_canonical(data)
-            seq = entry.get("device_seq")
-            if not isinstance(seq, int) or isinstance(seq, bool):
-                continue
-            if entry.get("kind") == "segment":
-                self._sealed.setdefault(seq, _Sealed(str(entry.get("cipher_sha256")),
-                                                     str(entry.get("manifest_sha256")), index))
-            elif entry.get("type") == "acknowledged" and seq not in self._acks:
-                sealed = self._sealed.get(seq)
-                if sealed is not None and (entry.get("cipher_sha256"),
-                                           entry.get("manifest_sha256")) == (
-                        sealed.cipher_sha256, sealed.manifest_sha256):
-                    self._acks[seq] = Acknowledgement(index, str(entry.get("receipt_sha256")))
-
     def _warn_legacy_acks(self) -> None:
         path = self._root / "state" / _LEGACY_ACKS
         if path.exists():
@@ -594,7 +503,7 @@ class EvidenceStore:
                         "receipts in the evidence log make a segment evictable", path)
 
     def _scan_next_seq(self) -> int:
-        top = max(self._sealed, default=-1)
+        top = self._index.last_seq()
         for path in self._recordings.glob(f"*/*{JOURNAL_SUFFIX}"):
             with contextlib.suppress(EvidenceError):
                 top = max(top, Journal.read(path).device_seq)
@@ -608,83 +517,3 @@ class EvidenceStore:
             raise
         except OSError as exc:
             raise storage_error(exc, "evidence store") from exc
-
-
-def _envelope_temp(media: Path) -> Path:
-    """The manifest's temporary file, created at open and filled at seal (an atomic write
-    split in time: the name ``agent.atomic.atomic_write`` would use, so verify knows it)."""
-    return media.with_name(f".{sidecar(media, MANIFEST_SUFFIX).name}.tmp-{os.getpid()}")
-
-
-def _envelope_temps(media: Path) -> list[Path]:
-    """Temporary manifest files of ``media`` left by any process (a crash, then a restart)."""
-    return sorted(media.parent.glob(f".{sidecar(media, MANIFEST_SUFFIX).name}.tmp-*"))
-
-
-def _create_file(path: Path, data: bytes) -> None:
-    """Create ``path`` (never replacing a file) holding ``data``, not fsynced."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-    finally:
-        os.close(fd)
-
-
-def _fill_file(path: Path, data: bytes) -> None:
-    """Write ``data`` into the existing empty file ``path`` and fsync it."""
-    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _sealed_envelope(media: Path) -> bytes | None:
-    """The complete signed envelope a seal left in a temporary file, if any."""
-    for temp in _envelope_temps(media):
-        data = temp.read_bytes()
-        try:
-            parse_envelope(data)
-        except EvidenceError:
-            continue  # empty (opened, never sealed) or torn by a power cut
-        return data
-    return None
-
-
-def _ensure_manifest(journal: Journal) -> None:
-    """Finish step 5 of an interrupted seal: ``.manifest.json`` durably holds the envelope."""
-    assert journal.envelope is not None
-    path = sidecar(journal.media, MANIFEST_SUFFIX)
-    try:
-        same = path.read_bytes() == journal.envelope
-    except FileNotFoundError:
-        same = False
-    if not same:
-        atomic_write(path, journal.envelope)
-
-
-def _checked_origin(origin: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of ``origin`` that is canonical-JSON-safe and small (it goes into the log)."""
-    out = dict(origin)
-    try:
-        size = len(canonical_json(out))
-    except (TypeError, ValueError) as exc:
-        raise EvidenceError(f"origin not loggable: {exc}") from None
-    if size > _MAX_ORIGIN_BYTES:
-        raise EvidenceError(f"origin larger than {_MAX_ORIGIN_BYTES} bytes")
-    return out
-
-
-def _file_matches(media: Path, file: Mapping[str, Any]) -> bool:
-    try:
-        with open(media, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        return bool(digest == file["cipher_sha256"] and os.path.getsize(media)
-                    == file["cipher_bytes"])
-    except OSError:
-        return False

@@ -18,7 +18,7 @@ from evbench import AgencyKey, open_store, segment_info, write_recording
 
 from agent.evidence.journal import Journal
 from agent.evidence.manifest import GpsSummary, MediaInfo, Timestamp
-from agent.evidence.store import _envelope_temp, _fill_file
+from agent.evidence.segment_files import envelope_temp, fill_file
 from agent.evidence.verify import verify
 from agent.storage.crash_check import trace_python
 
@@ -92,7 +92,7 @@ def _seal_until_fsync_1(data_dir: Path, agency: AgencyKey) -> tuple[bytes, str]:
                                10_000_000), media=MediaInfo(), gps=GpsSummary(), bookmarks=(),
                                matter=None, flags=(), clock=None)
     envelope = store._sign(manifest).envelope()
-    _fill_file(_envelope_temp(seg.journal.media), envelope)
+    fill_file(envelope_temp(seg.journal.media), envelope)
     seg.sink.close()
     store.log.close()  # the process dies: no settle, no log append
     return envelope, str(seg.journal.media)
