@@ -42,6 +42,7 @@ from agent.recording.packets import MediaPacket
 from agent.recording.preroll import PreRoll
 from agent.recording.segment import SegmentPort, SegmentWriter
 from agent.recording.segment_state import (
+    OpenDeferred,
     RecorderState,
     RoutedSegment,
     SealedTally,
@@ -269,11 +270,12 @@ class Recorder:
         if packet.kind == self._anchor and (packet.keyframe or packet.kind == "audio"):
             if self._current is None:
                 self._current = self._open(packet.pts_us, self._pending_flags)
-                self._pending_flags = []
+                if self._current is not None:
+                    self._pending_flags = []
             elif self._should_roll(packet):
                 self._roll(packet.pts_us)
             if self._current is None:
-                return  # a bench gap, or the open failed and the recorder is in fault
+                return  # a bench gap, the port deferred the open, or it failed (fault)
         self._route(packet)
         if self._closing is not None:
             self._maybe_seal_closing(packet)
@@ -283,11 +285,14 @@ class Recorder:
         return seg is not None and packet.pts_us - seg.start_mono_us >= self._segment_us
 
     def _open(self, start_us: int, flags: list[str]) -> RoutedSegment | None:
-        """Open the next segment; if the store cannot, fault (sealing what is open) → None."""
+        """Open the next segment → None if the port deferred it (:class:`OpenDeferred`: asked
+        again at the next keyframe), or if the store cannot (fault, sealing what is open)."""
         assert self.recording_id is not None
         try:
             handle = self._port.open_segment(recording_id=self.recording_id, seq=self._seq,
                                              start_mono_us=start_us, flags=list(flags))
+        except OpenDeferred:
+            return None
         except (StorageError, OSError, EvidenceError) as exc:
             log.error("opening segment %s failed: %s", self._seq, exc)
             kind = "evidence" if isinstance(exc, EvidenceError) else "storage"
@@ -320,8 +325,8 @@ class Recorder:
         prepare_seal(self._port, old)  # the world as it is where the segment ends
         self._closing, self._current = old, None
         self._current = self._open(boundary_us, [])
-        if self._audio is None and self._current is not None:
-            self._seal_closing()
+        if self._audio is None:
+            self._seal_closing()  # no audio tail to wait for
 
     def _route(self, packet: MediaPacket) -> None:
         target = self._current

@@ -1,6 +1,6 @@
 """What the recorder's state machine (:mod:`agent.recording.recorder`) keeps and hands to its worker:
 its states, the tally of what it sealed, the segments packets are routed to, and the batched
-write job.
+write job; and :class:`OpenDeferred`, the one answer a port may give instead of a segment.
 
 Threads: a :class:`RoutedSegment` is the controller's, except ``writer`` and ``failed``, which
 only the segment worker touches (through :func:`write_batch` and the seal job).
@@ -16,7 +16,18 @@ from typing import Any
 from agent.recording.packets import MediaPacket
 from agent.recording.segment import SegmentPort, SegmentWriter
 
-__all__ = ["RecorderState", "RoutedSegment", "SealedTally", "prepare_seal", "write_batch"]
+__all__ = ["OpenDeferred", "RecorderState", "RoutedSegment", "SealedTally", "prepare_seal",
+           "write_batch"]
+
+
+class OpenDeferred(Exception):
+    """Raised by a port's ``open_segment``: no segment at this keyframe, ask at a later one.
+
+    The recorder stays recording with no segment open: the media until the port accepts is
+    not recorded (the segment before keeps its audio tail), and each following keyframe (each
+    audio packet, audio-only) asks again. Unlike a storage error it is no fault. The bench's
+    lost-media fault is built on it (:mod:`agent.recording.fault_ports`), so the recorder's
+    rules stay the ones a real device runs."""
 
 
 class RecorderState(StrEnum):
