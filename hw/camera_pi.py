@@ -58,11 +58,13 @@ and its issue tracker):
 * **Overlay.** ``pre_callback`` may write into the buffer through ``MappedArray`` before the
   encoders see it; for ``YUV420`` the array is ``(height * 3 // 2, stride)`` with the luma
   plane first. A slow callback delays every frame behind it (#427, and the picamera2 manual's
-  advice), so the text mask is rendered once per second and each frame costs one slice copy.
+  advice), so the text mask is rendered once per second and each frame costs one slice copy
+  (:mod:`hw.camera_pi_overlay`).
 
-Locking: ``_lock`` guards the officer id and the cached overlay block (written by the
-controller, read by the camera thread). :class:`hw.camera_pi_stream._AccessUnitOutput` has its
-own ``_gate`` lock, held around every sink call, so closing it waits for a call in progress.
+Locking: :class:`hw.camera_pi_overlay.PiOverlay`'s ``_lock`` guards the officer id and the
+cached overlay block (written by the controller, read by the camera thread).
+:class:`hw.camera_pi_stream._AccessUnitOutput` has its own ``_gate`` lock, held around every
+sink call, so closing it waits for a call in progress.
 """
 
 from __future__ import annotations
@@ -72,16 +74,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
 from hw.camera import FrameSink, VideoFormat
+from hw.camera_pi_overlay import PiOverlay
 from hw.camera_pi_stream import make_encoder, make_output
 from hw.errors import CameraError, CameraStalled, DeviceMissing
-from hw.font5x7 import render_text
 from hw.still import Still, encode_jpeg, i420_from_padded
 
 __all__ = ["PiCamera"]
@@ -89,7 +87,6 @@ __all__ = ["PiCamera"]
 log = logging.getLogger(__name__)
 
 _CLOCK_TOLERANCE_US = 1_000_000
-_INK, _PAPER = 235, 16  # video-range white text on a black box
 
 
 class PiCamera:
@@ -115,24 +112,17 @@ class PiCamera:
     ) -> None:
         if width % 2 or height % 2 or not 1 <= fps <= 120 or gop < 1:
             raise CameraError(f"unsupported video mode {width}x{height}@{fps} gop {gop}")
-        self._device_id = device_id
-        self._officer_id = officer_id
         self._overlay = overlay
         self._stop_timeout_s = stop_timeout_s
         self._still_timeout_s = still_timeout_s
         self._mono_ns = mono_ns
-        self._wall = wall
-        self._lock = threading.Lock()
         self._delivered = 0
         self._dropped = 0
         self._overlay_failures = 0
         self._error: BaseException | None = None
         self._output: Any = None
         self._running = False
-        self._stamp_key: tuple[int, str] | None = None
         self._lux: float | None = None
-        self._stamp_block: npt.NDArray[np.uint8] | None = None
-        self._scale = max(1, height // 270)
         self._camera_num = camera_num
         self._buffer_count = buffer_count
         self._picam2 = self._open(camera_num)
@@ -140,8 +130,10 @@ class PiCamera:
             from libcamera import controls
             from picamera2 import MappedArray
 
-            self._mapped_array: Any = MappedArray
-            self._sensor_timestamp: Any = controls.SensorTimestamp
+            self._stamper = PiOverlay(device_id=device_id, officer_id=officer_id, width=width,
+                                      scale=max(1, height // 270), mapped_array=MappedArray,
+                                      sensor_timestamp=controls.SensorTimestamp, wall=wall,
+                                      mono_ns=mono_ns)
             self._lux_control: Any = controls.Lux
             self._platform_profile = self._profile_for_platform()
             self._format = VideoFormat(width=width, height=height, fps=fps, bitrate=bitrate,
@@ -259,9 +251,7 @@ class PiCamera:
     # --- controller verbs -------------------------------------------------------------------
     def set_officer(self, officer_id: str) -> None:
         """Change the officer id burned into the picture from the next frame on."""
-        with self._lock:
-            self._officer_id = officer_id
-            self._stamp_key = None
+        self._stamper.set_officer(officer_id)
 
     def capture_still(self) -> Still:
         """The next main-stream picture (YUV 4:2:0, overlay included) as a JPEG.
@@ -401,37 +391,7 @@ class PiCamera:
     def _stamp(self, request: Any) -> None:
         """``pre_callback``: burn UTC time, device and officer into the luma plane; never raises."""
         try:
-            block = self._overlay_block(self._capture_utc(request))
-            s = self._scale
-            with self._mapped_array(request, "main") as mapped:
-                luma = mapped.array
-                h, w = block.shape
-                w = min(w, self._format.width - 2 * s)
-                luma[s : s + h, s : s + w] = block[:, :w]
+            self._stamper.burn(request)
         except Exception as exc:  # an escaping exception would end picamera2's event loop
             self._overlay_failures += 1
             self._record_error(CameraError(f"overlay failed: {exc!r}"))
-
-    def _capture_utc(self, request: Any) -> float:
-        """UTC of the frame's capture: its SensorTimestamp mapped through the clocks now."""
-        now_wall, now_mono = self._wall(), self._mono_ns()
-        try:
-            sensor_ns = int(request.request.metadata[self._sensor_timestamp])
-        except Exception:  # metadata unavailable: stamping time is within a frame of it
-            return now_wall
-        return now_wall - (now_mono - sensor_ns) / 1e9
-
-    def _overlay_block(self, utc: float) -> npt.NDArray[np.uint8]:
-        """The rendered overlay for this second (rendered at most once per second)."""
-        second = int(utc)
-        with self._lock:
-            officer = self._officer_id
-            if self._stamp_key == (second, officer) and self._stamp_block is not None:
-                return self._stamp_block
-        stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        mask = render_text(f"{stamp}Z {self._device_id} OFC {officer or '-'}", self._scale)
-        block = np.where(mask, _INK, _PAPER).astype(np.uint8)
-        with self._lock:
-            if self._officer_id == officer:
-                self._stamp_key, self._stamp_block = (second, officer), block
-        return block
