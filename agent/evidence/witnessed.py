@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from agent.witness.cosignature import VerifierKey, verified_cosignatures
 from agent.witness.refusals import CosignatureInvalid
@@ -28,6 +27,7 @@ from .checkpoint import parse_signed_checkpoint
 from .logcheck import LogState
 from .merkle import root_of
 from .report import Report
+from .utc import iso_from_epoch_us
 
 __all__ = ["Cosigned", "check_witnessed"]
 
@@ -95,6 +95,6 @@ def _check_one(item: Cosigned, vkey: VerifierKey, device_keys: Sequence[bytes], 
 
 def _utc(ts: int) -> str:
     try:
-        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    except (OverflowError, OSError, ValueError):
+        return iso_from_epoch_us(ts * 1_000_000, 0)
+    except (OverflowError, ValueError):
         return f"unix time {ts}"

@@ -35,6 +35,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.config import Config, OffloadConfig, WitnessConfig
 from agent.evidence.keys import DeviceKey
+from agent.evidence.utc import utc_now
 from hw.errors import KeyMissing, SyncError
 
 __all__ = ["STATION_DIR", "LoopbackStation", "enrolment_record", "make_pki", "start_loopback"]
@@ -121,7 +122,7 @@ def enrolment_record(device_id: str, key: DeviceKey, tls_key_pem: bytes) -> dict
             "public_key_ed25519_b64": key.public_b64, "public_key_pem": key.public_pem.decode(),
             "fingerprint_sha256": key.fingerprint,
             "mqtt_csr_pem": csr.public_bytes(serialization.Encoding.PEM).decode(),
-            "created_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+            "created_utc": utc_now(0)}
 
 
 def _previous_port(config: Path) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 
 from agent.evidence.age import Identity
 from agent.evidence.inventory import UnsafeFile, read_bounded
+from agent.evidence.utc import iso_utc, parse_utc
 from agent.matters.catalogue import MatterCatalogue
 from hw.errors import ConfigError, EvidenceError
 
@@ -25,7 +26,7 @@ from .custodywitness import CustodyWitnessing
 from .desk import RecordingView, find_recording, recordings
 from .exporter import ExportError, export_recording
 from .joinedcredential import load_station_identity
-from .retention import apply_retention, due_recordings, parse_utc
+from .retention import apply_retention, due_recordings
 from .service import StationService, utc_now
 from .stationlog import StationLog
 from .witness_endpoint import load_witness_cosigner
@@ -39,7 +40,7 @@ _MATTER = re.compile(r"[A-Za-z][A-Za-z0-9]{1,11}")
 
 def _utc_arg(text: str) -> datetime:
     try:
-        return parse_utc(text)
+        return parse_utc(text, allow_date=True)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -264,7 +265,7 @@ def _retention(svc: StationService, args: argparse.Namespace) -> int:
         rows.append({"device_id": d.view.device_id, "recording_id": d.view.recording_id,
                      "days": d.days, "due": d.due, "why": d.why, "files_removed": removed})
     if args.json:
-        print(json.dumps({"now": f"{now:%Y-%m-%dT%H:%M:%SZ}", "recordings": rows}, indent=2))
+        print(json.dumps({"now": iso_utc(now, 0), "recordings": rows}, indent=2))
     else:
         for r in rows:
             verb = ("DELETED" if r["files_removed"] is not None else

@@ -27,12 +27,13 @@ from __future__ import annotations
 import contextlib
 import os
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from agent.atomic import fsync_dir
 from agent.evidence.journal import sidecar
 from agent.evidence.layout import CREDENTIAL_SUFFIX
+from agent.evidence.utc import iso_utc, parse_utc
 from agent.matters.catalogue import MatterCatalogue
 from hw.errors import EvidenceError
 
@@ -40,18 +41,7 @@ from .desk import RecordingView
 from .index import Index
 from .stationlog import StationLog
 
-__all__ = ["Due", "apply_retention", "due_recordings", "parse_utc"]
-
-
-def parse_utc(text: str) -> datetime:
-    """``YYYY-MM-DD`` or ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` as an aware UTC time; ValueError
-    for anything else (no local times: evidence time is UTC)."""
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, fmt).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-    raise ValueError(f"{text!r} is not a UTC time (YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ)")
+__all__ = ["Due", "apply_retention", "due_recordings"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +73,10 @@ def _judge(view: RecordingView, catalogue: MatterCatalogue, now: datetime) -> Du
     except ValueError:
         return Due(view, days, None, False, "end time unreadable: kept")
     if now < until:
-        return Due(view, days, until, False, f"kept until {until:%Y-%m-%dT%H:%M:%SZ}")
+        return Due(view, days, until, False, f"kept until {iso_utc(until, 0)}")
     matters = ", ".join(codes) or "no matter (default)"
     return Due(view, days, until, True, f"retention of {days} days for {matters} ended "
-               f"{until:%Y-%m-%dT%H:%M:%SZ}")
+               f"{iso_utc(until, 0)}")
 
 
 def due_recordings(views: list[RecordingView], catalogue: MatterCatalogue,

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.evidence.keys import DeviceKey
+from agent.evidence.utc import utc_now
 
 from .custodywitness import CustodyWitnessing
 from .index import Index, open_index
@@ -27,19 +27,14 @@ from .stationlog import StationLog
 from .uploads import Incoming
 from .write_once import WriteOnceStore
 
+# ``utc_now`` (microseconds: the receipt's format) is the evidence one, named here because the
+# station's modules take it from their composition root.
 __all__ = ["StationService", "load_station_key", "utc_now"]
 
 log = logging.getLogger("bodycam.station")
 T = TypeVar("T")
 
 KEY_FILE = "station.key"
-
-
-def utc_now() -> str:
-    """UTC now as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (the receipt's format)."""
-    t = time.time_ns() // 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1_000_000)) + \
-        f".{t % 1_000_000:06d}Z"
 
 
 def load_station_key(data_dir: Path) -> DeviceKey:

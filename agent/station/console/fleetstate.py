@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from agent.sync.command_messages import iso_utc
+from agent.evidence.utc import iso_utc
 from agent.sync.topics import PREFIX
 
 __all__ = ["SERIES_POINTS", "TRACK_POINTS", "FleetState", "Unit"]
@@ -254,4 +254,4 @@ def _text(v: Any) -> str | None:
 
 
 def _iso(t: float) -> str:
-    return iso_utc(datetime.fromtimestamp(t, UTC))
+    return iso_utc(datetime.fromtimestamp(t, UTC), 3)
