@@ -3,7 +3,8 @@
 * :mod:`~agent.matters.catalogue` -- the matters, their names and checklists, from TOML;
 * :mod:`~agent.matters.quick` -- choosing a matter with the button (quick list, N beeps);
 * :mod:`~agent.matters.coverage` -- per recording: required items marked or missing, and
-  whether it is one continuous whole (``bodycam verify`` reports it).
+  whether it is one continuous whole (:mod:`~agent.matters.continuity`; ``bodycam verify``
+  reports both).
 """
 
 from agent.matters.catalogue import (
@@ -14,8 +15,8 @@ from agent.matters.catalogue import (
     Matter,
     MatterCatalogue,
 )
+from agent.matters.continuity import Discontinuity
 from agent.matters.coverage import (
-    Discontinuity,
     Mark,
     MatterChange,
     MatterCoverage,

@@ -8,7 +8,8 @@ answers, in plain language and as JSON:
   start of the recording, segment and offset in it, UTC), and which are missing;
 * whether the recording is continuous: segments ``0..n`` without holes, each segment
   starting where the previous ended (within one frame interval), no frames missing inside
-  one, none ``truncated``, ``recovered`` or sealed after a ``fault``;
+  one, none ``truncated``, ``recovered`` or sealed after a ``fault`` (judged by
+  :mod:`agent.matters.continuity`);
 * when the matter changed, and whether (part of) the recording is uncategorised.
 
 A mark counts for the matter that was active when it was made: changing the matter
@@ -27,14 +28,15 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from agent.evidence.utc import iso_utc, parse_utc
 from agent.matters.catalogue import MatterCatalogue
+from agent.matters.continuity import Discontinuity, continuity, segment_part
 
 __all__ = [
-    "Discontinuity",
     "Mark",
     "MatterChange",
     "MatterCoverage",
@@ -46,12 +48,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _MANIFEST_SUFFIX: Final = ".manifest.json"
-_BROKEN_FLAGS: Final = {
-    "truncated": "truncated (sealed after a crash; its end is lost)",
-    "recovered": "recovered after a crash",
-    "fault": "sealed after a recorder fault",
-}
-_AAC_FRAME: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,19 +81,6 @@ class MatterChange:
         """JSON form."""
         return {"seq": self.seq, "offset_us": self.offset_us, "media_us": self.media_us,
                 "utc": self.utc, "previous": self.previous, "matter": self.matter}
-
-
-@dataclass(frozen=True, slots=True)
-class Discontinuity:
-    """Why the recording is not one continuous whole, at one place."""
-
-    seq: int
-    kind: str  # missing_segments | gap | overlap | missing_frames | truncated | recovered | fault
-    detail: str
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON form."""
-        return {"seq": self.seq, "kind": self.kind, "detail": self.detail}
 
 
 @dataclass(slots=True)
@@ -234,9 +217,9 @@ def recording_coverage(manifests: Iterable[Mapping[str, Any]], *,
     t0 = _start_mono(segs[0])
     cov = RecordingCoverage(
         recording_id=ids.pop(), segments=[int(m["seq"]) for m in segs],
-        start_utc=_ts(segs[0], "start").get("utc"), end_utc=_ts(segs[-1], "end").get("utc"),
+        start_utc=segment_part(segs[0], "start").get("utc"), end_utc=segment_part(segs[-1], "end").get("utc"),
         duration_us=max(0, _end_mono(segs[-1]) - t0) if t0 is not None else 0,
-        matters=[], changes=[], discontinuities=_continuity(segs),
+        matters=[], changes=[], discontinuities=continuity(segs),
         uncategorised_us=0, unassigned_marks=[], catalogue=catalogue)
     _walk_matters(segs, cov, t0 or 0)
     return cov
@@ -313,66 +296,6 @@ def _matter_coverage(code: str, later: Sequence[Mapping[str, Any]]) -> MatterCov
         tuple(str(r) for r in required) if isinstance(required, list) else None)
 
 
-def _continuity(segs: Sequence[Mapping[str, Any]]) -> list[Discontinuity]:
-    out: list[Discontinuity] = []
-    tol = _frame_interval_us(segs)
-    first = int(segs[0]["seq"])
-    if first != 0:
-        out.append(Discontinuity(first, "missing_segments",
-                                 f"segments 0..{first - 1} are missing before segment {first}"))
-    prev: Mapping[str, Any] | None = None
-    for seg in segs:
-        seq = int(seg["seq"])
-        for flag in seg.get("flags") or ():
-            if flag in _BROKEN_FLAGS:
-                out.append(Discontinuity(seq, flag, f"segment {seq} {_BROKEN_FLAGS[flag]}"))
-        video = (seg.get("media") or {}).get("video") or {}
-        lost = video.get("missing_frames")
-        if isinstance(lost, int) and lost > 0:
-            out.append(Discontinuity(seq, "missing_frames",
-                                     f"{lost} frame(s) missing inside segment {seq}"))
-        if prev is not None:
-            out.extend(_boundary(prev, seg, tol))
-        prev = seg
-    return out
-
-
-def _boundary(prev: Mapping[str, Any], seg: Mapping[str, Any], tol: int) -> list[Discontinuity]:
-    seq, pseq = int(seg["seq"]), int(prev["seq"])
-    if seq != pseq + 1:
-        missing = f"{pseq + 1}" if seq == pseq + 2 else f"{pseq + 1}..{seq - 1}"
-        return [Discontinuity(seq, "missing_segments",
-                              f"segment(s) {missing} missing between {pseq} and {seq}")]
-    prev_end = _ts(prev, "end").get("mono_us")
-    if not isinstance(prev_end, int):
-        return []  # a truncated segment has no end; its flag already says so
-    worst = 0
-    for start in (_ts(seg, "start").get("mono_us"),
-                  ((seg.get("media") or {}).get("video") or {}).get("first_pts_us")):
-        if isinstance(start, int) and abs(start - prev_end) > abs(worst):
-            worst = start - prev_end
-    if worst > tol:
-        return [Discontinuity(seq, "gap", f"{_ms(worst)} not recorded between segment {pseq} "
-                              f"and {seq} (tolerance {_ms(tol)})")]
-    if worst < -tol:
-        return [Discontinuity(seq, "overlap", f"segment {seq} starts {_ms(-worst)} before "
-                              f"segment {pseq} ends (tolerance {_ms(tol)})")]
-    return []
-
-
-def _frame_interval_us(segs: Sequence[Mapping[str, Any]]) -> int:
-    """One frame of the recording: video frame, else AAC frame, else 1 ms."""
-    for seg in segs:
-        media = seg.get("media") or {}
-        video, audio = media.get("video") or {}, media.get("audio") or {}
-        fps, rate = video.get("fps"), audio.get("sample_rate")
-        if isinstance(fps, int) and fps > 0:
-            return -(-1_000_000 // fps)
-        if isinstance(rate, int) and rate > 0:
-            return -(-_AAC_FRAME * 1_000_000 // rate)
-    return 1000
-
-
 # --- small helpers ------------------------------------------------------------------------------
 def _code(matter: Any) -> str | None:
     if isinstance(matter, Mapping) and isinstance(matter.get("code"), str):
@@ -385,19 +308,14 @@ def _previous(bookmark: Mapping[str, Any]) -> str | None:
     return prev if isinstance(prev, str) and prev else None
 
 
-def _ts(seg: Mapping[str, Any], key: str) -> Mapping[str, Any]:
-    value = seg.get(key)
-    return value if isinstance(value, Mapping) else {}
-
-
 def _start_mono(seg: Mapping[str, Any]) -> int | None:
-    v = _ts(seg, "start").get("mono_us")
+    v = segment_part(seg, "start").get("mono_us")
     return v if isinstance(v, int) else None
 
 
 def _end_mono(seg: Mapping[str, Any]) -> int:
     """End of a segment; for a truncated one, its last bookmark or its start."""
-    v = _ts(seg, "end").get("mono_us")
+    v = segment_part(seg, "end").get("mono_us")
     if isinstance(v, int):
         return v
     marks = [b.get("mono_us") for b in seg.get("bookmarks") or () if isinstance(b, dict)]
@@ -406,17 +324,13 @@ def _end_mono(seg: Mapping[str, Any]) -> int:
 
 def _utc_at(seg: Mapping[str, Any], mono_us: int) -> str | None:
     """UTC of a monotonic instant inside ``seg``, from the segment's start pair."""
-    start = _ts(seg, "start")
+    start = segment_part(seg, "start")
     utc, mono = start.get("utc"), start.get("mono_us")
     if not isinstance(utc, str) or not isinstance(mono, int):
         return None
     try:
-        t = datetime.fromisoformat(utc.replace("Z", "+00:00"))
+        t = parse_utc(utc)
     except ValueError:
         return None
-    t = (t + timedelta(microseconds=mono_us - mono)).astimezone(UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_utc(t + timedelta(microseconds=mono_us - mono))
 
-
-def _ms(us: int) -> str:
-    return f"{us / 1000:.1f} ms"
