@@ -15,6 +15,7 @@ entry before anything is deleted. Every refusal names its reason.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Collection, Container, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,12 @@ from .receipt import Receipt
 from .sealed_index import SealedIndex, SealedSegment
 
 __all__ = ["RetentionViolation", "acknowledged_entry", "checked_origin", "eviction_fields",
-           "sealed_for_receipt"]
+           "sealed_for_receipt", "warn_legacy_acks"]
 
 _MAX_ORIGIN_BYTES = 1024
+_LEGACY_ACKS = Path("state") / "acks.json"
+
+log = logging.getLogger(__name__)
 
 
 class RetentionViolation(EvidenceError, PermissionError):
@@ -112,3 +116,11 @@ def eviction_fields(media: Path, *, index: SealedIndex, open_seqs: Container[int
     return {"device_seq": seq, "path": rel(media), "manifest_sha256": signed.sha256,
             "cipher_sha256": cipher, "ack_index": ack.ack_index,
             "receipt_sha256": ack.receipt_sha256}
+
+
+def warn_legacy_acks(data_dir: Path) -> None:
+    """Say so when an old ``state/acks.json`` is present: it is ignored, never trusted."""
+    path = data_dir / _LEGACY_ACKS
+    if path.exists():
+        log.warning("%s is ignored: a list of sequence numbers proves nothing; only station "
+                    "receipts in the evidence log make a segment evictable", path)

@@ -102,8 +102,8 @@ class SealedIndex:
             if entry.get("kind") == "segment":
                 out.add_segment(seq, cipher_sha256=entry.get("cipher_sha256"),
                                 manifest_sha256=entry.get("manifest_sha256"), index=index)
-            elif entry.get("type") == "acknowledged" and seq not in out._acks:
-                sealed = out._sealed.get(seq)
+            elif entry.get("type") == "acknowledged" and out.acknowledgement(seq) is None:
+                sealed = out.get(seq)
                 if sealed is not None and sealed.names(entry.get("cipher_sha256"),
                                                        entry.get("manifest_sha256")):
                     out.acknowledge(seq, index, entry.get("receipt_sha256"))

@@ -144,7 +144,7 @@ def test_the_registry_is_the_log_and_an_edited_acks_file_proves_nothing(
     index = store.accept_receipt(station.receipt(signed[1]), origin=ORIGIN)
     store.close()
     (data_dir / "state" / "acks.json").write_text('{"acknowledged":[0,1,2,3,4,5]}')
-    with caplog.at_level(logging.WARNING, logger="agent.evidence.store"):
+    with caplog.at_level(logging.WARNING, logger="agent.evidence.retention_guard"):
         store = open_store(data_dir, agency, station_keys=[station.public])
     assert "acks.json is ignored" in caplog.text
     assert [store.acknowledged(s) for s in range(4)] == [False, True, False, False]

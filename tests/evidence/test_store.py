@@ -178,7 +178,7 @@ def test_no_other_code_path_deletes_media() -> None:
     handles segment/recording paths fails this test (journal removal is the one allowed)."""
     deleters = {"unlink", "remove", "rmtree", "rmdir", "removedirs", "truncate"}
     allowed = {("agent/evidence/store.py", "evict"),
-               ("agent/evidence/store.py", "_drop_journal"),
+               ("agent/evidence/segment_writer.py", "_drop_journal"),
                ("agent/evidence/sink.py", "recover_ciphertext"),
                # the bench's tamper suite deletes only inside its temporary hard-link copy
                ("agent/bench/tamper.py", "_delete"), ("agent/bench/tamper.py", "_discard"),
