@@ -1,9 +1,13 @@
-"""Simulated microphone: real PCM, paced in real time, with a clapper beep.
+"""Simulated microphone: real PCM, paced in real time (or faster), with a clapper beep.
 
 The signal is a quiet room tone plus, when ``clapper_s`` is set, a 50 ms 1 kHz beep at every
 multiple of ``clapper_s`` on the monotonic clock -- the same instants at which
 :class:`hw.camera_sim.SimCamera` flashes -- so A/V sync can be measured from the recording.
 ``delay_ms`` shifts the beeps late, modelling an audio path that lags the picture.
+
+Chunks are paced and stamped on a :class:`hw.sim_clock.MediaClock`: real time by default; at
+``speed`` N, N times faster, each chunk stamped with its first sample's nominal media time.
+Give the camera the same clock, or their stamps drift apart.
 
 Stimulus verbs: :meth:`overflow` (lose samples like an input overrun), :meth:`mute`.
 Locking: ``_lock`` guards the stimulus state; the capture thread owns the rest.
@@ -19,6 +23,7 @@ import numpy as np
 
 from hw.audio import AudioChunk, AudioFormat, AudioSink
 from hw.errors import AudioError
+from hw.sim_clock import MediaClock
 
 __all__ = ["SimMicrophone"]
 
@@ -27,7 +32,7 @@ _BEEP_S = 0.05
 
 
 class SimMicrophone:
-    """A microphone producing S16LE PCM chunks at real-time pace."""
+    """A microphone producing S16LE PCM chunks at its media clock's pace."""
 
     def __init__(
         self,
@@ -38,12 +43,14 @@ class SimMicrophone:
         clapper_s: float = 0.0,
         delay_ms: float = 0.0,
         mono_ns: Callable[[], int] = time.monotonic_ns,
+        clock: MediaClock | None = None,
     ) -> None:
+        """``clock`` paces and stamps the chunks (default: real time on ``mono_ns``)."""
         self._format = AudioFormat(sample_rate=sample_rate, channels=channels)
         self._chunk = chunk_frames
         self._clapper_s = clapper_s
         self._delay_s = delay_ms / 1000.0
-        self._mono_ns = mono_ns
+        self._clock = clock or MediaClock(1.0, mono_ns=mono_ns)
         self._lock = threading.Lock()
         self._muted = False
         self._lose_frames = 0
@@ -111,14 +118,15 @@ class SimMicrophone:
 
     def _run(self, sink: AudioSink) -> None:
         rate = self._format.sample_rate
-        t0 = self._mono_ns()
+        clock = self._clock
+        t0 = clock.now_ns()
         produced = 0
         while not self._stop.is_set():
             start_ns = t0 + produced * 1_000_000_000 // rate
             end_ns = t0 + (produced + self._chunk) * 1_000_000_000 // rate
-            now = self._mono_ns()
+            now = clock.now_ns()
             if now < end_ns:  # a chunk is available once its last sample has been captured
-                self._stop.wait((end_ns - now) / 1e9)
+                clock.sleep(self._stop, end_ns - now)
                 continue
             with self._lock:
                 lose, self._lose_frames = self._lose_frames, 0

@@ -5,13 +5,16 @@ and pays nothing for them. :class:`hw.camera_sim.SimCamera` synthesises pictures
 libx264 in the agent's process, which is right for testing the overlay and the encoder
 settings but buries the recorder's own cost under the simulator's. This camera plays a
 pre-encoded clip (MP4 or raw Annex-B), looped, at its frame rate with real
-``CLOCK_MONOTONIC`` timestamps, so benchmarks measure the recorder and nothing else.
+``CLOCK_MONOTONIC`` timestamps, so benchmarks measure the recorder and nothing else. Given a
+:class:`hw.sim_clock.MediaClock` running at ``speed`` N it plays N times faster, stamped at the
+nominal frame period on that clock's media time (a soak of a week's segments).
 
 What it keeps of the :mod:`hw.camera` contract, and how:
 
-* ``pts_us`` is the due time of each frame on the monotonic clock (``t0 + n * interval``),
-  strictly increasing across loops; ``index`` counts frames since ``start()`` and continues
-  across loops, so a loop is invisible to the recorder.
+* ``pts_us`` is the due time of each frame on the monotonic clock (``t0 + n * interval``;
+  the media clock's time line when it runs fast), strictly increasing across loops;
+  ``index`` counts frames since ``start()`` and continues across loops, so a loop is
+  invisible to the recorder.
 * Keyframes are the clip's IDR access units; each carries SPS and PPS (MP4 parameter sets are
   converted by libavcodec's ``h264_mp4toannexb``; a raw stream that sends them once gets the
   last ones seen inserted before every IDR). The clip must open on an IDR, and for keyframes to
@@ -19,7 +22,9 @@ What it keeps of the :mod:`hw.camera` contract, and how:
 * A hardware encoder queues a few finished frames (picamera2 keeps several buffers), so a
   consumer thread that wakes late gets them late, not never: frames up to
   ``_QUEUED_FRAMES`` late are delivered (with their capture time); beyond that they are
-  dropped and counted (index gap), as the simulator and a real sensor do.
+  dropped and counted (index gap), as the simulator and a real sensor do. At ``speed`` N the
+  queue holds N times as many frames: it covers the same real time, so a reader thread that
+  the scheduler delays as it would at speed 1 loses nothing more.
 
 The clip has no overlay stage: the pictures are whatever was recorded. Only the packets of one
 loop of the file are held (read once at construction), so the clip should be short -- a few
@@ -40,6 +45,7 @@ import av
 from hw.camera import EncodedFrame, FrameSink, VideoFormat
 from hw.camera_thread import ThreadedCamera
 from hw.errors import CameraError
+from hw.sim_clock import MediaClock
 
 __all__ = ["ReplayCamera", "ReplayClip", "load_clip"]
 
@@ -149,7 +155,7 @@ def _clip(path: Path, units: list[bytes], *, width: int, height: int, fps: int,
 
 
 class ReplayCamera(ThreadedCamera):
-    """A camera whose encoder output is a recorded clip, looped, paced in real time."""
+    """A camera whose encoder output is a recorded clip, looped, paced on its media clock."""
 
     _thread_name = "replay-camera"
 
@@ -159,8 +165,11 @@ class ReplayCamera(ThreadedCamera):
         *,
         fps: int | None = None,
         mono_ns: Callable[[], int] = time.monotonic_ns,
+        clock: MediaClock | None = None,
     ) -> None:
+        """``clock`` paces and stamps the frames (default: real time on ``mono_ns``)."""
         self._clip = load_clip(Path(path), fps=fps)
+        self._clock = clock or MediaClock(1.0, mono_ns=mono_ns)
         c = self._clip
         super().__init__(VideoFormat(width=c.width, height=c.height, fps=c.fps,
                                      bitrate=c.bitrate, profile=c.profile.lower(), gop=c.gop),
@@ -182,24 +191,26 @@ class ReplayCamera(ThreadedCamera):
         frames = self._clip.frames
         count = len(frames)
         interval = 1_000_000_000 // self._format.fps
-        t0 = self._mono_ns()
+        clock = self._clock
+        queued = round(_QUEUED_FRAMES * clock.speed)
+        t0 = clock.now_ns()
         index = 0
         need_key = False  # after a drop, the next frame delivered is a keyframe (decodable)
         while not self._stop.is_set():
             due = t0 + index * interval
-            now = self._mono_ns()
+            now = clock.now_ns()
             if now < due:
-                self._stop.wait((due - now) / 1e9)
+                clock.sleep(self._stop, due - now)
                 continue
             late = (now - due) // interval
             with self._lock:
                 stalled = self._stalled
             data, key = frames[index % count]
-            if late > _QUEUED_FRAMES or stalled or (need_key and not key):
+            if late > queued or stalled or (need_key and not key):
                 # A late thread or a stalled sensor loses these frames; the clip position
                 # advances with the index (a loop stays GOP-aligned) and delivery resumes on
                 # the next keyframe, as predicted frames without their reference are garbage.
-                skip = max(1, int(late) if late > _QUEUED_FRAMES else 1)
+                skip = max(1, int(late) if late > queued else 1)
                 index += skip
                 self._dropped += skip
                 need_key = True

@@ -1,4 +1,4 @@
-"""Simulated camera: real H.264 from synthetic frames, paced in real time.
+"""Simulated camera: real H.264 from synthetic frames, paced in real time (or faster).
 
 It stands beside the picamera2 driver the way gpiozero's ``MockFactory`` stands beside real
 pins: the recorder, the tests and the off-Pi agent all consume the same encoded access units
@@ -9,6 +9,10 @@ The picture carries a burned-in overlay (UTC time, device id, officer id, frame 
 when ``clapper_s`` is set, turns white for one frame at every multiple of ``clapper_s`` on the
 monotonic clock; :class:`hw.audio_sim.SimMicrophone` beeps at the same instants, so a bench can
 measure audio/video sync from the recording itself.
+
+Frames are paced and stamped on a :class:`hw.sim_clock.MediaClock`: real time by default; at
+``speed`` N, N times faster at the nominal frame period (for as long as libx264 keeps up -- a
+frame the encoder is late for is dropped, as a real sensor's is).
 
 Stimulus verbs (thread-safe): :meth:`stall`, :meth:`resume`, :meth:`drop_every`,
 :meth:`set_officer`, and :attr:`light` (a :class:`hw.light_sim.SimLight`: day/night cycle,
@@ -35,6 +39,7 @@ from hw.camera import EncodedFrame, FrameSink, VideoFormat
 from hw.camera_thread import ThreadedCamera
 from hw.font5x7 import render_text
 from hw.light_sim import SimLight
+from hw.sim_clock import MediaClock
 from hw.still import Still, encode_jpeg
 
 __all__ = ["DroppingCamera", "SimCamera", "StallingCamera"]
@@ -62,10 +67,13 @@ class SimCamera(ThreadedCamera):
         mono_ns: Callable[[], int] = time.monotonic_ns,
         wall: Callable[[], float] = time.time,
         light: SimLight | None = None,
+        clock: MediaClock | None = None,
     ) -> None:
+        """``clock`` paces and stamps the frames (default: real time on ``mono_ns``)."""
         super().__init__(VideoFormat(width=width, height=height, fps=fps, bitrate=bitrate,
                                      profile="baseline", gop=gop), mono_ns=mono_ns)
         self.light = light or SimLight()
+        self._clock = clock or MediaClock(1.0, mono_ns=mono_ns)
         self._lux: float | None = None
         self._device_id = device_id
         self._officer_id = officer_id
@@ -104,7 +112,7 @@ class SimCamera(ThreadedCamera):
     def capture_still(self) -> Still:
         """A full-resolution picture of the current scene, JPEG-encoded (stills profile)."""
         fmt = self._format
-        mono = time.monotonic_ns()
+        mono = self._clock.now_ns()
         i420 = self._i420(self._delivered, mono, flash=False)
         return Still(encode_jpeg(i420, fmt.width, fmt.height), fmt.width, fmt.height, mono // 1000)
 
@@ -170,14 +178,15 @@ class SimCamera(ThreadedCamera):
     def _produce(self, sink: FrameSink) -> None:
         enc = self._open_encoder()
         interval = 1_000_000_000 // self._format.fps
-        t0 = self._mono_ns()
+        clock = self._clock
+        t0 = clock.now_ns()
         index = 0
         pending: deque[int] = deque()
         while not self._stop.is_set():
             due = t0 + index * interval
-            now = self._mono_ns()
+            now = clock.now_ns()
             if now < due:
-                self._stop.wait((due - now) / 1e9)
+                clock.sleep(self._stop, due - now)
                 continue
             late = (now - due) // interval
             if late > 0:  # the encoder could not keep up: a real sensor drops these frames

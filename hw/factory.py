@@ -66,11 +66,19 @@ def resolve_kind(kind: str) -> str:
     return kind
 
 
-def build_hardware(cfg: Any, *, kind: str, data_dir: Path) -> Hardware:
-    """Build the hardware set ``kind`` (``sim`` or ``pi``) for configuration ``cfg``."""
+def build_hardware(cfg: Any, *, kind: str, data_dir: Path, speed: float = 1.0) -> Hardware:
+    """Build the hardware set ``kind`` (``sim`` or ``pi``) for configuration ``cfg``.
+
+    ``speed`` (simulators only; a soak's knob, never configuration): the camera and the
+    microphone deliver media that many times faster than real time on one shared
+    :class:`hw.sim_clock.MediaClock`, stamped at the nominal period; GPS, battery and
+    storage stay real time. Real hardware runs at 1 and refuses anything else.
+    """
     kind = resolve_kind(kind)
     if kind == "sim":
-        return _build_sim(cfg, data_dir)
+        return _build_sim(cfg, data_dir, speed)
+    if speed != 1.0:
+        raise ValueError(f"speed {speed}: only simulated hardware can run faster than real time")
     if kind == "pi":
         return _build_pi(cfg, data_dir)
     raise ValueError(f"unknown hardware kind {kind!r}")
@@ -92,7 +100,7 @@ def _chunk_frames(sample_rate: int, chunk_ms: int) -> int:
     return max(1, sample_rate * chunk_ms // 1000)
 
 
-def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
+def _build_sim(cfg: Any, data_dir: Path, speed: float) -> Hardware:
     from gpiozero.pins.mock import MockFactory
 
     from hw.audio_sim import SimMicrophone
@@ -101,25 +109,27 @@ def _build_sim(cfg: Any, data_dir: Path) -> Hardware:
     from hw.gps_serial import SerialGps
     from hw.gps_sim import DEFAULT_ROUTE, Route, SimGps
     from hw.power_sim import SimBattery
+    from hw.sim_clock import MediaClock
     from hw.storage_fs import FsStorage
     from hw.storage_sim import SimStorage
 
     profile = cfg.device.profile
     v, a, s = cfg.video, cfg.audio, cfg.sim
+    media = MediaClock(speed)  # one time line for the camera and the microphone
     camera: SimCamera | ReplayCamera | None = None
     if profile != "audio" and s.camera == "replay":
         # A recorded clip as a hardware encoder would deliver it: the format is the clip's.
-        camera = ReplayCamera(Path(s.replay).expanduser())
+        camera = ReplayCamera(Path(s.replay).expanduser(), clock=media)
     elif profile != "audio":
         camera = SimCamera(width=v.width, height=v.height, fps=v.fps, bitrate=v.bitrate, gop=v.gop,
                            device_id=cfg.device.id, officer_id=cfg.device.officer_id,
-                           overlay=v.overlay, clapper_s=s.clapper_s)
+                           overlay=v.overlay, clapper_s=s.clapper_s, clock=media)
         camera.drop_every(s.drop_every)
     mic = None
     if a.enabled and profile != "stills":
         mic = SimMicrophone(sample_rate=a.sample_rate, channels=a.channels, clapper_s=s.clapper_s,
                             delay_ms=s.audio_delay_ms,
-                            chunk_frames=_chunk_frames(a.sample_rate, a.chunk_ms))
+                            chunk_frames=_chunk_frames(a.sample_rate, a.chunk_ms), clock=media)
     factory = MockFactory()
     controls = _controls(cfg, factory)
     sim: dict[str, Any] = {"pins": factory}
