@@ -26,7 +26,6 @@ MAX_LINES = 450
 
 # Modules still over the limit, with their line count when listed: to be split, never added to.
 OVERSIZED: dict[str, int] = {
-    "agent.evidence.verify": 501,
     "agent.sync.link": 575,
     "agent.recording.recorder": 459,
 }
