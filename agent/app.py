@@ -12,6 +12,9 @@ Start-up order matters for evidence:
 
 Shutdown (SIGTERM, ``--for`` elapsed) seals the open segment, logs ``shutdown`` and stops the
 devices; nothing is left half-written.
+
+The parts only some units have (simulator bench, fleet link, uploader, night vision, trigger
+inputs) are built by :mod:`agent.optional_parts`; this module decides when.
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from agent import __version__
+from agent import __version__, optional_parts
 from agent.atomic import fsync_dir
 from agent.clock.keeper import TimeKeeper
 from agent.command.command_set import CommandPorts, CommandSet
@@ -33,8 +36,8 @@ from agent.config import Config, station_public_keys
 from agent.evidence.store import EvidenceStore
 from agent.matters.catalogue import MatterCatalogue
 from agent.matters.quick import QuickList
-from agent.night import NightPort, NightRule, NightVision
-from agent.ports import Bench, Capture, HardwareFacts
+from agent.night import NightPort
+from agent.ports import Capture
 from agent.power.battery_policy import BatteryPolicy
 from agent.power.projection import PowerProjector
 from agent.provision import boot_id, check_data_dir, content_credentials, device_key, recipients
@@ -57,25 +60,10 @@ from agent.upkeep.watches import FrameWatchdog, PowerWatch, StorageWatch
 from agent.witness import WitnessPool
 from agent.witnessing import start_witnessing
 from hw.factory import Hardware, build_hardware
-from hw.ir import GpioNightOptics
-
-if TYPE_CHECKING:
-    from agent.offload.uploader import Offloader
-    from agent.sync.fleet_sync import FleetSync
 
 __all__ = ["Agent"]
 
 log = logging.getLogger(__name__)
-
-
-def _bench(hw: Hardware) -> Bench | None:
-    """The simulator's button pin and stimuli for ``bodycam ctl`` (None on a real device)."""
-    if hw.kind != "sim":
-        return None
-    from agent.command.sim_stimuli import apply_stimulus
-
-    return Bench(press=hw.controls.sim_press, release=hw.controls.sim_release,
-                 stimulate=lambda args: apply_stimulus(hw, args))
 
 
 class Agent:
@@ -94,7 +82,7 @@ class Agent:
         cfg = with_overrides(cfg, self.data_dir)
         self.settings = LiveConfig(cfg, self.data_dir)
         self.hw = hardware or build_hardware(cfg, kind=hw_kind, data_dir=self.data_dir)
-        self.bench = _bench(self.hw)
+        self.bench = optional_parts.bench_for(self.hw)
         self.notifier = notifier or Notifier.from_env()
         self._stop = threading.Event()
         self._threads_stop = threading.Event()
@@ -145,7 +133,7 @@ class Agent:
         self.port = StorePort(self.store, self.ctx, video=cam.format if cam else None,
                               audio=mic.format if mic else None, audio_bitrate=cfg.audio.bitrate,
                               on_sealed=self._on_sealed)
-        self.night = self._night_vision()
+        self.night = optional_parts.night_vision(cfg, hw, self._night_switch)
         self.segment_worker = SegmentWorker()  # the recording's file work (agent.recording.segment_worker)
         self.recorder = Recorder(
             port=NightPort(self.port, self.night) if self.night else self.port,
@@ -203,32 +191,22 @@ class Agent:
             open_append=hw.storage.open_append, data_dir=self.data_dir, status=self.status,
             profile=cfg.device.profile, stall_after_s=cfg.recording.stall_after_s))
         self.triggers = TriggerBank(cfg.triggers, on_activation=self.commands.trigger)
-        self.sync = self._fleet_sync() if cfg.mqtt.enabled else None
+        self.sync = optional_parts.fleet_sync(
+            self.cfg, hw, officer_id=self.commands.officer_id, data_dir=self.data_dir,
+            store=self.store, key=self.key, submit=self.controller.submit)
         self.recording.sync = self.sync
         self._live_settings()
         self.health = HealthGate(frames=self._frames_delivered, heartbeat=self._heartbeat,
                                  notifier=self.notifier, stall_after_s=cfg.recording.stall_after_s)
         self.ctl = CtlServer(socket_path(self.data_dir), self.commands.respond)
-        self.offloader = self._offloader()
+        self.offloader = optional_parts.offloader(self.cfg, hw, self.store, data_dir=self.data_dir,
+                                                  queue_depth=self.controller.queue_depth)
         self._status = self._status_sources()
 
     @property
     def cfg(self) -> Config:
         """The configuration as it is now (remote changes included)."""
         return self.settings.cfg
-
-    def _fleet_sync(self) -> FleetSync:
-        from agent.sync.fleet_sync import FleetSync
-
-        hw = self.hw
-        caps = ("video" if hw.camera else None, "audio" if hw.microphone else None,
-                "gps" if hw.gps else None, "battery" if hw.power else None)
-        facts = HardwareFacts(hw.kind, hw.camera.format if hw.camera else None,
-                              tuple(c for c in caps if c))
-        return FleetSync(self.cfg.mqtt, device=self.cfg.device,
-                         officer_id=self.commands.officer_id, data_dir=self.data_dir,
-                         store=self.store, key=self.key, hardware=facts,
-                         submit=self.controller.submit)
 
     def _live_settings(self) -> None:
         """What each remotely settable key changes in the running recorder."""
@@ -285,7 +263,7 @@ class Agent:
         hw, c = self.hw, self.controller
         self.controller.every_tick(self.supervisor.tick)
         self.controller.observe_packets(self._meter_packet)
-        self._watch_triggers()
+        optional_parts.watch_triggers(self.triggers, hw.controls, c)
         if self.night is not None:
             c.every_tick(self.night.tick)
         c.start()
@@ -311,52 +289,10 @@ class Agent:
         self._await_frames()
         self.commands.started()
 
-    def _offloader(self) -> Offloader | None:
-        """The uploader to the collection station, when ``[offload] enabled``; it pauses while
-        the controller's queue holds more than a second of frames or the camera drops one."""
-        if not self.cfg.offload.enabled:
-            return None
-        from agent.offload.wiring import build_offloader, pipeline_strain
-
-        cam = self.hw.camera
-        strained = pipeline_strain(
-            self.controller.queue_depth,
-            lambda: cam.frames_dropped if cam else 0,
-            max_depth=max(8, cam.format.fps if cam else 50))
-        return build_offloader(self.cfg.offload, self.store, device_id=self.cfg.device.id,
-                               data_dir=self.data_dir, strained=strained)
-
-    def _night_vision(self) -> NightVision | None:
-        """IR illuminator and IR-cut filter switched on the camera's light estimate, when
-        either is fitted and there is a camera to read the light from."""
-        n, cam = self.cfg.night, self.hw.camera
-        if cam is None or not (n.ir_led_pin or n.ircut_pin):
-            return None
-        optics = GpioNightOptics(self.hw.controls, ir_led_pin=n.ir_led_pin,
-                                 ircut_pin=n.ircut_pin)
-        rule = NightRule(on_lux=n.on_lux, off_lux=n.off_lux, min_dwell_s=n.min_dwell_s)
-        return NightVision(rule, optics, lux=cam.lux, on_switch=self._night_switch)
-
     def _night_switch(self, mono_us: int, night: bool, lux: int) -> None:
         """The optics switched: an evidence-log event (the picture changes character)."""
         self.store.log_event("night_vision", ir=night, lux=lux, mono_us=mono_us)
         self.recording.event("night_vision", {"ir": night, "lux": lux, "mono_us": mono_us})
-
-    def _watch_triggers(self) -> None:
-        """Open each trigger input (before the controller runs, so its rule exists before any
-        edge is handled); level changes are judged on the controller thread."""
-        bank, c = self.triggers, self.controller
-        for pin in bank.pins:
-            t = bank.config(pin)
-
-            def changed(at: float, active: bool, pin: int = pin) -> None:
-                c.post("call", lambda: bank.edge(pin, at, active))
-
-            active = self.hw.controls.watch_input(pin, pull=t.pull, active_high=t.active_high,
-                                                  on_change=changed)
-            bank.begin(pin, active, time.monotonic())
-        if bank.pins:
-            c.every_tick(bank.poll)
 
     def _await_frames(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
