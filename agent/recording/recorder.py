@@ -8,19 +8,22 @@ Gapless rolling: a segment rolls at the first keyframe at or after ``segment_s``
 keyframe opens the next segment at once, while the previous one stays open just long enough
 for audio packets stamped before the boundary (audio arrives a few tens of ms after video) to
 reach it; then it is sealed. Every video frame goes to exactly one segment and consecutive
-segments meet exactly (the end of one is the first pts of the next).
+segments meet exactly (the end of one is the first pts of the next) -- unless the port defers
+an open (:class:`OpenDeferred`): then no segment is open until it accepts at a later
+keyframe, and the media in between is not recorded, without a fault (the bench's lost-media
+fault is such a port: :mod:`agent.recording.fault_ports`).
 
 Threads (DESIGN.md §1): only the controller thread calls the recorder and changes its state;
 it *decides* -- which segment a packet goes to, when to roll, seal or stop -- and hands the
-file work to the segment worker (:mod:`agent.recording.segment_worker`): muxing, hashing, encryption,
-every fsync and the seal run there, in the order decided, so a press gives its feedback at
-once and the pre-event buffer is written (and fsynced) behind it while new frames keep being
-routed. An :class:`RoutedSegment`'s ``writer`` is the worker's (the recorder reads only the
-``routed_*`` times it keeps itself); outcomes (a sealed manifest, a storage failure) come back
-on the controller thread through :meth:`Recorder.poll`, and events keep their order: a
-segment's ``segment_sealed`` before the ``recording_stopped`` or ``fault`` that followed it.
-Opening a segment (journal, file) still happens on the controller thread, after the start
-feedback.
+file work (:mod:`agent.recording.file_work`) to the segment worker
+(:mod:`agent.recording.segment_worker`): muxing, hashing, encryption, every fsync and the seal
+run there, in the order decided, so a press gives its feedback at once and the pre-event
+buffer is written (and fsynced) behind it while new frames keep being routed. An
+:class:`RoutedSegment`'s ``writer`` is the worker's (the recorder reads only the ``routed_*``
+times it keeps itself); outcomes (a sealed manifest, a storage failure) come back on the
+controller thread through :meth:`Recorder.poll`, and events keep their order: a segment's
+``segment_sealed`` before the ``recording_stopped`` or ``fault`` that followed it. Opening a
+segment (journal, file) still happens on the controller thread, after the start feedback.
 
 Only evidence can stop a recording: the ``on_event`` consumer (feedback, log, sync) is a side
 channel (:mod:`agent.recording.side_channel`) whose failures are logged and counted in
@@ -38,6 +41,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from agent.recording.file_work import FileWork
 from agent.recording.packets import MediaPacket
 from agent.recording.preroll import PreRoll
 from agent.recording.segment import SegmentPort, SegmentWriter
@@ -47,7 +51,6 @@ from agent.recording.segment_state import (
     RoutedSegment,
     SealedTally,
     prepare_seal,
-    write_batch,
 )
 from agent.recording.segment_worker import InlineWorker, Worker
 from agent.recording.side_channel import SideChannel
@@ -55,7 +58,8 @@ from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 from hw.errors import EvidenceError, RecorderError, StorageError
 
-__all__ = ["Recorder", "RecorderState", "RoutedSegment", "SealedTally", "SegmentPort"]
+__all__ = ["OpenDeferred", "Recorder", "RecorderState", "RoutedSegment", "SealedTally",
+           "SegmentPort"]
 
 log = logging.getLogger(__name__)
 
@@ -81,14 +85,14 @@ class Recorder:
         worker: Worker | None = None,
     ) -> None:
         self._port = port
-        self._worker: Worker = worker or InlineWorker()
+        self._work = FileWork(worker or InlineWorker(), fault=self.fault)
         self._video = video
         self._audio = audio
         self._audio_extradata = audio_extradata
         self._audio_bitrate = audio_bitrate
         self._segment_us = int(segment_s * 1_000_000)
         # Bench fault injection only (config sim.boundary_gap_ms): lose this much media at
-        # every roll, so a lab can prove its bench catches a gap between segments.
+        # every roll; being replaced by agent.recording.fault_ports.BoundaryGapPort.
         self._fault_gap_us = fault_boundary_gap_us
         self._gap_until_us: int | None = None
         self.events: SideChannel[[str, dict[str, Any]]] = SideChannel(
@@ -103,7 +107,6 @@ class Recorder:
         self._closing: RoutedSegment | None = None
         self._stop_at_us: int | None = None
         self._latest_us = 0
-        self._writes: list[tuple[RoutedSegment, MediaPacket]] = []  # routed, not yet handed over
         self._pending_flags: list[str] = []
         self._stop_reason = "stop"
         self.sealed = SealedTally()
@@ -230,7 +233,7 @@ class Recorder:
     def tick(self, now_mono_us: int) -> None:
         """Periodic work: hand the routed packets to the worker; give up waiting for late
         audio."""
-        self.flush_writes()
+        self._work.flush()
         closing = self._closing
         since = closing.closing_since_us if closing is not None else None
         if since is not None and now_mono_us - since > _AUDIO_TAIL_US:
@@ -243,21 +246,24 @@ class Recorder:
         """fsync the open segments (called about once a second; on the worker)."""
         for seg in (self._current, self._closing):
             if seg is not None:
-                self._io(seg, functools.partial(self._port.sync, seg.handle))
+                self._work.io(seg, functools.partial(self._port.sync, seg.handle))
 
     def poll(self) -> None:
         """Take in the outcomes of finished file work (controller thread, every loop)."""
-        self._worker.poll()
+        self._work.poll()
 
     def drain(self) -> None:
         """Wait for all file work routed so far and take in its outcomes (shutdown)."""
-        self.flush_writes()
-        self._worker.drain()
+        self._work.drain()
+
+    def flush_writes(self) -> None:
+        """Hand the packets routed since the last flush to the worker (:meth:`FileWork.flush`)."""
+        self._work.flush()
 
     @property
     def backlog(self) -> int:
         """File work (packets, fsyncs, seals) not yet done by the worker."""
-        return self._worker.backlog + len(self._writes)
+        return self._work.backlog
 
     # --- internals --------------------------------------------------------------------------
     def _record(self, packet: MediaPacket) -> None:
@@ -340,7 +346,7 @@ class Recorder:
             target.routed_end_us = end
         else:
             target.routed_audio_end_us = end
-        self._writes.append((target, packet))
+        self._work.write(target, packet)
 
     def _maybe_seal_closing(self, packet: MediaPacket) -> None:
         closing = self._closing
@@ -374,91 +380,18 @@ class Recorder:
         self.recording_id = None
 
     def _seal(self, seg: RoutedSegment) -> None:
-        """Seal one segment on the worker; if storage fails, leave it to crash recovery and
-        fault (the outcome is taken in on the controller thread)."""
+        """Seal one segment on the worker (reading its manifest's world now if the roll did not);
+        a storage failure leaves it to crash recovery and faults."""
         if seg.sealing is None:
             prepare_seal(self._port, seg)
-        finish, late_flags = seg.sealing, seg.flags[seg.flags_at_end:]
-        writer, number = seg.writer, seg.seq
+        self._work.seal(seg, self._port, self._announce_sealed)
 
-        def work() -> Any:
-            extra: list[str] = list(late_flags)
-            try:
-                stats = writer.close()
-            except (StorageError, OSError, RecorderError) as exc:
-                stats = writer.stats
-                extra.append("write_error")
-                log.error("closing segment %s failed: %s", number, exc)
-            return finish(stats, extra)
-
-        def done(result: Any, error: BaseException | None) -> None:
-            if isinstance(error, (StorageError, OSError, EvidenceError)):
-                log.error("sealing segment %s failed: %s (its journal is kept for recovery)",
-                          number, error)
-                self._port.abandon(seg.handle)
-                kind = "evidence" if isinstance(error, EvidenceError) else "storage"
-                self.fault(f"{kind}: {error}")
-                return
-            if error is not None:
-                raise error
-            try:
-                manifest: dict[str, Any] | None = self._port.sealed(result)
-            except Exception:  # the port's announcement broke its contract; the seal stands
-                log.exception("segment %s is sealed; announcing it failed", number)
-                manifest = None
-            self.sealed.add(manifest)
-            if manifest is not None:
-                self.events("segment_sealed", {"manifest": manifest})
-
-        self._submit(work, done)
+    def _announce_sealed(self, manifest: dict[str, Any] | None) -> None:
+        self.sealed.add(manifest)
+        if manifest is not None:
+            self.events("segment_sealed", {"manifest": manifest})
 
     def _after_work(self, kind: str, data: dict[str, Any]) -> None:
         """Emit an event once the file work submitted before it is done (a stop or fault is
         announced after the seals it caused)."""
-        def announce(_result: Any, _error: BaseException | None) -> None:
-            self.events(kind, data)
-
-        self._submit(lambda: None, announce)
-
-    def _io(self, seg: RoutedSegment, action: Callable[[], None]) -> None:
-        """Run a write or fsync of ``seg`` on the worker; a storage failure faults."""
-
-        def job() -> None:
-            if seg.failed:
-                return  # its sink is poisoned; the fault is already on its way
-            try:
-                action()
-            except Exception:
-                seg.failed = True
-                raise
-
-        self._submit(job, self._io_failed, errors_only=True)
-
-    def _submit(self, job: Callable[[], Any], done: Callable[[Any, BaseException | None], None],
-                *, errors_only: bool = False) -> None:
-        """Queue file work behind the packets routed so far (the worker runs jobs in order)."""
-        self.flush_writes()
-        self._worker.submit(job, done, errors_only=errors_only)
-
-    def flush_writes(self) -> None:
-        """Hand the packets routed since the last flush to the worker as one job.
-
-        Packets are batched so the worker thread wakes about ten times a second (each
-        :meth:`tick`, and before any other file work) instead of once per packet -- on a
-        small board each wake-up costs more than writing the packet. The batch holds at most
-        a tick of media, less than the sink's own unsealed chunk plus the sync interval
-        already at risk in a crash."""
-        if not self._writes:
-            return
-        batch, self._writes = self._writes, []
-
-        self._worker.submit(functools.partial(write_batch, batch), self._io_failed,
-                            errors_only=True)
-
-    def _io_failed(self, _result: Any, error: BaseException | None) -> None:
-        if isinstance(error, (StorageError, OSError)):
-            self.fault(f"storage: {error}")
-        elif isinstance(error, RecorderError):
-            self.fault(str(error))
-        elif error is not None:
-            raise error
+        self._work.then(functools.partial(self.events, kind, data))
