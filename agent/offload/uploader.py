@@ -31,6 +31,9 @@ tail and finalises it: the ciphertext goes over the link once.
 Nothing here deletes anything. A station that is unreachable or full makes the thread back
 off (up to ``offload.retry_s``); a segment the station refuses for another reason, or whose
 receipt is refused, waits ``retry_s`` while the others go ahead.
+
+What the uploader needs of the evidence store and what it reports of itself are declared in
+:mod:`.offload_ports` (re-exported here).
 """
 
 from __future__ import annotations
@@ -39,10 +42,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
 
 from agent.evidence.journal import JOURNAL_SUFFIX, Journal
 from agent.evidence.receipt import Receipt
@@ -52,6 +53,7 @@ from hw.errors import EvidenceError, ReceiptRejected, VerificationError
 from .backlog import Backlog, PendingSegment
 from .book import UploadBook, UploadRef
 from .credential import hand_over_credential
+from .offload_ports import OffloadStatus, ReceiptTaker
 from .pacing import Backoff, RateLimiter
 
 __all__ = ["OffloadStatus", "Offloader", "ReceiptTaker"]
@@ -62,57 +64,6 @@ _IDLE_POLL_S = 1.0
 _PRESSURE_POLL_S = 0.25
 _LIVE_POLL_S = 0.25
 _RECOVERABLE = ("upload-gone", "no-such-upload", "cipher-mismatch", "too-many-uploads")
-
-
-class OffloadLog(Protocol):
-    """The log as the uploader reads it (entries for the backlog, proofs for finalising)."""
-
-    @property
-    def size(self) -> int: ...
-
-    def entry(self, index: int) -> bytes: ...
-
-    def checkpoint(self) -> bytes: ...
-
-    def inclusion_proof(self, index: int, size: int | None = None) -> list[bytes]: ...
-
-    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]: ...
-
-
-class ReceiptTaker(Protocol):
-    """The part of :class:`~agent.evidence.store.EvidenceStore` the uploader uses."""
-
-    @property
-    def log(self) -> Any: ...
-
-    def accept_receipt(self, receipt: Receipt, *, origin: Mapping[str, Any]) -> int: ...
-
-    def leaf_index(self, device_seq: int) -> int | None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class OffloadStatus:
-    """What ``ctl status``, telemetry and ``fleet watch`` show."""
-
-    state: str  # idle | uploading | yielding | unreachable | station-full | refused | stopped
-    backlog: int
-    backlog_bytes: int
-    oldest_s: float | None
-    last_error: str | None
-    bytes_sent: int
-    receipts: int
-
-    def fields(self) -> dict[str, Any]:
-        """``offload_*`` keys; unknown values are omitted, never null."""
-        out: dict[str, Any] = {"offload_state": self.state, "offload_backlog": self.backlog,
-                               "offload_backlog_bytes": self.backlog_bytes,
-                               "offload_bytes_sent": self.bytes_sent,
-                               "offload_receipts": self.receipts}
-        if self.oldest_s is not None:
-            out["offload_oldest_s"] = int(self.oldest_s)
-        if self.last_error:
-            out["offload_last_error"] = self.last_error[:200]
-        return out
 
 
 class _Stopped(Exception):
