@@ -20,7 +20,8 @@ What is checked, and what each check rules out:
    checkpoint leads through them to the newest checkpoint the station held (one history);
 6. the joined MP4 holds exactly the segments' frames: its packet count per stream equals the
    sum of the decrypted segments' (nothing dropped, nothing added); its station-signed C2PA
-   Content Credential, when the marker names one, is intact and lists every segment;
+   Content Credential, when the marker names one, is intact and lists every segment
+   (reading the MP4 needs PyAV and c2pa: :mod:`.joined_media`);
 7. the station witness's cosignature over the newest checkpoint (with ``--witness``, by the
    key given), when the bundle holds one.
 
@@ -48,6 +49,7 @@ from hw.errors import EvidenceError, VerificationError
 
 from .checkpoint import parse_signed_checkpoint
 from .inventory import UnsafeFile, read_bounded
+from .joined_media import count_packets, joined_credential_finding
 from .keys import public_key_from_text
 from .manifest import parse_envelope
 from .proof import ProofError, check_proof
@@ -107,19 +109,6 @@ def sha256_path(path: Path) -> tuple[str, int]:
         return h.hexdigest(), n
     finally:
         os.close(fd)
-
-
-def count_packets(path: Path) -> dict[str, int]:
-    """Compressed packets per stream kind (``video``, ``audio``), by demuxing, not decoding."""
-    import av
-
-    counts: dict[str, int] = {}
-    with av.open(str(path)) as src:
-        for packet in src.demux():
-            if packet.size == 0:  # the demuxer's end-of-stream flush packet
-                continue
-            counts[packet.stream.type] = counts.get(packet.stream.type, 0) + 1
-    return counts
 
 
 def _rel(root: Path, value: Any, what: str) -> Path:
@@ -358,45 +347,7 @@ def _check_joined(root: Path, marker: dict[str, Any], segments: list[Any],
         r.add("ok", "joined", str(joined["file"]), f"{got.get('video', 0)} video frames and "
               f"{got.get('audio', 0)} audio frames, exactly the segments'")
     if isinstance(joined.get("c2pa"), dict):
-        _check_joined_credential(_rel(root, joined["file"], "joined"), joined["c2pa"], r)
-
-
-def _check_joined_credential(path: Path, claimed: dict[str, Any], r: BundleReport) -> None:
-    """Check 6b: the station's Content Credential embedded in the joined MP4 is intact (claim
-    signature, hash binding) and names every segment as an ingredient, each one the marker
-    says had a device credential with that credential. Whether the station's signing
-    certificate chains to an agency CA is not judged here: the bundle holds no CA
-    (``agent.c2pa.c2pa_status`` with the agency CA does that)."""
-    import c2pa
-
-    settings = {"verify": {"verify_trust": False, "remote_manifest_fetch": False}}
-    try:
-        with open(path, "rb") as f, c2pa.Reader("video/mp4", f,
-                                                context=c2pa.Context.from_dict(settings)) as rd:
-            state = rd.get_validation_state()
-            results = rd.get_validation_results() or {}
-            manifest = rd.get_active_manifest() or {}
-    except (c2pa.C2paError, OSError, ValueError, KeyError) as exc:
-        r.add("fail", "joined_c2pa_invalid", path.name, f"unreadable: {str(exc)[:200]}")
-        return
-    failures = sorted({str(i.get("code")) for i in
-                       (results.get("activeManifest") or {}).get("failure", [])})
-    ingredients = manifest.get("ingredients") or []
-    with_cred = sum(1 for i in ingredients if i.get("active_manifest"))
-    if state not in ("Valid", "Trusted") or failures:
-        r.add("fail", "joined_c2pa_invalid", path.name,
-              f"the station's Content Credential does not validate: {state} "
-              f"{', '.join(failures)}")
-    elif (len(ingredients), with_cred) != (claimed.get("ingredients"),
-                                           claimed.get("with_credentials")):
-        r.add("fail", "joined_c2pa_invalid", path.name,
-              f"the credential names {len(ingredients)} ingredients ({with_cred} with a device "
-              f"credential); the bundle says {claimed}")
-    else:
-        r.add("ok", "joined_c2pa", path.name,
-              f"station-signed Content Credential intact: {len(ingredients)} segment "
-              f"ingredients, {with_cred} with the device's own credential (signer's "
-              "certificate not checked against a CA here)")
+        r.add(*joined_credential_finding(_rel(root, joined["file"], "joined"), joined["c2pa"]))
 
 
 def check_bundle(root: Path, *, pubkeys: Sequence[bytes] = (),
