@@ -26,10 +26,11 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from agent.evidence.receipt import parse_receipt
+from agent.evidence.utc import iso_utc as evidence_iso_utc
 from hw.errors import SyncError, VerificationError
 
 __all__ = [
@@ -127,8 +128,9 @@ class Rejection:
 
 
 def iso_utc(moment: datetime) -> str:
-    """RFC 3339 UTC with millisecond precision and a ``Z`` suffix."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The time of an MQTT payload: RFC 3339 UTC to the millisecond, ``Z`` suffix (the
+    protocol's precision, docs in asyncapi.yaml), written by the product's one formatter."""
+    return evidence_iso_utc(moment, 3)
 
 
 def parse_command(
