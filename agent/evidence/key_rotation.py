@@ -12,7 +12,10 @@ either would have them import each other (keys → log → checkpoint → keys).
 
 The sequence: retire the old key and write the new one (:meth:`DeviceKey.rotate`), append the
 entry -- signed, through the checkpoint, by the *old* key, which is how anyone holding only the
-old key learns the new one -- then sign from now on with the new key.
+old key learns the new one -- then sign from now on with the new key. A crash between the key
+files and the append leaves the new key in place without its entry: everything signed before
+still verifies with the retired public key kept in ``keys/retired/``, but no log entry
+announces the new key (the order both callers always had; not changed here).
 """
 
 from __future__ import annotations
