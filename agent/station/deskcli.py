@@ -31,7 +31,7 @@ from .service import StationService, utc_now
 from .stationlog import StationLog
 from .witness_endpoint import load_witness_cosigner
 
-__all__ = ["DESK_ACTIONS", "add_desk_commands", "desk_main"]
+__all__ = ["DESK_ACTIONS", "add_desk_commands", "credential_summary", "desk_main"]
 
 DESK_ACTIONS = ("list", "export", "hold", "release", "retention")
 _DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]{0,63}")
@@ -170,7 +170,7 @@ def _list(svc: StationService, args: argparse.Namespace) -> int:
                           "segments": segs}, indent=2, ensure_ascii=False))
         return 0 if fine else 1
     print(f"{'device':<16} {'recording':<9} {'officer':<10} {'matter':<8} {'start (UTC)':<20} "
-          f"{'end (UTC)':<20} {'segs':>4} {'bytes':>11}  {'state':<18} checklist")
+          f"{'end (UTC)':<20} {'segs':>4} {'bytes':>11}  {'state':<18} {'c2pa':<12} checklist")
     for v in views:
         doc = v.to_json()
         cov = doc["coverage"] or {}
@@ -181,10 +181,23 @@ def _list(svc: StationService, args: argparse.Namespace) -> int:
         print(f"{v.device_id[:16]:<16} {v.recording_id[:8]:<9} {(v.officer_id or '-')[:10]:<10} "
               f"{(','.join(v.matter_codes) or '-')[:8]:<8} {(v.start_utc or '?')[:19]:<20} "
               f"{(v.end_utc or '?')[:19]:<20} {len(v.segments):>4} {v.cipher_bytes:>11}  "
-              f"{state:<18} {check}")
+              f"{state:<18} {credential_summary(v):<12} {check}")
     print(f"{len(views)} recording(s), {len(segs)} segment(s); receipts: "
           f"{sum(1 for s in segs if s['state'] != 'deleted')} held")
     return 0 if fine else 1
+
+
+def credential_summary(view: RecordingView) -> str:
+    """The recording's Content Credentials in a word: ``valid`` (every segment's), ``absent``
+    (none uploaded), ``valid k/n`` (some missing), ``INVALID k/n`` (any that failed its check
+    -- what a clerk must see first)."""
+    states = [str(s.c2pa.get("state", "absent")) for s in view.segments]
+    n, valid, invalid = len(states), states.count("valid"), states.count("invalid")
+    if invalid:
+        return f"INVALID {invalid}/{n}"
+    if valid == n and n:
+        return "valid"
+    return f"valid {valid}/{n}" if valid else "absent"
 
 
 def _export(svc: StationService, view: RecordingView, args: argparse.Namespace) -> int:

@@ -53,6 +53,10 @@ def test_list_shows_recordings_with_their_facts(desk):
                                        if s["recording_id"] == desk.recording_id)
     text = bodycam("station", "list", *_station(desk)).stdout
     assert desk.recording_id[:8] in text and "XCJC" in text and OFFICER in text
+    row = next(line for line in text.splitlines() if desk.recording_id[:8] in line)
+    states = {s["c2pa"]["state"] for s in doc["segments"]
+              if s["recording_id"] == desk.recording_id}
+    assert states == {"absent"} and " absent " in row  # C2PA column (this unit uploads none)
 
 
 def test_list_filters(desk, listed):
