@@ -81,7 +81,6 @@ class Recorder:
         prerecord_audio: bool = True,
         segment_s: float = 60.0,
         on_event: Callable[[str, dict[str, Any]], None] = lambda kind, data: None,
-        fault_boundary_gap_us: int = 0,
         worker: Worker | None = None,
     ) -> None:
         self._port = port
@@ -91,10 +90,6 @@ class Recorder:
         self._audio_extradata = audio_extradata
         self._audio_bitrate = audio_bitrate
         self._segment_us = int(segment_s * 1_000_000)
-        # Bench fault injection only (config sim.boundary_gap_ms): lose this much media at
-        # every roll; being replaced by agent.recording.fault_ports.BoundaryGapPort.
-        self._fault_gap_us = fault_boundary_gap_us
-        self._gap_until_us: int | None = None
         self.events: SideChannel[[str, dict[str, Any]]] = SideChannel(
             "recorder event consumer (on_event)", on_event)
         self.preroll = PreRoll(prerecord_s, keep_audio=prerecord_audio, audio_only=video is None)
@@ -268,11 +263,6 @@ class Recorder:
     # --- internals --------------------------------------------------------------------------
     def _record(self, packet: MediaPacket) -> None:
         """Route a packet of the recording, opening or rolling segments at keyframes."""
-        if self._gap_until_us is not None:
-            if packet.pts_us < self._gap_until_us or not (
-                    packet.kind == self._anchor and (packet.keyframe or packet.kind == "audio")):
-                return
-            self._gap_until_us = None
         if packet.kind == self._anchor and (packet.keyframe or packet.kind == "audio"):
             if self._current is None:
                 self._current = self._open(packet.pts_us, self._pending_flags)
@@ -281,7 +271,7 @@ class Recorder:
             elif self._should_roll(packet):
                 self._roll(packet.pts_us)
             if self._current is None:
-                return  # a bench gap, the port deferred the open, or it failed (fault)
+                return  # the port deferred the open, or it failed (the recorder is in fault)
         self._route(packet)
         if self._closing is not None:
             self._maybe_seal_closing(packet)
@@ -320,12 +310,6 @@ class Recorder:
         self._seal_closing()
         old = self._current
         assert old is not None
-        if self._fault_gap_us:
-            old.boundary_us = boundary_us
-            self._current, self._closing = None, old
-            self._seal_closing()
-            self._gap_until_us = boundary_us + self._fault_gap_us
-            return
         old.boundary_us = boundary_us
         old.closing_since_us = self._latest_us
         prepare_seal(self._port, old)  # the world as it is where the segment ends
