@@ -44,9 +44,11 @@ from agent.provision import boot_id, check_data_dir, content_credentials, device
 from agent.recording.aac import AacEncoder
 from agent.recording.control import RecordingControl
 from agent.recording.controller import Controller
+from agent.recording.fault_ports import BoundaryGapPort
 from agent.recording.feedback import Feedback
 from agent.recording.gestures import GestureRecognizer
 from agent.recording.recorder import Recorder
+from agent.recording.segment import SegmentPort
 from agent.recording.segment_worker import SegmentWorker
 from agent.recording.store_port import ManifestContext, StorePort
 from agent.sdnotify import Notifier
@@ -135,14 +137,16 @@ class Agent:
                               on_sealed=self._on_sealed)
         self.night = optional_parts.night_vision(cfg, hw, self._night_switch)
         self.segment_worker = SegmentWorker()  # the recording's file work (agent.recording.segment_worker)
+        port: SegmentPort = NightPort(self.port, self.night) if self.night else self.port
+        if self.bench is not None and cfg.sim.boundary_gap_ms:  # bench fault: media lost at rolls
+            port = BoundaryGapPort(port, gap_us=cfg.sim.boundary_gap_ms * 1000)
         self.recorder = Recorder(
-            port=NightPort(self.port, self.night) if self.night else self.port,
+            port=port,
             video=cam.format if cam else None, audio=mic.format if mic else None,
             audio_extradata=self.aac.extradata if self.aac else b"",
             audio_bitrate=cfg.audio.bitrate, prerecord_s=cfg.recording.prerecord_s,
             prerecord_audio=cfg.recording.prerecord_audio, segment_s=cfg.recording.segment_s,
             on_event=self._on_recorder_event,
-            fault_boundary_gap_us=cfg.sim.boundary_gap_ms * 1000 if self.bench else 0,
             worker=self.segment_worker,
         )
         frame_us = cam.format.frame_interval_us if cam else 0

@@ -9,11 +9,15 @@
    officer with LEDs, buzzer and vibration.
 4. :mod:`.recorder` -- the state machine (standby -> recording -> stop / fault) that routes
    packets to gapless rolling segments (:mod:`.segment_state`).
-5. :mod:`.segment_worker` -- the thread that does the file work so the controller never waits:
+5. :mod:`.file_work` hands the recorder's batched writes, fsyncs and seals to
+   :mod:`.segment_worker` -- the thread that does the file work so the controller never waits:
    :mod:`.segment` muxes packets into fragmented MP4 and streams them into the evidence sink.
 6. :mod:`.store_port` -- the segment's seal: manifest, signature, log entry, via the evidence store.
 7. :mod:`.side_channel` -- the boundary beyond which sealed segments are only *heard about*
    (MQTT, telemetry, status, offload); nothing past it can fail a seal.
+
+:mod:`.fault_ports` holds the lab bench's fault injection, wrapped around the ports above (a
+roll's media lost, for the bench to find) so the state machine knows nothing of it.
 
 Nothing in this package imports :mod:`agent.app`; the parts reach the rest of the recorder
 through the narrow views of :mod:`agent.ports`.
