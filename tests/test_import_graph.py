@@ -22,13 +22,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("agent", "hw")
-MAX_LINES = 450
+MAX_LINES = 400
 
 # Modules still over the limit, with their line count when listed: to be split, never added to.
-OVERSIZED: dict[str, int] = {
-    "agent.sync.link": 575,
-    "agent.recording.recorder": 459,
-}
+OVERSIZED: dict[str, int] = {}
 
 # Cycles not yet broken (each a strongly connected component): to stay empty.
 KNOWN_CYCLES: list[list[str]] = []

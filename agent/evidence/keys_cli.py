@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from hw.errors import EvidenceError
 from .key_rotation import rotate_and_log
 from .keys import KEY_NAME, DeviceKey
 from .log import EvidenceLog, origin_for
+from .utc import utc_now
 
 __all__ = ["keys_init_main"]
 
@@ -58,7 +58,7 @@ def _rotate_and_log(data_dir: Path, path: Path) -> DeviceKey:
     device_id = _device_id_from_checkpoint(log_dir)
     log = EvidenceLog(log_dir, old, origin_for(device_id))
     try:
-        return rotate_and_log(log, path, utc=_utc_now())[0]
+        return rotate_and_log(log, path, utc=utc_now())[0]
     finally:
         log.close()
 
@@ -69,8 +69,3 @@ def _device_id_from_checkpoint(log_dir: Path) -> str:
         return origin.rsplit("/", 1)[-1]
     raise EvidenceError(f"{log_dir}: cannot read the log's checkpoint to find the device id")
 
-
-def _utc_now() -> str:
-    t = time.time_ns() // 1000
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1_000_000)) + \
-        f".{t % 1_000_000:06d}Z"

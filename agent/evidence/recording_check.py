@@ -11,10 +11,10 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from .report import Report
+from .utc import parse_utc
 
 __all__ = ["check_recordings", "recordings_of"]
 
@@ -57,9 +57,8 @@ def _gap_ms(end: Any, start: Any) -> int | None:
     not a manifest time)."""
     if not isinstance(end, str) or not isinstance(start, str):
         return None
-    fmt = "%Y-%m-%dT%H:%M:%S.%fZ"
     try:
-        delta = datetime.strptime(start, fmt) - datetime.strptime(end, fmt)
+        delta = parse_utc(start) - parse_utc(end)
     except ValueError:
         return None
     return round(delta.total_seconds() * 1000)

@@ -38,7 +38,6 @@ second after a seal.
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import functools
 import logging
 import os
@@ -77,6 +76,7 @@ from .retention_guard import warn_legacy_acks
 from .sealed_index import SealedIndex
 from .segment_files import create_file, draft_manifest, envelope_temp, fill_file
 from .sink import EvidenceSink, SealResult, storage_error
+from .utc import utc_now
 
 __all__ = ["OpenSegment", "SegmentWriter", "utc_now"]
 
@@ -84,11 +84,6 @@ _T = TypeVar("_T")
 _SETTLE_AFTER_S = 1.0
 
 log = logging.getLogger(__name__)
-
-
-def utc_now() -> str:
-    """Current UTC as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``."""
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass(slots=True)
