@@ -107,20 +107,6 @@ reminder_s = 0
 quick_list = {quick}
 """
 
-# Runs the CLI; if the agent does not yet attach its catalogue (``agent.matters``), attach the
-# shipped one the way the agent is specified to, so the scenarios exercise the real commands.
-_LAUNCH = """
-import sys
-from agent import app, cli
-from agent.matters import MatterCatalogue
-_init = app.Agent.__init__
-def _init_with_matters(self, *a, **kw):
-    _init(self, *a, **kw)
-    if getattr(self, "matters", None) is None:
-        self.matters = MatterCatalogue.load(self.cfg.matters.catalogue or None)
-app.Agent.__init__ = _init_with_matters
-sys.exit(cli.main(sys.argv[1:]))
-"""
 
 
 class SimAgent:
@@ -137,7 +123,7 @@ class SimAgent:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", _LAUNCH, "run", "--hw", "sim", "--config", str(self.config),
+                [sys.executable, "-m", "agent.cli", "run", "--hw", "sim", "--config", str(self.config),
                  "--data-dir", str(self.data_dir), "--for", "120"],
                 stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         deadline = time.monotonic() + timeout

@@ -37,9 +37,17 @@ def agent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimAgent]:
         yield a
 
 
+FPS = 15  # matters_harness.AGENT_CONFIG
+
+
 def _record(a: SimAgent, seconds: float) -> None:
-    """Let the recording run across at least one segment roll."""
-    time.sleep(seconds)
+    """Let ``seconds`` of media be recorded: counted in frames the camera delivered, not in
+    wall time (a loaded machine delivers late, and a fixed sleep then records too little)."""
+    target = a.ok("status")["frames_delivered"] + round(seconds * FPS)
+    deadline = time.monotonic() + 30 + seconds
+    while a.ok("status")["frames_delivered"] < target:
+        assert time.monotonic() < deadline, f"the camera did not deliver {seconds} s of frames"
+        time.sleep(0.05)
 
 
 def _finish(a: SimAgent, recording_id: str) -> tuple[list[dict[str, Any]], RecordingCoverage]:
