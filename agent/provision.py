@@ -17,6 +17,7 @@ from pathlib import Path
 
 from agent.config import Config, EvidenceConfig
 from agent.evidence.age import Identity, Recipient
+from agent.evidence.key_rotation import finish_interrupted_rotation
 from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import SignedManifest
 from hw.errors import KeyMissing, StorageError
@@ -54,6 +55,9 @@ def device_key(data_dir: Path, *, simulated: bool) -> DeviceKey:
     makes it), generated on first use in the simulator."""
     path = data_dir / "keys" / "device.key"
     try:
+        done = finish_interrupted_rotation(path, data_dir / "log")
+        if done:  # a crash interrupted a key rotation: the key must agree with the log
+            log.warning("device key: %s", done)
         return DeviceKey.load(path)
     except KeyMissing:
         if not simulated:

@@ -10,23 +10,40 @@ It sits above both :mod:`~agent.evidence.keys` (which only handles key files) an
 :mod:`~agent.evidence.log` (which signs with a key but knows no entry kinds): putting it in
 either would have them import each other (keys → log → checkpoint → keys).
 
-The sequence: retire the old key and write the new one (:meth:`DeviceKey.rotate`), append the
-entry -- signed, through the checkpoint, by the *old* key, which is how anyone holding only the
-old key learns the new one -- then sign from now on with the new key. A crash between the key
-files and the append leaves the new key in place without its entry: everything signed before
-still verifies with the retired public key kept in ``keys/retired/``, but no log entry
-announces the new key (the order both callers always had; not changed here).
+The sequence, in two steps around the announcement so that a crash at any point leaves a
+device whose key and log agree:
+
+1. the successor key is written to ``device.key.next`` (:meth:`DeviceKey.prepare_next`);
+   the device key is unchanged;
+2. the ``key_rotation`` entry is appended -- signed, through the checkpoint, by the *old* key,
+   which is how anyone holding only the old key learns the new one;
+3. the successor becomes ``device.key``, the old public half kept in ``keys/retired/``
+   (:meth:`DeviceKey.commit_next`), and the log signs with it from then on.
+
+A crash before 2 leaves an unannounced ``.next``, which :func:`finish_interrupted_rotation`
+(run before the key is loaded, at every start and before every rotation) discards; a crash
+after 2 leaves an announced one, which it installs -- after making sure a checkpoint signed by
+the old key covers the announcement (a crash between the entry and its checkpoint leaves it
+uncovered; opening the log with the old key covers it). Before this order a crash between the
+key files and the entry left a new key no log entry announced: every later checkpoint signed
+by a key the log never introduced.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 from pathlib import Path
 from typing import Any
 
-from .keys import DeviceKey, KeyRotation
-from .log import AppendResult, EvidenceLog
+from agent.atomic import atomic_write, fsync_dir
+from hw.errors import EvidenceError, VerificationError
 
-__all__ = ["rotate_and_log", "rotation_entry"]
+from .canonical import parse_canonical
+from .keys import PUB_NAME, DeviceKey, KeyRotation, next_key_path
+from .log import CHECKPOINT, ENTRIES, AppendResult, EvidenceLog, origin_for, replay_entries
+
+__all__ = ["device_id_of_log", "finish_interrupted_rotation", "rotate_and_log", "rotation_entry"]
 
 ROTATION_EVENT = "key_rotation"
 
@@ -43,7 +60,75 @@ def rotate_and_log(log: EvidenceLog, key_path: Path, *,
 
     The caller serialises appends to ``log`` (the store's lock, or the CLI owning the log).
     """
-    new, rotation = DeviceKey.rotate(key_path)
-    appended = log.append(rotation_entry(rotation, utc=utc))
+    new, rotation = DeviceKey.prepare_next(key_path)
+    try:
+        appended = log.append(rotation_entry(rotation, utc=utc))
+    except BaseException:  # not announced: the successor must not survive to be installed
+        with contextlib.suppress(OSError):
+            next_key_path(key_path).unlink()
+        raise
+    DeviceKey.commit_next(key_path)
     log.set_key(new)
     return new, appended
+
+
+def finish_interrupted_rotation(key_path: Path, log_dir: Path) -> str | None:
+    """Complete or undo a rotation a crash interrupted; what was done, or None if nothing was.
+
+    Run before the device key is loaded and before the log is opened (the caller holds no
+    log; a running agent's log lock makes this fail with EvidenceError).
+    """
+    successor = next_key_path(key_path)
+    if not successor.exists():
+        _heal_public(key_path)
+        return None
+    old, new = DeviceKey.load(key_path), DeviceKey.load(successor)
+    entries = log_dir / ENTRIES
+    data = entries.read_bytes() if entries.exists() else b""
+    if _announced_at(data, old, new) is None:
+        successor.unlink()
+        fsync_dir(key_path.parent)
+        return f"discarded an unannounced successor key {new.fingerprint_short}"
+    # Opening the log with the old key signs a checkpoint over the announcement if the crash
+    # came between the entry and its checkpoint; then the successor may take over.
+    log = EvidenceLog(log_dir, old, origin_for(device_id_of_log(log_dir)))
+    log.close()
+    DeviceKey.commit_next(key_path)
+    return f"completed the rotation to key {new.fingerprint_short} announced in the log"
+
+
+def _announced_at(data: bytes, old: DeviceKey, new: DeviceKey) -> int | None:
+    """Index of the log's key_rotation entry from ``old`` to ``new``, if there is one."""
+    wanted = (old.fingerprint, new.fingerprint, base64.b64encode(new.public_bytes).decode())
+    found = None
+    for i, record in enumerate(replay_entries(data).records):
+        with contextlib.suppress(EvidenceError, VerificationError, ValueError):
+            e = parse_canonical(record)
+            if e.get("type") == ROTATION_EVENT and (
+                    e.get("old_fingerprint"), e.get("new_fingerprint"), e.get("new_key")) == wanted:
+                found = i
+    return found
+
+
+def device_id_of_log(log_dir: Path) -> str:
+    """The device id a log's checkpoint names (its origin's last part)."""
+    try:
+        origin = (log_dir / CHECKPOINT).read_text().split("\n", 1)[0]
+    except (OSError, UnicodeDecodeError):
+        origin = ""
+    device_id = origin.rsplit("/", 1)[-1]
+    if not origin or not device_id:
+        raise EvidenceError(f"{log_dir}: cannot read the log's checkpoint to find the device id")
+    return device_id
+
+
+def _heal_public(key_path: Path) -> None:
+    """``device.pub`` says the device key's public half (a crash may have left the old one)."""
+    pub = key_path.with_name(PUB_NAME)
+    if not key_path.exists():
+        return
+    key = DeviceKey.load(key_path)
+    with contextlib.suppress(OSError):
+        if pub.read_bytes() == key.public_pem:
+            return
+    atomic_write(pub, key.public_pem, mode=0o644)

@@ -46,6 +46,16 @@ def fingerprint(public: bytes) -> str:
     return hashlib.sha256(public).hexdigest()
 
 
+def next_key_path(path: Path) -> Path:
+    """Where a rotation keeps the successor of the key at ``path`` until it is announced."""
+    return path.with_name(path.name + ".next")
+
+
+def _private_pem(private: Ed25519PrivateKey) -> bytes:
+    return private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                 serialization.NoEncryption())
+
+
 def _pub_pem(public: bytes) -> bytes:
     return Ed25519PublicKey.from_public_bytes(public).public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -106,24 +116,21 @@ class DeviceKey:
         return f"DeviceKey(fingerprint={self.fingerprint_short})"
 
     @classmethod
-    def generate(cls, path: Path, *, rotate: bool = False) -> DeviceKey:
+    def generate(cls, path: Path) -> DeviceKey:
         """Create a new key at ``path`` (0600) and its ``.pub`` beside it.
 
-        Refuses to overwrite an existing key unless ``rotate`` (use :meth:`rotate`, which also
-        keeps the old public key).
+        Refuses to overwrite an existing key: replacing one is a rotation (:meth:`rotate`, or
+        :mod:`agent.evidence.key_rotation` on a device with a log), which keeps the old public key.
         """
         path = Path(path)
-        if path.exists() and not rotate:
+        if path.exists():
             raise EvidenceError(f"{path}: a device key already exists; rotate it explicitly")
         path.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(path.parent, 0o700)
         private = Ed25519PrivateKey.generate()
-        pem = private.private_bytes(serialization.Encoding.PEM,
-                                    serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption())
         key = cls(private)
         atomic_write(path.with_name(PUB_NAME), _pub_pem(key.public_bytes), mode=0o644)
-        atomic_write(path, pem, mode=0o600)
+        atomic_write(path, _private_pem(private), mode=0o600)
         return key
 
     @classmethod
@@ -147,16 +154,44 @@ class DeviceKey:
 
     @classmethod
     def rotate(cls, path: Path) -> tuple[DeviceKey, KeyRotation]:
-        """Retire the current key (public half kept in ``retired/``) and generate a new one."""
+        """Retire the current key (public half kept in ``retired/``) and switch to a new one at
+        once: for a device with no evidence log to announce it in. A device with a log rotates
+        in two steps around the announcement (:mod:`agent.evidence.key_rotation`)."""
+        new, rotation = cls.prepare_next(path)
+        cls.commit_next(path)
+        return new, rotation
+
+    @classmethod
+    def prepare_next(cls, path: Path) -> tuple[DeviceKey, KeyRotation]:
+        """Generate the successor of the key at ``path`` into ``<key>.next`` (0600, durable),
+        leaving the current key in place: until the rotation is announced (signed by the
+        current key) the successor is not the device's key, and a crash must not make it so.
+        A ``.next`` left by an unannounced attempt is replaced."""
         path = Path(path)
         old = cls.load(path)
+        private = Ed25519PrivateKey.generate()
+        new = cls(private)
+        atomic_write(next_key_path(path), _private_pem(private), mode=0o600)
+        fsync_dir(path.parent)
+        return new, KeyRotation(old.public_bytes, new.public_bytes)
+
+    @classmethod
+    def commit_next(cls, path: Path) -> DeviceKey:
+        """Make ``<key>.next`` the device key: the old public half goes to ``retired/`` first (so
+        what it signed stays checkable), then the key file is replaced in one rename, then
+        ``device.pub`` follows (a crash before it leaves a stale one, which
+        :func:`agent.evidence.key_rotation.finish_interrupted_rotation` rewrites)."""
+        path = Path(path)
+        old, new = cls.load(path), cls.load(next_key_path(path))
         retired = path.parent / RETIRED_DIR
         retired.mkdir(exist_ok=True)
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
         atomic_write(retired / f"{stamp}_{old.fingerprint_short}.pub", _pub_pem(old.public_bytes))
+        fsync_dir(retired)
+        os.replace(next_key_path(path), path)
         fsync_dir(path.parent)
-        new = cls.generate(path, rotate=True)
-        return new, KeyRotation(old.public_bytes, new.public_bytes)
+        atomic_write(path.with_name(PUB_NAME), _pub_pem(new.public_bytes), mode=0o644)
+        return new
 
     @property
     def public_bytes(self) -> bytes:

@@ -11,14 +11,13 @@ agent runs).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from hw.errors import EvidenceError
 
-from .key_rotation import rotate_and_log
+from .key_rotation import device_id_of_log, finish_interrupted_rotation, rotate_and_log
 from .keys import KEY_NAME, DeviceKey
 from .log import EvidenceLog, origin_for
 from .utc import utc_now
@@ -51,21 +50,17 @@ def keys_init_main(argv: Sequence[str] | None = None) -> int:
 def _rotate_and_log(data_dir: Path, path: Path) -> DeviceKey:
     """Rotate the key at ``path``, logged in ``data_dir``'s evidence log if there is one (a
     device that never recorded has no log to tell)."""
-    old = DeviceKey.load(path)
     log_dir = data_dir / "log"
+    done = finish_interrupted_rotation(path, log_dir)
+    if done:
+        print(f"bodycam keys init: {done}", file=sys.stderr)
+    old = DeviceKey.load(path)
     if not (log_dir / "entries.bin").exists():
         return DeviceKey.rotate(path)[0]
-    device_id = _device_id_from_checkpoint(log_dir)
-    log = EvidenceLog(log_dir, old, origin_for(device_id))
+    log = EvidenceLog(log_dir, old, origin_for(device_id_of_log(log_dir)))
     try:
         return rotate_and_log(log, path, utc=utc_now())[0]
     finally:
         log.close()
 
-
-def _device_id_from_checkpoint(log_dir: Path) -> str:
-    with contextlib.suppress(OSError, IndexError):
-        origin = (log_dir / "checkpoint").read_text().split("\n", 1)[0]
-        return origin.rsplit("/", 1)[-1]
-    raise EvidenceError(f"{log_dir}: cannot read the log's checkpoint to find the device id")
 

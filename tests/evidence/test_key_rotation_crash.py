@@ -1,0 +1,118 @@
+"""A key rotation cut short by a crash at any step leaves a device whose key and log agree.
+
+The rotation writes the successor key aside, announces it in the log (signed by the old key),
+then installs it. Each test stops the sequence at one step -- the files exactly as a crash
+there leaves them -- starts the device the way the agent does (``provision.device_key``), records
+again, and hands the folder to ``bodycam verify``.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+from evbench import AgencyKey, open_store, write_recording
+
+from agent.evidence.canonical import parse_canonical
+from agent.evidence.checkpoint import parse_signed_checkpoint
+from agent.evidence.key_rotation import rotation_entry
+from agent.evidence.keys import PUB_NAME, DeviceKey, next_key_path
+from agent.evidence.log import replay_entries
+from agent.evidence.verify_cli import verify_main
+from agent.provision import device_key
+
+UTC = "2026-11-27T10:05:00.000000Z"
+
+
+def _key_path(data_dir: Path) -> Path:
+    return data_dir / "keys" / "device.key"
+
+
+def _restart_record_verify(data_dir: Path, agency: AgencyKey,
+                           capsys: pytest.CaptureFixture[str]) -> DeviceKey:
+    """Start as the agent does, record one more recording, verify the whole folder."""
+    key = device_key(data_dir, simulated=False)
+    assert DeviceKey.load(_key_path(data_dir)).public_bytes == key.public_bytes
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    store.close()
+    capsys.readouterr()
+    assert verify_main([str(data_dir)]) == 0, capsys.readouterr().out
+    assert not next_key_path(_key_path(data_dir)).exists()
+    assert (data_dir / "keys" / PUB_NAME).read_bytes() == key.public_pem
+    return key
+
+
+def test_a_crash_before_the_announcement_keeps_the_old_key(
+        data_dir: Path, agency: AgencyKey, capsys: pytest.CaptureFixture[str]) -> None:
+    """The successor was written aside but never announced: it is discarded, not installed."""
+    old = DeviceKey.load(_key_path(data_dir))
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    store.close()
+    DeviceKey.prepare_next(_key_path(data_dir))  # crash here
+    assert _restart_record_verify(data_dir, agency, capsys).public_bytes == old.public_bytes
+    assert not (data_dir / "keys" / "retired").exists()
+
+
+@pytest.mark.parametrize("checkpointed", [True, False], ids=["covered", "entry-only"])
+def test_a_crash_after_the_announcement_installs_the_announced_key(
+        checkpointed: bool, data_dir: Path, agency: AgencyKey,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The log announced the successor (its checkpoint written, or -- a crash between the two
+    -- not yet): the successor becomes the key, the announcement ends up under a checkpoint
+    the old key signed, and everything before and after verifies."""
+    old = DeviceKey.load(_key_path(data_dir))
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    new, rotation = DeviceKey.prepare_next(_key_path(data_dir))
+    at = store.log.append(rotation_entry(rotation, utc=UTC), checkpoint=checkpointed).index
+    store.log.close()  # a crash here: no clean close flushes anything; device.key is the old key
+    assert DeviceKey.load(_key_path(data_dir)).public_bytes == old.public_bytes
+
+    assert device_key(data_dir, simulated=False).public_bytes == new.public_bytes
+    signed = parse_signed_checkpoint((data_dir / "log" / "checkpoint").read_bytes())
+    signed.verify([old.public_bytes])  # the old key vouches for the announcement...
+    assert signed.checkpoint.size > at  # ...which its checkpoint covers
+    got = _restart_record_verify(data_dir, agency, capsys)
+    assert got.public_bytes == new.public_bytes
+    retired = list((data_dir / "keys" / "retired").glob(f"*_{old.fingerprint_short}.pub"))
+    assert len(retired) == 1
+    entries = [parse_canonical(r) for _, r in _entries(data_dir)]
+    assert [e["type"] for e in entries if e.get("type") == "key_rotation"] == ["key_rotation"]
+    assert base64.b64decode(entries[at]["new_key"]) == new.public_bytes
+
+
+def test_a_stale_public_key_file_is_rewritten(
+        data_dir: Path, agency: AgencyKey, capsys: pytest.CaptureFixture[str]) -> None:
+    """A crash after the key file's rename but before device.pub: device.pub is made to match."""
+    old = DeviceKey.load(_key_path(data_dir))
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    store.rotate_key()
+    store.close()
+    (data_dir / "keys" / PUB_NAME).write_bytes(old.public_pem)  # as the crash left it
+    assert _restart_record_verify(data_dir, agency, capsys).public_bytes != old.public_bytes
+
+
+def test_a_failed_announcement_leaves_no_successor(data_dir: Path, agency: AgencyKey) -> None:
+    """An append that fails (a full disk) must not leave a successor a later start installs."""
+    old = DeviceKey.load(_key_path(data_dir))
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    store.log.append = refuse  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        store.rotate_key()
+    store.close()
+    assert not next_key_path(_key_path(data_dir)).exists()
+    assert DeviceKey.load(_key_path(data_dir)).public_bytes == old.public_bytes
+    assert all(parse_canonical(r).get("type") != "key_rotation" for _, r in _entries(data_dir))
+
+
+def _entries(data_dir: Path) -> list[tuple[int, bytes]]:
+    return list(enumerate(replay_entries((data_dir / "log" / "entries.bin").read_bytes()).records))
