@@ -17,8 +17,9 @@ import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -31,9 +32,11 @@ from hw.errors import EvidenceError, KeyMissing
 __all__ = [
     "DeviceKey",
     "KeyRotation",
+    "endorsement_valid",
     "fingerprint",
     "load_public_keys",
     "public_key_from_text",
+    "rotation_message",
 ]
 
 KEY_NAME = "device.key"
@@ -91,18 +94,46 @@ def load_public_keys(keys_dir: Path) -> dict[str, bytes]:
 
 @dataclass(frozen=True, slots=True)
 class KeyRotation:
-    """What a key rotation changed; :meth:`event_fields` is the log event's payload."""
+    """What a key rotation changed; :meth:`event_fields` is the log event's payload.
+
+    ``endorsement`` is the old key's signature over :func:`rotation_message`: it lets anyone
+    who trusts only the old key (the one registered with the fleet, the one a defence expert
+    was given) learn the new one from the log alone -- the checkpoint the old key signed over
+    the announcement is replaced by the next one, so it cannot be that proof."""
 
     old_public: bytes
     new_public: bytes
+    endorsement: bytes = b""
 
     def event_fields(self) -> dict[str, Any]:
         """Fields for the ``key_rotation`` log event (public material only)."""
-        return {
+        fields = {
             "old_fingerprint": fingerprint(self.old_public),
             "new_fingerprint": fingerprint(self.new_public),
             "new_key": base64.b64encode(self.new_public).decode(),
         }
+        if self.endorsement:
+            fields["endorsement"] = base64.b64encode(self.endorsement).decode()
+        return fields
+
+
+ROTATION_DOMAIN: Final = b"bodycam-key-rotation/1\n"
+
+
+def rotation_message(old_public: bytes, new_public: bytes) -> bytes:
+    """What the old key signs to endorse its successor: a domain tag (so no other signature
+    the device makes can be passed off as one) and both raw public keys."""
+    return ROTATION_DOMAIN + old_public + new_public
+
+
+def endorsement_valid(old_public: bytes, new_public: bytes, signature: bytes) -> bool:
+    """Does ``signature`` by ``old_public`` endorse ``new_public`` as its successor?"""
+    try:
+        Ed25519PublicKey.from_public_bytes(old_public).verify(
+            signature, rotation_message(old_public, new_public))
+    except (InvalidSignature, ValueError):
+        return False
+    return True
 
 
 class DeviceKey:
@@ -173,7 +204,8 @@ class DeviceKey:
         new = cls(private)
         atomic_write(next_key_path(path), _private_pem(private), mode=0o600)
         fsync_dir(path.parent)
-        return new, KeyRotation(old.public_bytes, new.public_bytes)
+        endorsement = old.sign(rotation_message(old.public_bytes, new.public_bytes))
+        return new, KeyRotation(old.public_bytes, new.public_bytes, endorsement)
 
     @classmethod
     def commit_next(cls, path: Path) -> DeviceKey:

@@ -25,6 +25,7 @@ from .log import origin_for, replay_entries
 from .merkle import consistency_proof, leaf_hash, root_of, verify_consistency
 from .receipt import parse_receipt
 from .report import Report
+from .rotation_trust import follow_rotations
 from .shape import entry_problem
 
 __all__ = ["MAX_CHECKPOINT", "MAX_LOG", "LogState", "check_log"]
@@ -42,6 +43,7 @@ class LogState:
     covered: int = 0                  # entries covered by a verified checkpoint
     device_id: str | None = None
     evicted: set[int] = field(default_factory=set)  # device_seqs whose eviction is justified
+    introduced: list[bytes] = field(default_factory=list)  # keys trusted through rotations
 
     def trusted(self) -> list[tuple[int, dict[str, Any]]]:
         """(index, entry) of the well-formed entries the device signed for."""
@@ -68,6 +70,8 @@ def check_log(log: Node | None, checkpoint: Node | None, keys: Sequence[bytes], 
         st.entries.append(_entry(data, i, report))
     report.log_size = len(st.leaves)
     report.log_root = root_of(st.leaves).hex()
+    st.introduced = follow_rotations(st.entries, keys, report)
+    keys = [*keys, *st.introduced]
     scp = _check_checkpoint(checkpoint, keys, st, report)
     if scp is not None and trusted_checkpoint is not None:
         _check_trusted(trusted_checkpoint, keys, scp, st, report)

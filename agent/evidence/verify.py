@@ -106,6 +106,7 @@ class Verifier:
         self._load_keys()
         self.log = check_log(self.lay.log, self.lay.checkpoint, self.keys, self.r,
                              trusted_checkpoint=self.trusted_cp, station_keys=self.station_keys)
+        self.keys.extend(k for k in self.log.introduced if k not in self.keys)
         if self.witnesses:
             extra = [Cosigned("--checkpoint", self.trusted_cp)] if self.trusted_cp else []
             check_witnessed([*extra, *self._cosigned_notes()], self.witnesses, self.keys,

@@ -1,6 +1,7 @@
 """The two ways to rotate the device key -- the running agent's store and ``bodycam keys init
---rotate`` on a stopped device -- leave one and the same log entry, in the format logs already
-on devices hold, and a log ``bodycam verify`` accepts."""
+--rotate`` on a stopped device -- leave one and the same log entry (the fields logs already on
+devices hold, plus the old key's endorsement of the new), and a log ``bodycam verify`` accepts
+with the old key alone."""
 
 from __future__ import annotations
 
@@ -12,13 +13,13 @@ import pytest
 from evbench import AgencyKey, open_store, write_recording
 
 from agent.evidence.canonical import canonical_json, parse_canonical
-from agent.evidence.keys import DeviceKey, fingerprint
+from agent.evidence.keys import DeviceKey, endorsement_valid, fingerprint
 from agent.evidence.keys_cli import keys_init_main
 from agent.evidence.verify_cli import verify_main
 
-# The rotation entry as both paths wrote it before they shared one implementation: the
-# fields every key_rotation entry on a device already has, in their canonical order.
-FIELDS = ["kind", "new_fingerprint", "new_key", "old_fingerprint", "type", "utc"]
+# The rotation entry: the fields every key_rotation entry on a device already has, plus the
+# old key's endorsement of the new one, in their canonical order.
+FIELDS = ["endorsement", "kind", "new_fingerprint", "new_key", "old_fingerprint", "type", "utc"]
 
 
 def _rotation_entry(data_dir: Path, agency: AgencyKey) -> tuple[bytes, int]:
@@ -59,14 +60,18 @@ def test_either_rotation_path_logs_the_one_entry_format_and_verifies(
     assert base64.b64decode(entry["new_key"]) == new.public_bytes
     legacy = {"kind": "event", "type": "key_rotation", "utc": entry["utc"],
               "old_fingerprint": old.fingerprint, "new_fingerprint": new.fingerprint,
-              "new_key": new.public_b64}
+              "new_key": new.public_b64, "endorsement": entry["endorsement"]}
     assert data == canonical_json(legacy)
+    assert endorsement_valid(old.public_bytes, new.public_bytes,
+                             base64.b64decode(entry["endorsement"]))
 
     capsys.readouterr()
     assert verify_main([str(data_dir)]) == 0
     assert verify_main([str(data_dir), "--pubkey", old.public_b64,
                         "--pubkey", new.public_b64]) == 0
     assert verify_main([str(data_dir), "--pubkey", new.public_b64]) == 1  # old segment
+    # the key registered before the rotation is enough: the log's endorsement introduces the new
+    assert verify_main([str(data_dir), "--pubkey", old.public_b64]) == 0
 
 
 def test_both_rotation_paths_give_entries_of_one_shape(tmp_path: Path, agency: AgencyKey) -> None:
