@@ -7,9 +7,10 @@
 # Runs in throw-away copies of the committed tree (mutmut writes mutants/ beside the code).
 #
 # 1. The rules, with the instant rule tests only: eviction and retention planning, the store's
-#    delete guard and receipts, verify's log, receipt, eviction and layout rules, gestures and
-#    trigger rules, battery and storage policies (each rule module has a *_rules or *_edges file
-#    that pins its thresholds, refusals and the verifier's words).
+#    delete guard and receipts, verify's log, receipt, eviction, layout and key-rotation rules,
+#    gestures, start/stop admission and trigger rules, battery and storage policies (each rule
+#    module has a *_rules or *_edges file that pins its thresholds, refusals and the verifier's
+#    words).
 # 2. The product's eviction path (agent/storage/reclaim.py) against the end-to-end eviction test (a
 #    real agent on simulated hardware with a loopback station, ~20 s a run) and the instant test
 #    of what it lists for the planner (~5 minutes). A pass of its own, because the end-to-end
@@ -56,8 +57,9 @@ mutate() {
 : > mutation-survivors.txt
 mutate '[tool.mutmut]
 source_paths = ["agent/power/battery_policy.py", "agent/storage/eviction.py", "agent/storage/space_policy.py",
-                "agent/recording/gestures.py", "agent/triggers.py", "agent/evidence/logcheck.py",
-                "agent/evidence/receipt.py", "agent/evidence/layout.py"]
+                "agent/recording/gestures.py", "agent/recording/control.py", "agent/triggers.py",
+                "agent/evidence/logcheck.py", "agent/evidence/receipt.py", "agent/evidence/layout.py",
+                "agent/evidence/retention_guard.py", "agent/evidence/rotation_trust.py"]
 pytest_add_cli_args_test_selection = [
     "tests/power/test_battery_policy.py", "tests/power/test_battery_edges.py",
     "tests/storage/test_eviction.py", "tests/storage/test_storage_policy.py",
@@ -67,7 +69,9 @@ pytest_add_cli_args_test_selection = [
     "tests/evidence/test_receipts_store.py", "tests/evidence/test_tamper.py",
     "tests/evidence/test_store.py", "tests/evidence/test_logcheck_rules.py",
     "tests/evidence/test_logcheck_receipts.py", "tests/evidence/test_receipt_rules.py",
-    "tests/evidence/test_layout_rules.py"]
+    "tests/evidence/test_layout_rules.py", "tests/evidence/test_rotation_trust.py",
+    "tests/evidence/test_key_rotation_paths.py", "tests/recording/test_command_rules.py",
+    "tests/recording/test_press_rule.py"]
 also_copy = ["agent", "hw", "config", "tests"]'
 if (( ! RULES_ONLY )); then
     mutate '[tool.mutmut]
