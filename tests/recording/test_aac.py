@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import av
 import numpy as np
 import pytest
 
@@ -60,3 +63,43 @@ def test_unknown_coder_is_refused_by_encoder_and_config() -> None:
         parse_config({"audio": {"aac_coder": "best"}})
     assert parse_config({}).audio.aac_coder == "fast"
     assert parse_config({"audio": {"aac_coder": "twoloop"}}).audio.aac_coder == "twoloop"
+
+
+def _float_frames_reference(chunks: list[AudioChunk], channels: int) -> list[tuple[bytes, int]]:
+    """The straightforward encoding: every 1 024 samples converted to float planes in numpy
+    and sent as their own frame, the grouping restarted at a hole (> 5 ms) -- what the
+    encoder did before it handed libavcodec one S16 frame per chunk."""
+    enc = av.CodecContext.create("aac", "w")
+    enc.sample_rate, enc.format, enc.bit_rate = RATE, "fltp", 96_000
+    enc.layout = "mono" if channels == 1 else "stereo"
+    enc.time_base = Fraction(1, RATE)
+    enc.options = {"aac_coder": "fast"}
+    enc.open()
+    buf, pts, out = b"", None, []
+    for c in chunks:
+        start = c.pts_us * RATE // 1_000_000
+        if pts is None or abs((start - (pts + len(buf) // (2 * channels))) * 1_000_000 // RATE) > 5_000:
+            buf, pts = b"", start
+        buf += c.pcm
+        while len(buf) >= 1024 * 2 * channels:
+            x = np.frombuffer(buf[:2048 * channels], "<i2").astype(np.float32) / 32768
+            buf = buf[2048 * channels:]
+            f = av.AudioFrame.from_ndarray(np.ascontiguousarray(x.reshape(1024, channels).T),
+                                           format="fltp", layout=enc.layout)
+            f.sample_rate, f.pts, f.time_base = RATE, pts, Fraction(1, RATE)
+            pts += 1024
+            out += [(bytes(p), p.pts * 1_000_000 // RATE) for p in enc.encode(f) if p.pts is not None]
+    return out
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_one_s16_frame_per_chunk_encodes_what_float_frames_did(channels: int) -> None:
+    """libavcodec gets each chunk's whole frames as one S16 frame (its filter graph scales
+    and cuts them): the same bytes and times as float frames of 1 024 samples each, also
+    across a hole in the capture."""
+    pcm = _speechlike(RATE, channels)
+    chunks = _chunks(pcm[: len(pcm) // 2], 4800, channels) + _chunks(
+        pcm[len(pcm) // 2:], 331, channels, t0_us=5_000_000 + 560_000)
+    got = _encode(chunks, channels)
+    assert len(got) >= 40
+    assert got == _float_frames_reference(chunks, channels)
