@@ -161,20 +161,25 @@ class SegmentPort(Protocol):
         ...
 
 
+def _muxer_error(exc: av.error.FFmpegError) -> Exception:
+    """libav reports a failing sink as its own error type: the error with its real meaning."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, StorageError):
+        return cause
+    if isinstance(exc, av.error.PyAVCallbackError) or isinstance(cause, OSError):
+        return StorageWriteError(errno.EIO, f"segment sink failed under the muxer: {exc}")
+    return RecorderError(f"muxer: {exc}")
+
+
 @contextmanager
 def _muxer_errors() -> Iterator[None]:
-    """libav reports a failing sink as its own error type: give it back its real meaning."""
+    """:func:`_muxer_error` around opening and closing the container."""
     try:
         yield
     except StorageError:
         raise
     except av.error.FFmpegError as exc:
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, StorageError):
-            raise cause from exc
-        if isinstance(exc, av.error.PyAVCallbackError) or isinstance(cause, OSError):
-            raise StorageWriteError(errno.EIO, f"segment sink failed under the muxer: {exc}") from exc
-        raise RecorderError(f"muxer: {exc}") from exc
+        raise _muxer_error(exc) from exc
 
 
 class SegmentWriter:
@@ -197,6 +202,7 @@ class SegmentWriter:
         self._container: Any = None
         self._vstream: Any = None
         self._astream: Any = None
+        self._atb, self._arate = Fraction(1, 1), 1
         self._origin_us: int | None = None
         self._held_audio: list[MediaPacket] = []
         self.stats = SegmentStats()
@@ -230,15 +236,24 @@ class SegmentWriter:
                 ast.codec_context.extradata = self._audio_extradata
             ast.time_base = Fraction(1, a.sample_rate)
             self._astream = ast
+            # PyAV builds a new Fraction on every read of time_base: read it once
+            self._atb, self._arate = Fraction(1, a.sample_rate), a.sample_rate
         self._origin_us = first.pts_us
 
     def write(self, packet: MediaPacket) -> None:
-        """Mux one packet (video must begin with a keyframe; earlier frames are skipped)."""
-        with _muxer_errors():
+        """Mux one packet (video must begin with a keyframe; earlier frames are skipped).
+
+        The error translation is inline rather than :func:`_muxer_errors`: a generator
+        context manager per packet cost about as much as the muxing of an audio packet."""
+        try:
             if packet.kind == "video":
                 self._write_video(packet)
             else:
                 self._write_audio(packet)
+        except StorageError:
+            raise
+        except av.error.FFmpegError as exc:
+            raise _muxer_error(exc) from exc
 
     def _write_video(self, packet: MediaPacket) -> None:
         if self._vstream is None and self._container is not None:
@@ -289,10 +304,10 @@ class SegmentWriter:
         if end is not None and packet.pts_us < end - packet.duration_us // 2:
             self._out_of_order(packet, end)  # overlaps what was muxed (AAC pts are rounded)
             return
-        rate = self._astream.time_base.denominator
+        rate = self._arate
         p = av.Packet(packet.data)
         p.stream = self._astream
-        p.time_base = self._astream.time_base
+        p.time_base = self._atb
         p.pts = p.dts = (packet.pts_us - self._origin_us) * rate // 1_000_000
         p.duration = packet.duration_us * rate // 1_000_000
         self._container.mux(p)
