@@ -302,6 +302,16 @@ class StationClient:
                                             data).json()
         return doc
 
+    def present_rotation(self, device_id: str, entry: bytes) -> dict[str, Any]:
+        """Hand over a ``key_rotation`` entry of the device's log, its exact bytes (``POST
+        …/key-rotation``, API §4b), so the station verifies what the new key signs; the
+        station's answer, ``{"added", "fingerprint", "endorsed_by", "keys"}``. Presenting one
+        the station already took is answered the same way (``added`` false)."""
+        body = json.dumps({"entry": base64.b64encode(entry).decode()}).encode()
+        doc: dict[str, Any] = self._request("POST", f"/v1/devices/{device_id}/key-rotation",
+                                            {"Content-Type": "application/json"}, body).json()
+        return doc
+
     def receipt(self, device_id: str, device_seq: int) -> Receipt | None:
         """Fetch a stored segment's receipt again; None if the station does not hold it."""
         try:

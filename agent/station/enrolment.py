@@ -44,6 +44,15 @@ class Enrolment:
     public_key: bytes           # raw Ed25519, 32 bytes
     tls_key_sha256: str | None  # SHA-256 of the TLS key's SubjectPublicKeyInfo DER, hex
     record: dict[str, Any]
+    #: Keys the device rotated to since, each endorsed by one before it (the index fills it:
+    #: :mod:`.devicekeys`); the enrolment record itself never names them.
+    successors: tuple[bytes, ...] = ()
+
+    @property
+    def keys(self) -> tuple[bytes, ...]:
+        """Every key the device may sign evidence with: the enrolled one, then its successors
+        (segments sealed before a rotation still arrive signed by the old key)."""
+        return (self.public_key, *self.successors)
 
     @property
     def public_b64(self) -> str:

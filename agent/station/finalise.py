@@ -4,7 +4,7 @@
 at any step answers a refusal and promises nothing:
 
 1. parse the request and run :func:`.ingest.check_segment` (signatures, shape, entry,
-   inclusion) against the registered key;
+   inclusion) against the device's keys (enrolled, and endorsed successors);
 2. a segment already stored under ``(device, device_seq)`` with other hashes is a conflict
    (409, alarm); with the same hashes the request carries on and ends idempotently;
 3. lock the upload (no PATCH may run meanwhile), check it is complete, hash its bytes from

@@ -20,6 +20,7 @@ from worker threads); the lock only serialises use of that connection, not the r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -28,8 +29,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .devicekeys import trusted_successors
 from .enrolment import Enrolment, parse_enrolment
 from .indexdesk import DeskRecords
+from .indexkeys import DeviceKeyRecords
 from .indexrows import (
     ABSENT_CREDENTIAL,
     CheckpointRow,
@@ -44,6 +47,7 @@ from .indexrows import (
 from .indexschema import (
     CREDENTIAL_TABLE,
     DESK_TABLES,
+    DEVICE_KEYS_TABLE,
     PG_LOGS,
     PG_WIDEN_TIMES,
     SQLITE_LOGS,
@@ -59,9 +63,10 @@ _SEGMENT_COLUMNS = ("device_id", "device_seq", "recording_id", "seq", "path", "c
 _UPLOAD_COLUMNS = "upload_id, device_id, length, metadata, state, created, updated"
 
 
-class Index(DeskRecords):
+class Index(DeskRecords, DeviceKeyRecords):
     """The index operations; subclasses supply the connection and the SQL dialect. The
-    evidence desk's records (kept proofs, holds, deletions) come from :class:`DeskRecords`."""
+    evidence desk's records (kept proofs, holds, deletions) come from :class:`DeskRecords`,
+    the keys devices rotated to from :class:`DeviceKeyRecords`."""
 
     _placeholder = "?"
     _logs_ddl = SQLITE_LOGS
@@ -97,7 +102,8 @@ class Index(DeskRecords):
 
     def create_schema(self) -> None:
         """Create the tables if they do not exist (idempotent; safe from several processes)."""
-        for stmt in (TABLES + self._logs_ddl + DESK_TABLES + CREDENTIAL_TABLE).split(";"):
+        ddl = TABLES + self._logs_ddl + DESK_TABLES + CREDENTIAL_TABLE + DEVICE_KEYS_TABLE
+        for stmt in ddl.split(";"):
             if stmt.strip():
                 self._exec(stmt)
 
@@ -108,7 +114,9 @@ class Index(DeskRecords):
 
     # -- devices ----------------------------------------------------------------------------
     def enrol(self, e: Enrolment, utc: str) -> bool:
-        """Register a device; False if it was already registered with exactly this record's keys.
+        """Register a device; False if it was already registered with this record's keys (the
+        enrolled evidence key or one it rotated to through endorsed rotations: a rotated
+        device's fresh record changes nothing).
 
         A different key under a registered id is refused (ValueError): replacing a device's
         key is a decision for a person, not a side effect of re-reading a file.
@@ -120,14 +128,20 @@ class Index(DeskRecords):
         if added:
             return True
         old = self.device(e.device_id)
-        if old is None or old.public_key != e.public_key or old.tls_key_sha256 != e.tls_key_sha256:
+        if old is None or e.public_key not in old.keys or old.tls_key_sha256 != e.tls_key_sha256:
             raise ValueError(f"device {e.device_id} is already registered with other keys")
         return False
 
     def device(self, device_id: str) -> Enrolment | None:
-        """The registered device, or None."""
+        """The registered device with every key it may sign with (``keys``: the enrolled one,
+        then the successors its endorsed rotations introduced), or None."""
         rows = self._rows("SELECT record FROM devices WHERE device_id = ?", (device_id,))
-        return parse_enrolment(json.loads(rows[0][0])) if rows else None
+        if not rows:
+            return None
+        e = parse_enrolment(json.loads(rows[0][0]))
+        found = trusted_successors(e.public_key, [r.entry.encode("utf-8")
+                                                  for r in self.device_key_rows(device_id)])
+        return dataclasses.replace(e, successors=tuple(found)) if found else e
 
     # -- events and alarms ------------------------------------------------------------------
     def event(self, utc: str, device_id: str | None, kind: str, detail: str) -> None:

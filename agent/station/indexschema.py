@@ -2,7 +2,8 @@
 differs only in its key column). Kept apart from :mod:`.index` so the rules read without the DDL.
 """
 
-__all__ = ["CREDENTIAL_TABLE", "DESK_TABLES", "PG_LOGS", "PG_WIDEN_TIMES", "SQLITE_LOGS", "TABLES"]
+__all__ = ["CREDENTIAL_TABLE", "DESK_TABLES", "DEVICE_KEYS_TABLE", "PG_LOGS", "PG_WIDEN_TIMES",
+           "SQLITE_LOGS", "TABLES"]
 
 # Times are seconds since the epoch: DOUBLE PRECISION. PostgreSQL's REAL is a 4-byte float,
 # 128 s apart at today's epoch -- a session or an upload would expire up to a minute off.
@@ -91,4 +92,14 @@ CREATE TABLE IF NOT EXISTS segment_credentials (
     device_id TEXT NOT NULL, device_seq BIGINT NOT NULL, state TEXT NOT NULL,
     reason TEXT NOT NULL, sha256 TEXT NOT NULL, bytes BIGINT NOT NULL, utc TEXT NOT NULL,
     PRIMARY KEY (device_id, device_seq));
+"""
+# The keys a device signs with after rotating its enrolled one (agent/station/devicekeys.py):
+# one row per successor key, with the key_rotation entry (its exact canonical bytes) whose
+# endorsement by an earlier key of the device introduced it. ``devices.public_key`` stays the
+# enrolled key. An index made before key rotations gains the table when it is opened.
+DEVICE_KEYS_TABLE = """
+CREATE TABLE IF NOT EXISTS device_keys (
+    device_id TEXT NOT NULL, fingerprint TEXT NOT NULL, public_key TEXT NOT NULL,
+    endorsed_by TEXT NOT NULL, entry TEXT NOT NULL, utc TEXT NOT NULL,
+    PRIMARY KEY (device_id, fingerprint));
 """

@@ -6,13 +6,14 @@ of the segment, its inclusion proof against a device-signed checkpoint and a con
 between that checkpoint and the newest one the station holds for the device. The checks, in
 order, each a named refusal:
 
-1. the manifest envelope parses, its signature verifies with the registered key, its shape is
-   the one the recorder writes, and it names this device;
+1. the manifest envelope parses, its signature verifies with one of the device's keys (the
+   registered one or a successor an endorsed rotation introduced, :mod:`.devicekeys`), its
+   shape is the one the recorder writes, and it names this device;
 2. the entry is canonical JSON, well formed, and is the segment entry of exactly this manifest
    (``manifest_sha256``, ``cipher_sha256``, ``device_seq``, ``seq``, ``recording_id``, and a
    ``path`` whose file name is the manifest's media name);
-3. the checkpoint is signed by the registered key under the device's origin, and the entry's
-   leaf is in it (RFC 9162 inclusion);
+3. the checkpoint is signed by one of the device's keys under the device's origin, and the
+   entry's leaf is in it (RFC 9162 inclusion);
 4. the ciphertext's size and SHA-256 equal the manifest's (:func:`check_cipher`);
 5. the checkpoint is consistent with the one the station holds (:func:`check_consistency`): a
    log that shrank or forked is refused and raised as an alarm.
@@ -144,10 +145,9 @@ def _unverified(message: str, code: str = "not-verified") -> Refused:
 
 def check_segment(req: Finalise, device: Enrolment) -> Verified:
     """Checks 1–3 of the module docstring; 422 naming the first that fails."""
-    keys = [device.public_key]
     try:
         manifest = parse_envelope(req.manifest)
-        manifest.verify(keys)
+        manifest.verify(list(device.keys))
     except VerificationError as exc:
         raise _unverified(f"manifest: {exc}", "bad-manifest") from None
     problem = manifest_problem(manifest.manifest)
@@ -193,7 +193,7 @@ def _entry(data: bytes) -> dict[str, Any]:
 def _checkpoint(req: Finalise, device: Enrolment) -> SignedCheckpoint:
     try:
         cp = parse_signed_checkpoint(req.checkpoint)
-        cp.verify([device.public_key])
+        cp.verify(list(device.keys))
     except VerificationError as exc:
         raise _unverified(f"checkpoint: {exc}", "bad-checkpoint") from None
     if cp.checkpoint.origin != origin_for(device.device_id):

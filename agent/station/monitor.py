@@ -24,7 +24,7 @@ The rule (:func:`judge`), for a checkpoint signed by the device's **enrolled** k
   late, and without a proof a smaller tree is not shown to be a rollback. A rolled-back log is
   alarmed as a fork once it is signed at or past the held size.
 
-A checkpoint whose signature does not verify with the enrolled key (or that names another
+A checkpoint whose signature verifies with none of the device's keys (or that names another
 origin) is an alarm ``checkpoint-signature``; an unregistered device's checkpoint is an event.
 Alarms are recorded once (:func:`~agent.station.witness_endpoint.raise_fork`: one per contradicted held
 checkpoint, across processes) and published **retained** at ``bodycam/v1/<id>/alarm``
@@ -251,13 +251,13 @@ class CheckpointMonitor:
             if signed.checkpoint.origin != origin_for(device_id):
                 raise BodycamError(f"origin {signed.checkpoint.origin[:80]!r} is not this "
                                    "device's log")
-            signed.verify([device.public_key])
+            signed.verify(list(device.keys))
         except (ValueError, BodycamError) as exc:
             digest = hashlib.sha256(payload).hexdigest()
             raise_fork(self._svc, device_id, index.checkpoint(device_id),
                        kind="checkpoint-signature", once=(-1, digest), listeners=[self.publish],
                        detail=f"monitor: a checkpoint published for {device_id} does not verify "
-                       f"with its enrolled key: {str(exc)[:300]}")
+                       f"with its keys: {str(exc)[:300]}")
             return "checkpoint-signature"
         action = self._apply(device_id, signed, proof, note)
         log.debug("checkpoint of %s size %d: %s", device_id, signed.checkpoint.size, action)

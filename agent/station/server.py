@@ -36,6 +36,7 @@ from hw.errors import ConfigError
 from .enrolment import Enrolment, spki_sha256
 from .finalise import api_routes
 from .refusal import Refused
+from .rotation_endpoint import rotation_routes
 from .service import StationService, utc_now
 from .tus import TUS_VERSION, tus_routes
 from .witness_endpoint import StationWitness, load_witness_cosigner, witness_routes
@@ -118,7 +119,7 @@ def build_app(svc: StationService) -> web.Application:
             return _error(Refused(500, "internal", "internal error; nothing was stored"))
 
     app = web.Application(middlewares=[guard])
-    app.add_routes([*tus_routes(svc), *api_routes(svc)])
+    app.add_routes([*tus_routes(svc), *api_routes(svc), *rotation_routes(svc)])
     witness = StationWitness(svc, load_witness_cosigner(svc.data_dir, svc.station_id))
     app.add_routes(witness_routes(witness))
     if svc.cfg.mqtt.enabled:  # the checkpoint monitor (agent/station/monitor.py)

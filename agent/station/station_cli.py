@@ -1,4 +1,4 @@
-"""``bodycam station run|enrol|list|info``: the collection station's commands.
+"""``bodycam station run|enrol|list|info|keys``: the collection station's commands.
 
 Exit codes follow ``bodycam``'s: 0 success, 1 a runtime failure, 2 a usage or configuration
 error (raised as :class:`ConfigError` and reported by :func:`agent.cli.main`).
@@ -26,6 +26,7 @@ from hw.errors import ConfigError, VerificationError
 from .custodycheck import add_check_log_parser, check_log_main
 from .custodywitness import custody_witness_status
 from .deskcli import DESK_ACTIONS, add_desk_commands, desk_main
+from .devicekeys_cli import add_keys_parser, keys_main
 from .enrolment import read_enrolment
 from .service import StationService, utc_now
 from .station_config import StationConfig, load_station_config
@@ -34,7 +35,7 @@ from .witness_endpoint import WITNESS_PREFIX, load_witness_cosigner
 
 __all__ = ["default_station_dir", "station_main"]
 
-USAGE = ("usage: bodycam station run|enrol|list|info|user|check-log [--config FILE] "
+USAGE = ("usage: bodycam station run|enrol|list|info|keys|user|check-log [--config FILE] "
          "[--data-dir DIR] …")
 
 
@@ -66,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_user_parser(sub)
     add_desk_commands(sub)
+    add_keys_parser(sub)
     add_check_log_parser(sub)
     return p
 
@@ -89,6 +91,8 @@ def station_main(argv: Sequence[str]) -> int:
             return desk_main(svc, args)
         if args.action == "enrol":
             return _enrol(svc, args.records)
+        if args.action == "keys":
+            return keys_main(svc, args)
         return _info(svc, args.json)
     finally:
         svc.close()

@@ -118,10 +118,12 @@ class EnrolledKeys:
         self._index = index
 
     def trusted_keys(self, origin: str) -> Collection[VerifierKey] | None:
-        """The enrolled key of the device the origin names, or None."""
+        """The keys of the device the origin names (enrolled, and endorsed successors), or
+        None."""
         device_id = device_of_origin(origin)
         device = self._index.device(device_id) if device_id else None
-        return None if device is None else [VerifierKey.for_ed25519(origin, device.public_key)]
+        return None if device is None else [VerifierKey.for_ed25519(origin, k)
+                                            for k in device.keys]
 
 
 class HeldCheckpoints:

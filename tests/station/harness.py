@@ -25,6 +25,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
+from agent.evidence.key_rotation import rotate_and_log
 from agent.evidence.keys import DeviceKey
 from agent.evidence.log import EvidenceLog, origin_for
 from agent.evidence.manifest import FORMAT, sign_manifest
@@ -114,6 +115,14 @@ class SimRecorder:
         result = self.log.append(entry)
         return Segment(media, signed.envelope(), self.log.entry(result.index), result.index, seq,
                        cipher)
+
+    def rotate(self) -> bytes:
+        """Rotate the device key as the agent does (the old key endorses the new one in a
+        logged ``key_rotation`` entry); the entry's exact bytes. Later seals sign with the new
+        key, and so does the log's checkpoint."""
+        self.key, appended = rotate_and_log(self.log, self.root / "keys" / "device.key",
+                                            utc="2026-11-30T08:00:00.000000Z")
+        return self.log.entry(appended.index)
 
     def client(self, url: str, *, device: str | None = None, **kw: Any) -> StationClient:
         """A client speaking with this device's TLS identity (or another device's)."""

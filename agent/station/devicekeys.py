@@ -1,0 +1,146 @@
+"""Which Ed25519 keys may sign a device's evidence: the enrolled key and its endorsed successors.
+
+A device rotates its key (``bodycam keys init --rotate``; :mod:`agent.evidence.key_rotation`)
+and logs a ``key_rotation`` entry: the old key's fingerprint, the new key and the old key's
+endorsement of it (:func:`agent.evidence.keys.rotation_message`). The station registered one
+key at enrolment and never trusts a key first seen on an upload; it takes a successor only
+from such an entry, presented by the device (``POST /v1/devices/<d>/key-rotation``), whose
+endorsement verifies under a key the device already has. Chains follow: A endorses B, then B
+endorses C. The enrolled key stays the enrolled key; every key of the chain keeps verifying
+(segments sealed before a rotation still arrive signed by the old key).
+
+Two rules, both pure:
+
+* :func:`check_rotation` -- may this presented entry add a key to a device that has ``keys``?
+  Each failure is a :class:`~.refusal.Refused` 422 with its own code;
+* :func:`trusted_successors` -- the keys the stored successor rows introduce, each row checked
+  again by the same rule against the keys before it, so a row written into the index by hand
+  (without an endorsement that verifies) introduces nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agent.evidence.canonical import canonical_json, parse_canonical
+from agent.evidence.keys import endorsement_valid, fingerprint
+
+from .refusal import Refused
+
+__all__ = ["MAX_ROTATION_ENTRY_BYTES", "ROTATION_TYPE", "Successor", "check_rotation",
+           "trusted_successors"]
+
+ROTATION_TYPE = "key_rotation"
+#: A key_rotation entry is ~400 bytes (two fingerprints, a key, a signature, a time).
+MAX_ROTATION_ENTRY_BYTES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Successor:
+    """A key a checked rotation entry introduces, with the entry that proves it."""
+
+    public_key: bytes  # raw Ed25519, 32 bytes
+    endorsed_by: str   # fingerprint of the old key that signed the endorsement
+    entry: bytes       # the log entry's exact canonical bytes
+    known: bool        # the device already had this key (presenting it again changes nothing)
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the new key."""
+        return fingerprint(self.public_key)
+
+    @property
+    def public_b64(self) -> str:
+        """The new key as base64 (as the entry carries it)."""
+        return base64.b64encode(self.public_key).decode()
+
+
+def _refuse(code: str, message: str, *, alarm: bool = False) -> Refused:
+    return Refused(422, code, message, alarm=alarm)
+
+
+def _raw(value: Any, size: int, what: str) -> bytes:
+    if not isinstance(value, str) or len(value) > 2 * size:
+        raise _refuse("bad-rotation", f"{what} is not base64 of {size} bytes")
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _refuse("bad-rotation", f"{what} is not base64") from None
+    if len(raw) != size:
+        raise _refuse("bad-rotation", f"{what} is {len(raw)} bytes, not {size}")
+    return raw
+
+
+def _entry(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_ROTATION_ENTRY_BYTES:
+        raise _refuse("bad-rotation", f"the entry is longer than {MAX_ROTATION_ENTRY_BYTES} "
+                      "bytes: not a key_rotation entry")
+    try:
+        doc = parse_canonical(data)
+        canonical = canonical_json(doc) == data
+    except (ValueError, UnicodeDecodeError, TypeError) as exc:
+        raise _refuse("bad-rotation", f"the entry is not canonical JSON ({exc})") from None
+    if not canonical:
+        raise _refuse("bad-rotation", "the entry is not in canonical form (the log's exact "
+                      "bytes are needed)")
+    if not isinstance(doc, dict) or doc.get("kind") != "event" or \
+            doc.get("type") != ROTATION_TYPE:
+        raise _refuse("bad-rotation", "the entry is not a key_rotation event")
+    return doc
+
+
+def check_rotation(data: bytes, keys: Sequence[bytes]) -> Successor:
+    """Check a presented ``key_rotation`` entry against the keys the device has (in order:
+    form, the new key against its fingerprint, the old key among ``keys``, the endorsement);
+    the successor it introduces. A new key the device already has is answered as ``known``
+    without looking further: presenting a rotation twice, or one older than the enrolment,
+    changes nothing and is no error."""
+    doc = _entry(data)
+    new = _raw(doc.get("new_key"), 32, "new_key")
+    new_fp, old_fp = doc.get("new_fingerprint"), doc.get("old_fingerprint")
+    if not isinstance(old_fp, str) or len(old_fp) != 64:
+        raise _refuse("bad-rotation", "old_fingerprint is not a SHA-256 fingerprint")
+    if new_fp != fingerprint(new):
+        raise _refuse("bad-rotation", "new_fingerprint is not the SHA-256 of new_key")
+    if new in keys:
+        return Successor(new, old_fp, data, known=True)
+    old = next((k for k in keys if fingerprint(k) == old_fp), None)
+    if old is None:
+        raise _refuse("unknown-old-key", f"the rotation is from key {old_fp[:16]}, which is "
+                      "not a key of this device at this station (enrolled or endorsed)")
+    if "endorsement" not in doc:
+        raise _refuse("unendorsed-rotation", f"key {new_fp[:16]} is announced without the old "
+                      "key's endorsement (a device from before endorsements): a person must "
+                      "enrol it")
+    signature = _raw(doc.get("endorsement"), 64, "endorsement")
+    if not endorsement_valid(old, new, signature):
+        raise _refuse("forged-endorsement", f"the endorsement of key {new_fp[:16]} does not "
+                      f"verify under key {old_fp[:16]}: a forged rotation", alarm=True)
+    return Successor(new, old_fp, data, known=False)
+
+
+def trusted_successors(enrolled: bytes, entries: Sequence[bytes]) -> list[bytes]:
+    """The keys stored rotation ``entries`` introduce for a device enrolled with ``enrolled``,
+    in the order they join: each entry must pass :func:`check_rotation` against the keys
+    before it (in any stored order: a chain is followed until nothing more joins)."""
+    keys = [enrolled]
+    left = list(entries)
+    while left:
+        later = []
+        for data in left:
+            try:
+                s = check_rotation(data, keys)
+            except Refused as exc:
+                if exc.code == "unknown-old-key":
+                    later.append(data)  # its old key may join through another entry
+                continue
+            if not s.known:
+                keys.append(s.public_key)
+        if len(later) == len(left):
+            break
+        left = later
+    return keys[1:]
