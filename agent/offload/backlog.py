@@ -1,7 +1,9 @@
 """What the device still owes a collection station, read from the evidence log.
 
 The log is the truth (DESIGN §3): a ``segment`` entry is owed until an ``acknowledged`` entry
-for the same ``device_seq`` and hashes follows it. There is no queue file beside the log that
+for the same ``device_seq`` and hashes follows it. The ``key_rotation`` entries are collected
+too: the station must be handed them before it can verify what the new key signs
+(:mod:`.rotation_handover`). There is no queue file beside the log that
 could drift from it -- :class:`Backlog` keeps only a cursor and re-reads new entries with
 positioned reads (:meth:`EvidenceLog.entry`), so a restart rebuilds the same list.
 
@@ -19,6 +21,8 @@ from typing import Protocol
 
 from agent.evidence.canonical import parse_canonical
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
+
+ROTATION_TYPE = "key_rotation"  # agent.evidence.key_rotation's entry type
 
 __all__ = ["Backlog", "BacklogSummary", "PendingSegment"]
 
@@ -71,6 +75,7 @@ class Backlog:
         self._root = Path(data_dir)
         self._cursor = 0
         self._pending: dict[int, PendingSegment] = {}
+        self._rotations: list[tuple[int, bytes]] = []
         self._lock = threading.Lock()
 
     def refresh(self, now_epoch: float | None = None) -> list[PendingSegment]:
@@ -78,9 +83,20 @@ class Backlog:
         now = time.time() if now_epoch is None else now_epoch
         size = self._log.size
         while self._cursor < size:
-            self._fold(self._cursor, parse_canonical(self._log.entry(self._cursor)), now)
+            data = self._log.entry(self._cursor)
+            entry = parse_canonical(data)
+            if entry.get("type") == ROTATION_TYPE:
+                with self._lock:
+                    self._rotations.append((self._cursor, data))
+            self._fold(self._cursor, entry, now)
             self._cursor += 1
         return self.pending()
+
+    def rotations(self) -> list[tuple[int, bytes]]:
+        """Every ``key_rotation`` entry read so far, as ``(log index, exact bytes)``, oldest
+        first: what the station must take before it can verify what the new key signs."""
+        with self._lock:
+            return list(self._rotations)
 
     def pending(self) -> list[PendingSegment]:
         """The pending segments, oldest (lowest ``device_seq``) first."""

@@ -4,7 +4,10 @@ Never the controller thread -- recording always wins. The thread (``offload``) o
 station client, the backlog cursor and the upload book; other threads only call
 :meth:`Offloader.wake` and :meth:`Offloader.status` (which copies fields under ``_lock``).
 
-For each pending segment (:mod:`.backlog`, derived from the log):
+First, every ``key_rotation`` entry of the log the station has not taken is presented to it
+(:mod:`.rotation_handover`): after a rotation the station verifies nothing the new key signed
+until it has taken the old key's endorsement of it. Then, for each pending segment
+(:mod:`.backlog`, derived from the log):
 
 1. the upload URL is looked up in the book (:mod:`.book`); if the station still has it, the
    upload resumes from the station's durable offset (``HEAD``), else a new upload is made and
@@ -55,6 +58,7 @@ from .book import UploadBook, UploadRef
 from .credential import hand_over_credential
 from .offload_ports import OffloadStatus, ReceiptTaker
 from .pacing import Backoff, RateLimiter
+from .rotation_handover import RotationHandover
 
 __all__ = ["OffloadStatus", "Offloader", "ReceiptTaker"]
 
@@ -92,6 +96,8 @@ class Offloader:
         self._live_offsets: dict[int, int] = {}  # open segment → bytes the station holds
         self._live_seq: int | None = None  # the open segment being streamed
         self._book = UploadBook(Path(data_dir) / "state")
+        self._rotations = RotationHandover(Path(data_dir) / "state", station=station,
+                                           device_id=device_id, retry_s=retry_s)
         self._not_before: dict[int, float] = {}
         self._client: StationClient | None = None
         self._stop = threading.Event()
@@ -152,6 +158,15 @@ class Offloader:
             return _PRESSURE_POLL_S
         pending = self._backlog.refresh()
         now = time.monotonic()
+        owed = self._rotations.due(self._backlog.rotations(), now)
+        if owed:  # before any segment: the station must know the key that signs them
+            try:
+                problem = self._rotations.present(self._connection(), owed, now)
+            except StationUnreachable as exc:
+                self._set(state="unreachable", error=str(exc))
+                return self._backoff.next()
+            if problem:
+                self._set(state="refused", error=problem)
         due = [p for p in pending if self._not_before.get(p.device_seq, 0.0) <= now]
         if not due:
             if self._live:
