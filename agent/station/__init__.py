@@ -3,7 +3,9 @@
 An agency runs the station on a PC or server (DESIGN §7). Devices upload each segment's
 ciphertext over HTTPS with their client certificate (tus 1.0, resumable), then hand over the
 signed manifest, the log entry and Merkle proofs; the station checks all of it against the key
-registered at enrolment — never the agency's decryption key — stores the bytes once, and
+registered at enrolment, or a successor the device's endorsed key rotations introduced
+(:mod:`.devicekeys`, :mod:`.rotation_endpoint`) — never the agency's decryption key — stores
+the bytes once, and
 answers with a signed receipt, the only thing that lets a device free the space.
 
 Modules, one job each: :mod:`.station_config` (schema), :mod:`.enrolment` (registration

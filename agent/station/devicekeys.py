@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +33,7 @@ from agent.evidence.keys import endorsement_valid, fingerprint
 from .refusal import Refused
 
 __all__ = ["MAX_ROTATION_ENTRY_BYTES", "ROTATION_TYPE", "Successor", "check_rotation",
-           "trusted_successors"]
+           "followed_keys", "trusted_successors"]
 
 ROTATION_TYPE = "key_rotation"
 #: A key_rotation entry is ~400 bytes (two fingerprints, a key, a signature, a time).
@@ -144,3 +145,11 @@ def trusted_successors(enrolled: bytes, entries: Sequence[bytes]) -> list[bytes]
             break
         left = later
     return keys[1:]
+
+
+@functools.lru_cache(maxsize=1024)
+def followed_keys(enrolled: bytes, entries: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    """:func:`trusted_successors`, remembered: the index asks on every device request (each
+    PATCH), and the answer depends on nothing but these bytes, so the signatures are checked
+    once per process and set of rows, not once per request."""
+    return tuple(trusted_successors(enrolled, entries))

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .devicekeys import trusted_successors
+from .devicekeys import followed_keys
 from .enrolment import Enrolment, parse_enrolment
 from .indexdesk import DeskRecords
 from .indexkeys import DeviceKeyRecords
@@ -139,9 +139,9 @@ class Index(DeskRecords, DeviceKeyRecords):
         if not rows:
             return None
         e = parse_enrolment(json.loads(rows[0][0]))
-        found = trusted_successors(e.public_key, [r.entry.encode("utf-8")
-                                                  for r in self.device_key_rows(device_id)])
-        return dataclasses.replace(e, successors=tuple(found)) if found else e
+        found = followed_keys(e.public_key, tuple(r.entry.encode("utf-8")
+                                                  for r in self.device_key_rows(device_id)))
+        return dataclasses.replace(e, successors=found) if found else e
 
     # -- events and alarms ------------------------------------------------------------------
     def event(self, utc: str, device_id: str | None, kind: str, detail: str) -> None:
