@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 
 from agent.offload.rotation_handover import ROTATIONS_FILE
 from agent.testing import wait_for
-from tests.offload.bench import DEVICE, OffloadBench
+from tests.offload.bench import DEVICE, REPO, OffloadBench
 
 
 def _rotations(bench: OffloadBench) -> list[tuple[int, str]]:
@@ -99,3 +101,32 @@ def test_a_rotation_while_the_uploader_runs_is_presented_before_the_next_segment
     refused = _station_rows(bench, f"SELECT kind, detail FROM events WHERE device_id = "
                                    f"'{DEVICE}' AND detail LIKE '422%'")
     assert refused == []
+
+
+def test_a_rotated_device_starts_its_loopback_station_again(bench: OffloadBench) -> None:
+    """``bodycam run --with-station`` enrols the device at every start: after a rotation the
+    record names the new key, which the station does not know yet -- the start goes on (the
+    device stays enrolled with its first key), the uploader hands over the rotation, and the
+    next start finds the new key already enrolled."""
+    bench.up()
+    store = bench.open_store()
+    new = store.rotate_key()
+    bench.record(1, 10_000)
+    bench.station.stop()
+    bench.station.prepare(new)
+    bench.up()
+    off = bench.offloader()
+    off.start()
+    try:
+        wait_for(lambda: _all_acked(bench, 1), what="the receipt after the restart")
+    finally:
+        off.close()
+    bench.station.prepare(new)
+    st = bench.station
+    again = subprocess.run([sys.executable, "-m", "agent.cli", "station", "enrol", "--config",
+                            str(st.config), "--data-dir", str(st.root),
+                            str(st.root / f"{DEVICE}.enrol.json")], capture_output=True,
+                           text=True, cwd=REPO, timeout=60, check=False)
+    assert again.returncode == 0 and "already enrolled" in again.stdout, again.stderr
+    devices = _station_rows(bench, "SELECT device_id, public_key FROM devices")
+    assert devices == [(DEVICE, bench.key.public_b64)]
