@@ -11,8 +11,10 @@ Which entries a station took is remembered by log index in ``state/offload-rotat
 (per station URL), so a restart does not present them again. Like the upload book it is a
 cache, never evidence: losing it costs one more presentation, which the station answers
 as already taken. A refused presentation (an old station without the endpoint, a rotation the
-station cannot follow) is reported and tried again after ``retry_s``; the segments go ahead
-meanwhile (the station judges each on its own -- those signed by the old key still verify).
+station cannot follow) is reported and tried again after ``retry_s``, doubling at each refusal
+in a row up to :data:`MAX_REFUSED_WAIT_S` (a rotation the station can never follow must not
+fill its events every few seconds); the segments go ahead meanwhile (the station judges each
+on its own).
 
 Threading: the uploader thread owns it; no lock.
 """
@@ -27,9 +29,10 @@ from pathlib import Path
 from agent.atomic import atomic_write
 from agent.station.api_client import StationClient, StationRefused
 
-__all__ = ["ROTATIONS_FILE", "RotationHandover"]
+__all__ = ["MAX_REFUSED_WAIT_S", "ROTATIONS_FILE", "RotationHandover"]
 
 ROTATIONS_FILE = "offload-rotations.json"
+MAX_REFUSED_WAIT_S = 3600.0
 _MAX_BYTES = 1 << 20
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,7 @@ class RotationHandover:
         self._retry_s = retry_s
         self._taken = self._read()
         self._not_before = 0.0
+        self._refused_wait = 0.0  # after the last refusal in a row; 0 after a success
 
     @property
     def taken(self) -> frozenset[int]:
@@ -69,11 +73,14 @@ class RotationHandover:
             try:
                 answer = client.present_rotation(self._device_id, entry)
             except StationRefused as exc:
-                self._not_before = now + self._retry_s
+                self._refused_wait = min(max(self._retry_s, 2 * self._refused_wait),
+                                         max(self._retry_s, MAX_REFUSED_WAIT_S))
+                self._not_before = now + self._refused_wait
                 log.error("offload: the station refused the key rotation at log index %d: %s "
                           "(evidence signed by the new key is refused until it takes it)",
                           index, exc)
                 return f"key rotation at log index {index}: {exc}"
+            self._refused_wait = 0.0
             self._taken.setdefault(self._station, []).append(index)
             self._write()
             log.info("offload: the station took the key rotation at log index %d (key %s, "

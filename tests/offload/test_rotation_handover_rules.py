@@ -51,3 +51,18 @@ def test_a_refusal_stops_the_chain_and_waits_retry_s(tmp_path: Path) -> None:
 def test_an_unreadable_state_file_means_presenting_again(tmp_path: Path) -> None:
     (tmp_path / "offload-rotations.json").write_text("{not json")
     assert _handover(tmp_path).due(ROTATIONS, 0.0) == ROTATIONS
+
+
+def test_refusals_in_a_row_wait_longer_up_to_an_hour_and_a_success_starts_again(
+        tmp_path: Path) -> None:
+    h = _handover(tmp_path)
+    refusing, now = Station(refuse=(b"r3",)), 0.0
+    for wait in (5, 10, 20, 40, 80, 160, 320, 640, 1280, 2560, 3600, 3600):
+        assert h.present(refusing, ROTATIONS, now) is not None  # type: ignore[arg-type]
+        assert h.due(ROTATIONS, now + wait - 0.5) == []
+        assert h.due(ROTATIONS, now + wait) == ROTATIONS
+        now += wait
+    assert h.present(Station(), ROTATIONS, now) is None  # type: ignore[arg-type]
+    assert h.due(ROTATIONS, now) == []  # all taken
+    assert h.present(refusing, [(11, b"r3")], now) is not None  # type: ignore[arg-type]
+    assert h.due([(11, b"r3")], now + 5) == [(11, b"r3")]  # the success started it again
