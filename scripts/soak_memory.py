@@ -24,8 +24,9 @@ worker's backlog, the frames the camera dropped and the index gaps the recorder 
 sealing rate under 90 % of the media rate (N/2 segments a second) is a failure: the work
 queued behind it would be memory growth that is not a leak.
 
-After a warm-up (``--warmup`` segments, 250 by default: caches, the encoder, and the
-windows bounded by count or age -- the last 200 events, 150 s of GPS history -- full),
+After a warm-up (``--warmup`` segments, 250 by default, and at least ``--warmup-s`` of real
+time, 180 s by default, which at speed 10 is the longer: caches, the encoder, and the windows
+bounded by count or age -- the last 200 events, 150 s of GPS history (real seconds) -- full),
 Python's allocations are traced (``tracemalloc``) and the process's RSS sampled; at the end
 it prints the growth per sealed segment and per hour and the allocation sites that grew
 most, and exits 1 if Python memory grew by more than ``--max-per-segment`` bytes per segment.
@@ -115,6 +116,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--segments", type=int, default=600)
     ap.add_argument("--warmup", type=int, default=250)
+    ap.add_argument("--warmup-s", type=float, default=180.0,
+                    help="real seconds the warm-up lasts at least (windows bounded by age)")
     ap.add_argument("--max-per-segment", type=int, default=768)
     ap.add_argument("--speed", type=float, default=1.0,
                     help=f"media seconds per wall second, 1..{MAX_SPEED:g} (see above)")
@@ -141,6 +144,7 @@ def main() -> int:
     try:
         agent.controller.call("start")
         wait_segments(agent, args.warmup, timeout_s=args.warmup * 2 * segment_wall_s + 60)
+        time.sleep(max(0.0, wall0 + args.warmup_s - time.monotonic()))
         tracemalloc.start(10)
         base = tracemalloc.take_snapshot()
         seg0, t0, rss0 = len(agent.recorder.sealed), time.monotonic(), rss_mb()
