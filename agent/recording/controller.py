@@ -49,7 +49,13 @@ __all__ = ["Controller", "Request"]
 
 log = logging.getLogger(__name__)
 
-_TICK_S = 0.05
+# The loop's tick (gestures' hold, the recorder's batch to its worker, policies): about ten
+# a second. It rides on whatever wakes the loop anyway -- the microphone's chunk, every 100 ms
+# -- once _TICK_MIN_S have passed since the last one, and the loop wakes by itself only when
+# nothing came for _TICK_WAIT_S: ~10 wake-ups a second instead of the ~20 a fixed 50 ms wait
+# gave (an audio chunk, then the wait running out half-way to the next one).
+_TICK_MIN_S = 0.075
+_TICK_WAIT_S = 0.15
 
 
 @dataclass
@@ -145,7 +151,7 @@ class Controller:
         self._gesture_handlers[name] = action
 
     def every_tick(self, fn: Callable[[float], None]) -> None:
-        """Run ``fn(now)`` on each loop iteration (about 20 times a second)."""
+        """Run ``fn(now)`` at each tick (about 10 times a second, at most 150 ms apart)."""
         self._periodic.append(SideChannel(f"periodic task {_name(fn)}", fn))
 
     def observe_packets(self, fn: Callable[[MediaPacket], None]) -> None:
@@ -159,9 +165,9 @@ class Controller:
 
     def on_frame(self, frame: EncodedFrame) -> None:
         """Camera sink: the frame waits for the controller's next wake-up -- the next event
-        (audio comes ten times a second) or its tick (every 50 ms) -- instead of waking it
-        for each of 30 frames a second; frames are handled in arrival order before that
-        event, so a press still sees every frame captured before it."""
+        (audio comes ten times a second) or its own tick (at most 150 ms) -- instead of
+        waking it for each of 30 frames a second; frames are handled in arrival order before
+        that event, so a press still sees every frame captured before it."""
         self._frames.append(frame)
 
     def on_audio(self, chunk: AudioChunk) -> None:
@@ -220,35 +226,41 @@ class Controller:
         return self._queue.qsize() + len(self._frames)
 
     def _run(self) -> None:
-        next_tick = self._mono()
+        get, mono = self._queue.get, self._mono
+        last_tick = mono() - _TICK_WAIT_S  # the first tick at once
         while True:
             try:
-                kind, payload = self._queue.get(timeout=_TICK_S)
+                kind, payload = get(timeout=max(0.0, last_tick + _TICK_WAIT_S - mono()))
             except queue.Empty:
                 kind, payload = "idle", None
             self.wakeups += 1
-            self._take_frames()
+            if self._frames:
+                self._take_frames()
             if kind == "quit":
                 self._take_outcomes(self.recorder.drain)
                 break
-            try:
-                self._dispatch(kind, payload)
-            except Exception:  # one bad event must not end recording; it is logged loudly
-                log.exception("controller: handling %s failed", kind)
+            if kind != "idle":
+                try:
+                    self._dispatch(kind, payload)
+                except Exception:  # one bad event must not end recording; it is logged loudly
+                    log.exception("controller: handling %s failed", kind)
             self._take_outcomes(self.recorder.poll)
-            now = self._mono()
+            now = mono()
             self.heartbeat = now
-            if now >= next_tick:
-                next_tick = now + _TICK_S
+            if now - last_tick >= _TICK_MIN_S:
+                last_tick = now
                 self._tick(now)
-            self.max_queue = max(self.max_queue, self.queue_depth())
+            depth = self._queue.qsize() + len(self._frames)
+            self.max_queue = max(self.max_queue, depth)
 
     def _take_frames(self) -> None:
         """Handle the frames the camera delivered since the last wake-up, oldest first."""
-        frames = self._frames
+        frames, packet, frame_us = self._frames, self._packet, self._frame_us
         while frames:
+            f = frames.popleft()
+            self.frames_in += 1
             try:
-                self._dispatch("video", frames.popleft())
+                packet(MediaPacket("video", f.data, f.pts_us, frame_us, f.keyframe, f.index))
             except Exception:  # one bad frame must not end recording; it is logged loudly
                 log.exception("controller: handling a video frame failed")
 
@@ -260,19 +272,18 @@ class Controller:
             log.exception("controller: handling a segment worker outcome failed")
 
     def _dispatch(self, kind: str, payload: Any) -> None:
-        if kind == "video":
-            self.frames_in += 1
-            f: EncodedFrame = payload
-            self._packet(MediaPacket("video", f.data, f.pts_us, self._frame_us, f.keyframe, f.index))
-        elif kind == "audio":
+        if kind == "audio":
             self.audio_chunks_in += 1
             if self.aac is not None:
+                packet = self._packet
                 for p in self.aac.encode(payload):
-                    self._packet(p)
+                    packet(p)
         elif kind == "press":
             self._gestures(self.gestures.pressed(payload))
         elif kind == "release":
-            self._gestures(self.gestures.released(payload))
+            # a hold the tick has not seen yet (it runs ~10 times a second) is still a hold
+            # when the release comes after hold_s: never a click that would start recording
+            self._gestures(self.gestures.poll(payload) + self.gestures.released(payload))
         elif kind == "request":
             self._request(payload)
         elif kind == "call":

@@ -80,7 +80,10 @@ def test_frames_wait_for_the_next_wake_up_and_precede_the_event_after_them() -> 
     ctl.stop(timeout=30)
     assert seen == list(range(60)) and ctl.frames_in == 60
     assert ctl.wakeups < 30, "the loop woke for frames"
-    assert marks[0] == 45 and marks[1] == 60
+    # every frame delivered before an event is handled before it; frames the camera adds
+    # while the loop is still taking the earlier ones in may join them (the loop had not
+    # reached the event yet), so the first mark is at least 45
+    assert marks[0] >= 45 and marks[1] == 60
     assert rec.preroll.span_s > 1.5  # the ring got them, as when each frame was an event
 
 
