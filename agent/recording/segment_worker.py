@@ -14,9 +14,11 @@ file work); the controller owns everything else, including the ``done`` callback
 in :meth:`poll` on the controller thread in submission order.
 
 Locking: ``_jobs`` (a ``queue.SimpleQueue``) carries work to the thread, ``_done`` (a
-``collections.deque``, whose append/popleft are atomic) carries results back; ``_idle`` is a
-``threading.Condition`` for :meth:`drain`. :class:`InlineWorker` runs everything at once on
-the caller's thread (an instant, single-threaded recorder for rule tests).
+``collections.deque``, whose append/popleft are atomic) carries results back; no lock is
+taken per job: the backlog is two counters, each written by one thread only (submitted by
+the controller, finished by the worker), and :meth:`drain` waits on a marker job of its own.
+:class:`InlineWorker` runs everything at once on the caller's thread (an instant,
+single-threaded recorder for rule tests).
 """
 
 from __future__ import annotations
@@ -91,8 +93,8 @@ class SegmentWorker:
         self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Done | None, bool] | None] = (
             queue.SimpleQueue())
         self._done: deque[tuple[Done, Any, BaseException | None]] = deque()
-        self._idle = threading.Condition()
-        self._pending = 0
+        self._submitted = 0  # written by the submitting (controller) thread only
+        self._finished = 0  # written by the worker thread only
         self._wake = wake
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -100,7 +102,7 @@ class SegmentWorker:
     @property
     def backlog(self) -> int:
         """Jobs submitted and not yet finished."""
-        return self._pending
+        return self._submitted - self._finished
 
     def set_wake(self, wake: Callable[[], None]) -> None:
         """Call ``wake()`` (any thread) whenever a finished job has a callback to run."""
@@ -109,8 +111,7 @@ class SegmentWorker:
     def submit(self, job: Callable[[], Any], done: Done | None = None, *,
                errors_only: bool = False) -> None:
         """Queue ``job``; never blocks."""
-        with self._idle:
-            self._pending += 1
+        self._submitted += 1
         self._jobs.put((job, done, errors_only))
 
     def poll(self) -> None:
@@ -120,9 +121,12 @@ class SegmentWorker:
             done(result, error)
 
     def drain(self) -> None:
-        """Block until the queue is empty, then run the callbacks (controller thread)."""
-        with self._idle:
-            self._idle.wait_for(lambda: self._pending == 0)
+        """Block until every job submitted so far ran, then run the callbacks (controller
+        thread): jobs run in order, so a marker job queued now runs after all of them."""
+        if self._submitted != self._finished:
+            reached = threading.Event()
+            self.submit(reached.set)
+            reached.wait()
         self.poll()
 
     def close(self) -> None:
@@ -143,8 +147,6 @@ class SegmentWorker:
             if report:
                 assert done is not None
                 self._done.append((done, result, error))
-            with self._idle:
-                self._pending -= 1
-                self._idle.notify_all()
+            self._finished += 1
             if report and self._wake is not None:
                 self._wake()
