@@ -1,27 +1,89 @@
-"""Following the device key's rotations through the log: trust passes from a key to the
-successor it endorsed, and to no other.
+"""Following the device key's rotations: trust passes from a key to the successor it endorsed,
+and to no other -- the one rule ``bodycam verify`` and the collection station both apply.
 
-A verifier starts from the keys it trusts -- the device key registered with the fleet, given
-with ``--pubkey``, or (saying so) the folder's own. Each ``key_rotation`` entry names its old
-key's fingerprint and carries the new key and the old key's endorsement of it
-(:func:`agent.evidence.keys.rotation_message`). In log order: an endorsement that verifies
-under a trusted old key makes the new key trusted; one that does not is a failure (a forged
-rotation); a rotation without an endorsement (written before endorsements existed) or from a
-key nobody trusts introduces nothing, and says so. The entries are untrusted input: every
-field is checked before use.
+A ``key_rotation`` log entry names its old key's fingerprint and carries the new key and the
+old key's endorsement of it (:func:`agent.evidence.keys.rotation_message`).
+:func:`judge_rotation` decides one entry against the keys trusted so far; every way it can be
+wrong has its own code (:class:`RotationProblem`), which the station answers with and verify
+reports as a finding. The entries are untrusted input: every field is checked before use.
+
+:func:`follow_rotations` is the verifier's walk: from the keys it trusts (the device key
+registered with the fleet, given with ``--pubkey``, or -- saying so -- the folder's own), in log
+order, each endorsed rotation from a trusted key makes its new key trusted; a forged one is a
+failure; one without an endorsement (written by a device from before endorsements) or from a
+key nobody here trusts introduces nothing, and says so.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 from .keys import endorsement_valid, fingerprint
-from .report import Report
+from .report import Level, Report
 
-__all__ = ["follow_rotations"]
+__all__ = ["ROTATION_TYPE", "Endorsed", "RotationProblem", "follow_rotations", "judge_rotation"]
+
+ROTATION_TYPE: Final = "key_rotation"
+
+
+class RotationProblem(ValueError):
+    """Why a rotation entry introduces no key: ``code`` is one of ``bad-rotation`` (malformed),
+    ``unknown-old-key``, ``unendorsed-rotation``, ``forged-endorsement``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+@dataclass(frozen=True, slots=True)
+class Endorsed:
+    """What a sound rotation entry says: its new key, the old key that endorsed it, and whether
+    that new key was already among the trusted ones (nothing to add)."""
+
+    new_key: bytes  # raw Ed25519, 32 bytes
+    old_fingerprint: str
+    known: bool
+
+
+def judge_rotation(entry: Mapping[str, Any], keys: Sequence[bytes]) -> Endorsed:
+    """Check one ``key_rotation`` entry against the trusted ``keys``, in this order: its form,
+    the new key against its fingerprint, a new key already trusted (known: presenting twice, or
+    a rotation older than the trust, is no error), the old key among ``keys``, the endorsement.
+    RotationProblem names the first thing wrong."""
+    new = _raw(entry.get("new_key"), 32, "new_key")
+    new_fp, old_fp = entry.get("new_fingerprint"), entry.get("old_fingerprint")
+    if not isinstance(old_fp, str) or len(old_fp) != 64:
+        raise RotationProblem("bad-rotation", "old_fingerprint is not a SHA-256 fingerprint")
+    if new_fp != fingerprint(new):
+        raise RotationProblem("bad-rotation", "new_fingerprint is not the SHA-256 of new_key")
+    if new in keys:
+        return Endorsed(new, old_fp, known=True)
+    old = next((k for k in keys if fingerprint(k) == old_fp), None)
+    if old is None:
+        raise RotationProblem("unknown-old-key", f"the rotation to key {new_fp[:16]} is from "
+                              f"key {old_fp[:16]}, which is not trusted here")
+    if "endorsement" not in entry:
+        raise RotationProblem("unendorsed-rotation", f"key {new_fp[:16]} is announced without "
+                              "the old key's endorsement (a device from before endorsements)")
+    signature = _raw(entry.get("endorsement"), 64, "endorsement")
+    if not endorsement_valid(old, new, signature):
+        raise RotationProblem("forged-endorsement", f"the endorsement of key {new_fp[:16]} does "
+                              f"not verify under key {old_fp[:16]}: a forged rotation")
+    return Endorsed(new, old_fp, known=False)
+
+
+# How verify reports each problem: a malformed or forged rotation fails the folder; one it
+# cannot judge (no endorsement, an old key not trusted here) only introduces nothing.
+_FINDING: Final[dict[str, tuple[Level, str]]] = {
+    "bad-rotation": ("fail", "key_rotation_malformed"),
+    "forged-endorsement": ("fail", "key_rotation_endorsement"),
+    "unknown-old-key": ("warn", "key_rotation_untrusted"),
+    "unendorsed-rotation": ("warn", "key_rotation_unendorsed"),
+}
 
 
 def follow_rotations(entries: Sequence[dict[str, Any]], keys: Sequence[bytes],
@@ -30,46 +92,33 @@ def follow_rotations(entries: Sequence[dict[str, Any]], keys: Sequence[bytes],
     trusted = list(keys)
     introduced: list[bytes] = []
     for i, entry in enumerate(entries):
-        if entry.get("type") != "key_rotation":
+        if entry.get("type") != ROTATION_TYPE:
             continue
         where = f"log entry {i}"
-        new = _raw(entry.get("new_key"), 32)
-        old_fp = entry.get("old_fingerprint")
-        if new is None or not isinstance(old_fp, str):
-            report.add("fail", "key_rotation_malformed", where,
-                       "a key rotation without a 32-byte new_key and an old_fingerprint")
+        try:
+            judged = judge_rotation(entry, trusted)
+        except RotationProblem as problem:
+            level, code = _FINDING[problem.code]
+            report.add(level, code, where, problem.message)
             continue
-        if new in trusted:
-            report.add("ok", "key_rotation", where, f"to key {fingerprint(new)[:16]}, already trusted")
+        fp = fingerprint(judged.new_key)[:16]
+        if judged.known:
+            report.add("ok", "key_rotation", where, f"to key {fp}, already trusted")
             continue
-        old = next((k for k in trusted if fingerprint(k) == old_fp), None)
-        if "endorsement" not in entry:
-            report.add("warn", "key_rotation_unendorsed", where,
-                       f"key {fingerprint(new)[:16]} is announced without the old key's "
-                       "endorsement (an older device); only --pubkey or the folder can vouch for it")
-            continue
-        signature = _raw(entry.get("endorsement"), 64)
-        if old is None:
-            report.add("warn", "key_rotation_untrusted", where,
-                       f"key {fingerprint(new)[:16]} is endorsed by key {old_fp[:16]}, "
-                       "which is not trusted here")
-        elif signature is None or not endorsement_valid(old, new, signature):
-            report.add("fail", "key_rotation_endorsement", where,
-                       f"the endorsement of key {fingerprint(new)[:16]} does not verify under "
-                       f"key {old_fp[:16]}: a forged rotation")
-        else:
-            trusted.append(new)
-            introduced.append(new)
-            report.add("ok", "key_rotation", where,
-                       f"key {fingerprint(new)[:16]} endorsed by trusted key {old_fp[:16]}")
+        trusted.append(judged.new_key)
+        introduced.append(judged.new_key)
+        report.add("ok", "key_rotation", where,
+                   f"key {fp} endorsed by trusted key {judged.old_fingerprint[:16]}")
     return introduced
 
 
-def _raw(value: Any, size: int) -> bytes | None:
+def _raw(value: Any, size: int, what: str) -> bytes:
     if not isinstance(value, str) or len(value) > 2 * size:
-        return None
+        raise RotationProblem("bad-rotation", f"{what} is not base64 of {size} bytes")
     try:
         raw = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        return None
-    return raw if len(raw) == size else None
+        raise RotationProblem("bad-rotation", f"{what} is not base64") from None
+    if len(raw) != size:
+        raise RotationProblem("bad-rotation", f"{what} is {len(raw)} bytes, not {size}")
+    return raw

@@ -21,21 +21,20 @@ Two rules, both pure:
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from agent.evidence.canonical import canonical_json, parse_canonical
-from agent.evidence.keys import endorsement_valid, fingerprint
+from agent.evidence.keys import fingerprint
+from agent.evidence.rotation_trust import ROTATION_TYPE, RotationProblem, judge_rotation
 
 from .refusal import Refused
 
 __all__ = ["MAX_ROTATION_ENTRY_BYTES", "ROTATION_TYPE", "Successor", "check_rotation",
            "followed_keys", "trusted_successors"]
 
-ROTATION_TYPE = "key_rotation"
 #: A key_rotation entry is ~400 bytes (two fingerprints, a key, a signature, a time).
 MAX_ROTATION_ENTRY_BYTES = 4096
 
@@ -64,18 +63,6 @@ def _refuse(code: str, message: str, *, alarm: bool = False) -> Refused:
     return Refused(422, code, message, alarm=alarm)
 
 
-def _raw(value: Any, size: int, what: str) -> bytes:
-    if not isinstance(value, str) or len(value) > 2 * size:
-        raise _refuse("bad-rotation", f"{what} is not base64 of {size} bytes")
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise _refuse("bad-rotation", f"{what} is not base64") from None
-    if len(raw) != size:
-        raise _refuse("bad-rotation", f"{what} is {len(raw)} bytes, not {size}")
-    return raw
-
-
 def _entry(data: bytes) -> dict[str, Any]:
     if len(data) > MAX_ROTATION_ENTRY_BYTES:
         raise _refuse("bad-rotation", f"the entry is longer than {MAX_ROTATION_ENTRY_BYTES} "
@@ -95,33 +82,19 @@ def _entry(data: bytes) -> dict[str, Any]:
 
 
 def check_rotation(data: bytes, keys: Sequence[bytes]) -> Successor:
-    """Check a presented ``key_rotation`` entry against the keys the device has (in order:
-    form, the new key against its fingerprint, the old key among ``keys``, the endorsement);
-    the successor it introduces. A new key the device already has is answered as ``known``
-    without looking further: presenting a rotation twice, or one older than the enrolment,
-    changes nothing and is no error."""
+    """Check a presented ``key_rotation`` entry (its exact log bytes) against the keys the
+    device has, by the one rotation rule verify applies too
+    (:func:`agent.evidence.rotation_trust.judge_rotation`); the successor it introduces. A new
+    key the device already has is answered as ``known``: presenting a rotation twice, or one
+    older than the enrolment, changes nothing and is no error. Every failure is a 422 with the
+    rule's code; a forged endorsement also raises an alarm."""
     doc = _entry(data)
-    new = _raw(doc.get("new_key"), 32, "new_key")
-    new_fp, old_fp = doc.get("new_fingerprint"), doc.get("old_fingerprint")
-    if not isinstance(old_fp, str) or len(old_fp) != 64:
-        raise _refuse("bad-rotation", "old_fingerprint is not a SHA-256 fingerprint")
-    if new_fp != fingerprint(new):
-        raise _refuse("bad-rotation", "new_fingerprint is not the SHA-256 of new_key")
-    if new in keys:
-        return Successor(new, old_fp, data, known=True)
-    old = next((k for k in keys if fingerprint(k) == old_fp), None)
-    if old is None:
-        raise _refuse("unknown-old-key", f"the rotation is from key {old_fp[:16]}, which is "
-                      "not a key of this device at this station (enrolled or endorsed)")
-    if "endorsement" not in doc:
-        raise _refuse("unendorsed-rotation", f"key {new_fp[:16]} is announced without the old "
-                      "key's endorsement (a device from before endorsements): a person must "
-                      "enrol it")
-    signature = _raw(doc.get("endorsement"), 64, "endorsement")
-    if not endorsement_valid(old, new, signature):
-        raise _refuse("forged-endorsement", f"the endorsement of key {new_fp[:16]} does not "
-                      f"verify under key {old_fp[:16]}: a forged rotation", alarm=True)
-    return Successor(new, old_fp, data, known=False)
+    try:
+        judged = judge_rotation(doc, keys)
+    except RotationProblem as problem:
+        raise _refuse(problem.code, problem.message,
+                      alarm=problem.code == "forged-endorsement") from None
+    return Successor(judged.new_key, judged.old_fingerprint, data, known=judged.known)
 
 
 def trusted_successors(enrolled: bytes, entries: Sequence[bytes]) -> list[bytes]:

@@ -54,7 +54,8 @@ def test_a_forged_endorsement_introduces_nothing_and_fails() -> None:
     a, b, mallory = _key(), _key(), _key()
     for entry in (_rotation(a, b[1], signer=mallory[0]),
                   {**_rotation(a, b[1]), "endorsement": _b64(b"\x00" * 64)},
-                  {**_rotation(a, b[1]), "new_key": _b64(mallory[1])}):
+                  {**_rotation(a, b[1]), "new_key": _b64(mallory[1]),
+                   "new_fingerprint": fingerprint(mallory[1])}):
         r = Report("t")
         assert follow_rotations([entry], [a[1]], r) == []
         assert _findings(r) == [("fail", "key_rotation_endorsement")]
@@ -77,7 +78,8 @@ def test_malformed_rotation_fields_are_findings_not_crashes() -> None:
         r = Report("t")
         assert follow_rotations([{**good, **bad}], [a[1]], r) == []
         assert _findings(r) == [("fail", "key_rotation_malformed")]
-    for bad in ({"endorsement": 7}, {"endorsement": "A" * 10_000}, {"endorsement": _b64(b"s")}):
+    for bad in ({"endorsement": 7}, {"endorsement": "A" * 10_000}, {"endorsement": _b64(b"s")},
+                {"new_fingerprint": fingerprint(a[1])}):
         r = Report("t")
         assert follow_rotations([{**good, **bad}], [a[1]], r) == []
-        assert _findings(r) == [("fail", "key_rotation_endorsement")]
+        assert _findings(r) == [("fail", "key_rotation_malformed")]

@@ -121,7 +121,7 @@ def test_the_endpoint_refuses_what_it_cannot_follow_and_adds_nothing(station, re
         "other device's": (422, "unknown-old-key"), "not canonical": (422, "bad-rotation"),
         "garbage": (422, "bad-rotation")}
     assert "does not verify under key" in got["forged"][2]
-    assert "not a key of this device" in got["unknown"][2]
+    assert "which is not trusted here" in got["unknown"][2]
     assert for_them[:2] == (403, "identity-mismatch")
     assert bad_body[:2] == (400, "bad-request") and huge[:2] == (413, "too-large")
     assert unenrolled[:2] == (403, "unregistered")
