@@ -7,7 +7,6 @@ and what is allowed).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -17,12 +16,16 @@ from hw.errors import BodycamError, ConfigError, MatterError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (startup time)
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Sequence
     from typing import Any
 
+    from agent.command.ctl_client import CtlArgs
+
 # Only what every subcommand needs is imported here: `bodycam ctl` must cost little more than
-# the interpreter (scripts/bench_startup.py, tests/test_startup.py); logging, threading, json
-# and the agent itself are imported by the subcommands that use them.
+# the interpreter (scripts/bench_startup.py, tests/test_startup.py); argparse, logging,
+# threading, json and the agent itself are imported by the subcommands that use them (a plain
+# `bodycam ctl` line is read by the control client without argparse).
 
 __all__ = ["default_data_dir", "main"]
 
@@ -51,24 +54,27 @@ def _setup_logging(level: str) -> None:
                         stream=sys.stderr)
 
 
-class _Formatter(argparse.HelpFormatter):
-    """argparse's formatter, sized without ``shutil`` (whose import with ``bz2``/``lzma`` is
-    ~5 ms of every ``bodycam`` start, ~40 ms on a Pi Zero); the same width rule."""
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """An argument parser class (for the parser and its subparsers) whose help is sized
+    without ``shutil`` (whose import with ``bz2``/``lzma`` is ~5 ms of every ``bodycam``
+    start, ~40 ms on a Pi Zero); the same width rule. Built on first use: argparse itself is
+    imported only by the commands that parse with it."""
+    import argparse
 
-    def __init__(self, prog: str) -> None:
-        try:
-            width = int(os.environ.get("COLUMNS", "0")) or os.get_terminal_size().columns
-        except (ValueError, OSError):
-            width = 80
-        super().__init__(prog, width=width - 2)
+    class _Formatter(argparse.HelpFormatter):
+        def __init__(self, prog: str) -> None:
+            try:
+                width = int(os.environ.get("COLUMNS", "0")) or os.get_terminal_size().columns
+            except (ValueError, OSError):
+                width = 80
+            super().__init__(prog, width=width - 2)
 
+    class _Parser(argparse.ArgumentParser):
+        def __init__(self, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", _Formatter)
+            super().__init__(**kwargs)
 
-class _Parser(argparse.ArgumentParser):
-    """An argument parser (and subparsers) using :class:`_Formatter`."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(**kwargs)
+    return _Parser
 
 
 _PARSED = ("run", "ctl", "config")
@@ -78,9 +84,12 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     """The argument parser; with ``command`` (one of :data:`_PARSED`) only that subcommand's
     part is built -- each argparse parser costs ~2 ms of translation lookups, and ``bodycam
     ctl`` should not pay for ten it does not use. Help and errors read the same either way."""
-    p = _Parser(prog="bodycam", description="Body-worn evidence recorder agent.")
+    import argparse
+
+    parser_class = _parser_class()
+    p = parser_class(prog="bodycam", description="Body-worn evidence recorder agent.")
     p.add_argument("--version", action="version", version=f"bodycam {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=parser_class)
     if command in _PARSED:
         {"run": _run_parser, "ctl": _ctl_parser, "config": _config_parser}[command](sub)
         return p
@@ -250,7 +259,7 @@ def _receipt_file(path: Path) -> Any:
         raise ConfigError(f"{path}: not a JSON receipt envelope ({exc})") from None
 
 
-def cmd_ctl(args: argparse.Namespace) -> int:
+def cmd_ctl(args: argparse.Namespace | CtlArgs) -> int:
     """Send one request to the running agent; print its JSON answer."""
     import json
 
@@ -320,6 +329,12 @@ def _dispatch(argv: list[str]) -> int:
     # exist only for `bodycam --help`).
     if argv and argv[0] in _DELEGATED:
         return _delegate(argv[0], argv[1:])
+    if argv and argv[0] == "ctl":
+        from agent.command.ctl_client import parse_ctl_argv
+
+        plain = parse_ctl_argv(argv[1:])
+        if plain is not None:
+            return cmd_ctl(plain)
     args = _parser(argv[0] if argv else None).parse_args(argv)
     if args.command == "run":
         return cmd_run(args)

@@ -172,3 +172,36 @@ def test_ctl_ack_needs_a_readable_receipt_file(tmp_path: Path):
     junk.write_text("{receipt")
     res = bodycam("ctl", "ack", str(junk), "--data-dir", str(tmp_path))
     assert res.returncode == 2 and "not a JSON receipt" in res.stderr
+
+
+_CTL_LINES = [
+    ["status"], ["status", "--data-dir", "/d"], ["--data-dir", "/d", "status"],
+    ["--data-dir=/d", "status", "--timeout=2.5"], ["sim", "camera", "wedge", "--timeout", "5"],
+    ["bookmark", "a", "b c"], ["matter", "X1", "--data-dir", "", "--timeout", "1e1"],
+    ["--timeout", "3", "--timeout", "4", "officer", "007"],
+    # not the plain form: argparse reads these (help, errors, its own quirks)
+    [], ["--help"], ["status", "-h"], ["status", "--data", "/d"], ["status", "--timeout"],
+    ["status", "--timeout", "soon"], ["status", "--timeout", "-1"], ["--data-dir", "/d"],
+    ["status", "--data-dir", "/d", "extra"], ["status", "--", "x"], ["mark", "-x"],
+]
+
+
+@pytest.mark.parametrize("line", _CTL_LINES)
+def test_ctl_line_read_without_argparse_means_what_argparse_reads(line: list[str]):
+    """`bodycam ctl` reads its plain command line itself (argparse is most of its start-up
+    beyond the interpreter); whatever it accepts, argparse reads the same, and anything else
+    is left to argparse, so help and errors do not change."""
+    import agent.cli
+    from agent.command.ctl_client import parse_ctl_argv
+
+    plain = parse_ctl_argv(line)
+    try:
+        ref = agent.cli._parser("ctl").parse_args(["ctl", *line])
+    except SystemExit:
+        ref = None
+    if plain is None:
+        assert line in _CTL_LINES[_CTL_LINES.index([]):], "a plain ctl line was left to argparse"
+        return
+    assert ref is not None, f"{line} accepted without argparse, refused by it"
+    assert (plain.action, plain.params, plain.data_dir, plain.timeout) == (
+        ref.action, ref.params, ref.data_dir, ref.timeout)

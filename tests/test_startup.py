@@ -17,7 +17,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # Modules that cost tens of milliseconds (or probe hardware) and that ctl never needs.
 _HEAVY = ("importlib.metadata", "agent.command.ctl_server", "logging", "threading", "typing", "shutil",
           "av", "numpy", "cryptography", "paho", "serial", "gpiozero", "pyaudio", "agent.app",
-          "agent.config", "agent.recording.controller", "hw.factory", "sqlite3")
+          "agent.config", "agent.recording.controller", "hw.factory", "sqlite3",
+          # a plain ctl line needs neither: the client reads it and talks through _socket
+          "argparse", "socket", "selectors")
 
 
 def _imported_by(code: str) -> set[str]:
