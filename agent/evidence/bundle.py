@@ -47,6 +47,7 @@ from agent.witness.cosignature import VerifierKey, verified_cosignatures
 from agent.witness.refusals import CosignatureInvalid
 from hw.errors import EvidenceError, VerificationError
 
+from .canonical import parse_canonical
 from .checkpoint import parse_signed_checkpoint
 from .inventory import UnsafeFile, read_bounded
 from .joined_media import count_packets, joined_credential_finding
@@ -54,11 +55,17 @@ from .keys import public_key_from_text
 from .manifest import parse_envelope
 from .proof import ProofError, check_proof
 from .receipt import parse_receipt
+from .rotation_trust import follow_rotations
 
-__all__ = ["BUNDLE_FORMAT", "HASH_LIST", "MARKER", "BundleReport", "bundle_main", "check_bundle",
-           "check_contents", "count_packets", "is_bundle", "sha256_path"]
+__all__ = ["BUNDLE_FORMAT", "HASH_LIST", "MARKER", "ROTATIONS", "ROTATIONS_FORMAT", "BundleReport",
+           "bundle_main", "check_bundle", "check_contents", "count_packets", "is_bundle",
+           "sha256_path"]
 
 MARKER = "BODYCAM-BUNDLE.json"
+#: The device's endorsed key rotations since enrolment (only in a bundle of a device that
+#: rotated): the enrolled key in keys/device.pub stays the one trust root.
+ROTATIONS = "keys/device-rotations.json"
+ROTATIONS_FORMAT = "bodycam-key-rotations/1"
 HASH_LIST = "MANIFEST.sha256"
 BUNDLE_FORMAT = "bodycam-bundle/1"
 _MAX_DOC = 8 << 20
@@ -198,12 +205,14 @@ def check_contents(root: Path, *, pubkeys: Sequence[bytes] = (),
         if not isinstance(marker, dict) or marker.get("format") != BUNDLE_FORMAT:
             raise ValueError(f"not a {BUNDLE_FORMAT} marker")
         device_key = _key(root, marker.get("device_key"), pubkeys, r, "device key")
+        device_keys = [device_key, *_rotations(root, marker.get("device_rotations"),
+                                               device_key, r)]
         station_key = _key(root, marker.get("station_key"), station_keys, r, "station key")
         segments = marker.get("segments")
         if not isinstance(segments, list) or not segments:
             raise ValueError("the marker lists no segments")
-        leaves = [_check_segment(root, s, device_key, station_key, r) for s in segments]
-        _check_history(root, marker, device_key, [x for x in leaves if x is not None], r)
+        leaves = [_check_segment(root, s, device_keys, station_key, r) for s in segments]
+        _check_history(root, marker, device_keys, [x for x in leaves if x is not None], r)
         _check_witness(root, marker, witnesses, r)
         _check_joined(root, marker, segments, r)
     except (OSError, UnsafeFile, EvidenceError, ValueError, KeyError, TypeError, AttributeError,
@@ -212,7 +221,20 @@ def check_contents(root: Path, *, pubkeys: Sequence[bytes] = (),
     return r
 
 
-def _check_segment(root: Path, s: Any, device_key: bytes, station_key: bytes,
+def _rotations(root: Path, rel: Any, enrolled: bytes, r: BundleReport) -> list[bytes]:
+    """The device keys after the enrolled one: those the bundle's rotation entries introduce,
+    each endorsed by a key before it (the verifier's rule: :mod:`.rotation_trust`)."""
+    if rel is None:
+        return []
+    doc = _doc(_rel(root, rel, "key rotations"))
+    entries = doc.get("entries") if isinstance(doc, dict) else None
+    if doc.get("format") != ROTATIONS_FORMAT or not isinstance(entries, list) or \
+            not all(isinstance(e, str) for e in entries):
+        raise ValueError(f"{rel}: not a {ROTATIONS_FORMAT} list of entries")
+    return follow_rotations([dict(parse_canonical(e.encode())) for e in entries], [enrolled], r)
+
+
+def _check_segment(root: Path, s: Any, device_keys: Sequence[bytes], station_key: bytes,
                    r: BundleReport) -> tuple[int, str] | None:
     """Checks 2–5 for one segment; the (size, root) of its inclusion proof's checkpoint."""
     where = f"segment {s.get('seq')}" if isinstance(s, dict) else "segment"
@@ -220,7 +242,7 @@ def _check_segment(root: Path, s: Any, device_key: bytes, station_key: bytes,
         raise ValueError("a segment entry is not an object")
     try:
         signed = parse_envelope(read_bounded(_rel(root, s["manifest"], "manifest"), _MAX_DOC))
-        signed.verify([device_key])
+        signed.verify(device_keys)
     except VerificationError as exc:
         r.add("fail", "forged_signature", where, str(exc))
         return None
@@ -249,7 +271,7 @@ def _check_segment(root: Path, s: Any, device_key: bytes, station_key: bytes,
         return None
     proof = _doc(_rel(root, s["inclusion"], "inclusion proof"))
     try:
-        check_proof(proof, [device_key])
+        check_proof(proof, device_keys)
         entry = json.loads(proof["entry"])
         if (entry.get("manifest_sha256"), entry.get("cipher_sha256")) != (
                 signed.sha256, f["cipher_sha256"]):
@@ -263,14 +285,14 @@ def _check_segment(root: Path, s: Any, device_key: bytes, station_key: bytes,
     return cp.size, cp.root.hex()
 
 
-def _check_history(root: Path, marker: dict[str, Any], device_key: bytes,
+def _check_history(root: Path, marker: dict[str, Any], device_keys: Sequence[bytes],
                    leaves: list[tuple[int, str]], r: BundleReport) -> None:
     """Check 5: the consistency proofs chain every inclusion checkpoint to the newest one."""
     edges: dict[tuple[int, str], set[tuple[int, str]]] = {}
     for rel in marker.get("consistency") or []:
         doc = _doc(_rel(root, rel, "consistency proof"))
         try:
-            check_proof(doc, [device_key])
+            check_proof(doc, device_keys)
         except ProofError as exc:
             r.add("fail", "fork", str(rel), str(exc))
             continue
@@ -279,7 +301,7 @@ def _check_history(root: Path, marker: dict[str, Any], device_key: bytes,
         edges.setdefault((old.size, old.root.hex()), set()).add((new.size, new.root.hex()))
     newest = parse_signed_checkpoint(read_bounded(_rel(root, marker["checkpoint"], "checkpoint"),
                                                   _MAX_KEY))
-    newest.verify([device_key])
+    newest.verify(device_keys)
     goal = (newest.checkpoint.size, newest.checkpoint.root.hex())
     for start in sorted(set(leaves)):
         seen, todo = {start}, [start]

@@ -20,10 +20,10 @@ import base64
 import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from .keys import endorsement_valid, fingerprint
-from .report import Level, Report
+from .report import Level
 
 __all__ = ["ROTATION_TYPE", "Endorsed", "RotationProblem", "follow_rotations", "judge_rotation"]
 
@@ -86,8 +86,14 @@ _FINDING: Final[dict[str, tuple[Level, str]]] = {
 }
 
 
-def follow_rotations(entries: Sequence[dict[str, Any]], keys: Sequence[bytes],
-                     report: Report) -> list[bytes]:
+class Findings(Protocol):
+    """Where findings go: the verifier's report or a court bundle's."""
+
+    def add(self, level: Level, code: str, where: str, message: str) -> None: ...
+
+
+def follow_rotations(entries: Sequence[Mapping[str, Any]], keys: Sequence[bytes],
+                     report: Findings) -> list[bytes]:
     """The keys the log's rotations introduce, given ``keys`` trusted at the start."""
     trusted = list(keys)
     introduced: list[bytes] = []

@@ -42,7 +42,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from agent.atomic import fsync_dir
 from agent.c2pa.credentials import SigningIdentity
 from agent.evidence.age import Identity
-from agent.evidence.bundle import BUNDLE_FORMAT, HASH_LIST, MARKER, check_contents
+from agent.evidence.bundle import (
+    BUNDLE_FORMAT,
+    HASH_LIST,
+    MARKER,
+    ROTATIONS,
+    ROTATIONS_FORMAT,
+    check_contents,
+)
 from agent.evidence.checkpoint import parse_signed_checkpoint
 from agent.evidence.decrypt import decrypt_stream
 from agent.evidence.journal import sidecar
@@ -213,19 +220,28 @@ def export_recording(view: RecordingView, *, index: Index, station_id: str, stat
     try:
         return _build(view, index=index, station_id=station_id, station_key=station_key,
                       identities=identities, out=out, by=by, utc=utc, device_key=device.public_key,
+                      rotations=[r.entry for r in index.device_key_rows(view.device_id)],
                       cosigner=cosigner, station_log=station_log, c2pa_identity=c2pa_identity)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # ours, made above: no half bundle is left
         raise
 
 
-def _build(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
-           identities: Sequence[Identity], out: Path, by: str, utc: str,
-           device_key: bytes, cosigner: Cosigner | None, station_log: StationLog,
-           c2pa_identity: SigningIdentity | None) -> Exported:
-    """Steps 2–6 in the new folder ``out``."""
+def _write_keys(out: Path, device_key: bytes, station_key: bytes, rotations: list[str]) -> None:
+    """The enrolled device key (the trust root), the station's, and -- for a device that
+    rotated -- its endorsed rotations since, which is how its later keys are trusted."""
     _write(out / "keys/device.pub", _pem(device_key))
     _write(out / "keys/station.pub", _pem(station_key))
+    if rotations:
+        _write(out / ROTATIONS, _json({"format": ROTATIONS_FORMAT, "entries": rotations}))
+
+
+def _build(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
+           identities: Sequence[Identity], out: Path, by: str, utc: str,
+           device_key: bytes, rotations: list[str], cosigner: Cosigner | None,
+           station_log: StationLog, c2pa_identity: SigningIdentity | None) -> Exported:
+    """Steps 2–6 in the new folder ``out``."""
+    _write_keys(out, device_key, station_key, rotations)
     segments, notes = [], []
     for seg in view.segments:
         entry, note = _segment_files(out, seg, index, identities)
@@ -273,6 +289,7 @@ def _build(view: RecordingView, *, index: Index, station_id: str, station_key: b
               "matters": view.matter_codes, "start_utc": view.start_utc,
               "end_utc": view.end_utc, "exported_utc": utc, "exported_by": by,
               "device_key": "keys/device.pub", "station_key": "keys/station.pub",
+              **({"device_rotations": ROTATIONS} if rotations else {}),
               "segments": segments,
               "joined": {"file": joined_rel, "video_packets": joined.video_packets,
                          "audio_packets": joined.audio_packets,

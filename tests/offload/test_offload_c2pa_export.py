@@ -1,7 +1,9 @@
 """The whole chain with Content Credentials: a simulated recorder with ``[evidence] c2pa``
 records, its uploader offloads segments and their ``.c2pa`` sidecars to ``bodycam station
 run`` (mutual TLS, loopback), and the station's export joins the segments into one MP4 whose
-station-signed credential has each device credential the station received as an ingredient."""
+station-signed credential has each device credential the station received as an ingredient.
+The device rotates its key mid-recording, as a compromised key would make it: the bundle must
+still verify with the key the station enrolled."""
 
 from __future__ import annotations
 
@@ -48,7 +50,12 @@ def test_the_export_joins_segments_with_the_credentials_the_station_received(
                                "station_keys")})
         with running_agent(cfg, b.data) as agent:
             agent.controller.call("start")
-            wait_for(lambda: len(agent.recorder.sealed) >= 2, timeout=30, what="two segments")
+            wait_for(lambda: len(agent.recorder.sealed) >= 1, timeout=30, what="a segment")
+            agent.store.rotate_key()  # mid-recording: the later segments sign with the new key
+            enrolled = b.key  # the key the station registered: the bundle's trust root
+            sealed = len(agent.recorder.sealed)
+            wait_for(lambda: len(agent.recorder.sealed) >= sealed + 1, timeout=30,
+                     what="a segment signed by the new key")
             agent.controller.call("stop")
             wait_for(lambda: agent.recorder.state == "standby", timeout=10, what="standby")
             wait_for(lambda: agent.offloader.status().backlog == 0, timeout=40,
@@ -76,9 +83,15 @@ def test_the_export_joins_segments_with_the_credentials_the_station_received(
         assert [i["title"] for i in manifest["ingredients"]] == [
             Path(s["decrypted"]).name for s in marker["segments"]]
         assert all(i.get("active_manifest") for i in manifest["ingredients"])
+        # the device rotated its key mid-recording: the bundle carries the endorsed rotation,
+        # and the key the station enrolled is enough to verify every segment
+        assert marker["device_rotations"] == "keys/device-rotations.json"
         verified = subprocess.run([sys.executable, "-m", "agent.cli", "verify", str(out),
-                                   "--json"], capture_output=True, text=True, cwd=REPO,
-                                  timeout=120, check=False)
+                                   "--pubkey", enrolled.public_b64, "--json"],
+                                  capture_output=True, text=True, cwd=REPO, timeout=120,
+                                  check=False)
         assert verified.returncode == 0, verified.stdout[-2000:]
+        codes = {f["code"] for f in json.loads(verified.stdout)["findings"]}
+        assert "key_rotation" in codes and "forged_signature" not in codes
     finally:
         b.close()
