@@ -266,6 +266,9 @@ def test_two_stations_share_the_checkpoints_and_raise_one_alarm_per_fork(
         for _ in range(12):
             device.append_and_publish(1)
         wait_for(lambda: _pg_held(postgres, device_id) == rec.log.size, 30, "12 checkpoints held")
+        # the newest can be held before an older one's judgement reaches its station's log
+        wait_for(lambda: sum(_judged(st, device_id) for st in stations) >= 12, 30,
+                 "every checkpoint judged")
         shares = [_judged(st, device_id) for st in stations]
         assert all(n > 0 for n in shares) and sum(shares) >= 12, shares
 
