@@ -29,7 +29,7 @@ from agent.app import Agent
 from agent.config import parse_config
 from agent.recording.aac import AacEncoder
 from agent.recording.packets import MediaPacket
-from agent.recording.side_channel import SideChannel
+from agent.side_channel import SideChannel
 from hw.audio import AudioChunk
 from hw.camera_replay import load_clip
 

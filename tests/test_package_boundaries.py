@@ -22,11 +22,33 @@ def _under(module: str, prefixes: tuple[str, ...]) -> bool:
     return any(module == p or module.startswith(p + ".") for p in prefixes)
 
 
+def _reached(graph: dict[str, set[str]], module: str) -> set[str]:
+    """Everything ``module`` imports, directly or through other modules."""
+    seen: set[str] = set()
+    todo = [module]
+    while todo:
+        for dep in graph.get(todo.pop(), set()) - seen:
+            seen.add(dep)
+            todo.append(dep)
+    return seen
+
+
 def test_the_station_imports_nothing_of_the_recorder() -> None:
+    """Not even through the evidence code it shares."""
     graph = import_graph()
     station = {m for m in graph if _under(m, ("agent.station",))}
     assert len(station) > 20  # the package was really read
-    leaks = {m: sorted(d for d in graph[m] if _under(d, DEVICE_ONLY)) for m in station}
+    leaks = {m: sorted(d for d in _reached(graph, m) if _under(d, DEVICE_ONLY)) for m in station}
+    assert not {m: d for m, d in leaks.items() if d}, leaks
+
+
+def test_the_evidence_code_imports_nothing_of_the_recorder() -> None:
+    """The format, the store, verify and proofs are what the station, a defence expert's
+    ``bodycam verify`` and the device share: the recorder's machinery is none of theirs."""
+    graph = import_graph()
+    evidence = {m for m in graph if _under(m, ("agent.evidence",))}
+    assert "agent.evidence.store" in evidence
+    leaks = {m: sorted(d for d in graph[m] if _under(d, DEVICE_ONLY)) for m in evidence}
     assert not {m: d for m, d in leaks.items() if d}, leaks
 
 

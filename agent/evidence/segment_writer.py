@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from agent.atomic import atomic_write, fsync_dir
-from agent.recording.side_channel import SideChannel
+from agent.side_channel import SideChannel
 from hw.errors import EvidenceError, StorageError
 
 from .age import Recipient

@@ -13,8 +13,10 @@
    :mod:`.segment_worker` -- the thread that does the file work so the controller never waits:
    :mod:`.segment` muxes packets into fragmented MP4 and streams them into the evidence sink.
 6. :mod:`.store_port` -- the segment's seal: manifest, signature, log entry, via the evidence store.
-7. :mod:`.side_channel` -- the boundary beyond which sealed segments are only *heard about*
-   (MQTT, telemetry, status, offload); nothing past it can fail a seal.
+7. :mod:`agent.side_channel` -- the boundary beyond which sealed segments are only *heard
+   about* (MQTT, telemetry, status, offload); nothing past it can fail a seal. It sits beside
+   this package, not in it: the evidence store guards its own after-seal hook with it too, and
+   the evidence code (shared with the station) must not depend on the recording pipeline.
 
 :mod:`.fault_ports` holds the lab bench's fault injection, wrapped around the ports above (a
 roll's media lost, for the bench to find) so the state machine knows nothing of it.

@@ -15,7 +15,7 @@ The recorder's file work (muxing, encryption, fsyncs, seals) runs on the segment
 every event (the worker posts a ``wake`` event when one is ready) and drains it before it
 exits, so nothing submitted is lost at shutdown.
 
-Packet observers and periodic tasks are side channels (:mod:`agent.recording.side_channel`): the
+Packet observers and periodic tasks are side channels (:mod:`agent.side_channel`): the
 recorder has the packet before any observer sees it, and whatever an observer or a periodic
 task raises is logged (rate-limited) and counted, never the loop's or the recording's end.
 
@@ -40,7 +40,7 @@ from agent.recording.aac import AacEncoder
 from agent.recording.gestures import GestureRecognizer
 from agent.recording.packets import MediaPacket
 from agent.recording.recorder import Recorder
-from agent.recording.side_channel import SideChannel
+from agent.side_channel import SideChannel
 from hw.audio import AudioChunk
 from hw.camera import EncodedFrame
 from hw.errors import CommandRejected, RecorderError

@@ -26,7 +26,7 @@ controller thread through :meth:`Recorder.poll`, and events keep their order: a 
 segment (journal, file) still happens on the controller thread, after the start feedback.
 
 Only evidence can stop a recording: the ``on_event`` consumer (feedback, log, sync) is a side
-channel (:mod:`agent.recording.side_channel`) whose failures are logged and counted in
+channel (:mod:`agent.side_channel`) whose failures are logged and counted in
 :attr:`Recorder.events`, and a port's announcement of a seal (:meth:`SegmentPort.sealed`)
 that raises anyway is logged, never a fault: the segment is sealed. What the recorder keeps
 for the life of the process is bounded: the count and the last manifest of what it sealed
@@ -53,7 +53,7 @@ from agent.recording.segment_state import (
     prepare_seal,
 )
 from agent.recording.segment_worker import InlineWorker, Worker
-from agent.recording.side_channel import SideChannel
+from agent.side_channel import SideChannel
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 from hw.errors import EvidenceError, RecorderError, StorageError

@@ -153,7 +153,7 @@ class SegmentPort(Protocol):
     def sealed(self, result: Any) -> dict[str, Any]:
         """Announce a seal's result (controller thread); returns the manifest. Must not
         raise: the segment is evidence already, and what hears about it is a side channel
-        (:mod:`agent.recording.side_channel`) that logs its own failures."""
+        (:mod:`agent.side_channel`) that logs its own failures."""
         ...
 
     def abandon(self, handle: Any) -> None:

@@ -11,7 +11,7 @@ worker runs: they touch only the segment's sink and the store, never the context
 
 The evidence path ends where the store's seal returns: a failure there is the recorder's
 (it faults). Announcing the sealed segment (``on_sealed``: outbox, published checkpoint,
-offload) is a side channel (:mod:`agent.recording.side_channel`): its failure is logged and counted in
+offload) is a side channel (:mod:`agent.side_channel`): its failure is logged and counted in
 :attr:`StorePort.announce_sealed`, never raised into the seal. Likewise a context reading
 that fails (a bug in the GPS track, the matter or the clock code) costs the manifest that
 part, flagged ``<part>_unavailable`` and counted in :attr:`StorePort.context_failures`,
@@ -30,7 +30,7 @@ from agent.evidence.manifest import ClockInfo, GpsSummary, MediaInfo, SegmentInf
 from agent.evidence.store import EvidenceStore, OpenSegment
 from agent.evidence.utc import iso_from_epoch_us
 from agent.recording.segment import SegmentStats
-from agent.recording.side_channel import SideChannel
+from agent.side_channel import SideChannel
 from hw.audio import AudioFormat
 from hw.camera import VideoFormat
 from hw.still import Still

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from agent.recording.side_channel import SideChannel
+from agent.side_channel import SideChannel
 
 
 class Clock:
@@ -53,7 +53,7 @@ def test_a_consumer_failing_at_every_packet_logs_once_per_ten_seconds(
         raise RuntimeError("meter broken")
 
     channel = SideChannel("packet observer", consumer, clock=clock)
-    with caplog.at_level(logging.ERROR, logger="agent.recording.side_channel"):
+    with caplog.at_level(logging.ERROR, logger="agent.side_channel"):
         for i in range(300):  # ten seconds at 30 packets a second
             clock.t = i / 30
             channel()
