@@ -74,8 +74,8 @@ class Agent:
     It builds every part and wires each to the narrow views of the others it needs
     (:mod:`agent.ports`); no part below it sees the agent. Simulated hardware adds a
     :class:`~agent.ports.Bench` (button pin, stimuli), a generated device key and bench
-    identity, and the configured fault boundary gap -- decided here, once, from the
-    hardware set.
+    identity, and the bench's fault ports around the recorder's (:mod:`agent.recording.
+    fault_ports`) -- decided here, once, from the hardware set.
     """
 
     def __init__(self, cfg: Config, *, data_dir: Path, hw_kind: str,
