@@ -25,7 +25,10 @@ The rule (:func:`judge`), for a checkpoint signed by the device's **enrolled** k
   alarmed as a fork once it is signed at or past the held size.
 
 A checkpoint whose signature verifies with none of the device's keys (or that names another
-origin) is an alarm ``checkpoint-signature``; an unregistered device's checkpoint is an event.
+origin) is an alarm ``checkpoint-signature`` -- after the key rotations the message carries
+(``rotations``: a device that rotated sends its log's entries) are taken by the endpoint's
+rule, so a rotation the uploader has not presented yet is not alarmed as a forgery; an
+unregistered device's checkpoint is an event.
 Alarms are recorded once (:func:`~agent.station.witness_endpoint.raise_fork`: one per contradicted held
 checkpoint, across processes) and published **retained** at ``bodycam/v1/<id>/alarm``
 (agent/sync/schemas/alarm.json): an alarm is a standing condition a back office that connects
@@ -66,8 +69,11 @@ from agent.sync.topics import PREFIX
 from agent.sync.transport import TlsSettings, parse_broker_url
 from hw.errors import BodycamError
 
+from .devicekeys import MAX_ROTATION_ENTRY_BYTES, check_rotation
 from .index import CheckpointRow
 from .proofkeep import keep_consistency
+from .refusal import Refused
+from .rotation_endpoint import take_rotation
 from .service import StationService, utc_now
 from .station_config import MqttConfig
 from .witness_endpoint import raise_fork
@@ -79,6 +85,7 @@ log = logging.getLogger("bodycam.station.monitor")
 
 MAX_MESSAGE_BYTES = 64 * 1024
 MAX_PROOF_HASHES = 64
+MAX_MESSAGE_ROTATIONS = 32  # the device sends its newest 32 (agent/sync/schemas/checkpoint.json)
 
 
 def subscription(group: str) -> str:
@@ -157,6 +164,20 @@ def parse_message(payload: bytes) -> tuple[bytes, Proof | None]:
     if any(len(h) != 32 for h in decoded):
         raise ValueError("a proof hash is not 32 bytes")
     return doc["note"].encode(), Proof(old, new, decoded)
+
+
+def message_rotations(payload: bytes) -> list[bytes]:
+    """The key_rotation entries (exact bytes) a checkpoint message carries; none if malformed
+    (the rule that judges them, not this, decides what they are worth)."""
+    try:
+        doc = json.loads(payload)
+        raw = doc.get("rotations") if isinstance(doc, dict) else None
+        if not isinstance(raw, list) or len(raw) > MAX_MESSAGE_ROTATIONS:
+            return []
+        return [base64.b64decode(r, validate=True) for r in raw
+                if isinstance(r, str) and len(r) <= 2 * MAX_ROTATION_ENTRY_BYTES]
+    except (ValueError, binascii.Error):
+        return []
 
 
 AlarmPublisher = Callable[[dict[str, Any]], None]
@@ -251,7 +272,13 @@ class CheckpointMonitor:
             if signed.checkpoint.origin != origin_for(device_id):
                 raise BodycamError(f"origin {signed.checkpoint.origin[:80]!r} is not this "
                                    "device's log")
-            signed.verify(list(device.keys))
+            try:
+                signed.verify(list(device.keys))
+            except BodycamError:  # a key the device rotated to? only its endorsement can say
+                if not self._take_rotations(device_id, payload):
+                    raise
+                device = index.device(device_id) or device
+                signed.verify(list(device.keys))
         except (ValueError, BodycamError) as exc:
             digest = hashlib.sha256(payload).hexdigest()
             raise_fork(self._svc, device_id, index.checkpoint(device_id),
@@ -262,6 +289,23 @@ class CheckpointMonitor:
         action = self._apply(device_id, signed, proof, note)
         log.debug("checkpoint of %s size %d: %s", device_id, signed.checkpoint.size, action)
         return action
+
+    def _take_rotations(self, device_id: str, payload: bytes) -> bool:
+        """Take the key rotations a checkpoint message carries (``rotations``: the device's
+        log entries, each checked by the endpoint's rule -- an endorsement by a key the device
+        already has -- and logged in the custody log the same way); True if one was added."""
+        added = False
+        for data in message_rotations(payload):
+            device = self._svc.index.device(device_id)
+            if device is None:
+                return added
+            try:
+                successor = check_rotation(data, device.keys)
+                added = take_rotation(self._svc, device_id, successor, via="mqtt") or added
+            except Refused as exc:
+                log.warning("checkpoint of %s carries a rotation refused: %s %s", device_id,
+                            exc.code, exc.message)
+        return added
 
     def _apply(self, device_id: str, signed: SignedCheckpoint, proof: Proof | None,
                note: bytes) -> str:

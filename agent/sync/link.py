@@ -15,10 +15,9 @@ broker-side session (command subscription and commands queued while we were away
 
 Delivery (see :mod:`agent.sync.feeder`). Outbox rows are handed to paho only while connected,
 in seq order, at most ``max_inflight`` at a time. A row is deleted only when its PUBACK
-carries a success reason code (< 0x80; 0x10 "no matching subscribers" is a success). A failure code (0x87 "not
-authorized" from an ACL, 0x97 quota, …) is a delivery fault: counted, reported through
-``on_delivery_fault``, the row kept, and feeding paused with exponential backoff before the
-oldest pending row is tried again, so a misconfigured ACL cannot make the device spin.
+carries a success code (< 0x80; 0x10 "no matching subscribers" is one). A failure code
+(0x87 ACL, 0x97 quota, …) is a delivery fault: counted, reported (``on_delivery_fault``), the
+row kept, feeding paused with backoff, so a misconfigured ACL cannot make the device spin.
 Commands are handled by :mod:`agent.sync.inbox`; their acks wait in :mod:`agent.sync.acks`.
 
 What the broker granted (CONNACK properties, :mod:`agent.sync.session`) is logged once per
@@ -28,9 +27,8 @@ follow its Maximum QoS and Retain Available, and a row bigger than its Maximum P
 held in the outbox and reported instead of being sent (the broker would drop the connection,
 and the link would loop). ``stats().broker`` carries the grant to status and telemetry.
 
-What is published is built by :mod:`agent.sync.link_payloads` (any thread, no state); the
-paho mechanics the link thread drives (a new client, a select round, the last PUBACK on the
-way out) are in :mod:`agent.sync.paho_loop`, called on the link thread only.
+Payloads are built by :mod:`agent.sync.link_payloads` (any thread, no state), the paho
+mechanics by :mod:`agent.sync.paho_loop` (a new client, a select round; link thread only).
 """
 
 from __future__ import annotations
@@ -39,7 +37,7 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
@@ -192,9 +190,11 @@ class MqttLink:
         body = segment_body(manifest_envelope, self._device_id)
         return self._enqueue(self._topics.segment, "segment", body)
 
-    def enqueue_checkpoint(self, note: str, proof: Mapping[str, Any] | None) -> int:
-        """Queue a signed checkpoint note and its consistency proof; returns its seq."""
-        return self._enqueue(self._topics.checkpoint, "checkpoint", checkpoint_body(note, proof))
+    def enqueue_checkpoint(self, note: str, proof: Mapping[str, Any] | None,
+                           rotations: Sequence[str] = ()) -> int:
+        """Queue a signed checkpoint note, its consistency proof and the log's key rotations."""
+        return self._enqueue(self._topics.checkpoint, "checkpoint",
+                             checkpoint_body(note, proof, rotations))
 
     def enqueue_event(self, event: Mapping[str, Any]) -> int:
         """Queue an event (bookmark, fault, warning); returns its seq.

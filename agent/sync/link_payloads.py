@@ -14,7 +14,7 @@ state and takes no lock, so the link calls it from whichever thread it is on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -72,9 +72,15 @@ def segment_body(manifest_envelope: Mapping[str, Any], device_id: str) -> dict[s
     return dict(manifest_envelope)
 
 
-def checkpoint_body(note: str, proof: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The body of a checkpoint row: the signed note and its consistency proof (or null)."""
-    return {"note": note, "proof": dict(proof) if proof is not None else None}
+def checkpoint_body(note: str, proof: Mapping[str, Any] | None,
+                    rotations: Sequence[str] = ()) -> dict[str, Any]:
+    """The body of a checkpoint row: the signed note and its consistency proof (or null), and
+    -- from a device that rotated its key -- the log's key_rotation entries (base64 of their
+    exact bytes), so a monitor that knows only an older key can learn the one that signed."""
+    body: dict[str, Any] = {"note": note, "proof": dict(proof) if proof is not None else None}
+    if rotations:
+        body["rotations"] = list(rotations)
+    return body
 
 
 def event_body(event: Mapping[str, Any]) -> dict[str, Any]:

@@ -123,15 +123,17 @@ class Device:
             self.rec.seal(os.urandom(32))
             self.publish()
 
-    def publish(self) -> None:
-        """The current checkpoint, with a proof from the last one published."""
+    def publish(self, rotations: list[bytes] = ()) -> None:  # type: ignore[assignment]
+        """The current checkpoint, with a proof from the last one published (and the log's
+        key rotations, as fleet_sync sends them)."""
         size = self.rec.log.size
         proof = None
         if self.published:
             proof = {"old_size": self.published, "new_size": size, "hashes": [
                 base64.b64encode(h).decode()
                 for h in self.rec.log.consistency_proof(self.published, size)]}
-        self.link.enqueue_checkpoint(self.rec.log.checkpoint().decode(), proof)
+        self.link.enqueue_checkpoint(self.rec.log.checkpoint().decode(), proof,
+                                     [base64.b64encode(r).decode() for r in rotations])
         self.published = size
 
     def close(self) -> None:
@@ -236,6 +238,33 @@ def test_a_checkpoint_not_signed_by_the_enrolled_key_is_an_alarm(
 
 def _judged(station: StationProcess, device_id: str) -> int:
     return station.stderr().count(f"checkpoint of {device_id}")
+
+
+def test_a_rotated_devices_checkpoint_carries_its_rotation_and_is_held_without_alarm(
+        tmp_path: Path, pki: Path, broker: Broker) -> None:
+    """The device rotated its key before its uploader told the station: the checkpoint it
+    publishes, signed by the new key, carries the log's rotation entry; the monitor takes it
+    (endorsed by the enrolled key, in the custody log) and holds the checkpoint -- no alarm,
+    where before a key rotation was alarmed as a forged checkpoint."""
+    station = monitored_station(tmp_path / "st", pki, broker).start()
+    rec = SimRecorder(tmp_path / "dev", DEVICES[34], pki)
+    enrol_direct(station.data_dir, rec)
+    device = Device(rec, pki, broker, tmp_path / "dev")
+    try:
+        device.append_and_publish(2)
+        wait_for(lambda: held_size(station.data_dir, rec.device_id) == 2, 20, "2 held")
+        entry = rec.rotate()
+        rec.seal(os.urandom(32))  # signed, with the log's checkpoint, by the new key
+        device.publish(rotations=[entry])
+        wait_for(lambda: held_size(station.data_dir, rec.device_id) == rec.log.size, 20,
+                 "the new key's checkpoint held")
+        assert not [r for r in index_rows(station.data_dir, "alarms") if r[2] == rec.device_id]
+        keys = [r for r in index_rows(station.data_dir, "device_keys") if r[0] == rec.device_id]
+        assert len(keys) == 1 and rec.key.fingerprint in keys[0]
+    finally:
+        device.close()
+        rec.close()
+        assert station.stop() == 0, station.stderr()
 
 
 def test_two_stations_share_the_checkpoints_and_raise_one_alarm_per_fork(

@@ -8,6 +8,7 @@ the ``published-checkpoint.json`` write fails.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import uuid
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from agent.config import parse_config
+from agent.evidence.canonical import parse_canonical
 from agent.evidence.keys import DeviceKey
 from agent.evidence.manifest import ClockInfo
 from agent.evidence.store import EvidenceStore
@@ -152,3 +154,20 @@ def test_an_unwritable_checkpoint_state_file_does_not_fail_the_seal(unit: Unit,
     assert unit.queued() == sealed
     kinds = [m.kind for m in unit.sync.outbox.pending(limit=1000)]
     assert kinds.count("checkpoint") >= 3
+
+
+def test_checkpoints_after_a_key_rotation_carry_the_rotation(unit: Unit) -> None:
+    """A checkpoint the new key signs carries the log's key_rotation entry (its exact bytes), so
+    a station's monitor that knows only the enrolled key can follow instead of alarming;
+    checkpoints before any rotation carry none (the schema's field is optional)."""
+    unit.seal()
+    before = [json.loads(m.payload) for m in unit.sync.outbox.pending(limit=1000)
+              if m.kind == "checkpoint"]
+    assert before and all("rotations" not in b for b in before)
+    new = unit.store.rotate_key()
+    unit.seal()
+    last = [json.loads(m.payload) for m in unit.sync.outbox.pending(limit=1000)
+            if m.kind == "checkpoint"][-1]
+    (raw,) = last["rotations"]
+    entry = parse_canonical(base64.b64decode(raw))
+    assert entry["type"] == "key_rotation" and entry["new_key"] == new.public_b64
