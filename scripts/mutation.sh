@@ -72,7 +72,8 @@ pytest_add_cli_args_test_selection = [
     "tests/evidence/test_layout_rules.py", "tests/evidence/test_rotation_trust.py",
     "tests/evidence/test_key_rotation_paths.py", "tests/station/test_key_rotation_rules.py",
     "tests/recording/test_command_rules.py",
-    "tests/recording/test_press_rule.py"]
+    "tests/recording/test_press_rule.py", "tests/recording/test_admission_rules.py",
+    "tests/evidence/test_eviction_guard_rules.py"]
 also_copy = ["agent", "hw", "config", "tests"]'
 if (( ! RULES_ONLY )); then
     mutate '[tool.mutmut]

@@ -8,11 +8,12 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from agent.evidence.keys import fingerprint, rotation_message
 from agent.evidence.report import Report
-from agent.evidence.rotation_trust import follow_rotations
+from agent.evidence.rotation_trust import RotationProblem, follow_rotations, judge_rotation
 
 
 def _key() -> tuple[Ed25519PrivateKey, bytes]:
@@ -83,3 +84,54 @@ def test_malformed_rotation_fields_are_findings_not_crashes() -> None:
         r = Report("t")
         assert follow_rotations([{**good, **bad}], [a[1]], r) == []
         assert _findings(r) == [("fail", "key_rotation_malformed")]
+
+
+def test_the_findings_name_the_entry_and_say_why_in_words() -> None:
+    """What a defence expert reads: each finding's place (the log entry) and its words."""
+    a, b, c, mallory = _key(), _key(), _key(), _key()
+    fa, fb, fc = (fingerprint(k[1])[:16] for k in (a, b, c))
+    r = Report("t")
+    entries = [
+        {"kind": "segment"},
+        _rotation(a, b[1]),                                # 1: introduces b
+        _rotation(a, b[1]),                                # 2: b again: already trusted
+        _rotation(b, c[1], signer=mallory[0]),             # 3: forged
+        _rotation(mallory, c[1]),                          # 4: from a key nobody trusts
+        _rotation(b, c[1], endorse=False),                 # 5: unendorsed
+        {**_rotation(b, c[1]), "new_key": "!!"},           # 6: not base64
+        {**_rotation(b, c[1]), "new_key": _b64(b"x" * 31)},  # 7: wrong length
+        {**_rotation(b, c[1]), "old_fingerprint": "ab"},   # 8: not a fingerprint
+        {**_rotation(b, c[1]), "new_fingerprint": fa},     # 9: fingerprint of another key
+        _rotation(b, c[1]),                                # 10: introduces c after all that
+    ]
+    assert follow_rotations(entries, [a[1]], r) == [b[1], c[1]]
+    assert [(f.level, f.code, f.where, f.message) for f in r.findings] == [
+        ("ok", "key_rotation", "log entry 1", f"key {fb} endorsed by trusted key {fa}"),
+        ("ok", "key_rotation", "log entry 2", f"to key {fb}, already trusted"),
+        ("fail", "key_rotation_endorsement", "log entry 3",
+         f"the endorsement of key {fc} does not verify under key {fb}: a forged rotation"),
+        ("warn", "key_rotation_untrusted", "log entry 4",
+         f"the rotation to key {fc} is from key {fingerprint(mallory[1])[:16]}, "
+         "which is not trusted here"),
+        ("warn", "key_rotation_unendorsed", "log entry 5",
+         f"key {fc} is announced without the old key's endorsement (a device from before "
+         "endorsements)"),
+        ("fail", "key_rotation_malformed", "log entry 6", "new_key is not base64"),
+        ("fail", "key_rotation_malformed", "log entry 7", "new_key is 31 bytes, not 32"),
+        ("fail", "key_rotation_malformed", "log entry 8",
+         "old_fingerprint is not a SHA-256 fingerprint"),
+        ("fail", "key_rotation_malformed", "log entry 9",
+         "new_fingerprint is not the SHA-256 of new_key"),
+        ("ok", "key_rotation", "log entry 10", f"key {fc} endorsed by trusted key {fb}"),
+    ]
+
+
+def test_judging_says_which_key_endorsed_even_a_known_successor() -> None:
+    """The station logs who endorsed a key; a rotation it already knows still names it."""
+    a, b = _key(), _key()
+    judged = judge_rotation(_rotation(a, b[1]), [a[1], b[1]])
+    assert (judged.new_key, judged.old_fingerprint, judged.known) == (b[1], fingerprint(a[1]), True)
+    with pytest.raises(RotationProblem) as caught:
+        judge_rotation({**_rotation(a, b[1]), "endorsement": "A" * 200}, [a[1]])
+    assert (caught.value.code, str(caught.value)) == (
+        "bad-rotation", "endorsement is not base64 of 64 bytes")
