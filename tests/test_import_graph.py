@@ -5,7 +5,8 @@ recorder's reaction rules could not be tested without a whole threaded agent whi
 imported the agent back). The graph is read from the source (AST), so it counts imports under
 ``TYPE_CHECKING`` and imports inside functions too: a cycle hidden behind a lazy import is still
 a cycle for whoever reads the code. An import names a module, or the package it imports a name
-from; importing ``a.b.c`` does not count as importing ``a.b``'s ``__init__``.
+from (``from a.b import c`` counts ``a.b`` -- its ``__init__`` runs first -- and the module
+``a.b.c`` if it is one); ``import a.b.c`` does not count as importing ``a.b``'s ``__init__``.
 
 Modules over :data:`MAX_LINES` are flagged; :data:`OVERSIZED` lists the ones not yet split
 (with their size when listed), and :data:`KNOWN_CYCLES` the cycles not yet broken, both to be
@@ -60,9 +61,11 @@ def _imports(name: str, path: Path, modules: set[str]) -> set[str]:
                 anchor = name.split(".") if is_pkg else name.split(".")[:-1]
                 anchor = anchor[: len(anchor) - (node.level - 1)]
                 base = ".".join([*anchor, *([base] if base else [])])
+            out.add(_known(base, modules))  # ``from pkg import sub`` runs pkg's __init__
             for alias in node.names:
                 sub = f"{base}.{alias.name}"
-                out.add(sub if sub in modules else _known(base, modules))
+                if sub in modules:
+                    out.add(sub)
     out.discard("")
     out.discard(name)
     return out

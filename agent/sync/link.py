@@ -45,7 +45,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from agent.sync import paho_loop
+import agent.sync.paho_loop as mqtt_loop
 from agent.sync.acks import AckQueue
 from agent.sync.command_messages import DEFAULT_CONFIG_ALLOWLIST, Command, ConfigKey
 from agent.sync.feeder import HELD, OutboxFeeder
@@ -246,7 +246,7 @@ class MqttLink:
         client = self._new_client(session)
         self._client = client
         try:
-            paho_loop.connect(client, self._broker, keepalive=self._keepalive,
+            mqtt_loop.connect(client, self._broker, keepalive=self._keepalive,
                               session_expiry_s=self._session_expiry_s)
         except (OSError, ssl.SSLError) as exc:
             _log.warning("MQTT link: cannot reach %s:%d: %s", self._broker.host,
@@ -256,7 +256,7 @@ class MqttLink:
         self._serve(client)
 
     def _new_client(self, session: int) -> mqtt.Client:
-        client = paho_loop.new_client(
+        client = mqtt_loop.new_client(
             client_id=self._client_id, max_inflight=self._max_inflight,
             tls=self._tls if self._broker.tls else None,
             username=self._username, password=self._password,
@@ -271,7 +271,7 @@ class MqttLink:
     def _serve(self, client: mqtt.Client) -> None:
         while not self._stop.is_set():
             self._pump(client)
-            if not paho_loop.select_round(client, self._shared.wake_fd, self._select_timeout):
+            if not mqtt_loop.select_round(client, self._shared.wake_fd, self._select_timeout):
                 return
             self._feeder.flush(force=False)
             if not self._shared.is_connected() and time.monotonic() > self._connack_deadline:
@@ -309,7 +309,7 @@ class MqttLink:
                 self._held.add(row.seq)
                 self._feeder.hold(row.seq, problem)
             return HELD
-        return paho_loop.publish_row(client, row)
+        return mqtt_loop.publish_row(client, row)
 
     # --- paho callbacks (link thread) ---------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _userdata: Any, _flags: mqtt.ConnectFlags,
@@ -348,7 +348,7 @@ class MqttLink:
         # a limit while messages are in flight; ours is > 0 before and after, and nothing has
         # been published on this client yet, so setting its field is exactly what it guards.
         client._max_inflight_messages = client_inflight_limit(
-            window, paho_loop.PAHO_EXTRA_INFLIGHT, grant)
+            window, mqtt_loop.PAHO_EXTRA_INFLIGHT, grant)
         return grant
 
     def _on_subscribe(self, _client: mqtt.Client, _userdata: Any, _mid: int,
@@ -384,11 +384,11 @@ class MqttLink:
             return
         self._pump(client)  # acks the controller sent just before stopping
         session = self._shared.session()
-        paho_loop.publish_and_wait(
+        mqtt_loop.publish_and_wait(
             client, self._topics.status, status_payload(self._device_id, session, online=False),
             wait_s=_SHUTDOWN_PUBACK_S)
         self._feeder.flush()
-        paho_loop.disconnect(client)
+        mqtt_loop.disconnect(client)
 
     def _drop_connection(self) -> None:
         self._shared.lost()
@@ -396,5 +396,5 @@ class MqttLink:
         self._ack_mids.clear()
         client, self._client = self._client, None
         if client is not None:
-            paho_loop.close_socket(client)
+            mqtt_loop.close_socket(client)
 
