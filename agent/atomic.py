@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["append_durable", "atomic_write", "fsync_dir", "open_dir_fd"]
+__all__ = ["atomic_write", "fsync_dir", "open_dir_fd", "write_all", "write_durable"]
 
 
 def fsync_dir(path: Path) -> None:
@@ -45,11 +45,7 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
+        write_durable(fd, data)
     except BaseException:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
@@ -60,10 +56,14 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
-def append_durable(fd: int, data: bytes) -> None:
-    """Append all of ``data`` to an ``O_APPEND`` descriptor and fsync it."""
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may write less than asked)."""
     view = memoryview(data)
     while view:
-        written = os.write(fd, view)
-        view = view[written:]
+        view = view[os.write(fd, view):]
+
+
+def write_durable(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd`` (an ``O_APPEND`` one appends) and fsync it."""
+    write_all(fd, data)
     os.fsync(fd)

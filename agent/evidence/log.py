@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.atomic import append_durable, atomic_write, fsync_dir
+from agent.atomic import atomic_write, fsync_dir, write_durable
 from hw.errors import EvidenceError, LogCorrupt, VerificationError
 
 from .canonical import canonical_json
@@ -210,7 +210,7 @@ class EvidenceLog:
         with self._lock:
             offset = os.lseek(self._fd, 0, os.SEEK_END)
             try:
-                append_durable(self._fd, record)
+                write_durable(self._fd, record)
             except OSError:
                 # Leave no half record behind that a later append would bury mid-file.
                 os.ftruncate(self._fd, offset)

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from agent.atomic import atomic_write
+from agent.atomic import atomic_write, write_all, write_durable
 from hw.errors import EvidenceError
 
 from .age import Recipient
@@ -44,9 +44,7 @@ def create_file(path: Path, data: bytes) -> None:
     """Create ``path`` (never replacing a file) holding ``data``, not fsynced."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 
@@ -55,10 +53,7 @@ def fill_file(path: Path, data: bytes) -> None:
     """Write ``data`` into the existing empty file ``path`` and fsync it."""
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        write_durable(fd, data)
     finally:
         os.close(fd)
 

@@ -29,6 +29,8 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.atomic import write_all
+
 from .index import UploadRow
 from .refusal import Refused
 from .service import StationService
@@ -228,14 +230,14 @@ class TusHandlers:
                     if held is not None:
                         held += chunk
                     else:
-                        _write_all(fd, chunk)
+                        write_all(fd, chunk)
                     hasher.update(chunk)
                     written += len(chunk)
             if held is not None:
                 if hashlib.sha256(held).digest() != expected:
                     raise Refused(460, "checksum-mismatch", "Upload-Checksum does not match "
                                   "the body; it was discarded")
-                _write_all(fd, bytes(held))
+                write_all(fd, bytes(held))
         except asyncio.CancelledError:  # shutdown: keep what is on disk, durably
             _settle(fd, start + (0 if held is not None else written))
             raise
@@ -264,12 +266,6 @@ def _as_refusal(exc: Exception, timeout: float) -> Refused:
                        "kept; resume later")
     return Refused(400, "body-interrupted", f"the body ended early ({type(exc).__name__}: "
                    f"{str(exc)[:100]})")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _settle(fd: int, size: int) -> None:

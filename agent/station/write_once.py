@@ -31,7 +31,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.atomic import fsync_dir
+from agent.atomic import fsync_dir, write_durable
 from agent.evidence.journal import MANIFEST_SUFFIX, sidecar
 from agent.evidence.layout import CREDENTIAL_SUFFIX
 from hw.errors import StorageFull
@@ -171,10 +171,7 @@ def _write_new(path: Path, data: bytes) -> None:
 def _write_fd(fd: int, data: bytes) -> None:
     """Write all of ``data`` to ``fd``, fsync and close it."""
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        write_durable(fd, data)
     finally:
         os.close(fd)
 
