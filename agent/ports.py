@@ -152,6 +152,8 @@ class EvidenceOps(Protocol):
 
     def evict(self, segment_path: Path) -> int: ...
 
+    def key_rotations(self) -> list[bytes]: ...
+
 
 class BatteryWatch(Protocol):
     """The battery as the recorder's policies see it (:class:`agent.upkeep.watches.PowerWatch`)."""

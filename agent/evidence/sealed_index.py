@@ -80,11 +80,14 @@ class Acknowledgement:
 
 
 class SealedIndex:
-    """Sealed segments and acknowledgements by ``device_seq``; the first log entry wins."""
+    """Sealed segments and acknowledgements by ``device_seq``; the first log entry wins. Also
+    where the log's ``key_rotation`` entries are (``rotations``: their log indices), found by
+    the same reading of the log at open, so nobody reads the whole log again for them."""
 
     def __init__(self) -> None:
         self._sealed: dict[int, SealedSegment] = {}
         self._acks: dict[int, Acknowledgement] = {}
+        self.rotations: list[int] = []
 
     @classmethod
     def from_log(cls, entries: Iterable[tuple[int, bytes]]) -> SealedIndex:
@@ -96,6 +99,8 @@ class SealedIndex:
         out = cls()
         for index, data in entries:
             entry = parse_canonical(data)
+            if entry.get("type") == "key_rotation":
+                out.rotations.append(index)
             seq = entry.get("device_seq")
             if not isinstance(seq, int) or isinstance(seq, bool):
                 continue

@@ -83,9 +83,17 @@ class EvidenceStore(SegmentWriter):
         """Retire the device key and switch to a new one; the rotation is logged (old key)."""
         path = self._root / "keys" / KEY_NAME
         with self._lock:
-            new, _ = self._write(lambda: rotate_and_log(self._log, path, utc=self._clock()))
+            new, appended = self._write(
+                lambda: rotate_and_log(self._log, path, utc=self._clock()))
             self._key = new
+            self._index.rotations.append(appended.index)
             return new
+
+    def key_rotations(self) -> list[bytes]:
+        """The log's ``key_rotation`` entries (exact bytes), oldest first: what lets someone
+        who trusts an older key trust the one signing now."""
+        with self._lock:
+            return [self._log.entry(i) for i in self._index.rotations]
 
     def leaf_index(self, device_seq: int) -> int | None:
         """The log index of a sealed segment's entry (None if it is not sealed)."""

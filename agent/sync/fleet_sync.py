@@ -110,10 +110,6 @@ class FleetSync:
         )
         self._cp_state = self._data_dir / "state" / "published-checkpoint.json"
         self._published_size = self._load_published_size()
-        # The log's key_rotation entries (base64 of their exact bytes), read incrementally:
-        # each checkpoint carries them, so a monitor knowing an older key can follow.
-        self._rotations: list[str] = []
-        self._rotations_read = 0
         self._next_telemetry = 0.0
         self._last_state: tuple[Any, ...] | None = None
         self.delivery_faults = 0
@@ -249,7 +245,9 @@ class FleetSync:
             proof = {"old_size": self._published_size, "new_size": size,
                      "hashes": [base64.b64encode(h).decode() for h in hashes]}
         note = log_.checkpoint().decode()
-        self.link.enqueue_checkpoint(note, proof, self._key_rotations(size))
+        # the log's key rotations ride along, so a monitor knowing an older key can follow
+        rotations = [base64.b64encode(e).decode() for e in self._store.key_rotations()[-32:]]
+        self.link.enqueue_checkpoint(note, proof, rotations)
         self._published_size = size
         try:
             atomic_write(self._cp_state, json.dumps({"size": size}).encode())
@@ -257,16 +255,6 @@ class FleetSync:
             log.error("published checkpoint size not saved (%s); rewritten at the next "
                       "checkpoint", exc)
         return {"size": size, "proof_from": proof["old_size"] if proof else None}
-
-    def _key_rotations(self, size: int) -> list[str]:
-        """The log's key_rotation entries up to ``size`` (only the entries not read before)."""
-        log_ = self._store.log
-        for i in range(self._rotations_read, size):
-            data = log_.entry(i)
-            if b'"key_rotation"' in data and parse_canonical(data).get("type") == "key_rotation":
-                self._rotations.append(base64.b64encode(data).decode())
-        self._rotations_read = max(self._rotations_read, size)
-        return self._rotations[-32:]  # the schema's bound; a monitor follows the newest chain
 
     def event(self, kind: str, data: dict[str, Any]) -> None:
         """Queue an event the back office should see (controller thread)."""

@@ -91,3 +91,22 @@ def test_both_rotation_paths_give_entries_of_one_shape(tmp_path: Path, agency: A
         entry = json.loads(data)
         shapes.append([(k, type(v).__name__, len(v)) for k, v in entry.items()])
     assert shapes[0] == shapes[1]
+
+
+def test_the_store_knows_its_rotations_from_the_log_it_opened_and_its_own(
+        data_dir: Path, agency: AgencyKey) -> None:
+    """key_rotations(): the entries found when the log was read at open, then each rotation
+    made since -- the exact bytes in the log, which a checkpoint message carries."""
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    assert store.key_rotations() == []
+    store.rotate_key()
+    first = store.key_rotations()
+    store.close()
+    store = open_store(data_dir, agency)
+    assert store.key_rotations() == first
+    store.rotate_key()
+    entries = store.key_rotations()
+    raw = [e for _, e in store.log.entries() if parse_canonical(e).get("type") == "key_rotation"]
+    assert len(entries) == 2 and entries == raw
+    store.close()

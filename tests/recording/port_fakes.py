@@ -153,6 +153,9 @@ class FakeStore:
         self.evicted.append(segment_path)
         return 1
 
+    def key_rotations(self) -> list[bytes]:
+        return []
+
     def kinds(self) -> list[str]:
         return [k for k, _ in self.logged]
 
