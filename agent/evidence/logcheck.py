@@ -7,6 +7,15 @@ is also exactly what someone without the device key can add, so it never excuses
 an eviction is legitimate only when it is covered, cites an earlier covered ``acknowledged``
 entry for the same segment, and that entry carries a station receipt naming exactly that
 segment (verified against the station keys when the verifier is given them).
+
+The same holds for key rotations: only the rotations the verified checkpoint covers are
+followed (:func:`~agent.evidence.rotation_trust.follow_windows`), and they give each key its
+window of log positions (:mod:`~agent.evidence.key_windows`). The checkpoint's size is read
+before its signature is trusted, so its signer is judged by the windows of the entries it
+claims to cover; if it then fails (signature, origin, root), nothing it claims to cover is
+relied on and no rotation is followed. The signed checkpoint and a ``--checkpoint`` must be
+signed by a key valid at their size: a retired key signs no checkpoint over a log that goes
+on past its rotation.
 """
 
 from __future__ import annotations
@@ -20,12 +29,13 @@ from hw.errors import LogCorrupt, VerificationError
 from .canonical import parse_canonical
 from .checkpoint import SignedCheckpoint, parse_signed_checkpoint
 from .inventory import Node, UnsafeFile, read_bounded
+from .key_windows import KeyWindows
 from .keys import fingerprint
 from .log import origin_for, replay_entries
 from .merkle import consistency_proof, leaf_hash, root_of, verify_consistency
 from .receipt import parse_receipt
-from .report import Report
-from .rotation_trust import follow_rotations
+from .report import Level, Report
+from .rotation_trust import ROTATION_TYPE, follow_windows
 from .shape import entry_problem
 
 __all__ = ["MAX_CHECKPOINT", "MAX_LOG", "LogState", "check_log"]
@@ -44,6 +54,7 @@ class LogState:
     device_id: str | None = None
     evicted: set[int] = field(default_factory=set)  # device_seqs whose eviction is justified
     introduced: list[bytes] = field(default_factory=list)  # keys trusted through rotations
+    windows: KeyWindows = field(default_factory=KeyWindows)  # each key's span of the log
 
     def trusted(self) -> list[tuple[int, dict[str, Any]]]:
         """(index, entry) of the well-formed entries the device signed for."""
@@ -53,7 +64,7 @@ class LogState:
 def check_log(log: Node | None, checkpoint: Node | None, keys: Sequence[bytes], report: Report,
               *, trusted_checkpoint: bytes | None, station_keys: Sequence[bytes]) -> LogState:
     """Replay and check the log; every problem becomes a finding in ``report``."""
-    st = LogState()
+    st = LogState(windows=KeyWindows.starting(keys))
     if log is None:
         report.add("fail", "no_log", "log/entries.bin", "no log at its defined place")
         return st
@@ -70,11 +81,12 @@ def check_log(log: Node | None, checkpoint: Node | None, keys: Sequence[bytes], 
         st.entries.append(_entry(data, i, report))
     report.log_size = len(st.leaves)
     report.log_root = root_of(st.leaves).hex()
-    st.introduced = follow_rotations(st.entries, keys, report)
-    keys = [*keys, *st.introduced]
     scp = _check_checkpoint(checkpoint, keys, st, report)
+    start = set(keys)
+    st.introduced = [k for k in st.windows.trusted() if k not in start]
+    _report_uncovered_rotations(st, report)
     if scp is not None and trusted_checkpoint is not None:
-        _check_trusted(trusted_checkpoint, keys, scp, st, report)
+        _check_trusted(trusted_checkpoint, scp, st, report)
     _check_acknowledgements(st, station_keys, report)
     return st
 
@@ -92,21 +104,44 @@ def _entry(data: bytes, i: int, report: Report) -> dict[str, Any]:
     return dict(entry)
 
 
-def _signed(text: bytes, keys: Sequence[bytes], where: str,
-            report: Report) -> SignedCheckpoint | None:
+class _Held:
+    """Findings held back until the checkpoint that covers their entries is verified."""
+
+    def __init__(self) -> None:
+        self.findings: list[tuple[Level, str, str, str]] = []
+
+    def add(self, level: Level, code: str, where: str, message: str) -> None:
+        self.findings.append((level, code, where, message))
+
+
+def _parse(text: bytes, where: str, report: Report) -> SignedCheckpoint | None:
     try:
-        scp = parse_signed_checkpoint(text)
-        pub = scp.verify(keys)
+        return parse_signed_checkpoint(text)
     except VerificationError as exc:
         report.add("fail", "checkpoint_signature", where, str(exc))
         return None
+
+
+def _signed(scp: SignedCheckpoint, windows: KeyWindows, where: str, report: Report) -> bool:
+    """The signature verifies under a trusted key, and that key is valid at the size."""
+    try:
+        pub = scp.verify(windows.trusted())
+    except VerificationError as exc:
+        report.add("fail", "checkpoint_signature", where, str(exc))
+        return False
+    outside = windows.outside(pub, scp.checkpoint.size, what="checkpoint")
+    if outside is not None:
+        report.add("fail", outside[0], where, outside[1])
+        return False
     report.add("ok", "checkpoint_signature", where,
                f"signature verifies (key {fingerprint(pub)[:16]})")
-    return scp
+    return True
 
 
 def _check_checkpoint(node: Node | None, keys: Sequence[bytes], st: LogState,
                       report: Report) -> SignedCheckpoint | None:
+    """The signed checkpoint, judged with the windows of the entries it claims to cover; on
+    success ``st.covered`` and ``st.windows`` say what it covers and which keys sign where."""
     if node is None:
         report.add("fail", "no_checkpoint", "log/checkpoint", "signed checkpoint missing")
         return None
@@ -115,8 +150,12 @@ def _check_checkpoint(node: Node | None, keys: Sequence[bytes], st: LogState,
     except UnsafeFile as exc:
         report.add("fail", "checkpoint_signature", node.rel, str(exc))
         return None
-    scp = _signed(text, keys, node.rel, report)
+    scp = _parse(text, node.rel, report)
     if scp is None:
+        return None
+    held = _Held()
+    windows = follow_windows(st.entries[: scp.checkpoint.size], keys, held)
+    if not _signed(scp, windows, node.rel, report):
         return None
     cp, n = scp.checkpoint, len(st.leaves)
     report.checkpoint_size = cp.size
@@ -139,7 +178,9 @@ def _check_checkpoint(node: Node | None, keys: Sequence[bytes], st: LogState,
         report.add("fail", "log_altered", node.rel,
                    f"the first {cp.size} log entries do not hash to the signed root")
         return None
-    st.covered = cp.size
+    st.covered, st.windows = cp.size, windows
+    for finding in held.findings:
+        report.add(*finding)
     if n - cp.size > 1:
         report.add("fail", "checkpoint_stale", node.rel,
                    f"checkpoint covers {cp.size} of {n} entries: an old checkpoint was put "
@@ -153,12 +194,30 @@ def _check_checkpoint(node: Node | None, keys: Sequence[bytes], st: LogState,
     return scp
 
 
-def _check_trusted(text: bytes, keys: Sequence[bytes], scp: SignedCheckpoint, st: LogState,
-                   report: Report) -> None:
-    old = _signed(text, keys, "--checkpoint", report)
+def _report_uncovered_rotations(st: LogState, report: Report) -> None:
+    """A rotation entry no verified checkpoint covers introduces nothing: say so."""
+    for i, e in enumerate(st.entries[st.covered:], st.covered):
+        if e.get("type") == ROTATION_TYPE:
+            report.add("warn", "key_rotation_unsigned", f"log entry {i}",
+                       "a key rotation no verified checkpoint covers (a crash right after "
+                       "announcing it, or added without the device key): not followed, it "
+                       "introduces and retires no key")
+
+
+def _check_trusted(text: bytes, scp: SignedCheckpoint, st: LogState, report: Report) -> None:
+    old = _parse(text, "--checkpoint", report)
     if old is None:
         return
     t, size, root, n = old.checkpoint, scp.checkpoint.size, scp.checkpoint.root, len(st.leaves)
+    if t.size <= min(n, size):
+        if not _signed(old, st.windows, "--checkpoint", report):
+            return
+    else:  # past what the log covers: no window to judge by, and a rollback either way
+        try:
+            old.verify(st.windows.trusted())
+        except VerificationError as exc:
+            report.add("fail", "checkpoint_signature", "--checkpoint", str(exc))
+            return
     if t.origin != scp.checkpoint.origin:
         report.add("fail", "checkpoint_other_log", "--checkpoint",
                    f"trusted checkpoint is for {t.origin[:80]}, not this device's log")

@@ -1,7 +1,9 @@
 """Per-segment checks of ``bodycam verify``: each manifest file and the media it names.
 
 A manifest counts only if it is readable within its bound, well formed, signed by a trusted
-device key and this device's; then, at the place its log leaf names, its media must have the
+device key and this device's; the key must be the one valid at its segment's log entry (a
+rotation retires a key: what it signs for an entry after its rotation is refused,
+:mod:`~agent.evidence.key_windows`); then, at the place its log leaf names, its media must have the
 signed size and hashes (ciphertext always, plaintext when the agency's identity is given) and
 its Content Credential must validate when trust anchors are given. Its own module because this
 is where the verifier reads the (large, untrusted) media, streaming and bounded -- apart from
@@ -46,6 +48,7 @@ class Found:
 
     node: Node
     signed: SignedManifest
+    key: bytes  # the trusted device key its signature verifies under
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -111,15 +114,16 @@ class SegmentChecks:
                        f"manifest is from device {m['device_id'][:64]}, log is "
                        f"{self.log.device_id}")
             return None
-        return Found(node, signed)
+        return Found(node, signed, pub)
 
-    def _logged_places(self) -> dict[str, str]:
-        """manifest SHA-256 → the manifest path its (well-formed) log entry names."""
-        out: dict[str, str] = {}
-        for e in self.log.entries:
+    def _logged_places(self) -> dict[str, tuple[str, int]]:
+        """manifest SHA-256 → the manifest path its (well-formed) log entry names, and that
+        entry's index."""
+        out: dict[str, tuple[str, int]] = {}
+        for i, e in enumerate(self.log.entries):
             if e.get("kind") == "segment":
                 media = Path(e["path"])
-                out[e["manifest_sha256"]] = sidecar(media, MANIFEST_SUFFIX).as_posix()
+                out[e["manifest_sha256"]] = (sidecar(media, MANIFEST_SUFFIX).as_posix(), i)
         return out
 
     def check(self, found: dict[str, list[Found]]) -> set[str]:
@@ -127,7 +131,7 @@ class SegmentChecks:
         places = self._logged_places()
         claimed: set[str] = set()
         for sha, items in sorted(found.items()):
-            place = places.get(sha)
+            place, index = places.get(sha, (None, None))
             for item in items:
                 claimed.add(item.media_rel)
                 name = item.manifest["file"]["name"]
@@ -143,12 +147,16 @@ class SegmentChecks:
                                f"a copy of the manifest the log places at {place}: only that "
                                "one is evidence")
                     continue
-                self._check_one(item)
+                self._check_one(item, index)
         return claimed
 
-    def _check_one(self, item: Found) -> None:
+    def _check_one(self, item: Found, index: int | None) -> None:
         where, m = item.node.rel, item.manifest
         failures_before = len(self.r.failures)
+        outside = None if index is None else \
+            self.log.windows.outside(item.key, index, what="manifest")
+        if outside is not None:
+            self.r.add("fail", outside[0], where, outside[1])
         folder = item.node.parts[1]
         if not folder.endswith(f"_{m['device_id']}_{m['recording_id'][:8]}"):
             self.r.add("fail", "misplaced", where,

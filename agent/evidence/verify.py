@@ -12,9 +12,11 @@ Checks, each reported as a finding (see :mod:`agent.evidence.report`):
   signature verifies; consistency with an earlier checkpoint the back office witnessed;
 * receipts and evictions: a missing segment is excused only by a signed eviction citing a
   station receipt for exactly that segment (:mod:`agent.evidence.logcheck`);
-* every manifest file: size, shape, signature (current or retired device key), device, its
-  place (its recording folder, the path its log entry names), the ``prev_leaf`` chain; every
-  segment leaf has its manifest and media; duplicates and stray media are failures;
+* every manifest file: size, shape, signature by the device key valid at its segment's log
+  entry (a key's window ends at the rotation that retires it, :mod:`agent.evidence.key_windows`;
+  rotations count only under the verified checkpoint), device, its place (its recording
+  folder, the path its log entry names), the ``prev_leaf`` chain; every segment leaf has its
+  manifest and media; duplicates and stray media are failures;
 * ciphertext SHA-256 and size, and plaintext SHA-256 when an agency identity is given;
 * sequence and time gaps and ordering within each recording; recovered/truncated flags.
 
@@ -106,6 +108,7 @@ class Verifier:
         self._load_keys()
         self.log = check_log(self.lay.log, self.lay.checkpoint, self.keys, self.r,
                              trusted_checkpoint=self.trusted_cp, station_keys=self.station_keys)
+        # Every key trusted for some stretch of the log; which stretch is log.windows' to say.
         self.keys.extend(k for k in self.log.introduced if k not in self.keys)
         if self.witnesses:
             extra = [Cosigned("--checkpoint", self.trusted_cp)] if self.trusted_cp else []

@@ -7,11 +7,14 @@ key at enrolment and never trusts a key first seen on an upload; it takes a succ
 from such an entry, presented by the device (``POST /v1/devices/<d>/key-rotation``), whose
 endorsement verifies under a key the device already has. Chains follow: A endorses B, then B
 endorses C. The enrolled key stays the enrolled key; every key of the chain keeps verifying
-(segments sealed before a rotation still arrive signed by the old key).
+(segments sealed before a rotation still arrive signed by the old key). A key that endorsed a
+successor is retired: it endorses no second one (A to B, later A to C is a fork written by
+whoever holds A, refused ``retired-old-key`` with an alarm, like a forged endorsement).
 
 Two rules, both pure:
 
-* :func:`check_rotation` -- may this presented entry add a key to a device that has ``keys``?
+* :func:`check_rotation` -- may this presented entry add a key to a device that has ``keys``
+  (in chain order: every key but the last has endorsed its successor, so it is retired)?
   Each failure is a :class:`~.refusal.Refused` 422 with its own code;
 * :func:`trusted_successors` -- the keys the stored successor rows introduce, each row checked
   again by the same rule against the keys before it, so a row written into the index by hand
@@ -59,6 +62,10 @@ class Successor:
         return base64.b64encode(self.public_key).decode()
 
 
+#: The refusals that are evidence of a key in someone else's hands, not of a device's bug.
+_ALARMS = frozenset({"forged-endorsement", "retired-old-key"})
+
+
 def _refuse(code: str, message: str, *, alarm: bool = False) -> Refused:
     return Refused(422, code, message, alarm=alarm)
 
@@ -86,21 +93,26 @@ def check_rotation(data: bytes, keys: Sequence[bytes]) -> Successor:
     device has, by the one rotation rule verify applies too
     (:func:`agent.evidence.rotation_trust.judge_rotation`); the successor it introduces. A new
     key the device already has is answered as ``known``: presenting a rotation twice, or one
-    older than the enrolment, changes nothing and is no error. Every failure is a 422 with the
-    rule's code; a forged endorsement also raises an alarm."""
+    older than the enrolment, changes nothing and is no error. ``keys`` is the device's chain
+    (``Enrolment.keys``: the enrolled key, then each successor in the order it joined), so
+    every key but the last has endorsed a successor already; a rotation from one of them to a
+    key the device does not have is a fork. Every failure is a 422 with the rule's code; a
+    forged endorsement and a fork also raise an alarm: each means someone signs with a key
+    that is not, or no longer, the device's."""
     doc = _entry(data)
     try:
-        judged = judge_rotation(doc, keys)
+        judged = judge_rotation(doc, keys, retired=keys[:-1])
     except RotationProblem as problem:
         raise _refuse(problem.code, problem.message,
-                      alarm=problem.code == "forged-endorsement") from None
+                      alarm=problem.code in _ALARMS) from None
     return Successor(judged.new_key, judged.old_fingerprint, data, known=judged.known)
 
 
 def trusted_successors(enrolled: bytes, entries: Sequence[bytes]) -> list[bytes]:
     """The keys stored rotation ``entries`` introduce for a device enrolled with ``enrolled``,
     in the order they join: each entry must pass :func:`check_rotation` against the keys
-    before it (in any stored order: a chain is followed until nothing more joins)."""
+    before it (in any stored order: a chain is followed until nothing more joins; of two
+    successors of one key only the first to join counts, the other is a fork)."""
     keys = [enrolled]
     left = list(entries)
     while left:

@@ -88,41 +88,51 @@ def test_malformed_rotation_fields_are_findings_not_crashes() -> None:
 
 def test_the_findings_name_the_entry_and_say_why_in_words() -> None:
     """What a defence expert reads: each finding's place (the log entry) and its words."""
-    a, b, c, mallory = _key(), _key(), _key(), _key()
-    fa, fb, fc = (fingerprint(k[1])[:16] for k in (a, b, c))
+    a, b, c, d, mallory = _key(), _key(), _key(), _key(), _key()
+    fa, fb, fc, fd = (fingerprint(k[1])[:16] for k in (a, b, c, d))
+    fm = fingerprint(mallory[1])[:16]
     r = Report("t")
     entries = [
         {"kind": "segment"},
-        _rotation(a, b[1]),                                # 1: introduces b
+        _rotation(a, b[1]),                                # 1: introduces b, retires a
         _rotation(a, b[1]),                                # 2: b again: already trusted
         _rotation(b, c[1], signer=mallory[0]),             # 3: forged
         _rotation(mallory, c[1]),                          # 4: from a key nobody trusts
-        _rotation(b, c[1], endorse=False),                 # 5: unendorsed
+        _rotation(mallory, d[1], endorse=False),           # 5: unendorsed, from nobody's key
         {**_rotation(b, c[1]), "new_key": "!!"},           # 6: not base64
         {**_rotation(b, c[1]), "new_key": _b64(b"x" * 31)},  # 7: wrong length
         {**_rotation(b, c[1]), "old_fingerprint": "ab"},   # 8: not a fingerprint
         {**_rotation(b, c[1]), "new_fingerprint": fa},     # 9: fingerprint of another key
         _rotation(b, c[1]),                                # 10: introduces c after all that
+        _rotation(c, d[1], endorse=False),                 # 11: unendorsed: retires c
+        _rotation(a, d[1]),                                # 12: a second successor of a
     ]
     assert follow_rotations(entries, [a[1]], r) == [b[1], c[1]]
     assert [(f.level, f.code, f.where, f.message) for f in r.findings] == [
-        ("ok", "key_rotation", "log entry 1", f"key {fb} endorsed by trusted key {fa}"),
+        ("ok", "key_rotation", "log entry 1",
+         f"key {fb} endorsed by trusted key {fa}, which signs nothing after this entry"),
         ("ok", "key_rotation", "log entry 2", f"to key {fb}, already trusted"),
         ("fail", "key_rotation_endorsement", "log entry 3",
          f"the endorsement of key {fc} does not verify under key {fb}: a forged rotation"),
         ("warn", "key_rotation_untrusted", "log entry 4",
-         f"the rotation to key {fc} is from key {fingerprint(mallory[1])[:16]}, "
-         "which is not trusted here"),
-        ("warn", "key_rotation_unendorsed", "log entry 5",
-         f"key {fc} is announced without the old key's endorsement (a device from before "
-         "endorsements)"),
+         f"the rotation to key {fc} is from key {fm}, which is not trusted here"),
+        ("warn", "key_rotation_untrusted", "log entry 5",
+         f"the rotation to key {fd} is from key {fm}, which is not trusted here"),
         ("fail", "key_rotation_malformed", "log entry 6", "new_key is not base64"),
         ("fail", "key_rotation_malformed", "log entry 7", "new_key is 31 bytes, not 32"),
         ("fail", "key_rotation_malformed", "log entry 8",
          "old_fingerprint is not a SHA-256 fingerprint"),
         ("fail", "key_rotation_malformed", "log entry 9",
          "new_fingerprint is not the SHA-256 of new_key"),
-        ("ok", "key_rotation", "log entry 10", f"key {fc} endorsed by trusted key {fb}"),
+        ("ok", "key_rotation", "log entry 10",
+         f"key {fc} endorsed by trusted key {fb}, which signs nothing after this entry"),
+        ("warn", "key_rotation_unendorsed", "log entry 11",
+         f"key {fd} is announced without the old key's endorsement (a device from before "
+         "endorsements)"),
+        ("fail", "key_rotation_fork", "log entry 12",
+         f"the rotation to key {fd} is from key {fa}, which already endorsed its successor "
+         "and is retired: a second successor is a fork, written by whoever holds the retired "
+         "key"),
     ]
 
 
