@@ -9,6 +9,7 @@ again, and hands the folder to ``bodycam verify``.
 from __future__ import annotations
 
 import base64
+import json
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,43 @@ def test_a_crash_after_the_announcement_installs_the_announced_key(
     entries = [parse_canonical(r) for _, r in _entries(data_dir)]
     assert [e["type"] for e in entries if e.get("type") == "key_rotation"] == ["key_rotation"]
     assert base64.b64decode(entries[at]["new_key"]) == new.public_bytes
+
+
+@pytest.mark.parametrize("checkpointed", [True, False], ids=["covered", "entry-only"])
+def test_the_folder_a_crash_after_the_announcement_leaves_verifies(
+        checkpointed: bool, data_dir: Path, agency: AgencyKey,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Copied off as the crash left it, and again after the start that finishes the rotation
+    (before anything more is logged): the log ends at the rotation entry under a checkpoint
+    the old key signed -- the old key's last checkpoint, which verify accepts (exit 0). The
+    entry-only copy's rotation is past its checkpoint: not followed, and said so."""
+    old = DeviceKey.load(_key_path(data_dir))
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    store.close()  # settled: the segment's checkpoint is on disk
+    store = open_store(data_dir, agency)
+    _, rotation = DeviceKey.prepare_next(_key_path(data_dir))
+    at = store.log.append(rotation_entry(rotation, utc=UTC), checkpoint=checkpointed).index
+    store.log.close()
+    pending = next_key_path(_key_path(data_dir))
+    aside = pending.with_name("successor.key")
+    pending.rename(aside)  # the private successor is not part of a copy handed to a verifier
+    capsys.readouterr()
+    assert verify_main([str(data_dir), "--pubkey", old.public_b64, "--json"]) == 0
+    codes = [(f["code"], f["where"]) for f in json.loads(capsys.readouterr().out)["findings"]]
+    followed = ("key_rotation", f"log entry {at}") in codes
+    unsigned = ("key_rotation_unsigned", f"log entry {at}") in codes
+    assert (followed, unsigned) == (checkpointed, not checkpointed)
+
+    aside.rename(pending)
+    new = device_key(data_dir, simulated=False)
+    open_store(data_dir, agency).close()  # the agent starts with the new key, logs nothing
+    signed = parse_signed_checkpoint((data_dir / "log" / "checkpoint").read_bytes())
+    assert signed.checkpoint.size == at + 1
+    assert signed.verify([old.public_bytes, new.public_bytes]) == old.public_bytes
+    for keys in ([old.public_b64], [old.public_b64, new.public_b64], []):
+        args = [a for k in keys for a in ("--pubkey", k)]
+        assert verify_main([str(data_dir), *args]) == 0, capsys.readouterr().out
 
 
 def test_a_stale_public_key_file_is_rewritten(

@@ -133,6 +133,27 @@ def test_the_endpoint_refuses_what_it_cannot_follow_and_adds_nothing(station, re
     assert alarms == ["forged-endorsement"]
 
 
+def test_a_retired_key_endorsing_a_second_successor_is_refused_with_an_alarm(station,
+                                                                             recorder):
+    """The device rotated A → B and the station took it; then an entry in which A endorses C
+    (a valid signature: whoever holds the retired A made it) is presented: 422
+    ``retired-old-key``, an alarm, nothing added; B's segment is still stored."""
+    rec = recorder(station)
+    retired = rec.key
+    with rec.client(station.url) as c:
+        c.present_rotation(rec.device_id, rec.rotate())
+        theirs = DeviceKey(Ed25519PrivateKey.generate())
+        status, code, words = _refusal(c.present_rotation, rec.device_id,
+                                       _forged(retired.public_bytes, theirs, retired))
+        _store(c, rec, rec.seal(os.urandom(3_000)))
+    assert (status, code) == (422, "retired-old-key")
+    assert "already endorsed its successor" in words
+    assert [r[1] for r in index_rows(station.data_dir, "device_keys")
+            if r[0] == rec.device_id] == [rec.key.fingerprint]
+    alarms = [r[3] for r in index_rows(station.data_dir, "alarms") if r[2] == rec.device_id]
+    assert alarms == ["retired-old-key"]
+
+
 def test_a_chain_of_two_rotations_is_followed_in_order(station, recorder):
     """A → B → C: C's rotation is refused before B's is taken (its old key is unknown yet),
     then both are taken, and segments signed by each of the three keys are stored."""

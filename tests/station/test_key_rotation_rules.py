@@ -96,3 +96,27 @@ def test_stored_rows_without_a_valid_endorsement_introduce_nothing() -> None:
     assert trusted_successors(a.public_bytes, [_entry(a, b), *rows]) == [b.public_bytes,
                                                                          c.public_bytes]
 
+
+
+def test_a_second_successor_of_a_retired_key_is_a_fork_and_an_alarm() -> None:
+    """A endorsed B; an entry in which A endorses C (its signature valid: whoever holds the
+    retired A wrote it) is refused ``retired-old-key`` with an alarm, like a forgery; B's own
+    rotation presented again is still no error."""
+    a, b, c = _key(), _key(), _key()
+    keys = [a.public_bytes, b.public_bytes]
+    with pytest.raises(Refused) as fork:
+        check_rotation(_entry(a, c), keys)
+    assert (fork.value.status, fork.value.code, fork.value.alarm) == (422, "retired-old-key",
+                                                                     True)
+    assert "already endorsed its successor" in fork.value.message
+    assert check_rotation(_entry(a, b), keys).known
+    assert check_rotation(_entry(b, c), keys).public_key == c.public_bytes
+
+
+def test_stored_rows_follow_one_successor_per_key() -> None:
+    """Two stored successors of A (a fork taken before the rule): the first to join counts,
+    the other introduces nothing; the chain goes on from the one that counts."""
+    a, b, c, d = _key(), _key(), _key(), _key()
+    assert trusted_successors(a.public_bytes, [_entry(a, b), _entry(a, c)]) == [b.public_bytes]
+    assert trusted_successors(a.public_bytes, [_entry(b, d), _entry(a, b), _entry(a, c)]) == [
+        b.public_bytes, d.public_bytes]
