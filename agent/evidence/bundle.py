@@ -11,7 +11,12 @@ What is checked, and what each check rules out:
 1. every file's SHA-256 against ``MANIFEST.sha256``, and no file more or less (a changed,
    added or removed file — one flipped bit — is named);
 2. each manifest's Ed25519 signature with the device key (the bundle's own, reported as
-   self-contained unless ``--pubkey`` names the key the agency registered);
+   self-contained unless ``--pubkey`` names the key the agency registered) or a successor the
+   bundle's endorsed rotations introduce (``keys/device-rotations.json``, followed by the
+   verifier's rule, :mod:`.rotation_trust`: a second successor of a retired key is a fork, a
+   failure, and introduces nothing). The rotations carry no log positions (they are the
+   station's stored entries), so a bundle cannot hold each key to its window of the log the
+   way ``bodycam verify`` of a data directory does (:mod:`.key_windows`);
 3. each encrypted segment's SHA-256 and size against its signed manifest, each decrypted
    segment's SHA-256 against the manifest's plaintext hash (the plaintext is the recording);
 4. each receipt: signed by the station key, naming exactly this segment;
