@@ -51,6 +51,7 @@ class AacEncoder:
         self._layout = layout
         self._time_base = Fraction(1, fmt.sample_rate)
         self.frame_size: int = enc.frame_size or 1024
+        self.frame_us = self.frame_size * 1_000_000 // fmt.sample_rate  # 21 333 at 48 kHz
         self.extradata: bytes = bytes(enc.extradata or b"")
         # Pending S16LE bytes (less than one frame between calls): chunks are appended as bytes
         # and only whole frames are converted, once, so a chunk costs no per-chunk arrays.
@@ -64,13 +65,25 @@ class AacEncoder:
     def _us(self, samples: int) -> int:
         return samples * 1_000_000 // self.format.sample_rate
 
-    def encode(self, chunk: AudioChunk) -> list[MediaPacket]:
+    @property
+    def pending_us(self) -> int:
+        """Audio taken in but not yet encoded (held, or less than one frame)."""
+        return self._us(len(self._buf) // self.format.bytes_per_frame)
+
+    def encode(self, chunk: AudioChunk, *, hold_frames: int = 1) -> list[MediaPacket]:
         """Feed one chunk; return the AAC packets that became complete.
 
         The whole frames a chunk completes go to libavcodec as ONE S16 frame: PyAV passes
         every frame through a filter graph that converts S16 to the coder's float planes
         (an exact scaling by 2^-15) and cuts 1 024-sample frames -- per call, not per frame,
-        so a 100 ms chunk costs one trip through it instead of five, and no numpy array."""
+        so a 100 ms chunk costs one trip through it instead of five, and no numpy array.
+
+        ``hold_frames``: encode only once at least that many whole frames are pending. What a
+        call costs is mostly fixed (a real-time encoder wakes with cold caches: one call per
+        second costs ~40 % less CPU than ten, measured in docs/PERFORMANCE.md), so a caller
+        that needs no packet soon -- the pre-event ring in standby -- holds the PCM and
+        encodes it in larger runs; the next call with ``hold_frames=1`` encodes all of it,
+        with the same timestamps, so nothing held is ever lost or shifted."""
         bpf = self.format.bytes_per_frame
         start = self._samples(chunk.pts_us)
         buf = self._buf
@@ -83,9 +96,16 @@ class AacEncoder:
                 buf.clear()
                 self._buf_pts = start
         buf += chunk.pcm
-        fs = self.frame_size
+        return self._encode_whole(hold_frames)
+
+    def release(self) -> list[MediaPacket]:
+        """Encode every whole frame held (a press: the recording needs its audio now)."""
+        return self._encode_whole(1)
+
+    def _encode_whole(self, hold_frames: int) -> list[MediaPacket]:
+        bpf, buf, fs = self.format.bytes_per_frame, self._buf, self.frame_size
         whole = len(buf) // (fs * bpf)
-        if whole == 0:
+        if whole == 0 or whole < hold_frames or self._buf_pts is None:
             return []
         n = whole * fs * bpf
         frame = av.AudioFrame(format="s16", layout=self._layout, samples=whole * fs)

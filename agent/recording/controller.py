@@ -40,6 +40,7 @@ from agent.recording.aac import AacEncoder
 from agent.recording.gestures import GestureRecognizer
 from agent.recording.packets import MediaPacket
 from agent.recording.recorder import Recorder
+from agent.recording.segment_state import RecorderState
 from agent.side_channel import SideChannel
 from hw.audio import AudioChunk
 from hw.camera import EncodedFrame
@@ -56,6 +57,17 @@ log = logging.getLogger(__name__)
 # gave (an audio chunk, then the wait running out half-way to the next one).
 _TICK_MIN_S = 0.075
 _TICK_WAIT_S = 0.15
+
+# How much audio the AAC encoder may hold before it encodes (AacEncoder.encode's
+# ``hold_frames``; a call's cost is mostly fixed, so fewer, longer calls are cheaper). In
+# standby the packets only feed the pre-event ring: a second at a time (at most half the ring,
+# so a short ring still holds audio at a press). While recording, a third of a second: the
+# held audio reaches its segment well inside the recorder's wait for the audio tail at a roll
+# (recorder._AUDIO_TAIL_US). While stopping, none: the tail is what the stop waits for. A
+# press needs no flush: the first chunk after it finds the encoder holding more than the
+# recording's hold and encodes all of it into the recording, timestamps unchanged.
+_HOLD_S = {RecorderState.STANDBY: 1.0, RecorderState.FAULT: 1.0,
+           RecorderState.RECORDING: 0.3, RecorderState.STOPPING: 0.0}
 
 
 @dataclass
@@ -140,6 +152,11 @@ class Controller:
         self.wakeups = 0  # loop iterations: what the controller costs beyond its work
         self.audio_chunks_in = 0
         self.max_queue = 0
+        frame_us = aac.frame_us if aac is not None else 1
+        recorder.release_held_audio = self._release_held_audio
+        ring_s = recorder.preroll.seconds / 2
+        self._hold = {state: max(1, int(min(s, ring_s) * 1_000_000 / frame_us))
+                      for state, s in _HOLD_S.items()}
 
     # --- wiring (before start) --------------------------------------------------------------
     def handle(self, name: str, handler: Handler) -> None:
@@ -276,7 +293,7 @@ class Controller:
             self.audio_chunks_in += 1
             if self.aac is not None:
                 packet = self._packet
-                for p in self.aac.encode(payload):
+                for p in self.aac.encode(payload, hold_frames=self._hold[self.recorder.state]):
                     packet(p)
         elif kind == "press":
             self._gestures(self.gestures.pressed(payload))
@@ -288,6 +305,13 @@ class Controller:
             self._request(payload)
         elif kind == "call":
             payload()
+
+    def _release_held_audio(self) -> None:
+        """A start's call (inside :meth:`Recorder.start`, after its feedback): the audio held
+        in standby goes to the recording now, to the recorder and then the observers."""
+        if self.aac is not None:
+            for p in self.aac.release():
+                self._packet(p)
 
     def _packet(self, packet: MediaPacket) -> None:
         self.recorder.on_packet(packet)

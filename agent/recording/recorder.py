@@ -63,7 +63,10 @@ __all__ = ["OpenDeferred", "Recorder", "RecorderState", "RoutedSegment", "Sealed
 
 log = logging.getLogger(__name__)
 
-_AUDIO_TAIL_US = 600_000  # longest wait for audio to catch up before sealing anyway
+# Longest wait for audio to catch up before sealing anyway: the audio of a boundary arrives
+# up to ~0.5 s after its video (the microphone's chunk, the controller's hold of 0.3 s,
+# the encoder's one-frame delay); a second leaves room for a loaded device.
+_AUDIO_TAIL_US = 1_000_000
 
 
 class Recorder:
@@ -107,6 +110,11 @@ class Recorder:
         self.sealed = SealedTally()
         self.last_video_index = -1
         self.frames_gap = 0
+        # What a start calls, after its feedback, for the audio the encoder holds back in
+        # standby (agent.recording.controller._HOLD_S): it feeds those packets to
+        # :meth:`on_packet`, so the pre-event media written and fsynced at a press reaches
+        # the press (the muxer interleaves: video waits for the audio of its time).
+        self.release_held_audio: Callable[[], None] = _nothing
 
     # --- commands ---------------------------------------------------------------------------
     def start(self, *, reason: str = "button", flags: list[str] | None = None) -> str:
@@ -139,6 +147,9 @@ class Recorder:
                 self._record(p)
                 if self.state is RecorderState.FAULT:
                     raise RecorderError(f"the recording could not start: {self.fault_reason}")
+        self.release_held_audio()
+        if self.state is RecorderState.FAULT:
+            raise RecorderError(f"the recording could not start: {self.fault_reason}")
         # The pre-roll goes to storage in one burst (on the worker): make it durable right
         # after, not at the next periodic sync, so a power cut right after a press keeps the
         # pre-event media (every complete age chunk; the chunk being filled cannot be written
@@ -379,3 +390,7 @@ class Recorder:
         """Emit an event once the file work submitted before it is done (a stop or fault is
         announced after the seals it caused)."""
         self._work.then(functools.partial(self.events, kind, data))
+
+
+def _nothing() -> None:
+    """No audio is held (a recorder without a controller's encoder)."""

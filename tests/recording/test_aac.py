@@ -103,3 +103,37 @@ def test_one_s16_frame_per_chunk_encodes_what_float_frames_did(channels: int) ->
     got = _encode(chunks, channels)
     assert len(got) >= 40
     assert got == _float_frames_reference(chunks, channels)
+
+
+@pytest.mark.parametrize("hold", [5, 47])
+def test_held_audio_is_encoded_later_byte_identical_and_with_the_same_pts(hold: int) -> None:
+    """Holding PCM (standby's larger, cheaper runs) changes when packets come out, never
+    which: the same bytes and timestamps as encoding at once, nothing before ``hold`` whole
+    frames are pending, and a release gives everything held."""
+    pcm = _speechlike(RATE, 1)
+    chunks = _chunks(pcm, 4800, 1)
+    ref = _encode(chunks, 1)
+    enc = AacEncoder(AudioFormat(sample_rate=RATE, channels=1), bitrate=96_000)
+    out: list[tuple[bytes, int]] = []
+    for c in chunks[:-1]:
+        got = enc.encode(c, hold_frames=hold)
+        assert not got or enc.pending_us < 1024 * 1_000_000 // RATE  # all held went out
+        out += [(p.data, p.pts_us) for p in got]
+    held = enc.pending_us
+    assert held > 0
+    out += [(p.data, p.pts_us) for p in enc.encode(chunks[-1], hold_frames=hold)]
+    out += [(p.data, p.pts_us) for p in enc.release()]
+    assert enc.pending_us < 1024 * 1_000_000 // RATE
+    assert out == ref
+
+
+def test_a_hold_larger_than_what_came_keeps_every_packet_back() -> None:
+    """Under the hold nothing is encoded; the release then gives the whole run at once."""
+    enc = AacEncoder(AudioFormat(sample_rate=RATE, channels=1))
+    chunks = _chunks(_speechlike(RATE // 2, 1), 4800, 1)
+    assert all(enc.encode(c, hold_frames=1000) == [] for c in chunks)
+    assert enc.pending_us == 500_000
+    released = enc.release()
+    assert len(released) >= 20 and enc.pending_us < 21_334
+    pts = [p.pts_us for p in released]
+    assert pts == sorted(pts) and pts[0] <= 5_000_000
