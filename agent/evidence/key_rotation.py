@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,11 @@ from hw.errors import EvidenceError, VerificationError
 
 from .canonical import parse_canonical
 from .keys import PUB_NAME, DeviceKey, KeyRotation, next_key_path
-from .log import CHECKPOINT, ENTRIES, AppendResult, EvidenceLog, origin_for, replay_entries
+from .log import CHECKPOINT, ENTRIES, EvidenceLog, origin_for, replay_entries
 
 __all__ = ["device_id_of_log", "finish_interrupted_rotation", "rotate_and_log", "rotation_entry"]
+
+_log = logging.getLogger(__name__)
 
 ROTATION_EVENT = "key_rotation"
 
@@ -53,23 +56,40 @@ def rotation_entry(rotation: KeyRotation, *, utc: str) -> dict[str, Any]:
     return {"kind": "event", "type": ROTATION_EVENT, "utc": utc, **rotation.event_fields()}
 
 
-def rotate_and_log(log: EvidenceLog, key_path: Path, *,
-                   utc: str) -> tuple[DeviceKey, AppendResult]:
+def rotate_and_log(log: EvidenceLog, key_path: Path, *, utc: str) -> tuple[DeviceKey, int]:
     """Rotate the key at ``key_path``, log the rotation with the old key, switch ``log`` to the
-    new one; returns the new key and where the entry landed.
+    new one; returns the new key and the index of its ``key_rotation`` entry.
+
+    Once the entry is in the log the rotation has happened, whatever fails after it: the old
+    key's window ends at its checkpoint over that entry (docs/EVIDENCE-FORMAT.md §4), so
+    anything it signed later would fail verification. If the checkpoint's write fails (a full
+    disk), the log signs with the successor from now on and writes that checkpoint at its next
+    chance; if installing the key files fails, the ``.next`` file stays for
+    :func:`finish_interrupted_rotation` at the next start. Only an entry that never landed
+    discards the successor.
 
     The caller serialises appends to ``log`` (the store's lock, or the CLI owning the log).
     """
     new, rotation = DeviceKey.prepare_next(key_path)
+    index = log.size
+    checkpointed = True
     try:
-        appended = log.append(rotation_entry(rotation, utc=utc))
-    except BaseException:  # not announced: the successor must not survive to be installed
-        with contextlib.suppress(OSError):
-            next_key_path(key_path).unlink()
-        raise
-    DeviceKey.commit_next(key_path)
-    log.set_key(new)
-    return new, appended
+        log.append(rotation_entry(rotation, utc=utc))
+    except BaseException as exc:
+        if log.size == index:  # not announced: the successor must not survive to be installed
+            with contextlib.suppress(OSError):
+                next_key_path(key_path).unlink()
+            raise
+        _log.error("the checkpoint over key rotation entry %d could not be written (%s); the "
+                   "new key signs it with the next append", index, exc)
+        checkpointed = False
+    try:
+        DeviceKey.commit_next(key_path)
+    except OSError as exc:
+        _log.error("installing the rotated key failed (%s); keys/%s stays and is installed at "
+                   "the next start", exc, next_key_path(key_path).name)
+    log.set_key(new, durable=checkpointed)
+    return new, index
 
 
 def finish_interrupted_rotation(key_path: Path, log_dir: Path) -> str | None:
@@ -85,14 +105,18 @@ def finish_interrupted_rotation(key_path: Path, log_dir: Path) -> str | None:
     old, new = DeviceKey.load(key_path), DeviceKey.load(successor)
     entries = log_dir / ENTRIES
     data = entries.read_bytes() if entries.exists() else b""
-    if _announced_at(data, old, new) is None:
+    at = _announced_at(data, old, new)
+    if at is None:
         successor.unlink()
         fsync_dir(key_path.parent)
         return f"discarded an unannounced successor key {new.fingerprint_short}"
-    # Opening the log with the old key signs a checkpoint over the announcement if the crash
-    # came between the entry and its checkpoint; then the successor may take over.
-    log = EvidenceLog(log_dir, old, origin_for(device_id_of_log(log_dir)))
-    log.close()
+    if at == len(replay_entries(data).records) - 1:
+        # Opening the log with the old key signs a checkpoint over the announcement if the
+        # crash came between the entry and its checkpoint -- the old key's last signature
+        # (its window ends there). Entries after it were signed by the successor already
+        # (its files failed to install, rotate_and_log): the successor's own open covers them.
+        log = EvidenceLog(log_dir, old, origin_for(device_id_of_log(log_dir)))
+        log.close()
     DeviceKey.commit_next(key_path)
     return f"completed the rotation to key {new.fingerprint_short} announced in the log"
 

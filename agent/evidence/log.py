@@ -238,11 +238,13 @@ class EvidenceLog:
 
         self._listeners.append(safe)
 
-    def set_key(self, key: DeviceKey) -> None:
-        """Sign from now on with ``key`` (after a rotation) and re-sign the checkpoint."""
+    def set_key(self, key: DeviceKey, *, durable: bool = True) -> None:
+        """Sign from now on with ``key`` (after a rotation) and re-sign the checkpoint; with
+        ``durable=False`` its file is written later (flush_checkpoint, or the next append) --
+        after a failed write, when writing again at once would fail the same way."""
         with self._lock:
             self._key = key
-            self._write_checkpoint()
+            self._write_checkpoint(durable=durable)
 
     @property
     def size(self) -> int:

@@ -83,10 +83,10 @@ class EvidenceStore(SegmentWriter):
         """Retire the device key and switch to a new one; the rotation is logged (old key)."""
         path = self._root / "keys" / KEY_NAME
         with self._lock:
-            new, appended = self._write(
+            new, index = self._write(
                 lambda: rotate_and_log(self._log, path, utc=self._clock()))
             self._key = new
-            self._index.rotations.append(appended.index)
+            self._index.rotations.append(index)
             return new
 
     def key_rotations(self) -> list[bytes]:

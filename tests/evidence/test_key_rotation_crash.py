@@ -154,3 +154,50 @@ def test_a_failed_announcement_leaves_no_successor(data_dir: Path, agency: Agenc
 
 def _entries(data_dir: Path) -> list[tuple[int, bytes]]:
     return list(enumerate(replay_entries((data_dir / "log" / "entries.bin").read_bytes()).records))
+
+
+def _full_disk_once(monkeypatch: pytest.MonkeyPatch, module: str, name: str) -> None:
+    """The next write through ``module``'s ``atomic_write`` whose file is ``name`` fails with
+    ENOSPC, as on a full card; later ones succeed."""
+    import importlib
+    mod = importlib.import_module(module)
+    real, failed = mod.atomic_write, []
+
+    def write(path: Path, *a: object, **k: object) -> None:
+        if Path(path).name.startswith(name) and not failed:
+            failed.append(path)
+            raise OSError(28, "No space left on device")
+        real(path, *a, **k)
+
+    monkeypatch.setattr(mod, "atomic_write", write)
+
+
+@pytest.mark.parametrize("install_fails", [False, True], ids=["installed", "install-failed"])
+def test_a_full_disk_after_the_announcement_completes_the_rotation(
+        data_dir: Path, agency: AgencyKey, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch, install_fails: bool) -> None:
+    """The entry landed but its checkpoint could not be written (and, in one case, the key
+    files could not be installed either): the rotation has happened, so from here on only the
+    successor signs -- a later manifest or checkpoint by the retired key would fail verify --
+    and a restart finds key and log agreeing."""
+    old = DeviceKey.load(_key_path(data_dir))
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    _full_disk_once(monkeypatch, "agent.evidence.log", "checkpoint")
+    if install_fails:
+        _full_disk_once(monkeypatch, "agent.evidence.keys", "2")  # keys/retired/<stamp>_…pub
+    new = store.rotate_key()
+    assert new.public_bytes != old.public_bytes
+    assert next_key_path(_key_path(data_dir)).exists() == install_fails
+    write_recording(store, segments=1)  # signed by the successor
+    behind = (data_dir / "log" / "checkpoint").read_bytes()
+    write_recording(store, segments=1)
+    store.close()
+    cp = parse_signed_checkpoint((data_dir / "log" / "checkpoint").read_bytes())
+    assert cp.verify([new.public_bytes]) == new.public_bytes
+    if install_fails:  # and the last checkpoint lost (entries appended with checkpoints deferred)
+        (data_dir / "log" / "checkpoint").write_bytes(behind)
+        device_key(data_dir, simulated=False)  # a start completes the install, re-signs nothing
+        assert parse_signed_checkpoint((data_dir / "log" / "checkpoint").read_bytes()).verify(
+            [old.public_bytes, new.public_bytes]) == new.public_bytes
+    assert _restart_record_verify(data_dir, agency, capsys).public_bytes == new.public_bytes

@@ -120,9 +120,9 @@ class SimRecorder:
         """Rotate the device key as the agent does (the old key endorses the new one in a
         logged ``key_rotation`` entry); the entry's exact bytes. Later seals sign with the new
         key, and so does the log's checkpoint."""
-        self.key, appended = rotate_and_log(self.log, self.root / "keys" / "device.key",
-                                            utc="2026-11-30T08:00:00.000000Z")
-        return self.log.entry(appended.index)
+        self.key, index = rotate_and_log(self.log, self.root / "keys" / "device.key",
+                                         utc="2026-11-30T08:00:00.000000Z")
+        return self.log.entry(index)
 
     def client(self, url: str, *, device: str | None = None, **kw: Any) -> StationClient:
         """A client speaking with this device's TLS identity (or another device's)."""
