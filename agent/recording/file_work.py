@@ -47,11 +47,10 @@ class FileWork:
     def flush(self) -> None:
         """Hand the packets routed since the last flush to the worker as one job.
 
-        Packets are batched so the worker thread wakes about ten times a second (each
-        recorder tick, and before any other file work) instead of once per packet -- on a
-        small board each wake-up costs more than writing the packet. The batch holds at most
-        a tick of media, less than the sink's own unsealed chunk plus the sync interval
-        already at risk in a crash."""
+        Packets are batched so the worker thread wakes about three times a second (the
+        recorder's flush period, and before any other file work) instead of once per packet
+        -- on a small board each wake-up costs more than writing the packet. The batch holds
+        at most 0.3 s of media, less than the sync interval already at risk in a crash."""
         if not self._writes:
             return
         batch, self._writes = self._writes, []
