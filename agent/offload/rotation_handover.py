@@ -5,7 +5,10 @@ manifest and checkpoint is signed by a key the station never enrolled; the stati
 only from the log's ``key_rotation`` entry, whose endorsement by the old key it checks
 (docs/STATION-API.md §4b). So before it finalises segments the uploader presents every
 rotation entry of the log the station has not taken yet, oldest first (a chain A → B → C
-needs A → B first), with the entry's exact bytes.
+needs A → B first), with the entry's exact bytes and -- given the log -- its position: the log
+index with an inclusion proof into the current checkpoint and that checkpoint's consistency
+with the one the station holds. The station ends the old key's span at that index (a key is
+rotated because it may be compromised: it must sign nothing the log holds after its rotation).
 
 Which entries a station took is remembered by log index in ``state/offload-rotations.json``
 (per station URL), so a restart does not present them again. Like the upload book it is a
@@ -27,7 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agent.atomic import atomic_write
-from agent.station.api_client import StationClient, StationRefused
+from agent.station.api_client import LogProofs, StationClient, StationRefused
 
 __all__ = ["MAX_REFUSED_WAIT_S", "ROTATIONS_FILE", "RotationHandover"]
 
@@ -42,11 +45,12 @@ class RotationHandover:
     """Which rotation entries one station still needs, and presenting them (module doc)."""
 
     def __init__(self, state_dir: Path, *, station: str, device_id: str,
-                 retry_s: float) -> None:
+                 retry_s: float, log: LogProofs | None = None) -> None:
         self._path = Path(state_dir) / ROTATIONS_FILE
         self._station = station
         self._device_id = device_id
         self._retry_s = retry_s
+        self._log = log  # proves each entry's position; None: the entry alone
         self._taken = self._read()
         self._not_before = 0.0
         self._refused_wait = 0.0  # after the last refusal in a row; 0 after a success
@@ -71,7 +75,9 @@ class RotationHandover:
         taken. :class:`StationUnreachable` propagates: the uploader backs off."""
         for index, entry in sorted(owed):
             try:
-                answer = client.present_rotation(self._device_id, entry)
+                answer = (client.present_rotation(self._device_id, entry) if self._log is None
+                          else client.present_rotation(self._device_id, entry,
+                                                       leaf_index=index, log=self._log))
             except StationRefused as exc:
                 self._refused_wait = min(max(self._retry_s, 2 * self._refused_wait),
                                          max(self._retry_s, MAX_REFUSED_WAIT_S))

@@ -97,7 +97,8 @@ class Offloader:
         self._live_seq: int | None = None  # the open segment being streamed
         self._book = UploadBook(Path(data_dir) / "state")
         self._rotations = RotationHandover(Path(data_dir) / "state", station=station,
-                                           device_id=device_id, retry_s=retry_s)
+                                           device_id=device_id, retry_s=retry_s,
+                                           log=store.log)
         self._not_before: dict[int, float] = {}
         self._client: StationClient | None = None
         self._stop = threading.Event()

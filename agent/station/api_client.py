@@ -273,16 +273,9 @@ class StationClient:
         """
         upload_id = upload.rstrip("/").rsplit("/", 1)[-1]
         for attempt in range(attempts):
-            held = self.log_state(device_id).size
-            checkpoint = log.checkpoint()
-            size = parse_signed_checkpoint(checkpoint).checkpoint.size
-            small, large = sorted((held, size))
             body = {"upload": upload_id, "manifest": manifest.decode("utf-8"),
-                    "entry": entry.decode("utf-8"), "leaf_index": leaf_index,
-                    "inclusion": _b64(log.inclusion_proof(leaf_index, size)),
-                    "checkpoint": checkpoint.decode("utf-8"),
-                    "consistency": {"old_size": small, "new_size": large,
-                                    "hashes": _b64(_consistency(log, small, large))}}
+                    "entry": entry.decode("utf-8"),
+                    **self._proofs(device_id, leaf_index, log)}
             try:
                 answer = self._request("POST", f"/v1/devices/{device_id}/segments",
                                        {"Content-Type": "application/json"},
@@ -302,15 +295,41 @@ class StationClient:
                                             data).json()
         return doc
 
-    def present_rotation(self, device_id: str, entry: bytes) -> dict[str, Any]:
+    def present_rotation(self, device_id: str, entry: bytes, *, leaf_index: int | None = None,
+                         log: LogProofs | None = None, attempts: int = 8) -> dict[str, Any]:
         """Hand over a ``key_rotation`` entry of the device's log, its exact bytes (``POST
         …/key-rotation``, API §4b), so the station verifies what the new key signs; the
-        station's answer, ``{"added", "fingerprint", "endorsed_by", "keys"}``. Presenting one
-        the station already took is answered the same way (``added`` false)."""
-        body = json.dumps({"entry": base64.b64encode(entry).decode()}).encode()
-        doc: dict[str, Any] = self._request("POST", f"/v1/devices/{device_id}/key-rotation",
-                                            {"Content-Type": "application/json"}, body).json()
-        return doc
+        station's answer, ``{"added", "fingerprint", "endorsed_by", "keys", "log_index"}``.
+        Presenting one the station already took is answered the same way (``added`` false).
+        With ``leaf_index`` and ``log`` the entry's position goes along, proven like a
+        segment's (:meth:`finalise`), so the station ends the old key's span there."""
+        for attempt in range(attempts):
+            body: dict[str, Any] = {"entry": base64.b64encode(entry).decode()}
+            if leaf_index is not None and log is not None:
+                body.update(self._proofs(device_id, leaf_index, log))
+            try:
+                doc: dict[str, Any] = self._request(
+                    "POST", f"/v1/devices/{device_id}/key-rotation",
+                    {"Content-Type": "application/json"}, json.dumps(body).encode()).json()
+            except StationRefused as exc:
+                if exc.code != "stale-log-state" or attempt == attempts - 1:
+                    raise
+                continue
+            return doc
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    def _proofs(self, device_id: str, leaf_index: int, log: LogProofs) -> dict[str, Any]:
+        """Where entry ``leaf_index`` is: its inclusion in the log's current checkpoint and
+        that checkpoint's consistency with the one the station holds now."""
+        held = self.log_state(device_id).size
+        checkpoint = log.checkpoint()
+        size = parse_signed_checkpoint(checkpoint).checkpoint.size
+        small, large = sorted((held, size))
+        return {"leaf_index": leaf_index,
+                "inclusion": _b64(log.inclusion_proof(leaf_index, size)),
+                "checkpoint": checkpoint.decode("utf-8"),
+                "consistency": {"old_size": small, "new_size": large,
+                                "hashes": _b64(_consistency(log, small, large))}}
 
     def receipt(self, device_id: str, device_seq: int) -> Receipt | None:
         """Fetch a stored segment's receipt again; None if the station does not hold it."""

@@ -30,10 +30,23 @@ from agent.evidence.inventory import UnsafeFile, read_bounded
 from agent.evidence.keys import public_key_from_text
 from hw.errors import ConfigError, EvidenceError
 
-__all__ = ["RECORD_TYPE", "Enrolment", "parse_enrolment", "read_enrolment", "spki_sha256"]
+__all__ = ["RECORD_TYPE", "Enrolment", "Retirement", "parse_enrolment", "read_enrolment",
+           "spki_sha256"]
 
 RECORD_TYPE = "bodycam-enrolment-request/v1"
 _MAX_RECORD = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Retirement:
+    """Where a rotated key's stretch of the device's log ends, as far as the station knows
+    (:mod:`.keyspans`): ``end`` is the largest checkpoint size the key may sign, and its
+    manifests are of entries below ``end``. ``proven``: ``end - 1`` is the rotation entry's own
+    log index, proven when the device presented it; otherwise ``end`` is only a bound -- the
+    size of the held checkpoint a later key signed (the rotation is inside it)."""
+
+    end: int
+    proven: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,12 +60,21 @@ class Enrolment:
     #: Keys the device rotated to since, each endorsed by one before it (the index fills it:
     #: :mod:`.devicekeys`); the enrolment record itself never names them.
     successors: tuple[bytes, ...] = ()
+    #: One per key that endorsed a successor (``keys[:-1]``, in order): where its span ends,
+    #: None while the station knows no bound (:mod:`.keyspans`).
+    retirements: tuple[Retirement | None, ...] = ()
 
     @property
     def keys(self) -> tuple[bytes, ...]:
         """Every key the device may sign evidence with: the enrolled one, then its successors
         (segments sealed before a rotation still arrive signed by the old key)."""
         return (self.public_key, *self.successors)
+
+    def retirement(self, key: bytes) -> Retirement | None:
+        """Where ``key``'s span ends (None: in force, or no bound known yet)."""
+        keys = self.keys
+        i = keys.index(key) if key in keys else len(keys)
+        return self.retirements[i] if i < len(self.retirements) else None
 
     @property
     def public_b64(self) -> str:

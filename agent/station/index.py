@@ -20,7 +20,6 @@ from worker threads); the lock only serialises use of that connection, not the r
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 import threading
@@ -29,7 +28,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .devicekeys import followed_keys
 from .enrolment import Enrolment, parse_enrolment
 from .indexdesk import DeskRecords
 from .indexkeys import DeviceKeyRecords
@@ -134,14 +132,12 @@ class Index(DeskRecords, DeviceKeyRecords):
 
     def device(self, device_id: str) -> Enrolment | None:
         """The registered device with every key it may sign with (``keys``: the enrolled one,
-        then the successors its endorsed rotations introduced), or None."""
+        then the successors its endorsed rotations introduced, and where each retired key's
+        span of the log ends: :mod:`.keyspans`), or None."""
         rows = self._rows("SELECT record FROM devices WHERE device_id = ?", (device_id,))
         if not rows:
             return None
-        e = parse_enrolment(json.loads(rows[0][0]))
-        found = followed_keys(e.public_key, tuple(r.entry.encode("utf-8")
-                                                  for r in self.device_key_rows(device_id)))
-        return dataclasses.replace(e, successors=found) if found else e
+        return self._with_successors(parse_enrolment(json.loads(rows[0][0])))
 
     # -- events and alarms ------------------------------------------------------------------
     def event(self, utc: str, device_id: str | None, kind: str, detail: str) -> None:

@@ -97,9 +97,15 @@ CREATE TABLE IF NOT EXISTS segment_credentials (
 # one row per successor key, with the key_rotation entry (its exact canonical bytes) whose
 # endorsement by an earlier key of the device introduced it. ``devices.public_key`` stays the
 # enrolled key. An index made before key rotations gains the table when it is opened.
+# ``rotation_positions``: the log index of the rotation entry that introduced a successor
+# (keyed by the successor's fingerprint), stored once the device proved it (§4b); it ends the
+# old key's span (agent/station/keyspans.py). Its own table, so an older index gains it too.
 DEVICE_KEYS_TABLE = """
 CREATE TABLE IF NOT EXISTS device_keys (
     device_id TEXT NOT NULL, fingerprint TEXT NOT NULL, public_key TEXT NOT NULL,
     endorsed_by TEXT NOT NULL, entry TEXT NOT NULL, utc TEXT NOT NULL,
     PRIMARY KEY (device_id, fingerprint));
+CREATE TABLE IF NOT EXISTS rotation_positions (
+    device_id TEXT NOT NULL, fingerprint TEXT NOT NULL, log_index BIGINT NOT NULL,
+    utc TEXT NOT NULL, PRIMARY KEY (device_id, fingerprint));
 """

@@ -13,7 +13,9 @@ order, each a named refusal:
    (``manifest_sha256``, ``cipher_sha256``, ``device_seq``, ``seq``, ``recording_id``, and a
    ``path`` whose file name is the manifest's media name);
 3. the checkpoint is signed by one of the device's keys under the device's origin, and the
-   entry's leaf is in it (RFC 9162 inclusion);
+   entry's leaf is in it (RFC 9162 inclusion); a key a rotation retired signs neither a
+   checkpoint past its span nor the manifest of an entry after it (:mod:`.keyspans`:
+   ``checkpoint-retired-key``, ``manifest-retired-key``, both alarms);
 4. the ciphertext's size and SHA-256 equal the manifest's (:func:`check_cipher`);
 5. the checkpoint is consistent with the one the station holds (:func:`check_consistency`): a
    log that shrank or forked is refused and raised as an alarm.
@@ -26,7 +28,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from agent.evidence.canonical import canonical_json, parse_canonical
 from agent.evidence.checkpoint import SignedCheckpoint, parse_signed_checkpoint
@@ -38,10 +40,12 @@ from hw.errors import VerificationError
 
 from .enrolment import Enrolment
 from .index import CheckpointRow
+from .keyspans import check_manifest_key, checkpoint_signer
 from .refusal import Refused
 
-__all__ = ["MAX_FINALISE_BYTES", "MAX_SIDECAR_BYTES", "Finalise", "Verified", "check_cipher",
-           "check_consistency", "check_segment", "parse_finalise"]
+__all__ = ["MAX_FINALISE_BYTES", "MAX_SIDECAR_BYTES", "Finalise", "ProvenSizes", "Verified",
+           "check_cipher", "check_consistency", "check_segment", "checked_checkpoint",
+           "parse_finalise", "proof_hashes"]
 
 MAX_FINALISE_BYTES = 4 << 20  # a manifest with a long GPS track, proofs of 64 hashes each
 #: A segment's C2PA sidecar (§4a): ~4.4 KB from our devices; the same bound as
@@ -93,7 +97,8 @@ def _bad(message: str) -> Refused:
     return Refused(400, "bad-request", message)
 
 
-def _hashes(value: Any, what: str) -> tuple[bytes, ...]:
+def proof_hashes(value: Any, what: str) -> tuple[bytes, ...]:
+    """A list of base64 SHA-256 hashes (a proof); 400 naming ``what`` is malformed."""
     if not isinstance(value, list) or len(value) > _MAX_PROOF_HASHES:
         raise _bad(f"{what} must be a list of at most {_MAX_PROOF_HASHES} base64 hashes")
     try:
@@ -134,9 +139,9 @@ def parse_finalise(body: bytes) -> Finalise:
     if not isinstance(upload, str):
         raise _bad("'upload' must be the upload id")
     return Finalise(upload, _text(doc, "manifest"), _text(doc, "entry"), _uint(doc, "leaf_index"),
-                    _hashes(doc.get("inclusion"), "inclusion"), _text(doc, "checkpoint"),
+                    proof_hashes(doc.get("inclusion"), "inclusion"), _text(doc, "checkpoint"),
                     _uint(cons, "old_size"), _uint(cons, "new_size"),
-                    _hashes(cons.get("hashes"), "consistency.hashes"))
+                    proof_hashes(cons.get("hashes"), "consistency.hashes"))
 
 
 def _unverified(message: str, code: str = "not-verified") -> Refused:
@@ -147,7 +152,7 @@ def check_segment(req: Finalise, device: Enrolment) -> Verified:
     """Checks 1–3 of the module docstring; 422 naming the first that fails."""
     try:
         manifest = parse_envelope(req.manifest)
-        manifest.verify(list(device.keys))
+        signer = manifest.verify(list(device.keys))
     except VerificationError as exc:
         raise _unverified(f"manifest: {exc}", "bad-manifest") from None
     problem = manifest_problem(manifest.manifest)
@@ -171,6 +176,7 @@ def check_segment(req: Finalise, device: Enrolment) -> Verified:
                             list(req.inclusion), cp.checkpoint.root):
         raise _unverified(f"the entry is not at index {req.leaf_index} of the signed log "
                           f"(size {cp.checkpoint.size})", "not-in-log")
+    check_manifest_key(device, signer, req.leaf_index)  # the index is proven now
     return Verified(manifest, entry, cp)
 
 
@@ -191,9 +197,15 @@ def _entry(data: bytes) -> dict[str, Any]:
 
 
 def _checkpoint(req: Finalise, device: Enrolment) -> SignedCheckpoint:
+    return checked_checkpoint(req.checkpoint, device)
+
+
+def checked_checkpoint(note: bytes, device: Enrolment) -> SignedCheckpoint:
+    """A signed checkpoint of the device's log, by a key of the device that may sign its size
+    (:func:`.keyspans.checkpoint_signer`); 422 ``bad-checkpoint`` otherwise."""
     try:
-        cp = parse_signed_checkpoint(req.checkpoint)
-        cp.verify(list(device.keys))
+        cp = parse_signed_checkpoint(note)
+        checkpoint_signer(cp, device)
     except VerificationError as exc:
         raise _unverified(f"checkpoint: {exc}", "bad-checkpoint") from None
     if cp.checkpoint.origin != origin_for(device.device_id):
@@ -212,7 +224,19 @@ def check_cipher(v: Verified, *, size: int, sha256: str) -> None:
                           "cipher-mismatch")
 
 
-def check_consistency(held: CheckpointRow | None, req: Finalise, cp: SignedCheckpoint) -> bool:
+class ProvenSizes(Protocol):
+    """The consistency proof a request carries (a finalise, a rotation's presentation)."""
+
+    @property
+    def old_size(self) -> int: ...
+    @property
+    def new_size(self) -> int: ...
+    @property
+    def consistency(self) -> tuple[bytes, ...]: ...
+
+
+def check_consistency(held: CheckpointRow | None, req: ProvenSizes,
+                      cp: SignedCheckpoint) -> bool:
     """Check 5. True if ``cp`` is newer than ``held`` (the station should advance to it).
 
     The proof runs from the smaller tree to the larger: from the held checkpoint to the

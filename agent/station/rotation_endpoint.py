@@ -6,7 +6,9 @@ rotation, every upload signed by the new key is refused and the device never get
 receipt. The device therefore presents each ``key_rotation`` entry of its log (docs/
 STATION-API.md §4b) before its segments::
 
-    {"entry": "<base64 of the entry's exact canonical bytes>"}
+    {"entry": "<base64 of the entry's exact canonical bytes>",
+     "leaf_index": r, "inclusion": [...], "checkpoint": "<signed note>",
+     "consistency": {"old_size", "new_size", "hashes"}}          (the position: optional)
 
 Who may present: the device itself, identified like every device endpoint (:mod:`.server`:
 client certificate naming the device, pinned TLS key, enrolled). What authorises the new key
@@ -14,17 +16,24 @@ is not the caller but the endorsement by a key the device already has (:mod:`.de
 a stolen TLS identity cannot add a key the device's evidence key did not endorse.
 
 Steps: parse the body (400), check the entry (422: ``bad-rotation``, ``unknown-old-key``,
-``unendorsed-rotation``, ``forged-endorsement`` -- the last an alarm), then append the act to
-the station's custody log (:mod:`.stationlog`) *before* the index learns the key (a rotation
-that cannot be logged adds nothing: 500 ``custody-log-failed``), store the key (``INSERT … ON
-CONFLICT DO NOTHING``) and record a ``key-rotation`` event. 201 when the key was added, 200
-when the device already had it -- presenting a rotation again is no error.
+``unendorsed-rotation``, ``forged-endorsement`` and ``retired-old-key`` -- the last two
+alarms: someone signs with a key that is not, or no longer, the device's), check the position
+if the body carries one (:mod:`.rotation_position`: 422 ``bad-checkpoint``, ``not-in-log``;
+409 ``stale-log-state``, ``log-inconsistent`` -- an alarm), then append the act to the
+station's custody log (:mod:`.stationlog`) *before* the index learns the key (a rotation that
+cannot be logged adds nothing: 500 ``custody-log-failed``), store the key (``INSERT … ON
+CONFLICT DO NOTHING``) and record a ``key-rotation`` event; a proven position is stored once
+(``rotation_positions``, a ``key-rotation-position`` event), also for a key the station took
+before without one. From then on the old key signs nothing after the rotation
+(:mod:`.keyspans`). 201 when the key was added, 200 when the device already had it --
+presenting a rotation again is no error.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 from typing import Any
@@ -38,6 +47,7 @@ from hw.errors import EvidenceError
 from .devicekeys import MAX_ROTATION_ENTRY_BYTES, Successor, check_rotation
 from .finalise import read_body
 from .refusal import Refused
+from .rotation_position import Position, check_position, parse_position
 from .service import StationService, utc_now
 
 __all__ = ["CUSTODY_KIND", "MAX_ROTATION_BODY", "parse_presentation", "rotation_routes",
@@ -51,8 +61,9 @@ MAX_ROTATION_BODY = 2 * MAX_ROTATION_ENTRY_BYTES
 CUSTODY_KIND = "device-key-rotation"
 
 
-def parse_presentation(body: bytes) -> bytes:
-    """The entry bytes a presentation carries; 400 ``bad-request`` naming what is wrong."""
+def parse_presentation(body: bytes) -> tuple[bytes, Position | None]:
+    """The entry bytes a presentation carries and its position, if it has one; 400
+    ``bad-request`` naming what is wrong."""
     try:
         doc = parse_canonical(body)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -62,16 +73,30 @@ def parse_presentation(body: bytes) -> bytes:
         raise Refused(400, "bad-request", "the body must be {\"entry\": \"<base64 of the "
                       "key_rotation entry's bytes>\"}")
     try:
-        return base64.b64decode(value, validate=True)
+        entry = base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
         raise Refused(400, "bad-request", "'entry' is not base64") from None
+    return entry, parse_position(doc)
 
 
 def take_rotation(svc: StationService, device_id: str, successor: Successor, *,
-                  via: str = "device") -> bool:
+                  via: str = "device", log_index: int | None = None) -> bool:
     """Log and store a checked successor key (blocking); True if this call added it. ``via``
     says who presented it: ``device`` (the endpoint) or the person at ``bodycam station
-    keys``."""
+    keys``; ``log_index`` is the rotation's proven position, stored once."""
+    added = _take_key(svc, device_id, successor, via, log_index)
+    if log_index is not None:
+        utc = utc_now()
+        if svc.index.add_rotation_position(device_id, successor.fingerprint, log_index, utc):
+            svc.index.event(utc, device_id, "key-rotation-position",
+                            f"the rotation to key {successor.fingerprint} is at log entry "
+                            f"{log_index} (proven): key {successor.endorsed_by} signs nothing "
+                            "after it")
+    return added
+
+
+def _take_key(svc: StationService, device_id: str, successor: Successor, via: str,
+              log_index: int | None) -> bool:
     if successor.known:
         return False
     utc = utc_now()
@@ -81,7 +106,7 @@ def take_rotation(svc: StationService, device_id: str, successor: Successor, *,
             "new_fingerprint": successor.fingerprint, "new_key": successor.public_b64,
             "entry": successor.entry.decode("utf-8"),
             "entry_sha256": hashlib.sha256(successor.entry).hexdigest(), "via": via,
-            "utc": utc})
+            "log_index": log_index, "utc": utc})
     except (EvidenceError, OSError) as exc:
         raise Refused(500, "custody-log-failed", f"the station's custody log could not record "
                       f"the rotation ({exc}); nothing was added, retry later") from None
@@ -99,13 +124,21 @@ async def present(svc: StationService, request: web.Request) -> web.Response:
     """The handler (module docstring); the device was identified before it runs."""
     device = request["device"]
     body = await read_body(request, MAX_ROTATION_BODY, svc.cfg.limits.body_timeout_s)
-    successor = check_rotation(parse_presentation(body), device.keys)
-    added = await svc.db(take_rotation, svc, device.device_id, successor)
+    entry, position = parse_presentation(body)
+    successor = check_rotation(entry, device.keys)
+    log_index = None
+    if position is not None:
+        held = await svc.db(svc.index.checkpoint, device.device_id)
+        log_index = check_position(position, entry, successor, device, held)
+    added = await svc.db(functools.partial(take_rotation, log_index=log_index), svc,
+                         device.device_id, successor)
     keys = [*device.keys, successor.public_key] if added else list(device.keys)
+    stored = await svc.db(svc.index.rotation_positions, device.device_id)
     answer: dict[str, Any] = {"device_id": device.device_id, "added": added,
                               "fingerprint": successor.fingerprint,
                               "endorsed_by": successor.endorsed_by,
-                              "keys": [fingerprint(k) for k in keys]}
+                              "keys": [fingerprint(k) for k in keys],
+                              "log_index": stored.get(successor.fingerprint)}
     return web.Response(status=201 if added else 200, body=canonical_json(answer) + b"\n",
                         content_type="application/json")
 

@@ -17,6 +17,11 @@ certificate, may submit any log's checkpoint: what authorises a cosignature is t
 of the key enrolled for ``bodycam/v1/<device>`` (the :class:`EnrolledKeys` registry), never
 the caller. An origin that is not a registered device is 404; nothing is stored for it.
 
+Key spans. The registry trusts every key of the device, so before the witness runs a
+checkpoint signed only by a key a rotation retired, over more entries than that key's span
+(:mod:`.keyspans`), is refused 403 and alarmed ``checkpoint-retired-key``: whoever holds the
+retired key must not get a longer log cosigned.
+
 Alarms. A validly signed checkpoint the witness refuses as inconsistent (422: a fork, which
 includes a rewritten history of the same or a larger size) raises a ``log-fork`` alarm, once
 per contradicted held checkpoint (:meth:`Index.fork_alarm`). A *smaller* signed checkpoint
@@ -32,6 +37,7 @@ objects hold no mutable state of their own.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Collection
@@ -55,12 +61,14 @@ from agent.witness import (
     WitnessRefusal,
 )
 from agent.witness.cosign_rule import TreeHead
-from agent.witness.protocol import MAX_REQUEST_BYTES
-from hw.errors import ConfigError
+from agent.witness.protocol import CONTENT_TYPE_TEXT, MAX_REQUEST_BYTES
+from hw.errors import ConfigError, VerificationError
 
 from .finalise import read_body
 from .index import CheckpointRow, Index
+from .keyspans import checkpoint_signer
 from .proofkeep import keep_consistency
+from .refusal import Refused
 from .service import StationService, utc_now
 
 __all__ = ["ORIGIN_PREFIX", "WITNESS_PREFIX", "EnrolledKeys", "HeldCheckpoints",
@@ -210,9 +218,37 @@ class StationWitness:
             note = req.checkpoint.text
         except BadRequest:
             req, note = None, b""  # the witness answers 400 before it touches the state
+        retired = self._retired_key(req.checkpoint) if req is not None else None
+        if retired is not None:
+            return 403, CONTENT_TYPE_TEXT, f"{retired}\n".encode()
         witness = Witness(cosigner=self.cosigner, state=HeldCheckpoints(self.svc.index, note, req),
                           registry=self._registry, on_refusal=self._refused)
         return witness.handle_add_checkpoint(body)
+
+    def _retired_key(self, signed: SignedCheckpoint) -> str | None:
+        """Why ``signed`` is not cosigned when only a key a rotation retired signed it, over
+        more entries than its span (:mod:`.keyspans`): an alarm ``checkpoint-retired-key``
+        (published as ``checkpoint-signature``, once per note), answered 403 like any
+        signature the witness does not trust. None when the witness's own rule decides."""
+        device_id = device_of_origin(signed.checkpoint.origin)
+        device = self.svc.index.device(device_id) if device_id else None
+        if device_id is None or device is None:
+            return None
+        try:
+            checkpoint_signer(signed, device)
+        except VerificationError:
+            return None
+        except Refused as exc:
+            def publish(alarm: dict[str, Any]) -> None:
+                for listener in self.listeners:
+                    listener({**alarm, "kind": "checkpoint-signature"})
+
+            raise_fork(self.svc, device_id, self.svc.index.checkpoint(device_id),
+                       kind=exc.code, once=(-1, hashlib.sha256(signed.text).hexdigest()),
+                       listeners=[publish], detail=f"witness: {exc.message}",
+                       checkpoint_size=signed.checkpoint.size)
+            return f"{exc.code}: {exc.message}"
+        return None
 
     def _refused(self, origin: str, refusal: WitnessRefusal, signed: SignedCheckpoint) -> None:
         device_id = device_of_origin(origin)

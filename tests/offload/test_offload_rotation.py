@@ -37,7 +37,8 @@ def _all_acked(bench: OffloadBench, n: int) -> bool:
 def test_segments_before_and_after_a_rotation_all_get_receipts(bench: OffloadBench) -> None:
     """Enrolled, records (receipted), rotates, records again while two segments sealed by the
     old key are still owed: every segment gets its receipt, the station holds each once,
-    verified, and knows both keys; a restarted uploader does not present the rotation again."""
+    verified, and knows both keys and where the rotation is in the log; a restarted uploader
+    does not present the rotation again."""
     bench.up()
     store = bench.open_store()
     bench.record(2, 40_000)
@@ -66,6 +67,10 @@ def test_segments_before_and_after_a_rotation_all_get_receipts(bench: OffloadBen
     assert [fp for _, fp in rotations] == [new.fingerprint]
     taken = json.loads((bench.data / "state" / ROTATIONS_FILE).read_text())
     assert list(taken["stations"].values()) == [[rotations[0][0]]]
+    # presented with its proven position: the old key's span ends at the rotation
+    assert _station_rows(bench, "SELECT device_id, fingerprint, log_index FROM "
+                                "rotation_positions") == [(DEVICE, new.fingerprint,
+                                                           rotations[0][0])]
 
     bench.record(1, 10_000)  # a restart: the rotation is not presented again
     off = bench.offloader()

@@ -1,0 +1,103 @@
+"""Where a presented key rotation sits in the device's log, proven -- so the station can end the
+old key's span exactly there (:mod:`.keyspans`).
+
+A rotation entry carries no position of its own. The device knows it (the log index it appended
+the entry at) and proves it the way a finalise proves a segment's (docs/STATION-API.md §4): the
+presentation may carry ``leaf_index``, the entry's ``inclusion`` proof into a signed
+``checkpoint`` of its log, and a ``consistency`` proof between that checkpoint and the one the
+station holds. The station accepts the position only when
+
+1. the checkpoint names the device's origin and is signed by a key that may sign a log holding
+   this rotation at ``leaf_index``: the new key (its span starts at ``leaf_index + 1``), a key
+   the device rotated to after it, or the old key for exactly ``leaf_index + 1`` entries (the
+   checkpoint over its own rotation) -- else 422 ``bad-checkpoint``;
+2. ``SHA-256(0x00 ‖ entry)`` is at ``leaf_index`` of that tree -- else 422 ``not-in-log``;
+3. the checkpoint is consistent with the held one (:func:`.ingest.check_consistency`: a stale
+   view is 409 ``stale-log-state``, a fork 409 ``log-inconsistent``, an alarm).
+
+A presentation without a position (an older device) is still taken; the old key's span then has
+only the bound the held checkpoint gives. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agent.evidence.checkpoint import parse_signed_checkpoint
+from agent.evidence.keys import fingerprint
+from agent.evidence.log import origin_for
+from agent.evidence.merkle import leaf_hash, verify_inclusion
+from hw.errors import VerificationError
+
+from .devicekeys import Successor
+from .enrolment import Enrolment
+from .indexrows import CheckpointRow
+from .ingest import check_consistency, proof_hashes
+from .refusal import Refused
+
+__all__ = ["Position", "check_position", "parse_position"]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A presented rotation's claimed log index and the proofs that back it."""
+
+    leaf_index: int
+    inclusion: tuple[bytes, ...]
+    checkpoint: bytes
+    old_size: int
+    new_size: int
+    consistency: tuple[bytes, ...]
+
+
+def _uint(doc: dict[str, Any], name: str) -> int:
+    v = doc.get(name)
+    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+        raise Refused(400, "bad-request", f"'{name}' must be a non-negative integer")
+    return v
+
+
+def parse_position(doc: dict[str, Any]) -> Position | None:
+    """The position a presentation body carries (None without ``leaf_index``); 400 naming
+    the first malformed part."""
+    if "leaf_index" not in doc:
+        return None
+    cons, note = doc.get("consistency"), doc.get("checkpoint")
+    if not isinstance(cons, dict):
+        raise Refused(400, "bad-request", "'consistency' must be an object {old_size, "
+                      "new_size, hashes}")
+    if not isinstance(note, str) or not note:
+        raise Refused(400, "bad-request", "'checkpoint' must be the signed checkpoint")
+    return Position(_uint(doc, "leaf_index"), proof_hashes(doc.get("inclusion"), "inclusion"),
+                    note.encode("utf-8"), _uint(cons, "old_size"), _uint(cons, "new_size"),
+                    proof_hashes(cons.get("hashes"), "consistency.hashes"))
+
+
+def _may_sign(successor: Successor, device: Enrolment, size: int, index: int) -> list[bytes]:
+    keys = list(device.keys)
+    later = keys[keys.index(successor.public_key):] if successor.public_key in keys else \
+        [successor.public_key]
+    old = [k for k in keys if fingerprint(k) == successor.endorsed_by]
+    return later + (old if size == index + 1 else [])
+
+
+def check_position(pos: Position, entry: bytes, successor: Successor, device: Enrolment,
+                   held: CheckpointRow | None) -> int:
+    """The rotation's log index, once the module's three checks pass; a Refused otherwise."""
+    try:
+        cp = parse_signed_checkpoint(pos.checkpoint)
+        if cp.checkpoint.origin != origin_for(device.device_id):
+            raise VerificationError(f"the checkpoint's origin is not "
+                                    f"{origin_for(device.device_id)}")
+        cp.verify(_may_sign(successor, device, cp.checkpoint.size, pos.leaf_index))
+    except VerificationError as exc:
+        raise Refused(422, "bad-checkpoint", f"checkpoint: {exc} (it must be signed by the new "
+                      f"key, or by the old one over exactly {pos.leaf_index + 1} entries)") \
+            from None
+    if not verify_inclusion(leaf_hash(entry), pos.leaf_index, cp.checkpoint.size,
+                            list(pos.inclusion), cp.checkpoint.root):
+        raise Refused(422, "not-in-log", f"the rotation entry is not at index {pos.leaf_index} "
+                      f"of the signed log (size {cp.checkpoint.size})")
+    check_consistency(held, pos, cp)
+    return pos.leaf_index
