@@ -74,17 +74,24 @@ def top_up(agent: Agent, hist: list[tuple[str, bytes, int, int, bool]]) -> None:
 
     def fill() -> None:
         rec = agent.recorder
+        if agent.aac is not None:  # the audio held back in standby joins the ring first
+            for p in agent.aac.release():
+                rec.preroll.push(p)
         live = rec.preroll.drain()
         first = next((p for p in live if p.kind == "video"), None)
         base = first.pts_us if first is not None else time.monotonic_ns() // 1000
         index0 = (first.index if first is not None else rec.last_video_index) - sum(
             1 for h in hist if h[0] == "video")
         i = index0
+        # the history's audio must end where the live audio begins (the muxer drops an
+        # audio packet that does not follow the one before it): the ring's, or, when the
+        # ring holds none, what the encoder still has in flight (its own delay, ~2 frames)
+        live_audio = next((p.pts_us for p in live if p.kind == "audio"), base - 100_000)
         for kind, data, rel, dur, key in hist:
             if kind == "video":
                 rec.preroll.push(MediaPacket("video", data, base + rel, dur, key, i))
                 i += 1
-            else:
+            elif base + rel + dur <= live_audio:
                 rec.preroll.push(MediaPacket("audio", data, base + rel, dur))
         for p in live:
             rec.preroll.push(p)
