@@ -28,7 +28,11 @@ A checkpoint whose signature verifies with none of the device's keys (or that na
 origin) is an alarm ``checkpoint-signature`` -- after the key rotations the message carries
 (``rotations``: a device that rotated sends its log's entries) are taken by the endpoint's
 rule, so a rotation the uploader has not presented yet is not alarmed as a forgery; an
-unregistered device's checkpoint is an event.
+unregistered device's checkpoint is an event. A rotation in the message that the rule refuses
+as a fork or a forgery (``retired-old-key``, ``forged-endorsement``) is the same alarm as on
+the endpoint. A checkpoint signed only by a key a rotation retired, over more entries than its
+span (:mod:`.keyspans`), is an alarm ``checkpoint-retired-key`` (published with the kind
+``checkpoint-signature``) and is not held.
 Alarms are recorded once (:func:`~agent.station.witness_endpoint.raise_fork`: one per contradicted held
 checkpoint, across processes) and published **retained** at ``bodycam/v1/<id>/alarm``
 (agent/sync/schemas/alarm.json): an alarm is a standing condition a back office that connects
@@ -71,6 +75,7 @@ from hw.errors import BodycamError
 
 from .devicekeys import MAX_ROTATION_ENTRY_BYTES, check_rotation
 from .index import CheckpointRow
+from .keyspans import checkpoint_signer
 from .proofkeep import keep_consistency
 from .refusal import Refused
 from .rotation_endpoint import take_rotation
@@ -273,12 +278,17 @@ class CheckpointMonitor:
                 raise BodycamError(f"origin {signed.checkpoint.origin[:80]!r} is not this "
                                    "device's log")
             try:
-                signed.verify(list(device.keys))
+                checkpoint_signer(signed, device)
+            except Refused:
+                raise
             except BodycamError:  # a key the device rotated to? only its endorsement can say
                 if not self._take_rotations(device_id, payload):
                     raise
                 device = index.device(device_id) or device
-                signed.verify(list(device.keys))
+                checkpoint_signer(signed, device)
+        except Refused as exc:  # a retired key signed past its span (.keyspans)
+            self._retired_key(device_id, signed.text, exc)
+            return exc.code
         except (ValueError, BodycamError) as exc:
             digest = hashlib.sha256(payload).hexdigest()
             raise_fork(self._svc, device_id, index.checkpoint(device_id),
@@ -303,9 +313,28 @@ class CheckpointMonitor:
                 successor = check_rotation(data, device.keys)
                 added = take_rotation(self._svc, device_id, successor, via="mqtt") or added
             except Refused as exc:
-                log.warning("checkpoint of %s carries a rotation refused: %s %s", device_id,
-                            exc.code, exc.message)
+                if not exc.alarm:
+                    log.warning("checkpoint of %s carries a rotation refused: %s %s",
+                                device_id, exc.code, exc.message)
+                    continue
+                # A fork or a forged endorsement is the same evidence over MQTT as over HTTP:
+                # the same alarm (once per entry; the message repeats the log's rotations).
+                raise_fork(self._svc, device_id, self._svc.index.checkpoint(device_id),
+                           kind=exc.code, once=(-1, hashlib.sha256(data).hexdigest()),
+                           detail=f"monitor: a checkpoint message carries a key rotation "
+                           f"refused: {exc.message}")
         return added
+
+    def _retired_key(self, device_id: str, note: bytes, exc: Refused) -> None:
+        """Alarm a checkpoint signed by a retired key past its span, once per note. Published
+        as ``checkpoint-signature`` (agent/sync/schemas/alarm.json: no key valid for it
+        signed it); the index keeps the precise kind."""
+        def publish(alarm: dict[str, Any]) -> None:
+            self.publish({**alarm, "kind": "checkpoint-signature"})
+
+        raise_fork(self._svc, device_id, self._svc.index.checkpoint(device_id), kind=exc.code,
+                   once=(-1, hashlib.sha256(note).hexdigest()), listeners=[publish],
+                   detail=f"monitor: {exc.message}")
 
     def _apply(self, device_id: str, signed: SignedCheckpoint, proof: Proof | None,
                note: bytes) -> str:

@@ -43,9 +43,9 @@ from tests.sync.mqtt_harness import (
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def broker(tmp_path: Path, pki: Path) -> Iterator[Broker]:
-    """mosquitto with the shipped reference config (TLS, client certificates, ACL)."""
+def mosquitto(tmp_path: Path, pki: Path) -> Iterator[Broker]:
+    """mosquitto with the shipped reference config (TLS, client certificates, ACL); the
+    ``broker`` fixture of this module and of others that import it."""
     if shutil.which("mosquitto") is None:
         pytest.skip("mosquitto binary not installed")
     work = tmp_path / "broker"
@@ -55,6 +55,9 @@ def broker(tmp_path: Path, pki: Path) -> Iterator[Broker]:
     b.start()
     yield b
     b.kill()
+
+
+broker = pytest.fixture(mosquitto, name="broker")
 
 
 class DebugStation(StationProcess):
