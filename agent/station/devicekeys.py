@@ -7,9 +7,11 @@ key at enrolment and never trusts a key first seen on an upload; it takes a succ
 from such an entry, presented by the device (``POST /v1/devices/<d>/key-rotation``), whose
 endorsement verifies under a key the device already has. Chains follow: A endorses B, then B
 endorses C. The enrolled key stays the enrolled key; every key of the chain keeps verifying
-(segments sealed before a rotation still arrive signed by the old key). A key that endorsed a
-successor is retired: it endorses no second one (A to B, later A to C is a fork written by
-whoever holds A, refused ``retired-old-key`` with an alarm, like a forged endorsement).
+what it signed within its span of the log (segments sealed before a rotation still arrive
+signed by the old key; past its rotation a retired key signs nothing: :mod:`.keyspans`). A key
+that endorsed a successor is retired: it endorses no second one (A to B, later A to C is a fork
+written by whoever holds A, refused ``retired-old-key`` with an alarm, like a forged
+endorsement).
 
 Two rules, both pure:
 

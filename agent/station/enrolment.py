@@ -67,7 +67,8 @@ class Enrolment:
     @property
     def keys(self) -> tuple[bytes, ...]:
         """Every key the device may sign evidence with: the enrolled one, then its successors
-        (segments sealed before a rotation still arrive signed by the old key)."""
+        (segments sealed before a rotation still arrive signed by the old key) -- each within
+        its span of the log (:attr:`retirements`, :mod:`.keyspans`)."""
         return (self.public_key, *self.successors)
 
     def retirement(self, key: bytes) -> Retirement | None:

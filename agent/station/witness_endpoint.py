@@ -119,8 +119,10 @@ def load_witness_cosigner(data_dir: Path, station_id: str) -> Cosigner:
 
 class EnrolledKeys:
     """The :class:`~agent.witness.KeyRegistry` of enrolled devices: the origin
-    ``bodycam/v1/<device>`` is signed by the device's enrolled Ed25519 key (key name = origin,
-    as the device signs its checkpoints)."""
+    ``bodycam/v1/<device>`` is signed by the device's enrolled Ed25519 key or an endorsed
+    successor (key name = origin, as the device signs its checkpoints). It cannot see a
+    checkpoint's size, so a retired key's span is held by :meth:`StationWitness.handle`
+    before the witness asks."""
 
     def __init__(self, index: Index) -> None:
         self._index = index
