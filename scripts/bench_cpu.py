@@ -92,18 +92,8 @@ class Bare:
         per event), else all at once. ``preroll_s`` (recording): first mux, hash, encrypt and
         fsync that much media at once -- what a press makes the agent write from its pre-event
         buffer; its AAC was encoded in standby, so it is encoded before the clock starts."""
-        pre_video = int(preroll_s * 30)
-        pre_chunks = int(preroll_s * self.rate / self.chunk)
-        enc = self._encoder()
-        pre_audio = [(bytes(p), int(p.pts)) for i in range(pre_chunks if record else 0)
-                     for p in enc.encode(self._frame(i))]
-        t0 = time.process_time()
+        enc, mux, pre_video, pre_chunks, t0, t_pre = self._start(record, preroll_s)
         ring: collections.deque[tuple[int, bytes]] = collections.deque()
-        mux = _BareMux(self.out_dir / "bare.bin", self.rate, self.layout, self.bitrate) \
-            if record else None
-        if mux is not None and preroll_s:
-            self._preroll(mux, pre_video, pre_audio)
-        t_pre = time.process_time() - t0
         events = sorted([(k * 1_000_000 // 30, 0, k) for k in range(int(seconds * 30))]
                         + [(i * self.chunk * 1_000_000 // self.rate, 1, i)
                            for i in range(int(seconds * self.rate / self.chunk))])
@@ -140,18 +130,8 @@ class Bare:
         the frames that came; the audio is encoded once ``hold_s`` of it is pending (as one
         frame); the packets go to the muxer every ``flush_s``; an fsync every second. The
         same media work at the same granularity as the agent, without anything else."""
-        pre_video = int(preroll_s * 30)
-        pre_chunks = int(preroll_s * self.rate / self.chunk)
-        enc = self._encoder()
-        pre_audio = [(bytes(p), int(p.pts)) for i in range(pre_chunks if record else 0)
-                     for p in enc.encode(self._frame(i))]
-        t0 = time.process_time()
+        enc, mux, pre_video, pre_chunks, t0, t_pre = self._start(record, preroll_s)
         ring: collections.deque[tuple[int, bytes]] = collections.deque()
-        mux = _BareMux(self.out_dir / "bare.bin", self.rate, self.layout, self.bitrate) \
-            if record else None
-        if mux is not None and preroll_s:
-            self._preroll(mux, pre_video, pre_audio)
-        t_pre = time.process_time() - t0
         chunk_us = self.chunk * 1_000_000 // self.rate
         held: list[int] = []  # chunk numbers of the PCM not yet encoded
         routed: list[tuple[str, bytes, int, bool]] = []
@@ -204,6 +184,23 @@ class Bare:
                                        format="flt", layout=self.layout)
         f.sample_rate, f.pts = self.rate, chunks[0] * self.chunk
         return f
+
+    def _start(self, record: bool,
+               preroll_s: float) -> tuple[Any, _BareMux | None, int, int, float, float]:
+        """The encoder and (recording) the muxer, with the pre-roll written: the encoder, the
+        muxer, the pre-roll's frames and chunks, when the clock started and the pre-roll's
+        CPU seconds. The pre-roll's AAC is encoded before the clock starts (in standby)."""
+        pre_video = int(preroll_s * 30)
+        pre_chunks = int(preroll_s * self.rate / self.chunk)
+        enc = self._encoder()
+        pre_audio = [(bytes(p), int(p.pts)) for i in range(pre_chunks if record else 0)
+                     for p in enc.encode(self._frame(i))]
+        t0 = time.process_time()
+        mux = _BareMux(self.out_dir / "bare.bin", self.rate, self.layout, self.bitrate) \
+            if record else None
+        if mux is not None and preroll_s:
+            self._preroll(mux, pre_video, pre_audio)
+        return enc, mux, pre_video, pre_chunks, t0, time.process_time() - t0
 
     def _preroll(self, mux: _BareMux, frames: int, audio: list[tuple[bytes, int]]) -> None:
         """Mux the pre-roll's frames and AAC packets in time order, then fsync."""
