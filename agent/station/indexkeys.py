@@ -86,9 +86,9 @@ class DeviceKeyRecords:
             return e
         keys = (e.public_key, *found)
         proven = self.rotation_positions(e.device_id)
-        held = self._rows("SELECT size, note FROM checkpoints WHERE device_id = ?",
-                          (e.device_id,))
-        ends = retirements(keys, [proven.get(fingerprint(k)) for k in found],
-                           int(held[0][0]) if held else None,
+        positions = [proven.get(fingerprint(k)) for k in found]
+        held = [] if None not in positions else self._rows(  # the bound only where needed
+            "SELECT size, note FROM checkpoints WHERE device_id = ?", (e.device_id,))
+        ends = retirements(keys, positions, int(held[0][0]) if held else None,
                            str(held[0][1]).encode("utf-8") if held else b"")
         return dataclasses.replace(e, successors=found, retirements=ends)

@@ -28,6 +28,7 @@ presented. Pure; no I/O.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from agent.evidence.checkpoint import SignedCheckpoint, parse_signed_checkpoint
@@ -46,7 +47,7 @@ def retirements(keys: Sequence[bytes], positions: Sequence[int | None],
     the proven log index of the rotation that retired ``keys[i]`` (None: not proven); the held
     checkpoint (``held_size``, its signed note) bounds the spans of the keys before the one
     that signed it."""
-    later = _held_signer(keys, held_size, held_note)
+    later = _held_signer(tuple(keys), held_size, held_note)
     out: list[Retirement | None] = []
     for i, r in enumerate(positions[:len(keys) - 1]):
         if r is not None:
@@ -58,8 +59,11 @@ def retirements(keys: Sequence[bytes], positions: Sequence[int | None],
     return tuple(out)
 
 
-def _held_signer(keys: Sequence[bytes], size: int | None, note: bytes) -> int | None:
-    """The position in ``keys`` of the latest key whose signature the held note carries."""
+@functools.lru_cache(maxsize=1024)
+def _held_signer(keys: tuple[bytes, ...], size: int | None, note: bytes) -> int | None:
+    """The position in ``keys`` of the latest key whose signature the held note carries
+    (remembered: the index asks on every request of a device, and the held note changes only
+    when the log grows)."""
     if size is None or not note:
         return None
     try:
