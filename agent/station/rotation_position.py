@@ -7,10 +7,13 @@ presentation may carry ``leaf_index``, the entry's ``inclusion`` proof into a si
 ``checkpoint`` of its log, and a ``consistency`` proof between that checkpoint and the one the
 station holds. The station accepts the position only when
 
-1. the checkpoint names the device's origin and is signed by a key that may sign a log holding
-   this rotation at ``leaf_index``: the new key (its span starts at ``leaf_index + 1``), a key
-   the device rotated to after it, or the old key for exactly ``leaf_index + 1`` entries (the
-   checkpoint over its own rotation) -- else 422 ``bad-checkpoint``;
+1. the checkpoint names the device's origin and is signed by the new key (its span starts at
+   ``leaf_index + 1``) or a key the device rotated to after it -- else 422 ``bad-checkpoint``.
+   Not by the old key, though it may sign the checkpoint over its own rotation: the position
+   ends the old key's span, so whoever holds the old key must not be able to prove one (it
+   could log a copy of the entry further on and push the end of its span there). A device
+   whose newest checkpoint is still the old key's (a crash right after the rotation) proves
+   the position after its next append, which the new key signs;
 2. ``SHA-256(0x00 ‖ entry)`` is at ``leaf_index`` of that tree -- else 422 ``not-in-log``;
 3. the checkpoint is consistent with the held one (:func:`.ingest.check_consistency`: a stale
    view is 409 ``stale-log-state``, a fork 409 ``log-inconsistent``, an alarm).
@@ -25,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.evidence.checkpoint import parse_signed_checkpoint
-from agent.evidence.keys import fingerprint
 from agent.evidence.log import origin_for
 from agent.evidence.merkle import leaf_hash, verify_inclusion
 from hw.errors import VerificationError
@@ -74,12 +76,11 @@ def parse_position(doc: dict[str, Any]) -> Position | None:
                     proof_hashes(cons.get("hashes"), "consistency.hashes"))
 
 
-def _may_sign(successor: Successor, device: Enrolment, size: int, index: int) -> list[bytes]:
+def _may_prove(successor: Successor, device: Enrolment) -> list[bytes]:
+    """The new key and every key the device rotated to after it."""
     keys = list(device.keys)
-    later = keys[keys.index(successor.public_key):] if successor.public_key in keys else \
+    return keys[keys.index(successor.public_key):] if successor.public_key in keys else \
         [successor.public_key]
-    old = [k for k in keys if fingerprint(k) == successor.endorsed_by]
-    return later + (old if size == index + 1 else [])
 
 
 def check_position(pos: Position, entry: bytes, successor: Successor, device: Enrolment,
@@ -90,11 +91,10 @@ def check_position(pos: Position, entry: bytes, successor: Successor, device: En
         if cp.checkpoint.origin != origin_for(device.device_id):
             raise VerificationError(f"the checkpoint's origin is not "
                                     f"{origin_for(device.device_id)}")
-        cp.verify(_may_sign(successor, device, cp.checkpoint.size, pos.leaf_index))
+        cp.verify(_may_prove(successor, device))
     except VerificationError as exc:
-        raise Refused(422, "bad-checkpoint", f"checkpoint: {exc} (it must be signed by the new "
-                      f"key, or by the old one over exactly {pos.leaf_index + 1} entries)") \
-            from None
+        raise Refused(422, "bad-checkpoint", f"checkpoint: {exc} (a rotation's position is "
+                      "proven under a checkpoint its new key, or a later one, signed)") from None
     if not verify_inclusion(leaf_hash(entry), pos.leaf_index, cp.checkpoint.size,
                             list(pos.inclusion), cp.checkpoint.root):
         raise Refused(422, "not-in-log", f"the rotation entry is not at index {pos.leaf_index} "

@@ -38,6 +38,17 @@ class SignedBy:
         return self.log.consistency_proof(old_size, new_size)
 
 
+class Fixed(SignedBy):
+    """The device's log, answering one given checkpoint (proofs for its size)."""
+
+    def __init__(self, rec: SimRecorder, note: bytes) -> None:
+        super().__init__(rec, rec.key)
+        self.note = note
+
+    def checkpoint(self) -> bytes:
+        return self.note
+
+
 def _store(c: Any, rec: SimRecorder, seg: Segment, log: Any = None) -> None:
     c.finalise(rec.device_id, c.upload_file(rec.device_id, seg.media), manifest=seg.manifest,
                entry=seg.entry, leaf_index=seg.index, log=log or rec.log)
@@ -113,17 +124,21 @@ def test_a_retired_key_gets_no_longer_log_witnessed_nor_a_segment_under_it(
 def test_a_position_that_does_not_prove_is_refused_and_nothing_is_stored(
         station: StationProcess, recorder: Any) -> None:
     """A presentation claiming another index (422 ``not-in-log``), or proving the index under
-    a checkpoint the old key signed over more than r + 1 entries (422 ``bad-checkpoint``),
-    adds neither the key nor a position; the honest presentation then adds both."""
+    a checkpoint the old key signed -- over more than r + 1 entries, or even its own last one
+    over exactly r + 1 (422 ``bad-checkpoint``: whoever holds the old key proves no position)
+    -- adds neither the key nor a position; the honest presentation then adds both."""
     rec = recorder(station)
     rec.seal(os.urandom(1_000))
     old, entry, r = _rotate(rec)
+    own_last = SignedBy(rec, old).checkpoint()  # the old key over exactly r + 1 entries
     rec.seal(os.urandom(1_000))
     with rec.client(station.url) as c:
         assert _refusal(c.present_rotation, rec.device_id, entry, leaf_index=r - 1,
                         log=rec.log) == (422, "not-in-log")
         assert _refusal(c.present_rotation, rec.device_id, entry, leaf_index=r,
                         log=SignedBy(rec, old)) == (422, "bad-checkpoint")
+        assert _refusal(c.present_rotation, rec.device_id, entry, leaf_index=r,
+                        log=Fixed(rec, own_last)) == (422, "bad-checkpoint")
         assert not [k for k in index_rows(station.data_dir, "device_keys")
                     if k[0] == rec.device_id]
         assert c.present_rotation(rec.device_id, entry, leaf_index=r,
