@@ -120,7 +120,7 @@ class Recorder:
         # standby (agent.recording.controller._HOLD_S): it feeds those packets to
         # :meth:`on_packet`, so the pre-event media written and fsynced at a press reaches
         # the press (the muxer interleaves: video waits for the audio of its time).
-        self.release_held_audio: Callable[[], None] = _nothing
+        self.release_held_audio: Callable[[], None] = lambda: None
         self._flushed_us = 0
 
     # --- commands ---------------------------------------------------------------------------
@@ -395,7 +395,3 @@ class Recorder:
         """Emit an event once the file work submitted before it is done (a stop or fault is
         announced after the seals it caused)."""
         self._work.then(functools.partial(self.events, kind, data))
-
-
-def _nothing() -> None:
-    """No audio is held (a recorder without a controller's encoder)."""
