@@ -60,14 +60,15 @@ _TICK_WAIT_S = 0.15
 
 # How much audio the AAC encoder may hold before it encodes (AacEncoder.encode's
 # ``hold_frames``; a call's cost is mostly fixed, so fewer, longer calls are cheaper). In
-# standby the packets only feed the pre-event ring: a second at a time (at most half the ring,
-# so a short ring still holds audio at a press). While recording, a third of a second: the
-# held audio reaches its segment well inside the recorder's wait for the audio tail at a roll
-# (recorder._AUDIO_TAIL_US). While stopping, none: the tail is what the stop waits for. A
-# press needs no flush: the first chunk after it finds the encoder holding more than the
-# recording's hold and encodes all of it into the recording, timestamps unchanged.
+# standby the packets only feed the pre-event ring, which is not on storage: a second at a
+# time (at most half the ring, so a short ring still holds audio at a press), and a press
+# releases what is held right after its feedback (Recorder.release_held_audio). While
+# recording, none: held audio would hold the video back too (the muxer interleaves), and
+# what has not reached the file is lost in a crash -- 0.3 s of hold cost ~0.4 s more media
+# per killed process (tests/recording/test_crash.py). While stopping, none: the tail is what
+# the stop waits for.
 _HOLD_S = {RecorderState.STANDBY: 1.0, RecorderState.FAULT: 1.0,
-           RecorderState.RECORDING: 0.3, RecorderState.STOPPING: 0.0}
+           RecorderState.RECORDING: 0.0, RecorderState.STOPPING: 0.0}
 
 
 @dataclass

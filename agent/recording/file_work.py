@@ -47,10 +47,12 @@ class FileWork:
     def flush(self) -> None:
         """Hand the packets routed since the last flush to the worker as one job.
 
-        Packets are batched so the worker thread wakes about three times a second (the
-        recorder's flush period, and before any other file work) instead of once per packet
-        -- on a small board each wake-up costs more than writing the packet. The batch holds
-        at most 0.3 s of media, less than the sync interval already at risk in a crash."""
+        Packets are batched so the worker thread wakes about ten times a second (each
+        recorder tick, and before any other file work) instead of once per packet -- on a
+        small board each wake-up costs more than writing the packet. The batch holds at most
+        a tick of media: what a batch holds back is at risk in a crash (the killed-process
+        series, tests/recording/test_crash.py, loses ~0.4 s more per kill with 0.3 s batches
+        and the audio held as long), so it stays a tick."""
         if not self._writes:
             return
         batch, self._writes = self._writes, []

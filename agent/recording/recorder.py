@@ -63,16 +63,7 @@ __all__ = ["OpenDeferred", "Recorder", "RecorderState", "RoutedSegment", "Sealed
 
 log = logging.getLogger(__name__)
 
-# Longest wait for audio to catch up before sealing anyway: the audio of a boundary arrives
-# up to ~0.5 s after its video (the microphone's chunk, the controller's hold of 0.3 s,
-# the encoder's one-frame delay); a second leaves room for a loaded device.
-_AUDIO_TAIL_US = 1_000_000
-
-# How often the routed packets go to the worker: about three times a second, as the held
-# audio comes (controller._HOLD_S) -- the muxer interleaves, so video cannot reach the file
-# before the audio of its time anyway, and each wake-up of the worker costs more than the
-# packets it writes. Any other file work (an fsync, a seal) takes the batch with it at once.
-_FLUSH_US = 300_000
+_AUDIO_TAIL_US = 600_000  # longest wait for audio to catch up before sealing anyway
 
 
 class Recorder:
@@ -121,7 +112,6 @@ class Recorder:
         # :meth:`on_packet`, so the pre-event media written and fsynced at a press reaches
         # the press (the muxer interleaves: video waits for the audio of its time).
         self.release_held_audio: Callable[[], None] = lambda: None
-        self._flushed_us = 0
 
     # --- commands ---------------------------------------------------------------------------
     def start(self, *, reason: str = "button", flags: list[str] | None = None) -> str:
@@ -244,11 +234,9 @@ class Recorder:
             self._maybe_finish_stop()
 
     def tick(self, now_mono_us: int) -> None:
-        """Periodic work: hand the routed packets to the worker (every _FLUSH_US); give up
-        waiting for late audio."""
-        if now_mono_us - self._flushed_us >= _FLUSH_US:
-            self._flushed_us = now_mono_us
-            self._work.flush()
+        """Periodic work: hand the routed packets to the worker; give up waiting for late
+        audio."""
+        self._work.flush()
         closing = self._closing
         since = closing.closing_since_us if closing is not None else None
         if since is not None and now_mono_us - since > _AUDIO_TAIL_US:

@@ -107,7 +107,7 @@ def test_a_stop_waits_for_the_audio_tail_and_gives_up_after_the_tail_timeout(
         camera: Camera) -> None:
     """A stop ends the recording at the last frame: the recorder is ``stopping`` until audio
     up to that end has arrived (then ``standby``, the seal announced before the stop) -- or
-    until a second of waiting has passed, when it seals without the rest."""
+    until 600 ms of waiting have passed, when it seals without the rest."""
     port, events = MemoryPort(), []
     rec = recorder(port, with_audio=True, events=events)
     rec.start()
@@ -125,9 +125,9 @@ def test_a_stop_waits_for_the_audio_tail_and_gives_up_after_the_tail_timeout(
     for i in range(20, 30):
         rec.on_packet(camera.frame(i))
     rec.stop()
-    rec.tick(pts(29) + 1_000_000)
+    rec.tick(pts(29) + 600_000)
     assert rec.state is RecorderState.STOPPING  # not yet given up
-    rec.tick(pts(29) + 1_000_001)
+    rec.tick(pts(29) + 600_001)
     assert rec.state is RecorderState.STANDBY and len(port.sealed_manifests) == 2
 
 
