@@ -31,8 +31,7 @@ rule, so a rotation the uploader has not presented yet is not alarmed as a forge
 unregistered device's checkpoint is an event. A rotation in the message that the rule refuses
 as a fork or a forgery (``retired-old-key``, ``forged-endorsement``) is the same alarm as on
 the endpoint. A checkpoint signed only by a key a rotation retired, over more entries than its
-span (:mod:`.keyspans`), is an alarm ``checkpoint-retired-key`` (published with the kind
-``checkpoint-signature``) and is not held.
+span (:mod:`.keyspans`), is an alarm ``checkpoint-retired-key`` and is not held.
 Alarms are recorded once (:func:`~agent.station.witness_endpoint.raise_fork`: one per contradicted held
 checkpoint, across processes) and published **retained** at ``bodycam/v1/<id>/alarm``
 (agent/sync/schemas/alarm.json): an alarm is a standing condition a back office that connects
@@ -321,19 +320,16 @@ class CheckpointMonitor:
                 # the same alarm (once per entry; the message repeats the log's rotations).
                 raise_fork(self._svc, device_id, self._svc.index.checkpoint(device_id),
                            kind=exc.code, once=(-1, hashlib.sha256(data).hexdigest()),
+                           listeners=[self.publish],
                            detail=f"monitor: a checkpoint message carries a key rotation "
                            f"refused: {exc.message}")
         return added
 
     def _retired_key(self, device_id: str, note: bytes, exc: Refused) -> None:
-        """Alarm a checkpoint signed by a retired key past its span, once per note. Published
-        as ``checkpoint-signature`` (agent/sync/schemas/alarm.json: no key valid for it
-        signed it); the index keeps the precise kind."""
-        def publish(alarm: dict[str, Any]) -> None:
-            self.publish({**alarm, "kind": "checkpoint-signature"})
-
+        """Alarm a checkpoint signed by a retired key past its span, once per note
+        (``checkpoint-retired-key``)."""
         raise_fork(self._svc, device_id, self._svc.index.checkpoint(device_id), kind=exc.code,
-                   once=(-1, hashlib.sha256(note).hexdigest()), listeners=[publish],
+                   once=(-1, hashlib.sha256(note).hexdigest()), listeners=[self.publish],
                    detail=f"monitor: {exc.message}")
 
     def _apply(self, device_id: str, signed: SignedCheckpoint, proof: Proof | None,

@@ -230,7 +230,7 @@ class StationWitness:
     def _retired_key(self, signed: SignedCheckpoint) -> str | None:
         """Why ``signed`` is not cosigned when only a key a rotation retired signed it, over
         more entries than its span (:mod:`.keyspans`): an alarm ``checkpoint-retired-key``
-        (published as ``checkpoint-signature``, once per note), answered 403 like any
+        (once per note), answered 403 like any
         signature the witness does not trust. None when the witness's own rule decides."""
         device_id = device_of_origin(signed.checkpoint.origin)
         device = self.svc.index.device(device_id) if device_id else None
@@ -241,13 +241,9 @@ class StationWitness:
         except VerificationError:
             return None
         except Refused as exc:
-            def publish(alarm: dict[str, Any]) -> None:
-                for listener in self.listeners:
-                    listener({**alarm, "kind": "checkpoint-signature"})
-
             raise_fork(self.svc, device_id, self.svc.index.checkpoint(device_id),
                        kind=exc.code, once=(-1, hashlib.sha256(signed.text).hexdigest()),
-                       listeners=[publish], detail=f"witness: {exc.message}",
+                       listeners=self.listeners, detail=f"witness: {exc.message}",
                        checkpoint_size=signed.checkpoint.size)
             return f"{exc.code}: {exc.message}"
         return None
