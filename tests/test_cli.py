@@ -79,10 +79,12 @@ def test_missing_pi_hardware_is_a_clear_error(tmp_path: Path):
 
 
 def test_run_for_seconds_then_ctl_status(tmp_path: Path):
-    """`run --hw sim --for N` serves ctl status while it runs and exits 0 by itself."""
+    """`run --hw sim --for N` serves ctl status while it runs and exits 0 by itself -- with a
+    data directory whose control socket path is longer than a Unix socket address holds."""
     cfg = tmp_path / "c.toml"
     cfg.write_text("[video]\nwidth = 320\nheight = 240\n[gps]\nsource = \"none\"\n")
-    data = tmp_path / "data"
+    data = tmp_path / ("evidence-" * 7) / "data"
+    assert len(str(data / "ctl.sock")) > 108
     proc = subprocess.Popen([sys.executable, "-m", "agent.cli", "run", "--hw", "sim", "--config",
                              str(cfg), "--data-dir", str(data), "--for", "6"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = ["CtlArgs", "CtlDenied", "CtlUnavailable", "ctl_request", "parse_ctl_argv", "read_line",
-           "socket_path"]
+           "socket_path", "unix_address"]
 
 MAX_REQUEST = 64 * 1024
+_SUN_PATH_MAX = 107  # sockaddr_un's sun_path: 108 bytes with the closing NUL
 
 
 class CtlUnavailable(BodycamError, ConnectionError):
@@ -72,6 +73,19 @@ def _admitted(path: Path) -> str:
     return f"the agent's user ({name}) and root"
 
 
+def unix_address(path: Path) -> tuple[str, int]:
+    """The address to bind or connect the socket file ``path`` by, and a descriptor to close
+    after that call (-1: none). A path longer than ``sockaddr_un`` holds (a data directory
+    deep in a file system) is reached through its folder's descriptor,
+    ``/proc/self/fd/<fd>/<name>``, which Linux resolves as the folder itself: a long
+    ``--data-dir`` must not stop the agent with "AF_UNIX path too long"."""
+    text = str(path)
+    if len(os.fsencode(text)) <= _SUN_PATH_MAX:
+        return text, -1
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{path.name}", fd
+
+
 def ctl_request(
     data_dir: Path, cmd: str, args: dict[str, Any] | None = None, *, timeout: float = 30.0,
     path: Path | None = None,
@@ -81,15 +95,20 @@ def ctl_request(
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
+        fd = -1
         try:
-            sock.connect(str(target))
-        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            address, fd = unix_address(target)
+            sock.connect(address)
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError) as exc:
             raise CtlUnavailable(
                 f"no agent is running for {data_dir} ({target}: {exc.strerror})") from exc
         except PermissionError:
             raise CtlDenied(f"{target}: permission denied. The control socket is mode 0600: "
                             f"only {_admitted(target)} may drive the recorder; run bodycam ctl "
                             "as the agent's user or with sudo") from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
         sock.sendall(json.dumps({"cmd": cmd, "args": args or {}}).encode() + b"\n")
         raw = read_line(sock)
     finally:

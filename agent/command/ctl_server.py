@@ -38,6 +38,7 @@ from agent.command.ctl_client import (
     ctl_request,
     read_line,
     socket_path,
+    unix_address,
 )
 from hw.errors import BodycamError
 
@@ -80,10 +81,13 @@ class CtlServer:
                 raise BodycamError(f"another agent is already running on {self.path}")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
+        address, fd = unix_address(self.path)
         try:
-            sock.bind(str(self.path))
+            sock.bind(address)
         finally:
             os.umask(old)
+            if fd >= 0:
+                os.close(fd)
         sock.listen(8)
         sock.settimeout(0.5)
         self._sock = sock
