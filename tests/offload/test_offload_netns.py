@@ -4,58 +4,23 @@ through the host end of the veth."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from agent.testing import wait_for
 from tests.offload.bench import OffloadBench
+from tests.tools.netns import Net, ip, veth_namespace
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _ip(*args: str, ns: str | None = None) -> None:
-    cmd = ["ip", "netns", "exec", ns, "ip", *args] if ns else ["ip", *args]
-    subprocess.run(cmd, check=True, capture_output=True)
-
-
-@dataclass
-class Net:
-    ns: str
-    host_if: str
-    host_ip: str
-    ns_ip: str
 
 
 @pytest.fixture
 def netns() -> Iterator[Net]:
     """A namespace with a veth pair; skipped where namespaces cannot be created."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("network namespaces need root and iproute2")
-    tag = f"{os.getpid() % 10000}"
-    sub = 100 + os.getpid() % 100
-    net = Net(f"bcoff{tag}", f"bcoh{tag}", f"10.214.{sub}.1", f"10.214.{sub}.2")
-    try:
-        _ip("netns", "add", net.ns)
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot create a network namespace: {exc.stderr.decode().strip()}")
-    try:
-        _ip("link", "add", net.host_if, "type", "veth", "peer", "name", f"bcon{tag}")
-        _ip("link", "set", f"bcon{tag}", "netns", net.ns)
-        _ip("addr", "add", f"{net.host_ip}/30", "dev", net.host_if)
-        _ip("link", "set", net.host_if, "up")
-        _ip("addr", "add", f"{net.ns_ip}/30", "dev", f"bcon{tag}", ns=net.ns)
-        _ip("link", "set", f"bcon{tag}", "up", ns=net.ns)
-        _ip("link", "set", "lo", "up", ns=net.ns)
+    with veth_namespace("bco", "10.214") as net:
         yield net
-    finally:
-        subprocess.run(["ip", "netns", "del", net.ns], check=False, capture_output=True)
-        subprocess.run(["ip", "link", "del", net.host_if], check=False, capture_output=True)
 
 
 def test_link_cuts_mid_upload_resend_at_most_the_chunk_in_flight(netns: Net,
@@ -76,11 +41,11 @@ def test_link_cuts_mid_upload_resend_at_most_the_chunk_in_flight(netns: Net,
         try:
             for at in (250_000, 1_100_000):
                 wait_for(lambda at=at: off.status().bytes_sent > at, what=f"{at} bytes out")
-                _ip("link", "set", netns.host_if, "down")
+                ip("link", "set", netns.host_if, "down")
                 wait_for(lambda: off.status().state == "unreachable", what="the cut noticed")
                 receipted = off.status().receipts
                 assert receipted < 3
-                _ip("link", "set", netns.host_if, "up")
+                ip("link", "set", netns.host_if, "up")
             wait_for(lambda: all(store.acknowledged(i) for i in range(3)), timeout=60,
                      what="three receipts")
             resent = off.status().bytes_sent - total

@@ -8,8 +8,6 @@ device's link is down, which is exactly when the Last Will must appear.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -22,48 +20,17 @@ from mqtt_harness import Broker, device_key, free_port, plain_broker_conf, sampl
 
 from agent.sync.link import MqttLink
 from agent.sync.outbox import Outbox
+from tests.tools.netns import Net, ip, veth_namespace
 
 pytestmark = pytest.mark.timeout(60)
 DEV = "cam-n"
 
 
-def _ip(*args: str, ns: str | None = None) -> None:
-    cmd = ["ip", "netns", "exec", ns, "ip", *args] if ns else ["ip", *args]
-    subprocess.run(cmd, check=True, capture_output=True)
-
-
-@dataclass
-class Net:
-    ns: str
-    host_if: str
-    host_ip: str
-    ns_ip: str
-
-
 @pytest.fixture
 def netns() -> Iterator[Net]:
     """A namespace with a veth pair; skipped where namespaces cannot be created."""
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("network namespaces need root and iproute2")
-    tag = f"{os.getpid() % 10000}"
-    net = Net(f"bcsync{tag}", f"bcsh{tag}", f"10.213.{os.getpid() % 250}.1",
-              f"10.213.{os.getpid() % 250}.2")
-    try:
-        _ip("netns", "add", net.ns)
-    except subprocess.CalledProcessError as exc:
-        pytest.skip(f"cannot create a network namespace: {exc.stderr.decode().strip()}")
-    try:
-        _ip("link", "add", net.host_if, "type", "veth", "peer", "name", f"bcsn{tag}")
-        _ip("link", "set", f"bcsn{tag}", "netns", net.ns)
-        _ip("addr", "add", f"{net.host_ip}/30", "dev", net.host_if)
-        _ip("link", "set", net.host_if, "up")
-        _ip("addr", "add", f"{net.ns_ip}/30", "dev", f"bcsn{tag}", ns=net.ns)
-        _ip("link", "set", f"bcsn{tag}", "up", ns=net.ns)
-        _ip("link", "set", "lo", "up", ns=net.ns)
+    with veth_namespace("bcs", "10.213") as net:
         yield net
-    finally:
-        subprocess.run(["ip", "netns", "del", net.ns], check=False, capture_output=True)
-        subprocess.run(["ip", "link", "del", net.host_if], check=False, capture_output=True)
 
 
 @dataclass
@@ -134,11 +101,11 @@ def test_network_cut_fires_the_will_and_loses_nothing(netns: Net, tmp_path: Path
         sent = [link.enqueue_event({"type": "warning", "n": n}) for n in range(5)]
         sub.wait_for(lambda ls: len(events(ls)) == 5)
         session = link.stats().session
-        _ip("link", "set", netns.host_if, "down")
+        ip("link", "set", netns.host_if, "down")
         sent += [link.enqueue_event({"type": "warning", "n": n}) for n in range(5, 15)]
         sub.wait_for(lambda ls: ("offline", session, "connection_lost") in status(ls))
         assert len(events(sub.lines)) == 5  # nothing got through the cut
-        _ip("link", "set", netns.host_if, "up")
+        ip("link", "set", netns.host_if, "up")
         sub.wait_for(lambda ls: len(events(ls)) == 15)
     finally:
         link.stop()
