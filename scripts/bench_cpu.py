@@ -20,11 +20,12 @@ ciphertext, written to a file fsynced once per media second -- no manifests, log
 or wake-ups. The recording's bare work starts, as the agent's does, by writing the pre-roll
 a press hands to storage (its AAC was encoded in standby); the ratios without it -- how
 these figures were first set -- are printed too (``*_live_only``). Standby's bare cost is
-the AAC encoding plus a 30 s ring of the packets. Each bare phase runs twice: in one burst
-(median of 3; the baseline the targets are set against, and the most favourable to it), and
-paced -- every frame and chunk handled when it is due, one wake-up each, as any real-time
-recorder must -- which shows how much of the gap is the price of real time rather than of the
-agent's own code.
+the AAC encoding plus a 30 s ring of the packets. Each bare phase runs three ways: in one
+burst (median of 3; the most favourable to it, and no work a recorder can do: its media
+arrive in real time); paced -- every frame and chunk handled when it is due, one wake-up
+each; and paced *and batched as the agent is* (``run_batched``: a wake-up every 0.1 s, the
+audio held as the agent holds it, the muxer fed every 0.1 s, an fsync a second) -- the same
+work at the same granularity, the fair baseline of the agent's own cost.
 
     .venv/bin/python scripts/bench_cpu.py [--record 60] [--standby 20]
 """
