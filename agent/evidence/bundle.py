@@ -14,9 +14,12 @@ What is checked, and what each check rules out:
    self-contained unless ``--pubkey`` names the key the agency registered) or a successor the
    bundle's endorsed rotations introduce (``keys/device-rotations.json``, followed by the
    verifier's rule, :mod:`.rotation_trust`: a second successor of a retired key is a fork, a
-   failure, and introduces nothing). The rotations carry no log positions (they are the
-   station's stored entries), so a bundle cannot hold each key to its window of the log the
-   way ``bodycam verify`` of a data directory does (:mod:`.key_windows`);
+   failure, and introduces nothing); and, when the bundle proves where each rotation is in the
+   log (an inclusion proof into the newest checkpoint), by the key valid at its segment's log
+   entry, as ``bodycam verify`` of a data directory holds it (``manifest_retired_key``,
+   ``checkpoint_retired_key``: a retired key signs nothing logged after its rotation). A
+   bundle whose rotations lack positions (an older station) is warned about, not failed
+   (:mod:`.bundle_windows`);
 3. each encrypted segment's SHA-256 and size against its signed manifest, each decrypted
    segment's SHA-256 against the manifest's plaintext hash (the plaintext is the recording);
 4. each receipt: signed by the station key, naming exactly this segment;
@@ -52,15 +55,14 @@ from agent.witness.cosignature import VerifierKey, verified_cosignatures
 from agent.witness.refusals import CosignatureInvalid
 from hw.errors import EvidenceError, VerificationError
 
-from .canonical import parse_canonical
-from .checkpoint import parse_signed_checkpoint
+from .bundle_windows import ROTATIONS_FORMAT, SignedSegment, hold_to_windows, read_rotations
+from .checkpoint import Checkpoint, parse_signed_checkpoint
 from .inventory import UnsafeFile, read_bounded
 from .joined_media import count_packets, joined_credential_finding
 from .keys import public_key_from_text
 from .manifest import parse_envelope
 from .proof import ProofError, check_proof
 from .receipt import parse_receipt
-from .rotation_trust import follow_rotations
 
 __all__ = ["BUNDLE_FORMAT", "HASH_LIST", "MARKER", "ROTATIONS", "ROTATIONS_FORMAT", "BundleReport",
            "bundle_main", "check_bundle", "check_contents", "count_packets", "is_bundle",
@@ -70,7 +72,6 @@ MARKER = "BODYCAM-BUNDLE.json"
 #: The device's endorsed key rotations since enrolment (only in a bundle of a device that
 #: rotated): the enrolled key in keys/device.pub stays the one trust root.
 ROTATIONS = "keys/device-rotations.json"
-ROTATIONS_FORMAT = "bodycam-key-rotations/1"
 HASH_LIST = "MANIFEST.sha256"
 BUNDLE_FORMAT = "bodycam-bundle/1"
 _MAX_DOC = 8 << 20
@@ -210,14 +211,18 @@ def check_contents(root: Path, *, pubkeys: Sequence[bytes] = (),
         if not isinstance(marker, dict) or marker.get("format") != BUNDLE_FORMAT:
             raise ValueError(f"not a {BUNDLE_FORMAT} marker")
         device_key = _key(root, marker.get("device_key"), pubkeys, r, "device key")
-        device_keys = [device_key, *_rotations(root, marker.get("device_rotations"),
-                                               device_key, r)]
+        rel = marker.get("device_rotations")
+        rotations = None if rel is None else read_rotations(
+            _doc(_rel(root, rel, "key rotations")), device_key, r)
+        device_keys = rotations.keys if rotations else [device_key]
         station_key = _key(root, marker.get("station_key"), station_keys, r, "station key")
         segments = marker.get("segments")
         if not isinstance(segments, list) or not segments:
             raise ValueError("the marker lists no segments")
-        leaves = [_check_segment(root, s, device_keys, station_key, r) for s in segments]
-        _check_history(root, marker, device_keys, [x for x in leaves if x is not None], r)
+        done = [x for x in (_check_segment(root, s, device_keys, station_key, r)
+                            for s in segments) if x is not None]
+        newest = _check_history(root, marker, device_keys, [x[0] for x in done], r)
+        hold_to_windows(rotations, newest, [x[1] for x in done], r)
         _check_witness(root, marker, witnesses, r)
         _check_joined(root, marker, segments, r)
     except (OSError, UnsafeFile, EvidenceError, ValueError, KeyError, TypeError, AttributeError,
@@ -226,28 +231,16 @@ def check_contents(root: Path, *, pubkeys: Sequence[bytes] = (),
     return r
 
 
-def _rotations(root: Path, rel: Any, enrolled: bytes, r: BundleReport) -> list[bytes]:
-    """The device keys after the enrolled one: those the bundle's rotation entries introduce,
-    each endorsed by a key before it (the verifier's rule: :mod:`.rotation_trust`)."""
-    if rel is None:
-        return []
-    doc = _doc(_rel(root, rel, "key rotations"))
-    entries = doc.get("entries") if isinstance(doc, dict) else None
-    if doc.get("format") != ROTATIONS_FORMAT or not isinstance(entries, list) or \
-            not all(isinstance(e, str) for e in entries):
-        raise ValueError(f"{rel}: not a {ROTATIONS_FORMAT} list of entries")
-    return follow_rotations([dict(parse_canonical(e.encode())) for e in entries], [enrolled], r)
-
-
 def _check_segment(root: Path, s: Any, device_keys: Sequence[bytes], station_key: bytes,
-                   r: BundleReport) -> tuple[int, str] | None:
-    """Checks 2–5 for one segment; the (size, root) of its inclusion proof's checkpoint."""
+                   r: BundleReport) -> tuple[tuple[int, str], SignedSegment] | None:
+    """Checks 2–5 for one segment; the (size, root) of its inclusion proof's checkpoint, and
+    who signed its manifest for which log entry."""
     where = f"segment {s.get('seq')}" if isinstance(s, dict) else "segment"
     if not isinstance(s, dict):
         raise ValueError("a segment entry is not an object")
     try:
         signed = parse_envelope(read_bounded(_rel(root, s["manifest"], "manifest"), _MAX_DOC))
-        signed.verify(device_keys)
+        signer = signed.verify(device_keys)
     except VerificationError as exc:
         r.add("fail", "forged_signature", where, str(exc))
         return None
@@ -286,13 +279,15 @@ def _check_segment(root: Path, s: Any, device_keys: Sequence[bytes], station_key
         return None
     r.add("ok", "segment", where, f"signed, hashes match, receipted, in the log at "
           f"#{proof['leaf_index']}")
-    cp = parse_signed_checkpoint(proof["checkpoint"].encode()).checkpoint
-    return cp.size, cp.root.hex()
+    cp = parse_signed_checkpoint(proof["checkpoint"].encode())
+    return ((cp.checkpoint.size, cp.checkpoint.root.hex()),
+            SignedSegment(where, signer, proof["leaf_index"], cp))
 
 
 def _check_history(root: Path, marker: dict[str, Any], device_keys: Sequence[bytes],
-                   leaves: list[tuple[int, str]], r: BundleReport) -> None:
-    """Check 5: the consistency proofs chain every inclusion checkpoint to the newest one."""
+                   leaves: list[tuple[int, str]], r: BundleReport) -> Checkpoint:
+    """Check 5: the consistency proofs chain every inclusion checkpoint to the newest one
+    (returned: the tree the rotations' positions are proven in)."""
     edges: dict[tuple[int, str], set[tuple[int, str]]] = {}
     for rel in marker.get("consistency") or []:
         doc = _doc(_rel(root, rel, "consistency proof"))
@@ -319,6 +314,7 @@ def _check_history(root: Path, marker: dict[str, Any], device_keys: Sequence[byt
                   f"no consistency proof leads to the newest checkpoint (size {goal[0]})")
     r.add("ok", "history", str(marker["checkpoint"]), f"the device's log of {goal[0]} entries, "
           "signed by the device key")
+    return newest.checkpoint
 
 
 def _check_witness(root: Path, marker: dict[str, Any], witnesses: Sequence[VerifierKey],

@@ -13,7 +13,10 @@ Steps, in order; the bundle is built in a fresh folder and nothing in the store 
    deleted stops the export (a bundle never carries what the station cannot vouch for);
 2. each segment is copied and hashed *as copied* (what is in the bundle is what was checked),
    then decrypted with the agency identity the person supplies (never stored by the station);
-3. proofs, receipts, keys, track, coverage and the joined MP4 are written;
+3. proofs, receipts, keys, track, coverage and the joined MP4 are written; a device's key
+   rotations go with their proven log positions, placed in the newest checkpoint
+   (:func:`agent.evidence.bundle_windows.rotation_position`), so the check holds each key to
+   its window of the log;
 4. the bundle's own contents are checked (agent/evidence/bundle.py); the report says what was
    checked and what it means;
    the station's witness key cosigns the newest checkpoint it holds (tlog-cosignature/v1);
@@ -50,6 +53,7 @@ from agent.evidence.bundle import (
     ROTATIONS_FORMAT,
     check_contents,
 )
+from agent.evidence.bundle_windows import known_nodes, rotation_position
 from agent.evidence.checkpoint import parse_signed_checkpoint
 from agent.evidence.decrypt import decrypt_stream
 from agent.evidence.journal import sidecar
@@ -61,7 +65,7 @@ from hw.errors import EvidenceError
 
 from .clerk_report import render_html
 from .desk import RecordingView, SegmentView
-from .index import Index, KeptConsistency
+from .index import Index, KeptConsistency, KeptInclusion
 from .joined import join_segments
 from .joinedcredential import Part, sign_joined
 from .proofkeep import consistency_chain
@@ -123,8 +127,8 @@ def _stem(seg: SegmentView) -> str:
 
 
 def _segment_files(out: Path, seg: SegmentView, index: Index,
-                   identities: Sequence[Identity]) -> tuple[dict[str, Any], str | None]:
-    """Step 2 for one segment; its marker entry and its inclusion checkpoint note."""
+                   identities: Sequence[Identity]) -> tuple[dict[str, Any], KeptInclusion | None]:
+    """Step 2 for one segment; its marker entry and its kept inclusion proof."""
     row, stem = seg.row, _stem(seg)
     media_rel = f"encrypted/{seg.media.name}"
     manifest_rel = f"encrypted/{seg.manifest_path.name}"
@@ -157,7 +161,7 @@ def _segment_files(out: Path, seg: SegmentView, index: Index,
         "format": PROOF_FORMAT, "type": "inclusion", "origin": cp.checkpoint.origin,
         "leaf_index": kept.leaf_index, "tree_size": cp.checkpoint.size, "entry": kept.entry,
         "hashes": list(kept.hashes), "checkpoint": kept.checkpoint}))
-    return entry, kept.checkpoint
+    return entry, kept
 
 
 def _history(out: Path, index: Index, device_id: str, notes: list[str]) -> dict[str, Any]:
@@ -220,34 +224,57 @@ def export_recording(view: RecordingView, *, index: Index, station_id: str, stat
     try:
         return _build(view, index=index, station_id=station_id, station_key=station_key,
                       identities=identities, out=out, by=by, utc=utc, device_key=device.public_key,
-                      rotations=[r.entry for r in index.device_key_rows(view.device_id)],
+                      rotations=_positioned(index, view.device_id),
                       cosigner=cosigner, station_log=station_log, c2pa_identity=c2pa_identity)
     except BaseException:
         shutil.rmtree(out, ignore_errors=True)  # ours, made above: no half bundle is left
         raise
 
 
-def _write_keys(out: Path, device_key: bytes, station_key: bytes, rotations: list[str]) -> None:
-    """The enrolled device key (the trust root), the station's, and -- for a device that
-    rotated -- its endorsed rotations since, which is how its later keys are trusted."""
+def _positioned(index: Index, device_id: str) -> list[tuple[str, int | None]]:
+    """The device's stored rotation entries, each with its proven log index (None: the
+    station took it without one)."""
+    proven = index.rotation_positions(device_id)
+    return [(r.entry, proven.get(r.fingerprint)) for r in index.device_key_rows(device_id)]
+
+
+def _write_keys(out: Path, device_key: bytes, station_key: bytes) -> None:
+    """The enrolled device key (the trust root) and the station's."""
     _write(out / "keys/device.pub", _pem(device_key))
     _write(out / "keys/station.pub", _pem(station_key))
-    if rotations:
-        _write(out / ROTATIONS, _json({"format": ROTATIONS_FORMAT, "entries": rotations}))
+
+
+def _write_rotations(out: Path, rotations: list[tuple[str, int | None]],
+                     kept: Sequence[KeptInclusion], newest: str | None) -> None:
+    """For a device that rotated: its endorsed rotations since enrolment (how its later keys
+    are trusted), each with its place in the log proven into the bundle's newest checkpoint
+    when the station proved it and the kept proofs reach it (so the check holds each key to
+    its window, agent/evidence/bundle_windows.py); ``null`` otherwise."""
+    if not rotations:
+        return
+    cp = parse_signed_checkpoint(newest.encode()).checkpoint if newest else None
+    nodes = known_nodes((k.entry.encode(), k.leaf_index, [base64.b64decode(h) for h in k.hashes],
+                         parse_signed_checkpoint(k.checkpoint.encode()).checkpoint)
+                        for k in kept)
+    positions = [None if at is None or cp is None else
+                 rotation_position(entry.encode(), at, nodes, cp) for entry, at in rotations]
+    _write(out / ROTATIONS, _json({
+        "format": ROTATIONS_FORMAT, "entries": [e for e, _ in rotations],
+        "positions": positions, "positions_note": "one per entry: its log_index and an "
+        "inclusion proof (RFC 9162, hashes base64) of the entry's exact bytes into the "
+        "bundle's newest checkpoint (tree_size); null where the station holds no proven "
+        "position that reaches it -- then no key can be held to its window of the log"}))
 
 
 def _build(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
            identities: Sequence[Identity], out: Path, by: str, utc: str,
-           device_key: bytes, rotations: list[str], cosigner: Cosigner | None,
+           device_key: bytes, rotations: list[tuple[str, int | None]], cosigner: Cosigner | None,
            station_log: StationLog, c2pa_identity: SigningIdentity | None) -> Exported:
     """Steps 2–6 in the new folder ``out``."""
-    _write_keys(out, device_key, station_key, rotations)
-    segments, notes = [], []
-    for seg in view.segments:
-        entry, note = _segment_files(out, seg, index, identities)
-        segments.append(entry)
-        if note is not None:
-            notes.append(note)
+    _write_keys(out, device_key, station_key)
+    made = [_segment_files(out, seg, index, identities) for seg in view.segments]
+    segments, kept = [e for e, _ in made], [k for _, k in made if k is not None]
+    notes = [k.checkpoint for k in kept]
     history = _history(out, index, view.device_id, notes) if notes else {
         "checkpoint": None, "consistency": [], "history_unlinked_sizes": []}
     if history["checkpoint"] is None:
@@ -255,8 +282,9 @@ def _build(view: RecordingView, *, index: Index, station_id: str, station_key: b
         if held is not None:
             _write(out / "proofs/checkpoint.txt", held.note.encode())
             history["checkpoint"] = "proofs/checkpoint.txt"
-    history["witness"] = (_witness(out, (out / history["checkpoint"]).read_text(), cosigner)
-                          if history["checkpoint"] else None)
+    newest = (out / history["checkpoint"]).read_text() if history["checkpoint"] else None
+    history["witness"] = _witness(out, newest, cosigner) if newest else None
+    _write_rotations(out, rotations, kept, newest)
     manifests = view.manifests
     rid8 = view.recording_id[:8]
     joined_rel = f"joined/{view.device_id}_{rid8}.mp4"
