@@ -37,9 +37,9 @@ What is checked here:
 
 The station (agent/station/exporter.py) makes the proofs with :func:`rotation_position`: it
 never holds the device's whole log, only the position the device proved when it presented the
-rotation and the inclusion proofs it kept for segments. A Merkle node's hash depends only on
-the leaves under it, so every node those proofs show (:func:`known_nodes`) is the same node in
-the newest tree; from them the rotation entry's audit path in the newest tree can usually be
+rotation and the inclusion and consistency proofs it kept. A Merkle node's hash depends only
+on the leaves under it, so every node those proofs show (:func:`known_nodes`) is the same node
+in the newest tree; from them the rotation entry's audit path in the newest tree can usually be
 made, and when it cannot, the position is exported as ``null`` rather than guessed.
 
 Pure: the caller (:mod:`.bundle`) reads the files; nothing here raises on bad input except the
@@ -60,7 +60,7 @@ from hw.errors import VerificationError
 from .canonical import parse_canonical
 from .checkpoint import Checkpoint, SignedCheckpoint
 from .key_windows import KeyWindows, Window
-from .merkle import leaf_hash, node_hash, verify_inclusion
+from .merkle import leaf_hash, node_hash, verify_consistency, verify_inclusion
 from .rotation_trust import Findings, follow_windows
 
 __all__ = ["ROTATIONS_FORMAT", "BundleRotations", "SignedSegment", "hold_to_windows",
@@ -215,11 +215,21 @@ def rotation_position(entry: bytes, at: int, nodes: Nodes,
             "hashes": [base64.b64encode(h).decode() for h in hashes]}
 
 
-def known_nodes(proofs: Iterable[tuple[bytes, int, Sequence[bytes], Checkpoint]]) -> Nodes:
+def known_nodes(proofs: Iterable[tuple[bytes, int, Sequence[bytes], Checkpoint]],
+                consistency: Iterable[tuple[Checkpoint, Checkpoint, Sequence[bytes]]] = (),
+                ) -> Nodes:
     """Every node the inclusion proofs ``(entry, leaf index, audit path, checkpoint)`` show,
-    each proof's path and the nodes made on the way to its root -- from proofs that lead to
-    their checkpoint's root only."""
+    each proof's path and the nodes made on the way to its root, and every node the
+    consistency proofs ``(old, new, hashes)`` show (a device's log interleaves segments with
+    other entries -- receipts, events -- that only these reach) -- from proofs that verify
+    only."""
     nodes: Nodes = {}
+    for old, new, hashes in consistency:
+        ranges = _consistency_ranges(old.size, 0, new.size, True)
+        if 0 < old.size < new.size and len(ranges) == len(hashes) and verify_consistency(
+                old.size, new.size, old.root, new.root, hashes):
+            nodes.update(zip(ranges, hashes, strict=True))
+            nodes[(0, old.size)], nodes[(0, new.size)] = old.root, new.root
     for entry, index, hashes, cp in proofs:
         ranges = _path_ranges(index, cp.size)
         if not 0 <= index < cp.size or len(ranges) != len(hashes):
@@ -249,6 +259,17 @@ def _path_ranges(m: int, size: int) -> list[tuple[int, int]]:
             out.append((lo, lo + k))
             lo += k
     return out[::-1]
+
+
+def _consistency_ranges(m: int, lo: int, hi: int, complete: bool) -> list[tuple[int, int]]:
+    """The leaf ranges of the nodes of a consistency proof from ``m`` leaves to the tree
+    [lo, hi), in proof order (RFC 9162 2.1.4.1's SUBPROOF)."""
+    if m == hi - lo:
+        return [] if complete else [(lo, hi)]
+    k = 1 << ((hi - lo - 1).bit_length() - 1)
+    if m <= k:
+        return [*_consistency_ranges(m, lo, lo + k, complete), (lo + k, hi)]
+    return [*_consistency_ranges(m - k, lo + k, hi, False), (lo, lo + k)]
 
 
 def _node(nodes: Nodes, a: int, b: int) -> bytes | None:

@@ -54,7 +54,7 @@ from agent.evidence.bundle import (
     check_contents,
 )
 from agent.evidence.bundle_windows import known_nodes, rotation_position
-from agent.evidence.checkpoint import parse_signed_checkpoint
+from agent.evidence.checkpoint import Checkpoint, parse_signed_checkpoint
 from agent.evidence.decrypt import decrypt_stream
 from agent.evidence.journal import sidecar
 from agent.evidence.layout import CREDENTIAL_SUFFIX
@@ -245,7 +245,8 @@ def _write_keys(out: Path, device_key: bytes, station_key: bytes) -> None:
 
 
 def _write_rotations(out: Path, rotations: list[tuple[str, int | None]],
-                     kept: Sequence[KeptInclusion], newest: str | None) -> None:
+                     kept: Sequence[KeptInclusion], consistency: Sequence[KeptConsistency],
+                     newest: str | None) -> None:
     """For a device that rotated: its endorsed rotations since enrolment (how its later keys
     are trusted), each with its place in the log proven into the bundle's newest checkpoint
     when the station proved it and the kept proofs reach it (so the check holds each key to
@@ -253,9 +254,11 @@ def _write_rotations(out: Path, rotations: list[tuple[str, int | None]],
     if not rotations:
         return
     cp = parse_signed_checkpoint(newest.encode()).checkpoint if newest else None
-    nodes = known_nodes((k.entry.encode(), k.leaf_index, [base64.b64decode(h) for h in k.hashes],
-                         parse_signed_checkpoint(k.checkpoint.encode()).checkpoint)
-                        for k in kept)
+    inclusions = ((k.entry.encode(), k.leaf_index, [base64.b64decode(h) for h in k.hashes],
+                   parse_signed_checkpoint(k.checkpoint.encode()).checkpoint) for k in kept)
+    chains = ((_tree(p.old_size, p.old_root), _tree(p.new_size, p.new_root),
+               [base64.b64decode(h) for h in p.hashes]) for p in consistency)
+    nodes = known_nodes(inclusions, chains)
     positions = [None if at is None or cp is None else
                  rotation_position(entry.encode(), at, nodes, cp) for entry, at in rotations]
     _write(out / ROTATIONS, _json({
@@ -264,6 +267,11 @@ def _write_rotations(out: Path, rotations: list[tuple[str, int | None]],
         "inclusion proof (RFC 9162, hashes base64) of the entry's exact bytes into the "
         "bundle's newest checkpoint (tree_size); null where the station holds no proven "
         "position that reaches it -- then no key can be held to its window of the log"}))
+
+
+def _tree(size: int, root: str) -> Checkpoint:
+    """A kept proof's tree (size, base64 root) as a checkpoint body: its origin is not needed."""
+    return Checkpoint("", size, base64.b64decode(root))
 
 
 def _build(view: RecordingView, *, index: Index, station_id: str, station_key: bytes,
@@ -284,7 +292,7 @@ def _build(view: RecordingView, *, index: Index, station_id: str, station_key: b
             history["checkpoint"] = "proofs/checkpoint.txt"
     newest = (out / history["checkpoint"]).read_text() if history["checkpoint"] else None
     history["witness"] = _witness(out, newest, cosigner) if newest else None
-    _write_rotations(out, rotations, kept, newest)
+    _write_rotations(out, rotations, kept, index.kept_consistency(view.device_id), newest)
     manifests = view.manifests
     rid8 = view.recording_id[:8]
     joined_rel = f"joined/{view.device_id}_{rid8}.mp4"

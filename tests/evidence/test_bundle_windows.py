@@ -5,11 +5,12 @@ tests/desk/test_export_key_windows.py."""
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from agent.evidence.bundle_windows import known_nodes, rotation_position
 from agent.evidence.checkpoint import Checkpoint
-from agent.evidence.merkle import inclusion_proof, leaf_hash, root_of
+from agent.evidence.merkle import consistency_proof, inclusion_proof, leaf_hash, root_of
 
 
 def _log(n: int, seed: int) -> list[bytes]:
@@ -48,3 +49,34 @@ def test_what_the_kept_proofs_cannot_place_is_not_guessed() -> None:
     assert rotation_position(entries[5], 5, everything, newest) is not None
     assert rotation_position(entries[5], 6, everything, newest) is None
     assert rotation_position(entries[5], 16, everything, newest) is None
+
+
+def test_entries_no_segment_proof_reaches_are_filled_in_by_consistency_proofs() -> None:
+    """A device logs receipts and events between its segments, and none of the segments'
+    proofs shows those leaves; the consistency proofs between successive finalise checkpoints
+    (which the station keeps too) do, so the rotation is still placed -- and without them it
+    is not."""
+    entries = _log(11, 3)
+    leaves = [leaf_hash(e) for e in entries]
+    segments, r = [2, 5, 8], 3  # as a real device logs them: receipts and events between
+    trees = [Checkpoint("o", i + 1, root_of(leaves[:i + 1])) for i in segments]
+    newest = trees[-1]
+    inclusions = [(entries[i], i, inclusion_proof(leaves[:i + 1], i), t)
+                  for i, t in zip(segments, trees, strict=True)]
+    chains = [(a, b, consistency_proof(leaves[:b.size], a.size))
+              for a, b in itertools.pairwise(trees)]
+    assert rotation_position(entries[r], r, known_nodes(inclusions), newest) is None
+    doc = rotation_position(entries[r], r, known_nodes(inclusions, chains), newest)
+    assert doc is not None and doc["log_index"] == r
+
+
+def test_a_consistency_proofs_nodes_are_read_at_their_true_ranges() -> None:
+    """Every hash of every consistency proof between trees of up to 33 entries is taken as the
+    node it is (the root of exactly those leaves): a wrong range would make a wrong path."""
+    leaves = [leaf_hash(e) for e in _log(33, 9)]
+    for n in range(2, 34):
+        new = Checkpoint("o", n, root_of(leaves[:n]))
+        for m in range(1, n):
+            old = Checkpoint("o", m, root_of(leaves[:m]))
+            nodes = known_nodes([], [(old, new, consistency_proof(leaves[:n], m))])
+            assert nodes and all(h == root_of(leaves[a:b]) for (a, b), h in nodes.items())
