@@ -61,8 +61,8 @@ class TimeKeeper:
 
     def open_track(self, start_mono_us: int) -> None:
         """A segment opened: start its track (finishing the previous segment's, if open)."""
-        if self._track_start is not None:
-            self._finished[self._track_start] = self.track.end_segment()
+        if self._track_start is not None:  # rolls are gapless: it ends where this one starts
+            self._finished[self._track_start] = self.track.end_segment(start_mono_us * 1000)
         self._track_start = start_mono_us
         self.track.start_segment(start_mono_us * 1000)
 
@@ -73,7 +73,7 @@ class TimeKeeper:
             return done
         if self._track_start == start_mono_us:
             self._track_start = None
-            return self.track.end_segment()
+            return self.track.end_segment(end_mono_us * 1000)
         return GpsSummary()
 
     def status(self, now_mono_ns: int | None = None) -> dict[str, Any]:

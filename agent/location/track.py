@@ -61,6 +61,8 @@ class TrackRecorder:
         self._end: Position | None = None
         self._rows: list[Position] = []
         self._slots: list[int] = []  # GPS second of each row, for the interval check
+        self._row_ns: list[int] = []  # when each row's fix was received (monotonic)
+        self._start_ns = 0  # where the open (or last ended) track's segment starts
         self._interval = 1
         self._fixes = 0
 
@@ -89,6 +91,7 @@ class TrackRecorder:
             return
         self._rows.append(row)
         self._slots.append(second)
+        self._row_ns.append(fix.received_mono_ns)
         if len(self._rows) > self._max:
             self._decimate()
 
@@ -102,7 +105,8 @@ class TrackRecorder:
         start_ns = time.monotonic_ns() if now_mono_ns is None else now_mono_ns
         with self._lock:
             self._open = True
-            self._rows, self._slots, self._interval, self._fixes = [], [], 1, 0
+            self._start_ns = start_ns
+            self._rows, self._slots, self._row_ns, self._interval, self._fixes = [], [], [], 1, 0
             self._start = self._end = None
             before = [f for f, _ in self._history if f.received_mono_ns <= start_ns]
             if before and start_ns - before[-1].received_mono_ns <= self._start_max_age_ns:
@@ -114,11 +118,34 @@ class TrackRecorder:
             for fix in replay:
                 self._record(fix)
 
-    def end_segment(self) -> GpsSummary:
-        """Close the track and return the manifest's ``gps`` part (empty if no fix arrived)."""
+    def end_segment(self, end_mono_ns: int | None = None) -> GpsSummary:
+        """Close the track and return the manifest's ``gps`` part (empty if no fix arrived).
+
+        With ``end_mono_ns`` (where the segment ends), fixes received after it leave this
+        track and are replayed into the next one: the controller closes a track when it
+        handles the roll, which on a loaded device is later than the boundary itself, and a
+        segment's track must not hold positions from after its end."""
         with self._lock:
             self._open = False
+            if end_mono_ns is not None:
+                self._cut(end_mono_ns)
             return GpsSummary(self._start, self._end, tuple(self._rows))
+
+    def _cut(self, end_ns: int) -> None:
+        """Drop what was received after ``end_ns`` from the closing track and leave it to the
+        next one (``_lock`` held)."""
+        late = [f for f, held in self._history if held and f.received_mono_ns > end_ns]
+        if not late:
+            return
+        keep = sum(1 for ns in self._row_ns if ns <= end_ns)
+        self._rows, self._slots, self._row_ns = (
+            self._rows[:keep], self._slots[:keep], self._row_ns[:keep])
+        self._history = deque(((f, held and f.received_mono_ns <= end_ns)
+                               for f, held in self._history), maxlen=self._history.maxlen)
+        mine = [f for f, held in self._history
+                if held and self._start_ns < f.received_mono_ns <= end_ns]
+        self._end = fix_position(mine[-1]) if mine else self._start
+        self._fixes = max(0, self._fixes - len(late))
 
     @property
     def interval_s(self) -> int:
@@ -135,4 +162,5 @@ class TrackRecorder:
     def _decimate(self) -> None:
         self._rows = self._rows[::2]
         self._slots = self._slots[::2]
+        self._row_ns = self._row_ns[::2]
         self._interval *= 2

@@ -48,6 +48,37 @@ def test_a_fix_is_never_in_two_segments_at_a_roll() -> None:
     assert second.start == fix_position(fix_at(9))
 
 
+def test_a_fix_received_after_the_boundary_belongs_to_the_next_segment() -> None:
+    """A loaded controller handles the roll late: the fix received at 10 s, after the boundary
+    at 9.5 s, reached the closing track first. Closed with its end, the track gives it up, and
+    the next segment -- and only it -- holds it: each track inside its segment's span."""
+    rec = TrackRecorder()
+    rec.start_segment(0)
+    for t in range(1, 11):
+        rec.add(fix_at(t))
+    first = rec.end_segment(int(9.5 * S))
+    assert rec.fixes == 9
+    rec.start_segment(int(9.5 * S))
+    rec.add(fix_at(11))
+    second = rec.end_segment(int(12 * S))
+    assert first.track == tuple(fix_position(fix_at(t)) for t in range(1, 10))
+    assert first.end == fix_position(fix_at(9))
+    assert second.track == (fix_position(fix_at(10)), fix_position(fix_at(11)))
+    assert second.start == fix_position(fix_at(9)) and second.end == fix_position(fix_at(11))
+    third_start = rec.end_segment(int(12 * S))  # closing again changes nothing
+    assert third_start == second
+
+
+def test_a_track_with_nothing_before_its_end_ends_where_it_started() -> None:
+    """Every fix came after the end: the track is empty and its end is its start position."""
+    rec = TrackRecorder()
+    rec.add(fix_at(1))
+    rec.start_segment(int(1.5 * S))
+    rec.add(fix_at(2))
+    summary = rec.end_segment(int(1.8 * S))
+    assert summary.track == () and summary.start == summary.end == fix_position(fix_at(1))
+
+
 def test_history_is_bounded_in_time_and_count() -> None:
     """Fixes older than ``history_s`` are forgotten; a 50 Hz flood is capped by count."""
     rec = TrackRecorder(history_s=10, history_max=100)
