@@ -65,6 +65,9 @@ def status_snapshot(src: StatusSources) -> dict[str, Any]:
         "preroll_s": round(rec.preroll.span_s, 3),
         "preroll_bytes": rec.preroll.nbytes,
         "segments_sealed": len(rec.sealed),
+        # file work (writes, fsyncs, seals) decided but not yet done by the segment worker: a
+        # stop's last seal is done once this is 0 in standby
+        "file_backlog": rec.backlog,
         "frames_delivered": cam.frames_delivered if cam else 0,
         "frames_dropped": cam.frames_dropped if cam else 0,
         "frames_gap": rec.frames_gap,

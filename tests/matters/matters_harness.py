@@ -144,10 +144,12 @@ class SimAgent:
         return dict(reply["result"])
 
     def wait_state(self, state: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait for the recorder's ``state``; ``standby`` also waits for the stop's seals
+        (the state changes when the stop is decided; the segment worker seals after it)."""
         deadline = time.monotonic() + timeout
         while True:
             snap = self.ok("status")
-            if snap.get("state") == state:
+            if snap.get("state") == state and (state != "standby" or snap["file_backlog"] == 0):
                 return snap
             if time.monotonic() > deadline:
                 raise AssertionError(f"state stayed {snap.get('state')!r}, wanted {state!r}")

@@ -51,7 +51,7 @@ def _record(a: SimAgent, seconds: float) -> None:
 
 
 def _finish(a: SimAgent, recording_id: str) -> tuple[list[dict[str, Any]], RecordingCoverage]:
-    a.wait_state("standby")
+    a.wait_state("standby")  # and the stop's seals done
     manifests = [m for m in a.manifests() if m["recording_id"] == recording_id]
     covs = [c for c in coverage_for_dir(a.data_dir, catalogue=MatterCatalogue.load())
             if c.recording_id == recording_id]
