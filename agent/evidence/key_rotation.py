@@ -16,9 +16,12 @@ device whose key and log agree:
 1. the successor key is written to ``device.key.next`` (:meth:`DeviceKey.prepare_next`);
    the device key is unchanged;
 2. the ``key_rotation`` entry is appended -- signed, through the checkpoint, by the *old* key,
-   which is how anyone holding only the old key learns the new one;
+   which is how anyone holding only the old key learns the new one -- and, under the same
+   lock of the log, the successor re-signs that checkpoint and signs from then on
+   (``EvidenceLog.append(then_key=…)``: nothing reading the log sees the old key's checkpoint
+   as the newest, which a rotation's proven position relies on at the station);
 3. the successor becomes ``device.key``, the old public half kept in ``keys/retired/``
-   (:meth:`DeviceKey.commit_next`), and the log signs with it from then on.
+   (:meth:`DeviceKey.commit_next`).
 
 A crash before 2 leaves an unannounced ``.next``, which :func:`finish_interrupted_rotation`
 (run before the key is loaded, at every start and before every rotation) discards; a crash
@@ -72,9 +75,8 @@ def rotate_and_log(log: EvidenceLog, key_path: Path, *, utc: str) -> tuple[Devic
     """
     new, rotation = DeviceKey.prepare_next(key_path)
     index = log.size
-    checkpointed = True
     try:
-        log.append(rotation_entry(rotation, utc=utc))
+        log.append(rotation_entry(rotation, utc=utc), then_key=new)
     except BaseException as exc:
         if log.size == index:  # not announced: the successor must not survive to be installed
             with contextlib.suppress(OSError):
@@ -82,13 +84,12 @@ def rotate_and_log(log: EvidenceLog, key_path: Path, *, utc: str) -> tuple[Devic
             raise
         _log.error("the checkpoint over key rotation entry %d could not be written (%s); the "
                    "new key signs it with the next append", index, exc)
-        checkpointed = False
+        log.set_key(new, durable=False)
     try:
         DeviceKey.commit_next(key_path)
     except OSError as exc:
         _log.error("installing the rotated key failed (%s); keys/%s stays and is installed at "
                    "the next start", exc, next_key_path(key_path).name)
-    log.set_key(new, durable=checkpointed)
     return new, index
 
 

@@ -200,9 +200,16 @@ class EvidenceLog:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def append(self, entry: Mapping[str, Any], *, checkpoint: bool = True) -> AppendResult:
+    def append(self, entry: Mapping[str, Any], *, checkpoint: bool = True,
+               then_key: DeviceKey | None = None) -> AppendResult:
         """Durably append ``entry`` and sign a checkpoint covering it; returns its place.
-        With ``checkpoint=False`` the checkpoint file is written later (flush_checkpoint)."""
+        With ``checkpoint=False`` the checkpoint file is written later (flush_checkpoint).
+
+        ``then_key`` (a key rotation's entry): once the old key's checkpoint over the entry is
+        written, the log signs with ``then_key`` and re-signs that checkpoint, under the same
+        lock -- no reader (an uploader proving the rotation's position) ever sees the old
+        key's checkpoint as the newest; a crash between the two leaves the old key's, which
+        is its last signature (docs/EVIDENCE-FORMAT.md §4)."""
         data = canonical_json(entry)
         if len(data) > MAX_RECORD:
             raise EvidenceError(f"log entry of {len(data)} bytes exceeds {MAX_RECORD}")
@@ -219,6 +226,9 @@ class EvidenceLog:
             h = leaf_hash(data)
             self._add_leaf(h)
             text = self._write_checkpoint(durable=checkpoint)
+            if then_key is not None:
+                self._key = then_key
+                text = self._write_checkpoint(durable=checkpoint)
             result = AppendResult(len(self._leaves) - 1, h, text)
         for listener in self._listeners:
             listener(text)

@@ -201,3 +201,33 @@ def test_a_full_disk_after_the_announcement_completes_the_rotation(
         assert parse_signed_checkpoint((data_dir / "log" / "checkpoint").read_bytes()).verify(
             [old.public_bytes, new.public_bytes]) == new.public_bytes
     assert _restart_record_verify(data_dir, agency, capsys).public_bytes == new.public_bytes
+
+
+def test_no_reader_sees_the_old_keys_checkpoint_as_the_newest_after_a_rotation(
+        data_dir: Path, agency: AgencyKey, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader of the log's checkpoint (the uploader proving the rotation's position to the
+    station, which needs the new key's signature) that comes while the old key's checkpoint
+    over the rotation is being written gets the successor's: the switch happens under the
+    log's lock, not after the key files are installed."""
+    import threading
+
+    import agent.evidence.log as log_module
+
+    store = open_store(data_dir, agency)
+    write_recording(store, segments=1)
+    old = DeviceKey.load(_key_path(data_dir))
+    real, seen, readers = log_module.atomic_write, [], []
+
+    def write(path: Path, *a: object, **k: object) -> None:
+        real(path, *a, **k)
+        if Path(path).name == "checkpoint" and not readers:  # the old key's, over the entry
+            reader = threading.Thread(target=lambda: seen.append(store.log.checkpoint()))
+            readers.append(reader)
+            reader.start()
+
+    monkeypatch.setattr(log_module, "atomic_write", write)
+    new = store.rotate_key()
+    readers[0].join(10)
+    store.close()
+    signer = parse_signed_checkpoint(seen[0]).verify([old.public_bytes, new.public_bytes])
+    assert signer == new.public_bytes
