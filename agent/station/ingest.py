@@ -14,8 +14,10 @@ order, each a named refusal:
    ``path`` whose file name is the manifest's media name);
 3. the checkpoint is signed by one of the device's keys under the device's origin, and the
    entry's leaf is in it (RFC 9162 inclusion); a key a rotation retired signs neither a
-   checkpoint past its span nor the manifest of an entry after it (:mod:`.keyspans`:
-   ``checkpoint-retired-key``, ``manifest-retired-key``, both alarms);
+   checkpoint past its span nor the manifest of an entry after it, and a successor signs no
+   manifest of an entry before its proven rotation (:mod:`.keyspans`:
+   ``checkpoint-retired-key``, ``manifest-retired-key``, ``manifest-key-not-yet-valid``, all
+   alarms);
 4. the ciphertext's size and SHA-256 equal the manifest's (:func:`check_cipher`);
 5. the checkpoint is consistent with the one the station holds (:func:`check_consistency`): a
    log that shrank or forked is refused and raised as an alarm.

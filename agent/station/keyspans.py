@@ -110,9 +110,22 @@ def checkpoint_signer(signed: SignedCheckpoint, device: Enrolment) -> bytes:
 
 def check_manifest_key(device: Enrolment, key: bytes, leaf_index: int) -> None:
     """A manifest signed by ``key`` for the segment logged at ``leaf_index``: 422
-    ``manifest-retired-key`` (an alarm) when the key was retired before that entry."""
+    ``manifest-retired-key`` (an alarm) when the key was retired before that entry, 422
+    ``manifest-key-not-yet-valid`` (an alarm) when a successor signed an entry at or before the
+    proven rotation that introduced it -- the device signs a manifest and logs it under one
+    lock with its rotations, so no honest segment before a rotation carries the new key's
+    signature (verify's ``manifest_key_not_yet_valid``)."""
     r = device.retirement(key)
     if r is not None and leaf_index >= r.end:
         raise Refused(422, "manifest-retired-key",
                       _span(device, key, f"the manifest of log entry {leaf_index}"),
+                      alarm=True)
+    keys = device.keys
+    i = keys.index(key) if key in keys else 0
+    introduced = device.retirement(keys[i - 1]) if i > 0 else None
+    if introduced is not None and introduced.proven and leaf_index < introduced.end:
+        raise Refused(422, "manifest-key-not-yet-valid",
+                      f"the manifest of log entry {leaf_index} is signed by key "
+                      f"{fingerprint(key)[:16]}, which the rotation at log entry "
+                      f"{introduced.end - 1} introduced: a key signs nothing before it",
                       alarm=True)

@@ -83,3 +83,20 @@ def test_a_retired_key_signs_manifests_of_entries_up_to_its_rotation_only() -> N
         check_manifest_key(bounded, a.public_bytes, 9)
     assert "signed by a later key" in caught.value.message
     check_manifest_key(_device(a, b, (None,)), a.public_bytes, 1000)
+
+
+def test_a_successor_signs_no_manifest_of_an_entry_before_its_proven_rotation() -> None:
+    """Rotation at 4 proven: B's manifests of entries 5 on pass, of entry 4 or before are
+    refused ``manifest-key-not-yet-valid`` (an alarm); with only a bound (no proven position)
+    the station cannot tell, and refuses nothing honest."""
+    a, b = _key(), _key()
+    proven = _device(a, b, (Retirement(5, proven=True),))
+    check_manifest_key(proven, b.public_bytes, 5)
+    for i in (0, 4):
+        with pytest.raises(Refused) as caught:
+            check_manifest_key(proven, b.public_bytes, i)
+        assert (caught.value.status, caught.value.code, caught.value.alarm) == (
+            422, "manifest-key-not-yet-valid", True)
+    assert "rotation at log entry 4" in caught.value.message
+    check_manifest_key(_device(a, b, (Retirement(9, proven=False),)), b.public_bytes, 2)
+    check_manifest_key(_device(a, b, (None,)), b.public_bytes, 0)
