@@ -45,15 +45,29 @@ from .index import CheckpointRow
 from .keyspans import check_manifest_key, checkpoint_signer
 from .refusal import Refused
 
-__all__ = ["MAX_FINALISE_BYTES", "MAX_SIDECAR_BYTES", "Finalise", "ProvenSizes", "Verified",
+__all__ = ["MAX_FINALISE_BYTES", "MAX_SIDECAR_BYTES", "Finalise", "LogProof", "ProvenSizes", "Verified",
            "check_cipher", "check_consistency", "check_segment", "checked_checkpoint",
-           "parse_finalise", "proof_hashes"]
+           "parse_finalise", "parse_log_proof", "proof_hashes"]
 
 MAX_FINALISE_BYTES = 4 << 20  # a manifest with a long GPS track, proofs of 64 hashes each
 #: A segment's C2PA sidecar (§4a): ~4.4 KB from our devices; the same bound as
 #: agent.c2pa.binding.MAX_SIDECAR_BYTES (that module loads the C2PA library, this one must not).
 MAX_SIDECAR_BYTES = 64 << 10
 _MAX_PROOF_HASHES = 128
+
+
+@dataclass(frozen=True, slots=True)
+class LogProof:
+    """Where an entry sits in the device's log, as a request proves it: its index, its
+    inclusion in a signed checkpoint, and that checkpoint's consistency with the held one (a
+    finalise's segment entry, a presented key rotation's entry)."""
+
+    leaf_index: int
+    inclusion: tuple[bytes, ...]
+    checkpoint: bytes
+    old_size: int
+    new_size: int
+    consistency: tuple[bytes, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +140,17 @@ def _text(doc: dict[str, Any], name: str) -> bytes:
     return v.encode("utf-8")
 
 
+def parse_log_proof(doc: dict[str, Any]) -> LogProof:
+    """A request's ``leaf_index``, ``inclusion``, ``checkpoint`` and ``consistency``
+    ({old_size, new_size, hashes}); 400 naming the first malformed part."""
+    cons = doc.get("consistency")
+    if not isinstance(cons, dict):
+        raise _bad("'consistency' must be an object {old_size, new_size, hashes}")
+    return LogProof(_uint(doc, "leaf_index"), proof_hashes(doc.get("inclusion"), "inclusion"),
+                    _text(doc, "checkpoint"), _uint(cons, "old_size"), _uint(cons, "new_size"),
+                    proof_hashes(cons.get("hashes"), "consistency.hashes"))
+
+
 def parse_finalise(body: bytes) -> Finalise:
     """Parse a finalise request body (JSON); 400 naming the first malformed part."""
     try:
@@ -134,16 +159,13 @@ def parse_finalise(body: bytes) -> Finalise:
         raise _bad(f"the body is not JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise _bad("the body must be a JSON object")
-    cons = doc.get("consistency")
-    if not isinstance(cons, dict):
-        raise _bad("'consistency' must be an object {old_size, new_size, hashes}")
+    proof = parse_log_proof(doc)
     upload = doc.get("upload")
     if not isinstance(upload, str):
         raise _bad("'upload' must be the upload id")
-    return Finalise(upload, _text(doc, "manifest"), _text(doc, "entry"), _uint(doc, "leaf_index"),
-                    proof_hashes(doc.get("inclusion"), "inclusion"), _text(doc, "checkpoint"),
-                    _uint(cons, "old_size"), _uint(cons, "new_size"),
-                    proof_hashes(cons.get("hashes"), "consistency.hashes"))
+    return Finalise(upload, _text(doc, "manifest"), _text(doc, "entry"), proof.leaf_index,
+                    proof.inclusion, proof.checkpoint, proof.old_size, proof.new_size,
+                    proof.consistency)
 
 
 def _unverified(message: str, code: str = "not-verified") -> Refused:

@@ -24,7 +24,6 @@ only the bound the held checkpoint gives. Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from agent.evidence.checkpoint import parse_signed_checkpoint
@@ -35,45 +34,21 @@ from hw.errors import VerificationError
 from .devicekeys import Successor
 from .enrolment import Enrolment
 from .indexrows import CheckpointRow
-from .ingest import check_consistency, proof_hashes
+from .ingest import LogProof, check_consistency, parse_log_proof
 from .refusal import Refused
 
 __all__ = ["Position", "check_position", "parse_position"]
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A presented rotation's claimed log index and the proofs that back it."""
-
-    leaf_index: int
-    inclusion: tuple[bytes, ...]
-    checkpoint: bytes
-    old_size: int
-    new_size: int
-    consistency: tuple[bytes, ...]
-
-
-def _uint(doc: dict[str, Any], name: str) -> int:
-    v = doc.get(name)
-    if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-        raise Refused(400, "bad-request", f"'{name}' must be a non-negative integer")
-    return v
+#: A presented rotation's claimed log index and the proofs that back it: the shape a
+#: finalise proves a segment entry's place with.
+Position = LogProof
 
 
 def parse_position(doc: dict[str, Any]) -> Position | None:
     """The position a presentation body carries (None without ``leaf_index``); 400 naming
     the first malformed part."""
-    if "leaf_index" not in doc:
-        return None
-    cons, note = doc.get("consistency"), doc.get("checkpoint")
-    if not isinstance(cons, dict):
-        raise Refused(400, "bad-request", "'consistency' must be an object {old_size, "
-                      "new_size, hashes}")
-    if not isinstance(note, str) or not note:
-        raise Refused(400, "bad-request", "'checkpoint' must be the signed checkpoint")
-    return Position(_uint(doc, "leaf_index"), proof_hashes(doc.get("inclusion"), "inclusion"),
-                    note.encode("utf-8"), _uint(cons, "old_size"), _uint(cons, "new_size"),
-                    proof_hashes(cons.get("hashes"), "consistency.hashes"))
+    return parse_log_proof(doc) if "leaf_index" in doc else None
 
 
 def _may_prove(successor: Successor, device: Enrolment) -> list[bytes]:
