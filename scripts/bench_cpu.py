@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from agent.app import Agent
 from agent.config import parse_config
+from agent.recording.controller import STANDBY_HOLD_S
 from hw.camera_replay import load_clip
 
 
@@ -338,9 +339,9 @@ def _threads() -> dict[str, float]:
     return out
 
 
-# The agent's audio holds (agent.recording.controller._HOLD_S: a second in standby, none while
-# recording -- each 100 ms chunk is encoded as it comes) for the batched baseline.
-STANDBY_HOLD_S, RECORDING_HOLD_S = 1.0, 0.1
+# The agent's audio holds for the batched baseline: STANDBY_HOLD_S in standby, none while
+# recording (each chunk is encoded as it comes).
+RECORDING_HOLD_S = 0.0
 
 SIMULATORS = ("sim-mic", "replay-camera", "gps-sim", "pisugar-sim")  # the devices' own work
 

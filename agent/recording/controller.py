@@ -67,8 +67,8 @@ _TICK_WAIT_S = 0.15
 # what has not reached the file is lost in a crash -- 0.3 s of hold cost ~0.4 s more media
 # per killed process (tests/recording/test_crash.py). While stopping, none: the tail is what
 # the stop waits for.
-_HOLD_S = {RecorderState.STANDBY: 1.0, RecorderState.FAULT: 1.0,
-           RecorderState.RECORDING: 0.0, RecorderState.STOPPING: 0.0}
+STANDBY_HOLD_S = 1.0
+_HOLDING = frozenset({RecorderState.STANDBY, RecorderState.FAULT})  # the ring is the audio's end
 
 
 @dataclass
@@ -153,11 +153,9 @@ class Controller:
         self.wakeups = 0  # loop iterations: what the controller costs beyond its work
         self.audio_chunks_in = 0
         self.max_queue = 0
-        frame_us = aac.frame_us if aac is not None else 1
         recorder.release_held_audio = self._release_held_audio
-        ring_s = recorder.preroll.seconds / 2
-        self._hold = {state: max(1, int(min(s, ring_s) * 1_000_000 / frame_us))
-                      for state, s in _HOLD_S.items()}
+        hold_s = min(STANDBY_HOLD_S, recorder.preroll.seconds / 2)
+        self._standby_hold = max(1, int(hold_s * 1_000_000 / aac.frame_us)) if aac else 1
 
     # --- wiring (before start) --------------------------------------------------------------
     def handle(self, name: str, handler: Handler) -> None:
@@ -294,7 +292,8 @@ class Controller:
             self.audio_chunks_in += 1
             if self.aac is not None:
                 packet = self._packet
-                for p in self.aac.encode(payload, hold_frames=self._hold[self.recorder.state]):
+                hold = self._standby_hold if self.recorder.state in _HOLDING else 1
+                for p in self.aac.encode(payload, hold_frames=hold):
                     packet(p)
         elif kind == "press":
             self._gestures(self.gestures.pressed(payload))

@@ -108,7 +108,7 @@ class Recorder:
         self.last_video_index = -1
         self.frames_gap = 0
         # What a start calls, after its feedback, for the audio the encoder holds back in
-        # standby (agent.recording.controller._HOLD_S): it feeds those packets to
+        # standby (agent.recording.controller.STANDBY_HOLD_S): it feeds those packets to
         # :meth:`on_packet`, so the pre-event media written and fsynced at a press reaches
         # the press (the muxer interleaves: video waits for the audio of its time).
         self.release_held_audio: Callable[[], None] = lambda: None
